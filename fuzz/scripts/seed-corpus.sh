@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Seeds each fuzz target's corpus from the crates' test vectors (the `input` of every case),
+# so a short run starts from real device lines instead of from nothing. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seed() {
+    local target=$1
+    shift
+    mkdir -p "corpus/$target"
+    python3 - "corpus/$target" "$@" <<'PY'
+import hashlib, json, sys
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            data = json.loads(line)["input"].encode("utf-8")
+            name = hashlib.sha1(data).hexdigest()
+            with open(f"{out}/{name}", "wb") as seedfile:
+                seedfile.write(data)
+PY
+}
+
+cef=../crates/cef/tests/data/cef.jsonl
+syslog=../crates/syslog/tests/data/syslog.jsonl
+csl=../crates/csl/tests/data/csl.jsonl
+
+seed cef_parse "$cef" "$csl"
+seed cef_roundtrip "$cef"
+seed syslog_parse "$syslog" "$csl"
+seed syslog_roundtrip "$syslog"
+seed octet_framing "$syslog"
+seed csl_map "$csl" "$cef"
+for d in corpus/*/; do
+    echo "seeded $(basename "$d"): $(find "$d" -type f | wc -l) inputs"
+done
