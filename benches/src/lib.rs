@@ -14,3 +14,4 @@
 //! ```
 
 pub mod corpus;
+pub mod load;

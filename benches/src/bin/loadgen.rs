@@ -1,0 +1,229 @@
+//! Sends a corpus to a syslog listener on loopback and measures delivery.
+//!
+//! ```text
+//! loadgen --target 127.0.0.1:5140 [--proto tcp|udp] [--framing lf|octet]
+//!         [--connections N] [--rate EPS] [--file PATH | --corpus mcas|mixed]
+//!         [--lines N] [--seed S] [--wait-file PATH | --wait-http ADDR/PATH]
+//!         [--wait-field NAME] [--expect N] [--timeout SECS] [--label TEXT]
+//! ```
+//!
+//! It prints one JSON line: what was sent, what was delivered, and events/s
+//! from the first byte sent to the last row seen delivered (the line count of
+//! `--wait-file`, or the count read from `--wait-http`). Without a wait
+//! option it measures the send alone. UDP is paced (`--rate`, default 100000
+//! messages/s) so the figure is not about kernel drops; the report says what
+//! was sent.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use mcas_benches::corpus;
+use mcas_benches::load::{self, Framing, LineCounter, SendReport};
+
+#[derive(Debug)]
+enum Wait {
+    None,
+    File(PathBuf),
+    Http(SocketAddr, String),
+}
+
+#[derive(Debug)]
+struct Args {
+    target: SocketAddr,
+    udp: bool,
+    framing: Framing,
+    connections: usize,
+    rate: u64,
+    file: Option<PathBuf>,
+    corpus: String,
+    lines: usize,
+    seed: u64,
+    wait: Wait,
+    field: Option<String>,
+    expect: Option<u64>,
+    timeout: Duration,
+    label: String,
+}
+
+fn parse() -> Result<Args, Box<dyn std::error::Error>> {
+    let mut a = Args {
+        target: "127.0.0.1:5140".parse()?,
+        udp: false,
+        framing: Framing::Lf,
+        connections: 1,
+        rate: 100_000,
+        file: None,
+        corpus: "mcas".into(),
+        lines: corpus::DEFAULT_LINES,
+        seed: corpus::DEFAULT_SEED,
+        wait: Wait::None,
+        field: None,
+        expect: None,
+        timeout: Duration::from_secs(300),
+        label: String::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut v = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--target" => a.target = v()?.parse()?,
+            "--proto" => {
+                a.udp = match v()?.as_str() {
+                    "udp" => true,
+                    "tcp" => false,
+                    other => return Err(format!("unknown protocol {other}").into()),
+                }
+            }
+            "--framing" => {
+                a.framing = match v()?.as_str() {
+                    "lf" => Framing::Lf,
+                    "octet" => Framing::Octet,
+                    other => return Err(format!("unknown framing {other}").into()),
+                }
+            }
+            "--connections" => a.connections = v()?.parse::<usize>()?.max(1),
+            "--rate" => a.rate = v()?.parse()?,
+            "--file" => a.file = Some(v()?.into()),
+            "--corpus" => a.corpus = v()?,
+            "--lines" => a.lines = v()?.parse()?,
+            "--seed" => a.seed = v()?.parse()?,
+            "--wait-file" => a.wait = Wait::File(v()?.into()),
+            "--wait-http" => {
+                let s = v()?;
+                let (host, path) = s.split_at(s.find('/').unwrap_or(s.len()));
+                let path = if path.is_empty() { "/" } else { path };
+                a.wait = Wait::Http(host.parse()?, path.to_owned());
+            }
+            "--wait-field" => a.field = Some(v()?),
+            "--expect" => a.expect = Some(v()?.parse()?),
+            "--timeout" => a.timeout = Duration::from_secs_f64(v()?.parse()?),
+            "--label" => a.label = v()?,
+            "-h" | "--help" => {
+                println!("see the module documentation of loadgen.rs");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    load::require_loopback(a.target)?;
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<bool, Box<dyn std::error::Error>> {
+    let a = parse()?;
+    let buf = match &a.file {
+        Some(p) => std::fs::read(p)?,
+        None if a.corpus == "mixed" => corpus::mixed(a.lines, a.seed),
+        None => corpus::mcas(a.lines, a.seed),
+    };
+    let lines: Vec<&[u8]> = corpus::lines(&buf).collect();
+    let parts = load::split(&lines, a.connections);
+
+    let mut counter = match &a.wait {
+        Wait::File(p) => Some(LineCounter::new(p)),
+        _ => None,
+    };
+    let field = a.field.clone();
+    let mut count = || -> std::io::Result<u64> {
+        match (&a.wait, counter.as_mut()) {
+            (Wait::File(_), Some(c)) => c.poll(),
+            (Wait::Http(addr, path), _) => load::http_count(*addr, path, field.as_deref()),
+            _ => Ok(0),
+        }
+    };
+    let baseline = match a.wait {
+        Wait::None => 0,
+        _ => count()?,
+    };
+
+    // Frame before the clock starts: the figure is about the receiver.
+    let framed: Vec<Vec<u8>> = if a.udp {
+        Vec::new()
+    } else {
+        parts.iter().map(|p| load::frame(p, a.framing)).collect()
+    };
+    let start = Instant::now();
+    let reports: Vec<std::io::Result<SendReport>> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let framed = &framed;
+                let (udp, rate, target) = (a.udp, a.rate, a.target);
+                let per_conn_rate = rate / parts.len() as u64;
+                s.spawn(move || {
+                    if udp {
+                        load::send_udp(target, part, per_conn_rate)
+                    } else {
+                        load::send_tcp(target, &framed[i], part.len() as u64, Duration::ZERO)
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("sender panicked")))
+            })
+            .collect()
+    });
+    let send_s = start.elapsed().as_secs_f64();
+    let mut total = SendReport::default();
+    for r in reports {
+        let r = r?;
+        total.messages += r.messages;
+        total.bytes += r.bytes;
+        total.skipped += r.skipped;
+    }
+    let expect = a.expect.unwrap_or(total.messages);
+    let (delivered, at) = match a.wait {
+        Wait::None => (total.messages, start.elapsed()),
+        _ => {
+            let (n, at) = load::wait_for(
+                || count().map(|n| n.saturating_sub(baseline)),
+                expect,
+                start,
+                a.timeout,
+                Duration::from_millis(5),
+            );
+            (n, at)
+        }
+    };
+    let elapsed = at.as_secs_f64().max(1e-9);
+    let complete = delivered >= expect;
+    println!(
+        "{{\"label\":\"{}\",\"proto\":\"{}\",\"framing\":\"{}\",\"connections\":{},\"sent\":{},\"skipped\":{},\"bytes\":{},\"send_s\":{:.3},\"expected\":{},\"delivered\":{},\"elapsed_s\":{:.3},\"eps\":{:.0},\"complete\":{}}}",
+        a.label.replace(['"', '\\'], "_"),
+        if a.udp { "udp" } else { "tcp" },
+        match (a.udp, a.framing) {
+            (true, _) => "datagram",
+            (false, Framing::Lf) => "lf",
+            (false, Framing::Octet) => "octet",
+        },
+        parts.len(),
+        total.messages,
+        total.skipped,
+        total.bytes,
+        send_s,
+        expect,
+        delivered,
+        elapsed,
+        delivered as f64 / elapsed,
+        complete
+    );
+    Ok(complete)
+}

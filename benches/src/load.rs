@@ -1,0 +1,387 @@
+//! Sending a corpus to a syslog listener on loopback, and waiting for its
+//! delivery: the pieces of the `loadgen` binary, reusable by the fault suite.
+//!
+//! Every function refuses non-loopback addresses: the harness only ever talks
+//! to processes it started on this machine.
+
+use std::io::{self, BufRead, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How messages are delimited on a TCP stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Each message followed by `\n` (non-transparent framing).
+    Lf,
+    /// Each message preceded by its length and a space (RFC 6587 octet counting).
+    Octet,
+}
+
+/// What one sender did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendReport {
+    /// Messages written (TCP) or handed to the kernel (UDP).
+    pub messages: u64,
+    /// Payload bytes written, framing included.
+    pub bytes: u64,
+    /// Messages not sent: UDP messages too large for a datagram, or failed sends.
+    pub skipped: u64,
+    /// From the first byte written to the last, in seconds.
+    pub seconds: f64,
+}
+
+/// Errors out unless `addr` is a loopback address.
+pub fn require_loopback(addr: SocketAddr) -> io::Result<()> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr} is not a loopback address"),
+        ))
+    }
+}
+
+/// Splits `lines` into `parts` contiguous, nearly equal runs.
+pub fn split<'a>(lines: &'a [&'a [u8]], parts: usize) -> Vec<&'a [&'a [u8]]> {
+    let parts = parts.max(1);
+    let per = lines.len().div_ceil(parts).max(1);
+    lines.chunks(per).collect()
+}
+
+/// Encodes messages (without terminators) into one TCP byte stream.
+pub fn frame(lines: &[&[u8]], framing: Framing) -> Vec<u8> {
+    let total: usize = lines.iter().map(|l| l.len() + 8).sum();
+    let mut out = Vec::with_capacity(total);
+    for line in lines {
+        if framing == Framing::Octet {
+            out.extend_from_slice(line.len().to_string().as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(line);
+        } else {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// Writes `stream` (already framed, `messages` messages) over one TCP
+/// connection to `addr`, then shuts the write side down and waits (up to
+/// `linger`) for the peer to close, so the bytes are all read.
+pub fn send_tcp(
+    addr: SocketAddr,
+    stream: &[u8],
+    messages: u64,
+    linger: Duration,
+) -> io::Result<SendReport> {
+    require_loopback(addr)?;
+    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    sock.set_nodelay(true)?;
+    let start = Instant::now();
+    for chunk in stream.chunks(256 * 1024) {
+        sock.write_all(chunk)?;
+    }
+    sock.flush()?;
+    let seconds = start.elapsed().as_secs_f64();
+    sock.shutdown(std::net::Shutdown::Write)?;
+    // Drain until the peer closes or `linger` passes; a listener that keeps
+    // the connection open is fine.
+    sock.set_read_timeout(Some(linger.max(Duration::from_millis(1))))?;
+    let mut sink = [0u8; 4096];
+    let deadline = Instant::now() + linger;
+    while Instant::now() < deadline {
+        match sock.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Ok(SendReport {
+        messages,
+        bytes: stream.len() as u64,
+        skipped: 0,
+        seconds,
+    })
+}
+
+/// Sends one datagram per message to `addr`, at most `rate` messages per
+/// second (0: as fast as the socket takes them).
+pub fn send_udp(addr: SocketAddr, lines: &[&[u8]], rate: u64) -> io::Result<SendReport> {
+    require_loopback(addr)?;
+    let sock = UdpSocket::bind((addr.ip(), 0))?;
+    sock.connect(addr)?;
+    let mut report = SendReport::default();
+    let start = Instant::now();
+    // Pace in slices of 1 ms worth of messages.
+    let slice = if rate == 0 {
+        u64::MAX
+    } else {
+        (rate / 1000).max(1)
+    };
+    for (i, line) in lines.iter().enumerate() {
+        if line.len() > 65_000 {
+            report.skipped += 1;
+            continue;
+        }
+        match sock.send(line) {
+            Ok(_) => {
+                report.messages += 1;
+                report.bytes += line.len() as u64;
+            }
+            Err(_) => report.skipped += 1,
+        }
+        let sent = i as u64 + 1;
+        if rate != 0 && sent.is_multiple_of(slice) {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            let now = start.elapsed();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+    }
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Counts the lines of a file as it grows, reading only what was added.
+#[derive(Debug)]
+pub struct LineCounter {
+    file: Option<std::fs::File>,
+    path: std::path::PathBuf,
+    lines: u64,
+    buf: Vec<u8>,
+}
+
+impl LineCounter {
+    /// A counter for `path`, which need not exist yet.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            file: None,
+            path: path.to_owned(),
+            lines: 0,
+            buf: vec![0; 1 << 20],
+        }
+    }
+
+    /// Reads what was appended since the last call; returns the line count.
+    pub fn poll(&mut self) -> io::Result<u64> {
+        if self.file.is_none() {
+            match std::fs::File::open(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(f) = self.file.as_mut() {
+            loop {
+                let n = f.read(&mut self.buf)?;
+                if n == 0 {
+                    break;
+                }
+                self.lines += memchr_count(&self.buf[..n]) as u64;
+            }
+        }
+        Ok(self.lines)
+    }
+}
+
+fn memchr_count(buf: &[u8]) -> usize {
+    buf.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Reads a count from an HTTP/1.1 endpoint on loopback: the body's first
+/// unsigned integer, or the integer after `"<field>":` when `field` is given.
+pub fn http_count(addr: SocketAddr, path: &str, field: Option<&str>) -> io::Result<u64> {
+    require_loopback(addr)?;
+    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        sock,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reader = io::BufReader::new(sock);
+    let mut status = String::new();
+    reader.read_line(&mut status)?;
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(io::Error::other(format!("GET {path}: {}", status.trim())));
+    }
+    let mut length: Option<usize> = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok();
+        }
+    }
+    let mut raw = Vec::new();
+    match length {
+        Some(n) => {
+            raw.resize(n, 0);
+            reader.read_exact(&mut raw)?;
+        }
+        None => {
+            reader.read_to_end(&mut raw)?;
+        }
+    }
+    let body = String::from_utf8_lossy(&raw);
+    let rest = match field {
+        Some(f) => {
+            let key = format!("\"{f}\"");
+            let at = body
+                .find(&key)
+                .ok_or_else(|| io::Error::other(format!("no {key} in {body}")))?;
+            &body[at + key.len()..]
+        }
+        None => &body,
+    };
+    let digits: String = rest
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .map_err(|_| io::Error::other(format!("no count in {rest}")))
+}
+
+/// Polls `count` until it returns at least `expect`, or `timeout` passes.
+/// Returns the last count seen and when it was seen, relative to `since`.
+pub fn wait_for(
+    mut count: impl FnMut() -> io::Result<u64>,
+    expect: u64,
+    since: Instant,
+    timeout: Duration,
+    interval: Duration,
+) -> (u64, Duration) {
+    let mut last = 0;
+    let mut at = since.elapsed();
+    loop {
+        if let Ok(n) = count() {
+            if n != last {
+                last = n;
+                at = since.elapsed();
+            }
+            if n >= expect {
+                return (n, at);
+            }
+        }
+        if since.elapsed() > timeout {
+            return (last, at);
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn framing_encodes_both_ways() {
+        let lines: Vec<&[u8]> = vec![b"<13>a b", b"xyz"];
+        assert_eq!(frame(&lines, Framing::Lf), b"<13>a b\nxyz\n");
+        assert_eq!(frame(&lines, Framing::Octet), b"7 <13>a b3 xyz");
+    }
+
+    #[test]
+    fn split_keeps_every_line_in_order() {
+        let owned: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i]).collect();
+        let lines: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let parts = split(&lines, 3);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts.concat(), lines);
+        assert_eq!(split(&lines, 20).concat(), lines);
+    }
+
+    #[test]
+    fn refuses_other_addresses() {
+        let addr: SocketAddr = "192.0.2.1:514".parse().expect("addr");
+        assert!(send_udp(addr, &[b"x"], 0).is_err());
+        assert!(require_loopback("[::1]:514".parse().expect("addr")).is_ok());
+    }
+
+    #[test]
+    fn tcp_bytes_all_arrive() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).expect("read");
+            got
+        });
+        let lines: Vec<&[u8]> = vec![b"one", b"two"];
+        let stream = frame(&lines, Framing::Lf);
+        let report = send_tcp(addr, &stream, 2, Duration::from_secs(2)).expect("send");
+        assert_eq!(report.messages, 2);
+        assert_eq!(report.bytes, 8);
+        assert_eq!(reader.join().expect("join"), b"one\ntwo\n");
+    }
+
+    #[test]
+    fn udp_datagrams_arrive_and_oversize_is_skipped() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let big = vec![b'x'; 70_000];
+        let lines: Vec<&[u8]> = vec![b"a", &big, b"bc"];
+        let report = send_udp(rx.local_addr().expect("addr"), &lines, 1000).expect("send");
+        assert_eq!((report.messages, report.skipped, report.bytes), (2, 1, 3));
+        let mut buf = [0u8; 16];
+        let n = rx.recv(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], b"a");
+        let n = rx.recv(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], b"bc");
+    }
+
+    #[test]
+    fn line_counter_reads_appended_lines_only() {
+        let dir = std::env::temp_dir().join(format!("mcas-benches-lc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("out.json");
+        let _ = std::fs::remove_file(&path);
+        let mut c = LineCounter::new(&path);
+        assert_eq!(c.poll().expect("poll"), 0);
+        std::fs::write(&path, b"{}\n{}\n").expect("write");
+        assert_eq!(c.poll().expect("poll"), 2);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        f.write_all(b"{}\n{").expect("append");
+        assert_eq!(c.poll().expect("poll"), 3);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn http_count_reads_a_field() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().expect("accept");
+                let mut req = io::BufReader::new(s.try_clone().expect("clone"));
+                let mut line = String::new();
+                while req.read_line(&mut line).expect("read") > 2 {
+                    line.clear();
+                }
+                s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\n{\"batches\":3,\"rows\":12345}",
+                )
+                .expect("write");
+            }
+        });
+        assert_eq!(
+            http_count(addr, "/stats", Some("rows")).expect("rows"),
+            12_345
+        );
+        assert_eq!(http_count(addr, "/stats", None).expect("first"), 3);
+        server.join().expect("join");
+    }
+}
