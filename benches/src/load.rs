@@ -249,14 +249,25 @@ pub fn http_count(addr: SocketAddr, path: &str, field: Option<&str>) -> io::Resu
         .map_err(|_| io::Error::other(format!("no count in {rest}")))
 }
 
-/// Polls `count` until it returns at least `expect`, or `timeout` passes.
-/// Returns the last count seen and when it was seen, relative to `since`.
+/// When [`wait_for`] gives up.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitLimits {
+    /// Give up this long after `since`, whatever happens.
+    pub timeout: Duration,
+    /// Give up when the count has not moved for this long (UDP loss, a
+    /// receiver that dropped rows).
+    pub idle: Duration,
+    /// Time between polls.
+    pub interval: Duration,
+}
+
+/// Polls `count` until it returns at least `expect`, or a limit is reached.
+/// Returns the last count seen and when it was first seen, relative to `since`.
 pub fn wait_for(
     mut count: impl FnMut() -> io::Result<u64>,
     expect: u64,
     since: Instant,
-    timeout: Duration,
-    interval: Duration,
+    limits: WaitLimits,
 ) -> (u64, Duration) {
     let mut last = 0;
     let mut at = since.elapsed();
@@ -270,10 +281,11 @@ pub fn wait_for(
                 return (n, at);
             }
         }
-        if since.elapsed() > timeout {
+        let now = since.elapsed();
+        if now > limits.timeout || now.saturating_sub(at) > limits.idle {
             return (last, at);
         }
-        std::thread::sleep(interval);
+        std::thread::sleep(limits.interval);
     }
 }
 
@@ -357,6 +369,31 @@ mod tests {
         f.write_all(b"{}\n{").expect("append");
         assert_eq!(c.poll().expect("poll"), 3);
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn wait_for_stops_on_target_or_idle() {
+        let since = Instant::now();
+        let limits = WaitLimits {
+            timeout: Duration::from_secs(30),
+            idle: Duration::from_millis(50),
+            interval: Duration::from_millis(1),
+        };
+        let mut n = 0;
+        let (got, _) = wait_for(
+            || {
+                n += 1;
+                Ok(n)
+            },
+            10,
+            since,
+            limits,
+        );
+        assert_eq!(got, 10);
+        // A count stuck below the target ends by the idle limit, not the timeout.
+        let (got, _) = wait_for(|| Ok(3), 10, since, limits);
+        assert_eq!(got, 3);
+        assert!(since.elapsed() < Duration::from_secs(30));
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! loadgen --target 127.0.0.1:5140 [--proto tcp|udp] [--framing lf|octet]
 //!         [--connections N] [--rate EPS] [--file PATH | --corpus mcas|mixed]
 //!         [--lines N] [--seed S] [--wait-file PATH | --wait-http ADDR/PATH]
-//!         [--wait-field NAME] [--expect N] [--timeout SECS] [--label TEXT]
+//!         [--wait-field NAME] [--expect N] [--timeout SECS] [--idle SECS]
+//!         [--label TEXT]
 //! ```
 //!
 //! It prints one JSON line: what was sent, what was delivered, and events/s
 //! from the first byte sent to the last row seen delivered (the line count of
-//! `--wait-file`, or the count read from `--wait-http`). Without a wait
+//! `--wait-file`, or the count read from `--wait-http`); waiting ends at
+//! `--timeout`, or when the count has not moved for `--idle` seconds. Without a wait
 //! option it measures the send alone. UDP is paced (`--rate`, default 100000
 //! messages/s) so the figure is not about kernel drops; the report says what
 //! was sent.
@@ -44,6 +46,7 @@ struct Args {
     field: Option<String>,
     expect: Option<u64>,
     timeout: Duration,
+    idle: Duration,
     label: String,
 }
 
@@ -62,6 +65,7 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         field: None,
         expect: None,
         timeout: Duration::from_secs(300),
+        idle: Duration::from_secs(10),
         label: String::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -99,6 +103,7 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
             "--wait-field" => a.field = Some(v()?),
             "--expect" => a.expect = Some(v()?.parse()?),
             "--timeout" => a.timeout = Duration::from_secs_f64(v()?.parse()?),
+            "--idle" => a.idle = Duration::from_secs_f64(v()?.parse()?),
             "--label" => a.label = v()?,
             "-h" | "--help" => {
                 println!("see the module documentation of loadgen.rs");
@@ -197,8 +202,11 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
                 || count().map(|n| n.saturating_sub(baseline)),
                 expect,
                 start,
-                a.timeout,
-                Duration::from_millis(5),
+                load::WaitLimits {
+                    timeout: a.timeout,
+                    idle: a.idle,
+                    interval: Duration::from_millis(5),
+                },
             );
             (n, at)
         }
