@@ -1,0 +1,77 @@
+//! `azure-emulator`: run the Azure token and ingestion emulator from the command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use mcas_azure_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_DCR_ID, DEFAULT_TENANT_ID, DEFAULT_WORKSPACE_ID, Emulator,
+    EmulatorConfig, Storage,
+};
+
+/// A local stand-in for Entra ID, IMDS, the Logs Ingestion API and the Data Collector API.
+#[derive(Debug, Parser)]
+#[command(name = "azure-emulator", version)]
+struct Args {
+    /// Address to listen on. Loopback by default; other addresses expose the emulator's
+    /// well-known test credentials to the network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory for `<table>.jsonl` files. Without it rows are kept in memory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TOML (or `.json`) file adding clients, DCRs, streams and workspaces.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Count rows without decoding or storing them (load tests).
+    #[arg(long, conflicts_with = "data_dir")]
+    count_only: bool,
+    /// Access token lifetime in seconds.
+    #[arg(long)]
+    token_lifetime_secs: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = EmulatorConfig::default();
+    config.listen = args.listen;
+    if let Some(path) = &args.config {
+        config
+            .apply_file(path)
+            .with_context(|| format!("loading {}", path.display()))?;
+    }
+    if let Some(s) = args.token_lifetime_secs {
+        config.token_lifetime = std::time::Duration::from_secs(s);
+    }
+    config.storage = match (&args.data_dir, args.count_only) {
+        (Some(dir), _) => Storage::Dir(dir.clone()),
+        (None, true) => Storage::CountOnly,
+        (None, false) => Storage::Memory,
+    };
+    let handle = Emulator::start(config).await?;
+    let base = handle.base_url();
+    println!("azure-emulator listening on {base}");
+    println!(
+        "  token:      POST {base}/{DEFAULT_TENANT_ID}/oauth2/v2.0/token (client {DEFAULT_CLIENT_ID})"
+    );
+    println!(
+        "  ingestion:  POST {base}/dataCollectionRules/{DEFAULT_DCR_ID}/streams/Custom-CommonSecurityLog?api-version=2023-01-01"
+    );
+    println!(
+        "  collector:  POST {base}/api/logs?api-version=2016-04-01 (workspace {DEFAULT_WORKSPACE_ID})"
+    );
+    println!("  rows:       GET  {base}/_emulator/tables/CommonSecurityLog/rows");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    handle.shutdown().await;
+    Ok(())
+}
