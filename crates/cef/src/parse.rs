@@ -1,0 +1,520 @@
+//! The parser: nom for the header, a memchr scanner for the extension.
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr2, memchr2_iter};
+use nom::IResult;
+use nom::Parser;
+use nom::bytes::complete::tag;
+use nom::character::complete::{char, digit1, space0};
+use nom::combinator::opt;
+
+use crate::error::{ErrorKind, HeaderField, ParseError, Warning, WarningKind};
+use crate::event::{Event, Severity};
+
+/// Returns where `CEF:` begins in `input`, if anywhere.
+///
+/// The marker is case-sensitive; the first occurrence wins.
+///
+/// ```
+/// assert_eq!(mcas_cef::find_start(b"<13>Oct 11 22:14:15 fw01 CEF:0|V|P|1|2|n|3|"), Some(25));
+/// assert_eq!(mcas_cef::find_start(b"not cef"), None);
+/// ```
+pub fn find_start(input: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr(b'C', input.get(from..)?) {
+        let at = from + i;
+        if input[at..].starts_with(b"CEF:") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Parses one CEF event.
+///
+/// Text before `CEF:` (a syslog header, for example) is skipped. The input is one
+/// event: a trailing line end (CR LF, LF or CR) and the spaces before it are dropped
+/// from the last value. See the [crate documentation](crate) for the rules.
+///
+/// # Errors
+///
+/// When the input has no `CEF:` marker, the version is not a number, or the header
+/// has fewer than seven pipe-terminated fields. Everything else is accepted and
+/// recorded in [`Event::warnings`].
+pub fn parse(input: &[u8]) -> Result<Event<'_>, ParseError> {
+    let start = find_start(input).ok_or(ParseError::new(0, ErrorKind::MissingMarker))?;
+    let rest = &input[start..];
+    match std::str::from_utf8(rest) {
+        Ok(text) => parse_text(text, start),
+        Err(_) => parse_lossy(rest, start),
+    }
+}
+
+/// The rare path: the text after `CEF:` is not valid UTF-8. Parse a repaired copy and
+/// map its offsets back to the input.
+fn parse_lossy(rest: &[u8], start: usize) -> Result<Event<'static>, ParseError> {
+    let repaired = String::from_utf8_lossy(rest);
+    let mut replaced = 0;
+    let mut first_bad = None;
+    let mut at = 0;
+    for chunk in rest.utf8_chunks() {
+        at += chunk.valid().len();
+        if !chunk.invalid().is_empty() {
+            replaced += 1;
+            first_bad.get_or_insert(at);
+            at += chunk.invalid().len();
+        }
+    }
+    let map = |off: usize| start + original_offset(rest, off);
+    let mut event = parse_text(&repaired, 0)
+        .map_err(|e| e.map_offset(map))?
+        .into_owned();
+    for w in &mut event.warnings {
+        w.map_offset(map);
+    }
+    event.warnings.insert(
+        0,
+        Warning::new(
+            first_bad.map(|o| start + o),
+            WarningKind::InvalidUtf8 { replaced },
+        ),
+    );
+    Ok(event)
+}
+
+/// Maps an offset in the lossily repaired text back to the original bytes: each
+/// invalid sequence became one U+FFFD (3 bytes).
+fn original_offset(rest: &[u8], off: usize) -> usize {
+    let mut orig = 0;
+    let mut rep = 0;
+    for chunk in rest.utf8_chunks() {
+        let v = chunk.valid().len();
+        if off < rep + v {
+            return orig + (off - rep);
+        }
+        rep += v;
+        orig += v;
+        let inv = chunk.invalid().len();
+        if inv > 0 {
+            if off < rep + 3 {
+                return orig;
+            }
+            rep += 3;
+            orig += inv;
+        }
+    }
+    orig
+}
+
+/// `CEF:` [spaces] [`:`] [spaces] digits `|`; returns the digits.
+fn version(input: &str) -> IResult<&str, &str> {
+    let (input, _) = (tag("CEF:"), space0, opt(char(':')), space0).parse(input)?;
+    let (input, digits) = digit1(input)?;
+    let (input, _) = char('|')(input)?;
+    Ok((input, digits))
+}
+
+/// A header field: a run of `\|`, `\\` or any character but `|`, then `|`.
+/// Returns the raw field and whether it contains a backslash.
+fn header_field(input: &str) -> IResult<&str, (&str, bool)> {
+    let b = input.as_bytes();
+    let mut i = 0;
+    let mut escaped = false;
+    while let Some(k) = b.get(i..).and_then(|s| memchr2(b'|', b'\\', s)) {
+        let p = i + k;
+        if b[p] == b'|' {
+            return Ok((&input[p + 1..], (&input[..p], escaped)));
+        }
+        escaped = true;
+        i = p + 2;
+    }
+    Err(nom::Err::Error(nom::error::Error::new(
+        input,
+        nom::error::ErrorKind::Char,
+    )))
+}
+
+const FIELDS: [HeaderField; 6] = [
+    HeaderField::DeviceVendor,
+    HeaderField::DeviceProduct,
+    HeaderField::DeviceVersion,
+    HeaderField::DeviceEventClassId,
+    HeaderField::Name,
+    HeaderField::Severity,
+];
+
+/// Parses text that starts with `CEF:`; `base` is its offset in the caller's input.
+pub(crate) fn parse_text(text: &str, base: usize) -> Result<Event<'_>, ParseError> {
+    let off = |rest: &str| base + text.len() - rest.len();
+    let mut warnings = Vec::new();
+
+    let (mut rest, digits) = version(text).map_err(|_| {
+        ParseError::new(
+            base,
+            if text.contains('|') {
+                ErrorKind::InvalidVersion
+            } else {
+                ErrorKind::UnterminatedHeader(HeaderField::Version)
+            },
+        )
+    })?;
+    let version: u32 = digits.parse().map_err(|_| {
+        // `rest` starts after the digits and their pipe.
+        ParseError::new(off(rest) - 1 - digits.len(), ErrorKind::InvalidVersion)
+    })?;
+
+    // (raw field, contains a backslash, offset)
+    let mut raw: [(&str, bool, usize); 6] = [("", false, 0); 6];
+    for (slot, field) in raw.iter_mut().zip(FIELDS) {
+        let at = off(rest);
+        let (r, (f, escaped)) = header_field(rest)
+            .map_err(|_| ParseError::new(at, ErrorKind::UnterminatedHeader(field)))?;
+        *slot = (f, escaped, at);
+        rest = r;
+    }
+    let mut header = raw.map(|(f, escaped, at)| {
+        if escaped {
+            unescape_header(f, at, &mut warnings)
+        } else {
+            Cow::Borrowed(f)
+        }
+    });
+    let severity = Severity::new(std::mem::take(&mut header[5]));
+    let [vendor, product, dev_version, class_id, name, _] = header;
+
+    let ext_base = off(rest);
+    let extensions = parse_extension(rest, ext_base, &mut warnings);
+
+    Ok(Event {
+        version,
+        header: [vendor, product, dev_version, class_id, name],
+        severity,
+        extensions,
+        warnings,
+    })
+}
+
+/// Header unescaping: `\|` → `|`, `\\` → `\`; any other backslash stays.
+fn unescape_header<'a>(f: &'a str, base: usize, warnings: &mut Vec<Warning>) -> Cow<'a, str> {
+    let b = f.as_bytes();
+    let mut out: Option<String> = None;
+    let mut last = 0;
+    let mut i = 0;
+    while let Some(k) = b.get(i..).and_then(|s| memchr(b'\\', s)) {
+        let p = i + k;
+        match b.get(p + 1) {
+            Some(c @ (b'|' | b'\\')) => {
+                let s = out.get_or_insert_with(|| String::with_capacity(f.len()));
+                s.push_str(&f[last..p]);
+                s.push(char::from(*c));
+                i = p + 2;
+                last = i;
+            }
+            _ => {
+                warnings.push(Warning::new(Some(base + p), WarningKind::UnknownEscape));
+                i = p + 1;
+            }
+        }
+    }
+    match out {
+        Some(mut s) => {
+            s.push_str(&f[last..]);
+            Cow::Owned(s)
+        }
+        None => Cow::Borrowed(f),
+    }
+}
+
+/// Extension value unescaping: `\\`, `\=`, `\n` (LF), `\r` (CR); any other backslash
+/// sequence, or a lone trailing backslash, stays as written.
+fn unescape_value<'a>(v: &'a str, base: usize, warnings: &mut Vec<Warning>) -> Cow<'a, str> {
+    let b = v.as_bytes();
+    let mut out: Option<String> = None;
+    let mut last = 0;
+    let mut i = 0;
+    while let Some(k) = b.get(i..).and_then(|s| memchr(b'\\', s)) {
+        let p = i + k;
+        let decoded = match b.get(p + 1) {
+            Some(b'\\') => Some('\\'),
+            Some(b'=') => Some('='),
+            Some(b'n') => Some('\n'),
+            Some(b'r') => Some('\r'),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                let s = out.get_or_insert_with(|| String::with_capacity(v.len()));
+                s.push_str(&v[last..p]);
+                s.push(c);
+                i = p + 2;
+                last = i;
+            }
+            None => {
+                warnings.push(Warning::new(Some(base + p), WarningKind::UnknownEscape));
+                i = p + 1;
+            }
+        }
+    }
+    match out {
+        Some(mut s) => {
+            s.push_str(&v[last..]);
+            Cow::Owned(s)
+        }
+        None => Cow::Borrowed(v),
+    }
+}
+
+/// Bytes allowed in a key: `[A-Za-z0-9_.,\[\]-]`.
+static KEY_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b',' | b'[' | b']' | b'-');
+        c += 1;
+    }
+    t
+};
+
+/// Bytes allowed as the first byte of a key: `[A-Za-z0-9_]`.
+fn is_key_start(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// Splits the extension into pairs.
+///
+/// A key is `[A-Za-z0-9_][A-Za-z0-9_.,\[\]-]*` directly followed by `=`, at the start of
+/// the extension or right after a space. A value runs to the space before the next key.
+/// Key characters never include `\`, so an escaped `\=` can never end a key and the
+/// scanner only needs to find bare `=` and look back over key characters.
+fn parse_extension<'a>(ext: &'a str, base: usize, warnings: &mut Vec<Warning>) -> Pairs<'a> {
+    let b = ext.as_bytes();
+    // The last value loses one line end, then its trailing spaces.
+    let mut end = b.len();
+    if b[..end].ends_with(b"\r\n") {
+        end -= 2;
+    } else if matches!(b[..end].last(), Some(b'\n' | b'\r')) {
+        end -= 1;
+    }
+    while end > 0 && b[end - 1] == b' ' {
+        end -= 1;
+    }
+    // Leading spaces are not part of the first key.
+    let mut begin = 0;
+    while begin < end && b[begin] == b' ' {
+        begin += 1;
+    }
+    let b = &b[begin..end];
+    let ext = &ext[begin..end];
+    let base = base + begin;
+    if b.is_empty() {
+        return Vec::new();
+    }
+
+    // One allocation: every pair has a bare or escaped '=', plus possibly keyless text.
+    let mut pairs: Pairs<'a> = Vec::with_capacity(memchr::memchr_iter(b'=', b).count() + 1);
+    let mut key: Option<&'a str> = None;
+    let mut value_start = 0;
+    let mut value_escaped = false;
+    let mut skip_to = 0;
+
+    for i in memchr2_iter(b'=', b'\\', b) {
+        if i < skip_to {
+            continue;
+        }
+        if b[i] == b'\\' {
+            // An escape pair: whatever follows the backslash is not a delimiter.
+            value_escaped = true;
+            skip_to = i + 2;
+            continue;
+        }
+        let mut j = i;
+        while j > value_start && KEY_CHAR[usize::from(b[j - 1])] {
+            j -= 1;
+        }
+        let starts_key = j < i
+            && is_key_start(b[j])
+            && if j == 0 {
+                key.is_none()
+            } else {
+                b[j - 1] == b' ' && j > value_start
+            };
+        if !starts_key {
+            warnings.push(Warning::new(Some(base + i), WarningKind::LiteralEquals));
+            continue;
+        }
+        if j > 0 {
+            // The value ends before the single space that separates it from the key.
+            let v = &ext[value_start..j - 1];
+            push_pair(
+                &mut pairs,
+                key,
+                v,
+                value_escaped,
+                base + value_start,
+                warnings,
+            );
+        }
+        key = Some(&ext[j..i]);
+        value_start = i + 1;
+        value_escaped = false;
+    }
+    let v = &ext[value_start..];
+    push_pair(
+        &mut pairs,
+        key,
+        v,
+        value_escaped,
+        base + value_start,
+        warnings,
+    );
+    pairs
+}
+
+fn push_pair<'a>(
+    pairs: &mut Pairs<'a>,
+    key: Option<&'a str>,
+    value: &'a str,
+    escaped: bool,
+    offset: usize,
+    warnings: &mut Vec<Warning>,
+) {
+    let value = if escaped {
+        unescape_value(value, offset, warnings)
+    } else {
+        Cow::Borrowed(value)
+    };
+    match key {
+        Some(k) => pairs.push((Cow::Borrowed(k), value)),
+        None => {
+            warnings.push(Warning::new(Some(offset), WarningKind::KeylessText));
+            pairs.push((Cow::Borrowed(""), value));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(line: &str) -> Vec<(String, String)> {
+        let e = parse(line.as_bytes()).expect("parses");
+        e.extensions()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn p(k: &str, v: &str) -> (String, String) {
+        (k.to_owned(), v.to_owned())
+    }
+
+    const H: &str = "CEF:0|V|P|1|2|n|3|";
+
+    #[test]
+    fn keyless_text_is_kept_under_an_empty_key() {
+        let line = format!("{H}just words here a=b");
+        assert_eq!(pairs(&line), [p("", "just words here"), p("a", "b")]);
+        let e = parse(line.as_bytes()).expect("parses");
+        assert_eq!(e.warnings().len(), 1);
+        assert_eq!(*e.warnings()[0].kind(), WarningKind::KeylessText);
+        assert_eq!(e.warnings()[0].offset(), Some(H.len()));
+    }
+
+    #[test]
+    fn warnings_point_at_the_bytes() {
+        let line = format!("{H}a=x=y b=c\\qd");
+        let e = parse(line.as_bytes()).expect("parses");
+        let w: Vec<_> = e
+            .warnings()
+            .iter()
+            .map(|w| (w.kind().clone(), w.offset()))
+            .collect();
+        assert_eq!(
+            w,
+            [
+                (WarningKind::LiteralEquals, Some(H.len() + 3)),
+                (WarningKind::UnknownEscape, Some(H.len() + 9)),
+            ]
+        );
+        assert_eq!(&line[H.len() + 3..H.len() + 4], "=");
+        assert_eq!(&line[H.len() + 9..H.len() + 10], "\\");
+    }
+
+    #[test]
+    fn backslash_before_separator_space() {
+        // Not decided by the rulings; the backslash stays with the value.
+        assert_eq!(
+            pairs(&format!("{H}a=x\\ b=1")),
+            [p("a", "x\\"), p("b", "1")]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_offsets_map_back() {
+        let line = b"<1>\xff CEF:0|V\xfe|P|1|2|n|3|a=\xc3 b=x=y".to_vec();
+        let e = parse(&line).expect("parses");
+        assert_eq!(e.device_vendor(), "V\u{fffd}");
+        assert_eq!(
+            e.extensions().collect::<Vec<_>>(),
+            [("a", "\u{fffd}"), ("b", "x=y")]
+        );
+        let kinds: Vec<_> = e
+            .warnings()
+            .iter()
+            .map(|w| (w.kind().clone(), w.offset()))
+            .collect();
+        let eq_at = line.len() - 2;
+        assert_eq!(line[eq_at], b'=');
+        assert_eq!(
+            kinds,
+            [
+                (WarningKind::InvalidUtf8 { replaced: 2 }, Some(12)),
+                (WarningKind::LiteralEquals, Some(eq_at)),
+            ]
+        );
+        assert_eq!(line[12], 0xfe);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_offset() {
+        let err = parse(b"xx CEF:0|V|P|1.0|100|name|").expect_err("short header");
+        assert_eq!(
+            *err.kind(),
+            ErrorKind::UnterminatedHeader(HeaderField::Severity)
+        );
+        assert_eq!(err.offset(), 26);
+        assert_eq!(
+            err.to_string(),
+            "unterminated header field severity at byte 26"
+        );
+        let err = parse(b"CEF:x|V|P|1|2|n|3|").expect_err("bad version");
+        assert_eq!(*err.kind(), ErrorKind::InvalidVersion);
+        let err = parse(b"CEF:99999999999|V|P|1|2|n|3|").expect_err("huge version");
+        assert_eq!(*err.kind(), ErrorKind::InvalidVersion);
+        assert_eq!(err.offset(), 4);
+        let err = parse(b"CEF:0").expect_err("only version");
+        assert_eq!(
+            *err.kind(),
+            ErrorKind::UnterminatedHeader(HeaderField::Version)
+        );
+        let err = parse(b"cef:0|V|P|1|2|n|3|").expect_err("lowercase");
+        assert_eq!(*err.kind(), ErrorKind::MissingMarker);
+        assert_eq!(err.to_string(), "no CEF: marker at byte 0");
+    }
+
+    #[test]
+    fn original_offsets() {
+        let raw = b"a\xffb\xf0\x9fc";
+        // repaired: "a" U+FFFD "b" U+FFFD "c"
+        assert_eq!(original_offset(raw, 0), 0);
+        assert_eq!(original_offset(raw, 1), 1);
+        assert_eq!(original_offset(raw, 4), 2);
+        assert_eq!(original_offset(raw, 5), 3);
+        assert_eq!(original_offset(raw, 8), 5);
+        assert_eq!(original_offset(raw, 9), 6);
+    }
+}
