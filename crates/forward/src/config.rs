@@ -1,0 +1,1037 @@
+//! The TOML configuration: its types, defaults, the embedded default, and validation.
+//!
+//! Every key is documented in `docs/configuration.md`; `examples/config/mcas-forward.toml`
+//! is a commented copy. Unknown keys are errors, so a typo never silently falls back to a
+//! default.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+/// The configuration used when `--config` is not given: UDP and TCP on 127.0.0.1:5514,
+/// CommonSecurityLog rows printed to stdout as JSON lines.
+pub(crate) const EMBEDDED_DEFAULT: &str = r#"
+[[listen]]
+protocol = "udp"
+address = "127.0.0.1:5514"
+
+[[listen]]
+protocol = "tcp"
+address = "127.0.0.1:5514"
+
+[output]
+kind = "stdout"
+"#;
+
+/// Environment variable holding the client secret of `output.auth.kind = "client-secret"`.
+pub(crate) const ENV_CLIENT_SECRET: &str = "MCAS_FORWARD_CLIENT_SECRET";
+/// Environment variable holding the Data Collector shared key.
+pub(crate) const ENV_SHARED_KEY: &str = "MCAS_FORWARD_SHARED_KEY";
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// Listeners; at least one for `run`.
+    #[serde(default)]
+    pub(crate) listen: Vec<ListenConfig>,
+    /// Where rows go.
+    pub(crate) output: OutputConfig,
+    /// The durable spool (network outputs only).
+    #[serde(default)]
+    pub(crate) spool: Option<SpoolConfig>,
+    /// Where rows rejected for good, and unroutable messages, are written.
+    #[serde(default)]
+    pub(crate) dead_letter: Option<DeadLetterConfig>,
+    /// The `/metrics` and `/health` server.
+    #[serde(default)]
+    pub(crate) metrics: Option<MetricsConfig>,
+    /// User mapping rules for mcas-csl.
+    #[serde(default)]
+    pub(crate) mapping: Option<toml::Value>,
+    /// Batching, workers and shutdown.
+    #[serde(default)]
+    pub(crate) pipeline: PipelineConfig,
+    /// Logging.
+    #[serde(default)]
+    pub(crate) log: LogConfig,
+}
+
+/// Listener protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Protocol {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+        })
+    }
+}
+
+/// TCP/TLS framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum FramingConfig {
+    /// Per frame: a leading digit means octet counting, else LF.
+    #[default]
+    Auto,
+    /// RFC 6587 octet counting only.
+    OctetCounting,
+    /// LF (also CR LF and NUL) delimited.
+    Lf,
+}
+
+/// What to do with a frame longer than `max_message_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum OversizeConfig {
+    /// Keep the first `max_message_bytes`, flagged and counted.
+    #[default]
+    Truncate,
+    /// Drop the frame, counted.
+    Discard,
+}
+
+/// One `[[listen]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenConfig {
+    pub(crate) protocol: Protocol,
+    pub(crate) address: SocketAddr,
+    #[serde(default)]
+    pub(crate) framing: FramingConfig,
+    #[serde(default = "default_max_message")]
+    pub(crate) max_message_bytes: ByteSize,
+    #[serde(default)]
+    pub(crate) oversize: OversizeConfig,
+    /// Source CIDRs; empty means everyone.
+    #[serde(default)]
+    pub(crate) allow: Vec<Cidr>,
+    /// TLS server certificate chain (PEM).
+    #[serde(default)]
+    pub(crate) cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[serde(default)]
+    pub(crate) key: Option<PathBuf>,
+    /// CA bundle (PEM) for client certificates: turns on mutual TLS.
+    #[serde(default)]
+    pub(crate) client_ca: Option<PathBuf>,
+    /// Zone for zone-less syslog timestamps (IANA name or fixed offset); UTC when unset.
+    #[serde(default)]
+    pub(crate) timezone: Option<String>,
+    /// TCP/TLS: maximum simultaneous connections.
+    #[serde(default = "default_max_connections")]
+    pub(crate) max_connections: usize,
+    /// TCP/TLS: close a connection idle this long.
+    #[serde(default = "default_idle_timeout")]
+    pub(crate) idle_timeout: DurationStr,
+    /// UDP: the socket receive buffer (SO_RCVBUF); the OS default when unset.
+    #[serde(default)]
+    pub(crate) receive_buffer_bytes: Option<ByteSize>,
+}
+
+fn default_max_message() -> ByteSize {
+    ByteSize(64 * 1024)
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_idle_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(600))
+}
+
+/// Output kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum OutputKind {
+    LogsIngestion,
+    DataCollector,
+    Stdout,
+    File,
+}
+
+impl OutputKind {
+    /// Whether this output goes over the network, through the spool.
+    pub(crate) fn is_network(self) -> bool {
+        matches!(self, OutputKind::LogsIngestion | OutputKind::DataCollector)
+    }
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutputConfig {
+    pub(crate) kind: OutputKind,
+    #[serde(default)]
+    pub(crate) endpoint: Option<String>,
+    #[serde(default)]
+    pub(crate) dcr_immutable_id: Option<String>,
+    #[serde(default = "default_stream")]
+    pub(crate) stream: String,
+    /// Stream (logs-ingestion) or Log-Type (data-collector) for non-CEF messages.
+    #[serde(default)]
+    pub(crate) syslog_stream: Option<String>,
+    /// `kind = "file"`.
+    #[serde(default)]
+    pub(crate) path: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) workspace_id: Option<String>,
+    /// Discouraged: prefer `MCAS_FORWARD_SHARED_KEY` or `shared_key_file`.
+    #[serde(default)]
+    pub(crate) shared_key: Option<Secret>,
+    #[serde(default)]
+    pub(crate) shared_key_file: Option<PathBuf>,
+    #[serde(default = "default_log_type")]
+    pub(crate) log_type: String,
+    /// In-flight requests.
+    #[serde(default = "default_concurrency")]
+    pub(crate) concurrency: usize,
+    /// Whole-request timeout.
+    #[serde(default = "default_request_timeout")]
+    pub(crate) request_timeout: DurationStr,
+    /// How long the client retries a batch before handing it back to the spool, which
+    /// retries it again later (so delivery is never abandoned).
+    #[serde(default = "default_retry_budget")]
+    pub(crate) retry_budget: DurationStr,
+    #[serde(default)]
+    pub(crate) auth: Option<AuthConfig>,
+}
+
+fn default_stream() -> String {
+    "Custom-CommonSecurityLog".to_owned()
+}
+fn default_log_type() -> String {
+    "CommonSecurityLog".to_owned()
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_retry_budget() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+fn default_request_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+
+/// Credential kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum AuthKind {
+    ClientSecret,
+    ClientCertificate,
+    ManagedIdentity,
+    WorkloadIdentity,
+}
+
+/// Sovereign cloud preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum CloudConfig {
+    #[default]
+    Public,
+    Usgov,
+    China,
+}
+
+/// `[output.auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthConfig {
+    pub(crate) kind: AuthKind,
+    #[serde(default)]
+    pub(crate) tenant_id: Option<String>,
+    #[serde(default)]
+    pub(crate) client_id: Option<String>,
+    #[serde(default)]
+    pub(crate) cloud: CloudConfig,
+    #[serde(default)]
+    pub(crate) authority_host: Option<String>,
+    /// Token scope override (default: the cloud's monitor scope).
+    #[serde(default)]
+    pub(crate) scope: Option<String>,
+    /// Discouraged: prefer `MCAS_FORWARD_CLIENT_SECRET` or `client_secret_file`.
+    #[serde(default)]
+    pub(crate) client_secret: Option<Secret>,
+    #[serde(default)]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// client-certificate: PEM certificate.
+    #[serde(default)]
+    pub(crate) certificate: Option<PathBuf>,
+    /// client-certificate: PEM private key (may be the same file as `certificate`).
+    #[serde(default)]
+    pub(crate) private_key: Option<PathBuf>,
+    /// managed-identity: the IMDS token URL override.
+    #[serde(default)]
+    pub(crate) imds_endpoint: Option<String>,
+    /// workload-identity: the federated token file (default `AZURE_FEDERATED_TOKEN_FILE`).
+    #[serde(default)]
+    pub(crate) federated_token_file: Option<PathBuf>,
+}
+
+/// Spool policy when full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum WhenFull {
+    /// Stop reading: TCP senders are pushed back, UDP overflow is counted.
+    #[default]
+    Block,
+    /// Drop the new batch, counted.
+    DropNewest,
+}
+
+/// When the spool calls fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum FsyncPolicy {
+    /// fsync each batch file before its rename, and the directory after.
+    #[default]
+    Always,
+    /// Leave it to the OS: a power loss may lose batches, a process crash does not.
+    Never,
+}
+
+/// `[spool]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpoolConfig {
+    #[serde(default)]
+    pub(crate) dir: Option<PathBuf>,
+    #[serde(default = "default_spool_max")]
+    pub(crate) max_bytes: ByteSize,
+    #[serde(default)]
+    pub(crate) when_full: WhenFull,
+    #[serde(default)]
+    pub(crate) fsync: FsyncPolicy,
+    /// Ready turns false when the spool holds more than this fraction of `max_bytes`.
+    #[serde(default = "default_ready_threshold")]
+    pub(crate) ready_threshold: f64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: None,
+            max_bytes: default_spool_max(),
+            when_full: WhenFull::Block,
+            fsync: FsyncPolicy::Always,
+            ready_threshold: default_ready_threshold(),
+        }
+    }
+}
+
+fn default_spool_max() -> ByteSize {
+    ByteSize(10 << 30)
+}
+fn default_ready_threshold() -> f64 {
+    0.9
+}
+
+/// `[dead_letter]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeadLetterConfig {
+    pub(crate) path: PathBuf,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MetricsConfig {
+    pub(crate) address: SocketAddr,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PipelineConfig {
+    /// Parse/map workers; 0 means one per core.
+    #[serde(default)]
+    pub(crate) workers: usize,
+    /// A batch is closed at least this often (bounds what a crash can lose).
+    #[serde(default = "default_flush")]
+    pub(crate) flush_interval: DurationStr,
+    /// A batch is closed at this many rows.
+    #[serde(default = "default_batch_rows")]
+    pub(crate) batch_max_rows: usize,
+    /// A batch is closed at this many bytes of NDJSON.
+    #[serde(default = "default_batch_bytes")]
+    pub(crate) batch_max_bytes: ByteSize,
+    /// Messages queued per worker before readers are pushed back.
+    #[serde(default = "default_queue")]
+    pub(crate) queue_capacity: usize,
+    /// On SIGTERM/SIGINT, how long to keep sending before exiting (the rest stays spooled).
+    #[serde(default = "default_grace")]
+    pub(crate) shutdown_grace: DurationStr,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            workers: 0,
+            flush_interval: default_flush(),
+            batch_max_rows: default_batch_rows(),
+            batch_max_bytes: default_batch_bytes(),
+            queue_capacity: default_queue(),
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+fn default_flush() -> DurationStr {
+    DurationStr(Duration::from_secs(1))
+}
+fn default_batch_rows() -> usize {
+    10_000
+}
+fn default_batch_bytes() -> ByteSize {
+    ByteSize(4 << 20)
+}
+fn default_queue() -> usize {
+    16 * 1024
+}
+fn default_grace() -> DurationStr {
+    DurationStr(Duration::from_secs(10))
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogConfig {
+    #[serde(default)]
+    pub(crate) format: LogFormat,
+    /// A tracing filter such as `info` or `mcas_forward=debug`; `RUST_LOG` wins when set.
+    #[serde(default)]
+    pub(crate) level: Option<String>,
+}
+
+/// A byte size: an integer, or a string such as `"64KiB"`, `"10GiB"`, `"500MB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteSize(pub(crate) u64);
+
+impl ByteSize {
+    /// Parse `"10GiB"`, `"64 KiB"`, `"1000"`, `"5MB"`.
+    pub(crate) fn parse(s: &str) -> Result<ByteSize, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let unit = unit.trim();
+        let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "m" | "mb" => 1_000_000,
+            "g" | "gb" => 1_000_000_000,
+            "t" | "tb" => 1_000_000_000_000,
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            "tib" => 1 << 40,
+            _ => {
+                return Err(format!(
+                    "unknown size unit {unit:?} in {s:?} (use B, KB, MB, GB, KiB, MiB, GiB, TiB)"
+                ));
+            }
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("not a size: {s:?} (examples: 65536, \"64KiB\", \"10GiB\")"))?;
+        let v = n * mult as f64;
+        if !(0.0..1.8e19).contains(&v) {
+            return Err(format!("size out of range: {s:?}"));
+        }
+        Ok(ByteSize(v as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration: a string such as `"1s"`, `"250ms"`, `"5m"`, `"1h"`, or an integer of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DurationStr(pub(crate) Duration);
+
+impl DurationStr {
+    /// Parse `"1s"`, `"250ms"`, `"5m"`, `"2h"`, `"1.5s"`.
+    pub(crate) fn parse(s: &str) -> Result<DurationStr, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let secs_per: f64 = match unit.trim() {
+            "ms" => 0.001,
+            "" | "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            u => {
+                return Err(format!(
+                    "unknown duration unit {u:?} in {s:?} (use ms, s, m, h)"
+                ));
+            }
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("not a duration: {s:?} (examples: \"1s\", \"250ms\", \"5m\")"))?;
+        let v = n * secs_per;
+        if !(0.0..1e9).contains(&v) {
+            return Err(format!("duration out of range: {s:?}"));
+        }
+        Ok(DurationStr(Duration::from_secs_f64(v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(DurationStr(Duration::from_secs(n))),
+            Raw::S(s) => DurationStr::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// An IPv4 or IPv6 network, `10.0.0.0/8`; a bare address is a /32 or /128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parse `"10.0.0.0/8"`, `"::1"`, `"192.168.1.7"`.
+    pub(crate) fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("not an address or CIDR: {s:?} (example: \"10.0.0.0/8\")"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("bad prefix length in {s:?} (0..={max})"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside this network. IPv4-mapped IPv6 peers match IPv4 networks.
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Cidr::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A secret string: never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    #[cfg(test)]
+    pub(crate) fn new(s: String) -> Secret {
+        Secret(s)
+    }
+    /// The secret itself, for handing to a credential.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where the configuration came from, for messages.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Embedded,
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Embedded => f.write_str("the embedded default configuration"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Config {
+    /// Load `path`, or the embedded default when `None`, and validate it.
+    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<(Config, Source)> {
+        let (text, source) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).with_context(|| {
+                    format!("cannot read the configuration file {}", p.display())
+                })?,
+                Source::File(p.to_owned()),
+            ),
+            None => (EMBEDDED_DEFAULT.to_owned(), Source::Embedded),
+        };
+        let cfg = Config::parse(&text).with_context(|| format!("in {source}"))?;
+        Ok((cfg, source))
+    }
+
+    /// Parse and validate TOML text.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Cross-field checks, each with a message that names the key and the fix.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        for (i, l) in self.listen.iter().enumerate() {
+            let at = format!("listen[{i}] ({} {})", l.protocol, l.address);
+            if l.protocol == Protocol::Tls && (l.cert.is_none() || l.key.is_none()) {
+                bail!("{at}: protocol = \"tls\" needs both `cert` and `key` (PEM files)");
+            }
+            if l.protocol != Protocol::Tls
+                && (l.cert.is_some() || l.key.is_some() || l.client_ca.is_some())
+            {
+                bail!("{at}: `cert`, `key` and `client_ca` apply only to protocol = \"tls\"");
+            }
+            if l.protocol == Protocol::Udp && l.framing != FramingConfig::Auto {
+                bail!(
+                    "{at}: `framing` applies only to tcp and tls; UDP is one message per datagram"
+                );
+            }
+            if l.max_message_bytes.0 < 64 || l.max_message_bytes.0 > (16 << 20) {
+                bail!("{at}: max_message_bytes must be between 64 bytes and 16MiB");
+            }
+            if l.max_connections == 0 {
+                bail!("{at}: max_connections must be at least 1");
+            }
+            if let Some(tz) = &l.timezone {
+                parse_timezone(tz).with_context(|| format!("{at}: timezone"))?;
+            }
+        }
+        for (i, a) in self.listen.iter().enumerate() {
+            for b in &self.listen[i + 1..] {
+                let same_kind = (a.protocol == Protocol::Udp) == (b.protocol == Protocol::Udp);
+                if same_kind && a.address == b.address {
+                    bail!(
+                        "two listeners use {} {}: each address may be used once per transport",
+                        a.protocol,
+                        a.address
+                    );
+                }
+            }
+        }
+        let o = &self.output;
+        match o.kind {
+            OutputKind::LogsIngestion => {
+                let Some(ep) = &o.endpoint else {
+                    bail!(
+                        "output.kind = \"logs-ingestion\" needs `endpoint` (the DCR's logsIngestion URL or a DCE URL)"
+                    );
+                };
+                if !(ep.starts_with("https://") || ep.starts_with("http://")) {
+                    bail!("output.endpoint must be an https:// URL, got {ep:?}");
+                }
+                match &o.dcr_immutable_id {
+                    None => bail!(
+                        "output.kind = \"logs-ingestion\" needs `dcr_immutable_id` (\"dcr-\" followed by 32 hex digits)"
+                    ),
+                    Some(id) if !id.starts_with("dcr-") => {
+                        bail!(
+                            "output.dcr_immutable_id must start with \"dcr-\" (it is the DCR's immutableId, not its name or resource id), got {id:?}"
+                        )
+                    }
+                    _ => {}
+                }
+                for (key, s) in [
+                    ("stream", Some(&o.stream)),
+                    ("syslog_stream", o.syslog_stream.as_ref()),
+                ] {
+                    if let Some(s) = s
+                        && !s.starts_with("Custom-")
+                    {
+                        bail!(
+                            "output.{key} = {s:?}: input streams of a DCR must begin with \"Custom-\""
+                        );
+                    }
+                }
+                let Some(auth) = &o.auth else {
+                    bail!(
+                        "output.kind = \"logs-ingestion\" needs an [output.auth] table (kind = \"client-secret\", \"client-certificate\", \"managed-identity\" or \"workload-identity\")"
+                    );
+                };
+                auth.validate()?;
+            }
+            OutputKind::DataCollector => {
+                if o.workspace_id.is_none() {
+                    bail!("output.kind = \"data-collector\" needs `workspace_id`");
+                }
+                if o.shared_key.is_none()
+                    && o.shared_key_file.is_none()
+                    && std::env::var_os(ENV_SHARED_KEY).is_none()
+                {
+                    bail!(
+                        "output.kind = \"data-collector\" needs the shared key: set {ENV_SHARED_KEY} or `shared_key_file`"
+                    );
+                }
+            }
+            OutputKind::File => {
+                if o.path.is_none() {
+                    bail!("output.kind = \"file\" needs `path`");
+                }
+            }
+            OutputKind::Stdout => {}
+        }
+        if o.concurrency == 0 || o.concurrency > 64 {
+            bail!("output.concurrency must be between 1 and 64");
+        }
+        if let Some(s) = &self.spool {
+            if s.max_bytes.0 < (1 << 20) {
+                bail!("spool.max_bytes must be at least 1MiB");
+            }
+            if !(0.0..=1.0).contains(&s.ready_threshold) {
+                bail!("spool.ready_threshold must be between 0 and 1");
+            }
+        }
+        let p = &self.pipeline;
+        if p.flush_interval.0 < Duration::from_millis(10) {
+            bail!("pipeline.flush_interval must be at least 10ms");
+        }
+        if p.batch_max_rows == 0 {
+            bail!("pipeline.batch_max_rows must be at least 1");
+        }
+        if p.batch_max_bytes.0 < 4096 {
+            bail!("pipeline.batch_max_bytes must be at least 4KiB");
+        }
+        if p.queue_capacity == 0 {
+            bail!("pipeline.queue_capacity must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The spool directory: configured, else `$XDG_STATE_HOME/mcas-forward/spool`,
+    /// else `~/.local/state/mcas-forward/spool`.
+    pub(crate) fn spool_dir(&self) -> anyhow::Result<PathBuf> {
+        match self.spool.as_ref().and_then(|s| s.dir.clone()) {
+            Some(d) => Ok(d),
+            None => Ok(state_dir()?.join("spool")),
+        }
+    }
+
+    /// The dead-letter file: configured, else under the state directory.
+    pub(crate) fn dead_letter_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.dead_letter {
+            Some(d) => Ok(d.path.clone()),
+            None => Ok(state_dir()?.join("dead-letter.ndjson")),
+        }
+    }
+
+    /// The effective spool settings.
+    pub(crate) fn spool_settings(&self) -> SpoolConfig {
+        self.spool.clone().unwrap_or_default()
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let need = |v: &Option<String>, key: &str| -> anyhow::Result<()> {
+            if v.as_deref().is_none_or(str::is_empty) {
+                bail!(
+                    "output.auth.kind = {:?} needs `{key}`",
+                    kind_name(self.kind)
+                );
+            }
+            Ok(())
+        };
+        match self.kind {
+            AuthKind::ClientSecret => {
+                need(&self.tenant_id, "tenant_id")?;
+                need(&self.client_id, "client_id")?;
+                if self.client_secret.is_none()
+                    && self.client_secret_file.is_none()
+                    && std::env::var_os(ENV_CLIENT_SECRET).is_none()
+                {
+                    bail!(
+                        "output.auth.kind = \"client-secret\" needs the secret: set {ENV_CLIENT_SECRET} or `client_secret_file`"
+                    );
+                }
+            }
+            AuthKind::ClientCertificate => {
+                need(&self.tenant_id, "tenant_id")?;
+                need(&self.client_id, "client_id")?;
+                if self.certificate.is_none() {
+                    bail!(
+                        "output.auth.kind = \"client-certificate\" needs `certificate` (a PEM file)"
+                    );
+                }
+            }
+            AuthKind::ManagedIdentity => {}
+            AuthKind::WorkloadIdentity => {
+                if self.tenant_id.is_none() && std::env::var_os("AZURE_TENANT_ID").is_none() {
+                    bail!(
+                        "output.auth.kind = \"workload-identity\" needs `tenant_id` or AZURE_TENANT_ID"
+                    );
+                }
+                if self.client_id.is_none() && std::env::var_os("AZURE_CLIENT_ID").is_none() {
+                    bail!(
+                        "output.auth.kind = \"workload-identity\" needs `client_id` or AZURE_CLIENT_ID"
+                    );
+                }
+                if self.federated_token_file.is_none()
+                    && std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_none()
+                {
+                    bail!(
+                        "output.auth.kind = \"workload-identity\" needs `federated_token_file` or AZURE_FEDERATED_TOKEN_FILE"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The client secret: `MCAS_FORWARD_CLIENT_SECRET`, else `client_secret_file`, else inline.
+    pub(crate) fn resolve_client_secret(&self) -> anyhow::Result<Secret> {
+        resolve_secret(
+            ENV_CLIENT_SECRET,
+            self.client_secret_file.as_deref(),
+            self.client_secret.as_ref(),
+            "output.auth.client_secret_file",
+        )
+    }
+}
+
+impl OutputConfig {
+    /// The shared key: `MCAS_FORWARD_SHARED_KEY`, else `shared_key_file`, else inline.
+    pub(crate) fn resolve_shared_key(&self) -> anyhow::Result<Secret> {
+        resolve_secret(
+            ENV_SHARED_KEY,
+            self.shared_key_file.as_deref(),
+            self.shared_key.as_ref(),
+            "output.shared_key_file",
+        )
+    }
+}
+
+fn resolve_secret(
+    env: &str,
+    file: Option<&Path>,
+    inline: Option<&Secret>,
+    key: &str,
+) -> anyhow::Result<Secret> {
+    if let Ok(v) = std::env::var(env)
+        && !v.is_empty()
+    {
+        return Ok(Secret(v));
+    }
+    if let Some(f) = file {
+        let v = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read {key} {}", f.display()))?;
+        let v = v.trim().to_owned();
+        if v.is_empty() {
+            bail!("{key} {} is empty", f.display());
+        }
+        return Ok(Secret(v));
+    }
+    match inline {
+        Some(s) => Ok(s.clone()),
+        None => bail!("no secret: set {env} or {key}"),
+    }
+}
+
+fn kind_name(k: AuthKind) -> &'static str {
+    match k {
+        AuthKind::ClientSecret => "client-secret",
+        AuthKind::ClientCertificate => "client-certificate",
+        AuthKind::ManagedIdentity => "managed-identity",
+        AuthKind::WorkloadIdentity => "workload-identity",
+    }
+}
+
+/// `$XDG_STATE_HOME/mcas-forward`, else `~/.local/state/mcas-forward`.
+pub(crate) fn state_dir() -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("mcas-forward"));
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".local/state/mcas-forward")),
+        None => bail!(
+            "neither XDG_STATE_HOME nor HOME is set: configure [spool] dir and [dead_letter] path"
+        ),
+    }
+}
+
+/// Resolve a listener `timezone`: an IANA name (`Europe/Paris`) or a fixed offset (`+02:00`).
+pub(crate) fn parse_timezone(tz: &str) -> anyhow::Result<jiff::tz::TimeZone> {
+    if tz.eq_ignore_ascii_case("utc") || tz == "Z" {
+        return Ok(jiff::tz::TimeZone::UTC);
+    }
+    if let Some(first) = tz.chars().next()
+        && (first == '+' || first == '-')
+    {
+        let parts: Vec<&str> = tz[1..].split(':').collect();
+        let h: Option<i32> = parts.first().and_then(|h| h.parse().ok());
+        let m: Option<i32> = parts.get(1).map_or(Some(0), |m| m.parse().ok());
+        let off = match (h, m) {
+            (Some(h), Some(m)) if parts.len() <= 2 && h <= 18 && m < 60 => {
+                let secs = (h * 3600 + m * 60) * if first == '-' { -1 } else { 1 };
+                jiff::tz::Offset::from_seconds(secs).ok()
+            }
+            _ => None,
+        }
+        .ok_or_else(|| anyhow::anyhow!("bad UTC offset {tz:?} (example: \"+02:00\")"))?;
+        return Ok(jiff::tz::TimeZone::fixed(off));
+    }
+    jiff::tz::TimeZone::get(tz).map_err(|e| anyhow::anyhow!("unknown time zone {tz:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::parse(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.output.kind, OutputKind::Stdout);
+        assert_eq!(c.pipeline.flush_interval.0, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(ByteSize::parse("10GiB").unwrap().0, 10 << 30);
+        assert_eq!(ByteSize::parse("64 KiB").unwrap().0, 65536);
+        assert_eq!(ByteSize::parse("5MB").unwrap().0, 5_000_000);
+        assert_eq!(ByteSize::parse("1000").unwrap().0, 1000);
+        assert!(ByteSize::parse("10 parsecs").is_err());
+        assert_eq!(
+            DurationStr::parse("250ms").unwrap().0,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            DurationStr::parse("5m").unwrap().0,
+            Duration::from_secs(300)
+        );
+        assert!(DurationStr::parse("soon").is_err());
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.200.1.1".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
+        let l = Cidr::parse("::1").unwrap();
+        assert!(l.contains("::1".parse().unwrap()));
+        assert!(!l.contains("127.0.0.1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        let s = Secret::new("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn timezones() {
+        assert!(parse_timezone("+02:00").is_ok());
+        assert!(parse_timezone("UTC").is_ok());
+        assert!(parse_timezone("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn clear_errors() {
+        let e = Config::parse("[output]\nkind = \"logs-ingestion\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("needs `endpoint`"), "{e:#}");
+        let e = Config::parse("[output]\nkind = \"stdout\"\nbogus = 1\n").unwrap_err();
+        assert!(format!("{e:#}").contains("bogus"), "{e:#}");
+        let e = Config::parse("[[listen]]\nprotocol = \"tls\"\naddress = \"127.0.0.1:6514\"\n[output]\nkind = \"stdout\"\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("needs both `cert` and `key`"),
+            "{e:#}"
+        );
+        let e = Config::parse("[spool]\nmax_bytes = \"lots\"\n[output]\nkind = \"stdout\"\n")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("not a size"), "{e:#}");
+    }
+}

@@ -1,0 +1,376 @@
+//! Counters, their Prometheus text rendering, and the `/metrics` + `/health` server.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+/// Why an event or row was dropped; one counter per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DropReason {
+    /// UDP datagrams that found the pipeline queue full.
+    UdpOverflow,
+    /// Frames over `max_message_bytes` under `oversize = "discard"`.
+    Oversize,
+    /// Batches dropped by `when_full = "drop-newest"` (counted in rows).
+    SpoolFull,
+    /// Connections refused by the allow-list (counted in connections).
+    NotAllowed,
+    /// Connections refused over `max_connections`.
+    ConnectionLimit,
+    /// TLS handshakes that failed (no or bad client certificate, ...).
+    TlsHandshake,
+    /// Rows that could not be written to the dead-letter file.
+    DeadLetterWrite,
+}
+
+const DROP_REASONS: [(DropReason, &str); 7] = [
+    (DropReason::UdpOverflow, "udp_overflow"),
+    (DropReason::Oversize, "oversize"),
+    (DropReason::SpoolFull, "spool_full"),
+    (DropReason::NotAllowed, "not_allowed"),
+    (DropReason::ConnectionLimit, "connection_limit"),
+    (DropReason::TlsHandshake, "tls_handshake"),
+    (DropReason::DeadLetterWrite, "dead_letter_write"),
+];
+
+/// HTTP status classes kept per status code below 600.
+const STATUS_SLOTS: usize = 600;
+
+/// Every counter of the process. Cheap relaxed atomics; read by `/metrics`.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    pub(crate) received: AtomicU64,
+    pub(crate) received_bytes: AtomicU64,
+    pub(crate) parsed: AtomicU64,
+    pub(crate) cef: AtomicU64,
+    pub(crate) non_cef: AtomicU64,
+    pub(crate) malformed_cef: AtomicU64,
+    pub(crate) truncated: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) connections_open: AtomicU64,
+    dropped: [AtomicU64; 7],
+    pub(crate) batches: AtomicU64,
+    pub(crate) sent_rows: AtomicU64,
+    pub(crate) sent_bytes: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    requests_by_status: Box<[AtomicU64]>,
+    pub(crate) request_errors: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) spool_bytes: AtomicU64,
+    pub(crate) spool_files: AtomicU64,
+    pub(crate) spool_written: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) token_refreshes: AtomicU64,
+    pub(crate) last_success_unix: AtomicU64,
+    /// Set once every listener is bound.
+    pub(crate) listeners_up: AtomicBool,
+    /// Set after a 2xx, cleared after a failed request.
+    pub(crate) output_reachable: AtomicBool,
+    /// Spool bytes above which readiness needs a reachable output.
+    pub(crate) spool_ready_threshold: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            received: AtomicU64::new(0),
+            received_bytes: AtomicU64::new(0),
+            parsed: AtomicU64::new(0),
+            cef: AtomicU64::new(0),
+            non_cef: AtomicU64::new(0),
+            malformed_cef: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            dropped: Default::default(),
+            batches: AtomicU64::new(0),
+            sent_rows: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            requests_by_status: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            request_errors: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            spool_bytes: AtomicU64::new(0),
+            spool_files: AtomicU64::new(0),
+            spool_written: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            token_refreshes: AtomicU64::new(0),
+            last_success_unix: AtomicU64::new(0),
+            listeners_up: AtomicBool::new(false),
+            output_reachable: AtomicBool::new(true),
+            spool_ready_threshold: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+fn idx(r: DropReason) -> usize {
+    DROP_REASONS.iter().position(|(d, _)| *d == r).unwrap_or(0)
+}
+
+impl Metrics {
+    /// Count `n` drops for `reason`.
+    pub(crate) fn count_drop(&self, reason: DropReason, n: u64) {
+        self.dropped[idx(reason)].fetch_add(n, Relaxed);
+    }
+
+    /// Drops so far for `reason`.
+    pub(crate) fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[idx(reason)].load(Relaxed)
+    }
+
+    /// Count one send outcome by the HTTP status that settled it (2xx: delivered).
+    pub(crate) fn status(&self, status: u16) {
+        if let Some(c) = self.requests_by_status.get(usize::from(status)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Whether the process is ready: listeners bound, and the output reachable or the
+    /// spool below its threshold.
+    pub(crate) fn ready(&self) -> bool {
+        self.listeners_up.load(Relaxed)
+            && (self.output_reachable.load(Relaxed)
+                || self.spool_bytes.load(Relaxed) < self.spool_ready_threshold.load(Relaxed))
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP mcas_forward_{name} {help}\n# TYPE mcas_forward_{name} counter\nmcas_forward_{name} {v}"
+            );
+        };
+        counter(
+            "received_total",
+            "Messages read from listeners.",
+            self.received.load(Relaxed),
+        );
+        counter(
+            "received_bytes_total",
+            "Bytes of messages read from listeners.",
+            self.received_bytes.load(Relaxed),
+        );
+        counter(
+            "parsed_total",
+            "Messages parsed as syslog (raw fallback included).",
+            self.parsed.load(Relaxed),
+        );
+        counter(
+            "cef_total",
+            "Messages routed as CEF to CommonSecurityLog.",
+            self.cef.load(Relaxed),
+        );
+        counter(
+            "non_cef_total",
+            "Messages without CEF (Syslog stream or dead-letter).",
+            self.non_cef.load(Relaxed),
+        );
+        counter(
+            "malformed_cef_total",
+            "Messages with a CEF: marker but a broken header, routed as non-CEF.",
+            self.malformed_cef.load(Relaxed),
+        );
+        counter(
+            "truncated_total",
+            "Messages cut at max_message_bytes.",
+            self.truncated.load(Relaxed),
+        );
+        counter(
+            "connections_total",
+            "TCP/TLS connections accepted.",
+            self.connections.load(Relaxed),
+        );
+        counter(
+            "batches_total",
+            "Batches closed by the workers.",
+            self.batches.load(Relaxed),
+        );
+        counter(
+            "sent_rows_total",
+            "Rows delivered to the output.",
+            self.sent_rows.load(Relaxed),
+        );
+        counter(
+            "sent_bytes_total",
+            "Uncompressed NDJSON bytes delivered.",
+            self.sent_bytes.load(Relaxed),
+        );
+        counter(
+            "requests_total",
+            "HTTP requests made to the output (retries, splits and bisection included).",
+            self.requests.load(Relaxed),
+        );
+        counter(
+            "request_errors_total",
+            "Sends left to retry after a failure without an HTTP status (connection, timeout).",
+            self.request_errors.load(Relaxed),
+        );
+        counter(
+            "retries_total",
+            "Batches sent again after a transient failure.",
+            self.retries.load(Relaxed),
+        );
+        counter(
+            "spool_written_total",
+            "Batch files written to the spool.",
+            self.spool_written.load(Relaxed),
+        );
+        counter(
+            "dead_lettered_total",
+            "Rows or messages appended to the dead-letter file.",
+            self.dead_lettered.load(Relaxed),
+        );
+        counter(
+            "token_refreshes_total",
+            "Access tokens fetched.",
+            self.token_refreshes.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_dropped_total Events, rows or connections dropped, by reason.\n# TYPE mcas_forward_dropped_total counter"
+        );
+        for (r, name) in DROP_REASONS {
+            let _ = writeln!(
+                out,
+                "mcas_forward_dropped_total{{reason=\"{name}\"}} {}",
+                self.dropped(r)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_responses_total Send outcomes by the HTTP status that settled them (2xx: delivered; others: rows rejected or left to retry).\n# TYPE mcas_forward_responses_total counter"
+        );
+        for (code, c) in self.requests_by_status.iter().enumerate() {
+            let v = c.load(Relaxed);
+            if v > 0 {
+                let _ = writeln!(out, "mcas_forward_responses_total{{status=\"{code}\"}} {v}");
+            }
+        }
+        let mut gauge = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP mcas_forward_{name} {help}\n# TYPE mcas_forward_{name} gauge\nmcas_forward_{name} {v}"
+            );
+        };
+        gauge(
+            "connections_open",
+            "Open TCP/TLS connections.",
+            self.connections_open.load(Relaxed),
+        );
+        gauge(
+            "spool_bytes",
+            "Bytes held in the spool.",
+            self.spool_bytes.load(Relaxed),
+        );
+        gauge(
+            "spool_files",
+            "Batch files held in the spool.",
+            self.spool_files.load(Relaxed),
+        );
+        gauge(
+            "last_success_timestamp_seconds",
+            "Unix time of the last 2xx.",
+            self.last_success_unix.load(Relaxed),
+        );
+        gauge(
+            "ready",
+            "1 when ready (listeners up; output reachable or spool below threshold).",
+            u64::from(self.ready()),
+        );
+        out
+    }
+}
+
+/// Serve `/metrics`, `/health` and `/health/live` on `addr` until `stop`.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics.address {addr}: cannot bind: {e}"))?;
+    let local = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(prom))
+        .route("/health", get(health))
+        .route("/health/live", get(|| async { "live\n" }))
+        .with_state(metrics);
+    tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(local)
+}
+
+async fn prom(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render(),
+    )
+}
+
+async fn health(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    let ready = m.ready();
+    let body = serde_json::json!({
+        "live": true,
+        "ready": ready,
+        "listeners_up": m.listeners_up.load(Relaxed),
+        "output_reachable": m.output_reachable.load(Relaxed),
+        "spool_bytes": m.spool_bytes.load(Relaxed),
+    });
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_reasons() {
+        let m = Metrics::default();
+        m.received.fetch_add(3, Relaxed);
+        m.count_drop(DropReason::UdpOverflow, 2);
+        m.status(204);
+        m.status(429);
+        let t = m.render();
+        assert!(t.contains("mcas_forward_received_total 3\n"));
+        assert!(t.contains("mcas_forward_dropped_total{reason=\"udp_overflow\"} 2\n"));
+        assert!(t.contains("mcas_forward_responses_total{status=\"204\"} 1\n"));
+        assert!(t.contains("mcas_forward_responses_total{status=\"429\"} 1\n"));
+        assert!(t.contains("mcas_forward_ready 0\n"));
+    }
+
+    #[test]
+    fn readiness() {
+        let m = Metrics::default();
+        assert!(!m.ready());
+        m.listeners_up.store(true, Relaxed);
+        assert!(m.ready());
+        m.output_reachable.store(false, Relaxed);
+        m.spool_ready_threshold.store(100, Relaxed);
+        m.spool_bytes.store(50, Relaxed);
+        assert!(m.ready());
+        m.spool_bytes.store(150, Relaxed);
+        assert!(!m.ready());
+    }
+}

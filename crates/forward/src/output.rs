@@ -1,0 +1,591 @@
+//! Outputs: stdout and file (rows written as they are batched), and the network outputs
+//! (Logs Ingestion, Data Collector), which go through the spool and a pool of senders.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AuthConfig, AuthKind, CloudConfig, Config, OutputKind};
+use crate::deadletter::{DeadLetter, EntryOut};
+use crate::metrics::Metrics;
+use crate::route::Route;
+use crate::spool::{Batch, Spool, Spooled};
+
+/// Result of sending one NDJSON batch.
+#[derive(Debug, Default)]
+pub(crate) struct Sent {
+    /// Rows acknowledged (2xx).
+    pub(crate) delivered: usize,
+    /// Rows refused for good: (row JSON, reason).
+    pub(crate) rejected: Vec<(Vec<u8>, String)>,
+    /// Rows still to send (a transient failure outlasted the retry budget), as NDJSON.
+    pub(crate) retry: Vec<u8>,
+    /// How many rows are in `retry`.
+    pub(crate) retry_rows: usize,
+    /// The error that stopped the retries, for logs.
+    pub(crate) last_error: Option<String>,
+}
+
+/// A network client for one route.
+#[derive(Debug)]
+enum Client {
+    Logs(mcas_loganalytics::LogsIngestionClient),
+    Collector(mcas_loganalytics::DataCollectorClient),
+}
+
+/// The network clients, by route.
+#[derive(Debug)]
+pub(crate) struct Network {
+    csl: Client,
+    syslog: Option<Client>,
+    csl_stream: String,
+    syslog_stream: Option<String>,
+    check: Option<Check>,
+}
+
+fn cloud(c: CloudConfig) -> mcas_loganalytics::Cloud {
+    match c {
+        CloudConfig::Public => mcas_loganalytics::Cloud::Public,
+        CloudConfig::Usgov => mcas_loganalytics::Cloud::UsGov,
+        CloudConfig::China => mcas_loganalytics::Cloud::China,
+    }
+}
+
+fn authority(a: &AuthConfig) -> anyhow::Result<mcas_loganalytics::AuthorityHost> {
+    Ok(match &a.authority_host {
+        Some(h) => {
+            mcas_loganalytics::AuthorityHost::new(h).context("output.auth.authority_host")?
+        }
+        None => mcas_loganalytics::AuthorityHost::from(cloud(a.cloud)),
+    })
+}
+
+/// Build the credential of `[output.auth]`.
+pub(crate) fn credential(
+    a: &AuthConfig,
+) -> anyhow::Result<Arc<dyn mcas_loganalytics::TokenCredential>> {
+    let tenant = a.tenant_id.clone().unwrap_or_default();
+    let client = a.client_id.clone().unwrap_or_default();
+    Ok(match a.kind {
+        AuthKind::ClientSecret => {
+            let secret = a.resolve_client_secret()?;
+            Arc::new(mcas_loganalytics::ClientSecretCredential::new(
+                tenant,
+                client,
+                secret.expose(),
+                authority(a)?,
+            )?)
+        }
+        AuthKind::ClientCertificate => {
+            let Some(cert_path) = &a.certificate else {
+                bail!("output.auth.certificate is required")
+            };
+            let cert = std::fs::read(cert_path).with_context(|| {
+                format!(
+                    "cannot read output.auth.certificate {}",
+                    cert_path.display()
+                )
+            })?;
+            let key = match &a.private_key {
+                Some(k) => std::fs::read(k).with_context(|| {
+                    format!("cannot read output.auth.private_key {}", k.display())
+                })?,
+                None => cert.clone(),
+            };
+            Arc::new(mcas_loganalytics::ClientCertificateCredential::new(
+                tenant,
+                client,
+                &cert,
+                &key,
+                authority(a)?,
+            )?)
+        }
+        AuthKind::ManagedIdentity => {
+            let mut c = match &a.client_id {
+                Some(id) => {
+                    mcas_loganalytics::ManagedIdentityCredential::user_assigned(id.clone())?
+                }
+                None => mcas_loganalytics::ManagedIdentityCredential::system_assigned()?,
+            };
+            if let Some(ep) = &a.imds_endpoint {
+                c = c.with_endpoint(ep).context("output.auth.imds_endpoint")?;
+            }
+            Arc::new(c)
+        }
+        AuthKind::WorkloadIdentity => {
+            let tenant = a
+                .tenant_id
+                .clone()
+                .or_else(|| std::env::var("AZURE_TENANT_ID").ok())
+                .unwrap_or_default();
+            let client = a
+                .client_id
+                .clone()
+                .or_else(|| std::env::var("AZURE_CLIENT_ID").ok())
+                .unwrap_or_default();
+            let file: PathBuf = match &a.federated_token_file {
+                Some(f) => f.clone(),
+                None => std::env::var_os("AZURE_FEDERATED_TOKEN_FILE")
+                    .map(PathBuf::from)
+                    .unwrap_or_default(),
+            };
+            Arc::new(mcas_loganalytics::WorkloadIdentityCredential::new(
+                tenant,
+                client,
+                file,
+                authority(a)?,
+            )?)
+        }
+    })
+}
+
+impl Network {
+    /// Build the clients of a network output.
+    pub(crate) fn new(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Network> {
+        let o = &cfg.output;
+        let timeout = o.request_timeout.0;
+        let retry = mcas_loganalytics::RetryPolicy::bounded(o.retry_budget.0);
+        match o.kind {
+            OutputKind::LogsIngestion => {
+                let Some(auth) = &o.auth else {
+                    bail!("[output.auth] is required")
+                };
+                let cred: Arc<dyn mcas_loganalytics::TokenCredential> =
+                    Arc::new(CountingCredential {
+                        inner: credential(auth)?,
+                        last: std::sync::Mutex::new(None),
+                        metrics,
+                    });
+                let endpoint = o.endpoint.clone().unwrap_or_default();
+                let dcr = o.dcr_immutable_id.clone().unwrap_or_default();
+                let scope = auth
+                    .scope
+                    .clone()
+                    .unwrap_or_else(|| cloud(auth.cloud).ingestion_scope().to_owned());
+                let build = |stream: &str| -> anyhow::Result<Client> {
+                    let c =
+                        mcas_loganalytics::LogsIngestionClient::builder(&endpoint, &dcr, stream)
+                            .credential(cred.clone())
+                            .scope(scope.clone())
+                            .max_in_flight(o.concurrency)
+                            .request_timeout(timeout)
+                            .retry(retry.clone())
+                            .build()
+                            .with_context(|| format!("output stream {stream}"))?;
+                    Ok(Client::Logs(c))
+                };
+                Ok(Network {
+                    csl: build(&o.stream)?,
+                    syslog: o.syslog_stream.as_deref().map(build).transpose()?,
+                    csl_stream: o.stream.clone(),
+                    syslog_stream: o.syslog_stream.clone(),
+                    check: Some(Check {
+                        endpoint: endpoint.clone(),
+                        dcr: dcr.clone(),
+                        stream: o.stream.clone(),
+                        scope,
+                        cred,
+                    }),
+                })
+            }
+            OutputKind::DataCollector => {
+                let key = o.resolve_shared_key()?;
+                let ws = o.workspace_id.clone().unwrap_or_default();
+                let build = |log_type: &str| -> anyhow::Result<Client> {
+                    let key = mcas_loganalytics::SharedKey::from_base64(key.expose())
+                        .map_err(|e| anyhow::anyhow!("the shared key is not valid base64: {e}"))?;
+                    let mut b = mcas_loganalytics::DataCollectorClient::builder(&ws, key, log_type)
+                        .max_in_flight(o.concurrency)
+                        .request_timeout(timeout)
+                        .retry(retry.clone());
+                    if let Some(ep) = &o.endpoint {
+                        b = b.endpoint(ep.clone());
+                    }
+                    if let Some(auth) = &o.auth {
+                        b = b.cloud(cloud(auth.cloud));
+                    }
+                    Ok(Client::Collector(
+                        b.build().context("data-collector output")?,
+                    ))
+                };
+                Ok(Network {
+                    csl: build(&o.log_type)?,
+                    syslog: o.syslog_stream.as_deref().map(build).transpose()?,
+                    csl_stream: o.log_type.clone(),
+                    syslog_stream: o.syslog_stream.clone(),
+                    check: None,
+                })
+            }
+            OutputKind::Stdout | OutputKind::File => bail!("not a network output"),
+        }
+    }
+
+    /// The stream (or Log-Type) name of a route.
+    pub(crate) fn stream_name(&self, r: Route) -> Option<&str> {
+        match r {
+            Route::Csl => Some(&self.csl_stream),
+            Route::Syslog => self.syslog_stream.as_deref(),
+        }
+    }
+
+    /// The route whose stream is `name`.
+    pub(crate) fn route_of(&self, name: &str) -> Option<Route> {
+        if name == self.csl_stream {
+            Some(Route::Csl)
+        } else if self.syslog_stream.as_deref() == Some(name) {
+            Some(Route::Syslog)
+        } else {
+            None
+        }
+    }
+
+    /// Send an NDJSON batch for `route`.
+    pub(crate) async fn send(&self, route: Route, ndjson: &[u8], metrics: &Metrics) -> Sent {
+        let client = match route {
+            Route::Csl => Some(&self.csl),
+            Route::Syslog => self.syslog.as_ref(),
+        };
+        let Some(client) = client else {
+            let rejected = ndjson
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    (
+                        l.to_vec(),
+                        "no syslog_stream is configured for Syslog rows".to_owned(),
+                    )
+                })
+                .collect();
+            return Sent {
+                rejected,
+                ..Sent::default()
+            };
+        };
+        let report = match client {
+            Client::Logs(c) => c.send_ndjson(ndjson).await,
+            Client::Collector(c) => c.send_ndjson(ndjson).await,
+        };
+        report_to_sent(report, metrics)
+    }
+
+    /// The `validate` check, as Vector's healthcheck does it: a token, then an empty batch
+    /// (`[]`) to the stream. Returns the HTTP status.
+    pub(crate) async fn check(&self) -> anyhow::Result<CheckResult> {
+        let Some(c) = &self.check else {
+            return Ok(CheckResult::Skipped);
+        };
+        let token = match c.cred.get_token(&c.scope).await {
+            Ok(t) => t,
+            Err(e) => return Ok(CheckResult::Token(e)),
+        };
+        let url = format!(
+            "{}/dataCollectionRules/{}/streams/{}?api-version={}",
+            c.endpoint.trim_end_matches('/'),
+            c.dcr,
+            c.stream,
+            mcas_loganalytics::LOGS_INGESTION_API_VERSION
+        );
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(token.secret())
+            .header("Content-Type", "application/json")
+            .body("[]")
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Ok(CheckResult::Status(status, body))
+    }
+}
+
+/// What `validate` learnt from the output.
+#[derive(Debug)]
+pub(crate) enum CheckResult {
+    /// Not a Logs Ingestion output.
+    Skipped,
+    /// The token request failed.
+    Token(mcas_loganalytics::Error),
+    /// The empty batch was answered with this status and body.
+    Status(u16, String),
+}
+
+/// What the `validate` check needs.
+#[derive(Debug)]
+struct Check {
+    endpoint: String,
+    dcr: String,
+    stream: String,
+    scope: String,
+    cred: Arc<dyn mcas_loganalytics::TokenCredential>,
+}
+
+/// Wraps a credential to count token refreshes (a token different from the last one).
+#[derive(Debug)]
+struct CountingCredential {
+    inner: Arc<dyn mcas_loganalytics::TokenCredential>,
+    last: std::sync::Mutex<Option<std::time::SystemTime>>,
+    metrics: Arc<Metrics>,
+}
+
+impl mcas_loganalytics::TokenCredential for CountingCredential {
+    fn get_token<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> mcas_loganalytics::BoxFuture<
+        'a,
+        Result<mcas_loganalytics::AccessToken, mcas_loganalytics::Error>,
+    > {
+        Box::pin(async move {
+            let t = self.inner.get_token(scope).await?;
+            if let Ok(mut last) = self.last.lock()
+                && *last != Some(t.expires_at())
+            {
+                *last = Some(t.expires_at());
+                self.metrics.token_refreshes.fetch_add(1, Relaxed);
+            }
+            Ok(t)
+        })
+    }
+
+    fn invalidate(&self, scope: &str, token: &mcas_loganalytics::AccessToken) {
+        self.inner.invalidate(scope, token);
+    }
+}
+
+fn report_to_sent(r: mcas_loganalytics::SendReport, metrics: &Metrics) -> Sent {
+    metrics.requests.fetch_add(r.requests as u64, Relaxed);
+    let retry = r.retry_later_ndjson();
+    let mut sent = Sent {
+        delivered: r.delivered_rows,
+        retry,
+        ..Sent::default()
+    };
+    for x in r.rejected {
+        if let mcas_loganalytics::RejectReason::Refused(e) = &x.reason
+            && let Some(st) = e.status()
+        {
+            metrics.status(st);
+        }
+        sent.rejected.push((x.row, x.reason.to_string()));
+    }
+    if let Some(later) = r.retry_later {
+        sent.retry_rows = later.rows.len();
+        match later.error.status() {
+            Some(st) => metrics.status(st),
+            None => {
+                metrics.request_errors.fetch_add(1, Relaxed);
+            }
+        }
+        sent.last_error = Some(later.error.to_string());
+    }
+    if sent.delivered > 0 {
+        metrics.status(204);
+    }
+    sent
+}
+
+/// Write batches to stdout or a file as they come; returns when the channel closes.
+pub(crate) async fn run_local(
+    kind: OutputKind,
+    path: Option<PathBuf>,
+    mut rx: mpsc::Receiver<Batch>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    let mut file = match (kind, path) {
+        (OutputKind::File, Some(p)) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .with_context(|| format!("cannot open output.path {}", p.display()))?,
+        ),
+        _ => None,
+    };
+    while let Some(b) = rx.recv().await {
+        let res = match file.as_mut() {
+            Some(f) => f.write_all(&b.data),
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&b.data).and_then(|()| out.flush())
+            }
+        };
+        if let Err(e) = res {
+            // stdout closed (a pipe reader went away) or the disk is full: say so and stop.
+            return Err(anyhow::Error::new(e).context("cannot write the output"));
+        }
+        metrics.sent_rows.fetch_add(b.rows as u64, Relaxed);
+        metrics.sent_bytes.fetch_add(b.data.len() as u64, Relaxed);
+        metrics
+            .last_success_unix
+            .store(jiff::Timestamp::now().as_second().max(0) as u64, Relaxed);
+    }
+    Ok(())
+}
+
+/// Write batches to the spool, then queue them for the senders.
+pub(crate) async fn run_spooler(
+    spool: Arc<Spool>,
+    mut rx: mpsc::Receiver<Batch>,
+    queue: mpsc::UnboundedSender<Spooled>,
+) {
+    while let Some(b) = rx.recv().await {
+        let rows = b.rows;
+        match spool.write(b).await {
+            Ok(Some(s)) => {
+                let _ = queue.send(s);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // The batch stays in memory only if we keep trying: wait and retry is not
+                // possible without holding it, so log loudly; ENOSPC recovers on the next batch.
+                tracing::error!(rows, error = %format!("{e:#}"), "spool write failed; batch lost");
+            }
+        }
+    }
+}
+
+/// The senders: take spooled batches, send them, delete them after delivery, dead-letter
+/// rejected rows, and put back what must be retried. Stops when `stop` fires.
+pub(crate) async fn run_senders(
+    net: Arc<Network>,
+    spool: Arc<Spool>,
+    queue: Arc<Mutex<mpsc::UnboundedReceiver<Spooled>>>,
+    requeue: mpsc::UnboundedSender<Spooled>,
+    dead: Arc<DeadLetter>,
+    metrics: Arc<Metrics>,
+    senders: usize,
+    stop: CancellationToken,
+) {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..senders {
+        let (net, spool, queue, requeue, dead, metrics, stop) = (
+            net.clone(),
+            spool.clone(),
+            queue.clone(),
+            requeue.clone(),
+            dead.clone(),
+            metrics.clone(),
+            stop.clone(),
+        );
+        set.spawn(async move {
+            let mut failures: u32 = 0;
+            loop {
+                let next = {
+                    let mut q = queue.lock().await;
+                    tokio::select! {
+                        _ = stop.cancelled() => None,
+                        s = q.recv() => s,
+                    }
+                };
+                let Some(mut s) = next else { break };
+                let outcome = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    o = send_one(&net, &spool, &mut s, &dead, &metrics) => o,
+                };
+                match outcome {
+                    Ok(true) => failures = 0,
+                    Ok(false) | Err(_) => {
+                        if let Err(e) = &outcome {
+                            tracing::warn!(file = %s.path.display(), error = %format!("{e:#}"), "cannot send a spooled batch");
+                        }
+                        failures = failures.saturating_add(1);
+                        metrics.retries.fetch_add(1, Relaxed);
+                        let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(60));
+                        let requeue = requeue.clone();
+                        let stop = stop.clone();
+                        // Put it back after a pause; the other batches keep flowing meanwhile.
+                        tokio::spawn(async move {
+                            tokio::select! {
+                                _ = stop.cancelled() => {}
+                                _ = tokio::time::sleep(delay) => { let _ = requeue.send(s); }
+                            }
+                        });
+                    }
+                }
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// Send one spooled batch. Ok(true): done (file removed). Ok(false): rows remain to retry.
+async fn send_one(
+    net: &Network,
+    spool: &Spool,
+    s: &mut Spooled,
+    dead: &DeadLetter,
+    metrics: &Metrics,
+) -> anyhow::Result<bool> {
+    let data = tokio::fs::read(&s.path)
+        .await
+        .with_context(|| format!("cannot read {}", s.path.display()))?;
+    let sent = net.send(s.route, &data, metrics).await;
+    if sent.delivered > 0 {
+        metrics.sent_rows.fetch_add(sent.delivered as u64, Relaxed);
+        metrics.output_reachable.store(true, Relaxed);
+        metrics
+            .last_success_unix
+            .store(jiff::Timestamp::now().as_second().max(0) as u64, Relaxed);
+    }
+    if !sent.rejected.is_empty() {
+        let stream = net.stream_name(s.route);
+        let now = jiff::Timestamp::now();
+        let mut lines = Vec::new();
+        for (row, reason) in &sent.rejected {
+            let raw = String::from_utf8_lossy(row).into_owned();
+            let e = match serde_json::value::RawValue::from_string(raw.clone()) {
+                Ok(rv) => serde_json::to_writer(
+                    &mut lines,
+                    &EntryOut {
+                        time: now,
+                        reason,
+                        stream,
+                        row: Some(&rv),
+                        peer: None,
+                        raw: None,
+                    },
+                ),
+                Err(_) => serde_json::to_writer(
+                    &mut lines,
+                    &EntryOut {
+                        time: now,
+                        reason,
+                        stream,
+                        row: None,
+                        peer: None,
+                        raw: Some(&raw),
+                    },
+                ),
+            };
+            if e.is_ok() {
+                lines.push(b'\n');
+            }
+        }
+        dead.write_lines(&lines, sent.rejected.len() as u64);
+        dead.flush();
+        tracing::warn!(rows = sent.rejected.len(), file = %dead.path().display(), "rows rejected by the output were dead-lettered");
+    }
+    if sent.retry_rows == 0 {
+        metrics.sent_bytes.fetch_add(data.len() as u64, Relaxed);
+        spool.remove(s);
+        return Ok(true);
+    }
+    metrics.output_reachable.store(false, Relaxed);
+    tracing::warn!(
+        rows = sent.retry_rows,
+        error = sent.last_error.as_deref().unwrap_or("transient failure"),
+        "output unavailable; rows stay spooled and will be retried"
+    );
+    if sent.retry.len() != data.len() {
+        spool.rewrite(s, &sent.retry)?;
+    }
+    Ok(false)
+}

@@ -1,0 +1,85 @@
+//! Workers: each takes chunks of messages from its queue, turns each message into a row
+//! (through [`Router`]), serialises the row straight into the open batch buffer of its
+//! route, and closes a batch when it reaches `batch_max_rows`/`batch_max_bytes` or when
+//! `flush_interval` has passed.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::deadletter::DeadLetter;
+use crate::listen::Chunk;
+use crate::metrics::Metrics;
+use crate::route::{Buffers, Route, Router};
+use crate::spool::Batch;
+
+/// Batch limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) flush_interval: Duration,
+    pub(crate) max_rows: usize,
+    pub(crate) max_bytes: usize,
+}
+
+/// One worker; returns when its queue is closed and drained, after closing its batches.
+pub(crate) async fn worker(
+    mut rx: mpsc::Receiver<Chunk>,
+    router: Arc<Router>,
+    out: mpsc::Sender<Batch>,
+    dead: Arc<DeadLetter>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+) {
+    let mut bufs = Buffers::with_capacity(limits.max_bytes.min(1 << 20));
+    let mut tick = tokio::time::interval(limits.flush_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            c = rx.recv() => {
+                let Some(chunk) = c else { break };
+                for msg in &chunk.msgs {
+                    router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);
+                    for route in Route::ALL {
+                        let b = bufs.get(route);
+                        if b.rows >= limits.max_rows || b.data.len() >= limits.max_bytes {
+                            if !close(&mut bufs, route, &out, &metrics).await {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                for route in Route::ALL {
+                    if !close(&mut bufs, route, &out, &metrics).await {
+                        return;
+                    }
+                }
+                dead.flush();
+            }
+        }
+    }
+    for route in Route::ALL {
+        close(&mut bufs, route, &out, &metrics).await;
+    }
+    dead.flush();
+}
+
+/// Hand the open batch of `route` to the output stage (waiting for room). False when the
+/// output stage is gone.
+async fn close(
+    bufs: &mut Buffers,
+    route: Route,
+    out: &mpsc::Sender<Batch>,
+    metrics: &Metrics,
+) -> bool {
+    let Some(batch) = bufs.take(route) else {
+        return true;
+    };
+    metrics.batches.fetch_add(1, Relaxed);
+    out.send(batch).await.is_ok()
+}

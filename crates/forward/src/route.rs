@@ -1,0 +1,267 @@
+//! Routing: each message is parsed (syslog, then CEF) and goes to one place only:
+//! - CEF → the CommonSecurityLog stream;
+//! - anything else (a broken CEF header included, counted) → the Syslog stream when
+//!   `output.syslog_stream` is set, else the dead-letter file.
+//!
+//! All parsing and mapping is done by the libraries; this module only calls them in order
+//! and writes each row into its batch buffer.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::deadletter::{DeadLetter, EntryOut};
+use crate::listen::Msg;
+use crate::metrics::Metrics;
+use crate::spool::Batch;
+
+/// Where a row goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Route {
+    /// CommonSecurityLog rows (`output.stream`).
+    Csl,
+    /// Syslog rows (`output.syslog_stream`).
+    Syslog,
+}
+
+impl Route {
+    pub(crate) const ALL: [Route; 2] = [Route::Csl, Route::Syslog];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Route::Csl => "csl",
+            Route::Syslog => "syslog",
+        }
+    }
+
+    pub(crate) fn from_str(s: &str) -> Option<Route> {
+        match s {
+            "csl" => Some(Route::Csl),
+            "syslog" => Some(Route::Syslog),
+            _ => None,
+        }
+    }
+}
+
+/// An open batch buffer.
+#[derive(Debug, Default)]
+pub(crate) struct RouteBuf {
+    pub(crate) data: Vec<u8>,
+    pub(crate) rows: usize,
+}
+
+/// The open batch buffers of one worker, one per route.
+#[derive(Debug)]
+pub(crate) struct Buffers {
+    csl: RouteBuf,
+    syslog: RouteBuf,
+    capacity: usize,
+}
+
+impl Buffers {
+    pub(crate) fn with_capacity(capacity: usize) -> Buffers {
+        Buffers {
+            csl: RouteBuf {
+                data: Vec::with_capacity(capacity),
+                rows: 0,
+            },
+            syslog: RouteBuf::default(),
+            capacity,
+        }
+    }
+
+    pub(crate) fn get(&self, r: Route) -> &RouteBuf {
+        match r {
+            Route::Csl => &self.csl,
+            Route::Syslog => &self.syslog,
+        }
+    }
+
+    fn get_mut(&mut self, r: Route) -> &mut RouteBuf {
+        match r {
+            Route::Csl => &mut self.csl,
+            Route::Syslog => &mut self.syslog,
+        }
+    }
+
+    /// Close the batch of `r`, if it holds rows.
+    pub(crate) fn take(&mut self, r: Route) -> Option<Batch> {
+        let cap = self.capacity;
+        let b = self.get_mut(r);
+        if b.rows == 0 {
+            return None;
+        }
+        let data = std::mem::replace(&mut b.data, Vec::with_capacity(cap));
+        let rows = std::mem::take(&mut b.rows);
+        Some(Batch {
+            route: r,
+            data,
+            rows,
+        })
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Routed(Route),
+    DeadLettered,
+}
+
+/// The parse → map → serialise chain, configured once and shared by the workers.
+#[derive(Debug)]
+pub(crate) struct Router {
+    /// Per listener: zone for zone-less timestamps.
+    parsers: Vec<mcas_syslog::ParserConfig>,
+    mapper: mcas_csl::Mapper,
+    collector: String,
+    syslog_route: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    pub(crate) fn new(
+        parsers: Vec<mcas_syslog::ParserConfig>,
+        mapper: mcas_csl::Mapper,
+        syslog_route: bool,
+        metrics: Arc<Metrics>,
+    ) -> Router {
+        Router {
+            parsers,
+            mapper,
+            collector: collector_host_name(),
+            syslog_route,
+            metrics,
+        }
+    }
+
+    /// Map one message and append its row (and a newline) to its batch buffer, or write it
+    /// to the dead-letter file.
+    pub(crate) fn process(
+        &self,
+        listener: usize,
+        msg: &Msg,
+        received_at: jiff::Timestamp,
+        bufs: &mut Buffers,
+        dead: &DeadLetter,
+    ) -> Outcome {
+        if msg.truncated {
+            self.metrics.truncated.fetch_add(1, Relaxed);
+        }
+        let default_parser;
+        let parser = match self.parsers.get(listener) {
+            Some(p) => p,
+            None => {
+                default_parser = mcas_syslog::ParserConfig::new();
+                &default_parser
+            }
+        };
+        match self.map_into(parser, &msg.data, msg.peer, received_at, bufs) {
+            Ok(route) => Outcome::Routed(route),
+            Err(reason) => {
+                let raw = String::from_utf8_lossy(&msg.data);
+                dead.write(&EntryOut {
+                    time: received_at,
+                    reason,
+                    stream: None,
+                    row: None,
+                    peer: Some(msg.peer),
+                    raw: Some(&raw),
+                });
+                Outcome::DeadLettered
+            }
+        }
+    }
+
+    /// The core: parse and map `data`, serialise the row into `bufs`. Err is the
+    /// dead-letter reason.
+    pub(crate) fn map_into(
+        &self,
+        parser: &mcas_syslog::ParserConfig,
+        data: &[u8],
+        peer: IpAddr,
+        received_at: jiff::Timestamp,
+        bufs: &mut Buffers,
+    ) -> Result<Route, &'static str> {
+        let m = &self.metrics;
+        let mut cfg = parser.clone();
+        cfg.reference_time(received_at);
+        let parsed = mcas_syslog::parse_with(&cfg, data);
+        m.parsed.fetch_add(1, Relaxed);
+        let (host, body) = match &parsed {
+            Ok(msg) => (msg.hostname(), msg.msg()),
+            Err(_) => (None, data),
+        };
+        let peer_text;
+        let computer = match host {
+            Some(h) => h,
+            None => {
+                peer_text = peer.to_string();
+                peer_text.as_str()
+            }
+        };
+        let zone = parser.zone();
+        let ctx = mcas_csl::Context::new(received_at)
+            .with_computer(Some(computer))
+            .with_collector_host_name(Some(&self.collector))
+            .with_host_ip(Some(peer))
+            .with_default_zone(Some(zone));
+        if mcas_cef::find_start(body).is_some() {
+            match mcas_cef::parse(body) {
+                Ok(event) => {
+                    m.cef.fetch_add(1, Relaxed);
+                    let mapped = self.mapper.map(&event, &ctx);
+                    let b = bufs.get_mut(Route::Csl);
+                    if serde_json::to_writer(&mut b.data, &mapped.row).is_ok() {
+                        b.data.push(b'\n');
+                        b.rows += 1;
+                        return Ok(Route::Csl);
+                    }
+                    return Err("row serialisation failed");
+                }
+                Err(_) => {
+                    m.malformed_cef.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        m.non_cef.fetch_add(1, Relaxed);
+        if !self.syslog_route {
+            return Err("not CEF, and output.syslog_stream is not set");
+        }
+        let input = match &parsed {
+            Ok(msg) => mcas_csl::SyslogInput {
+                facility: msg.facility(),
+                severity: msg.severity(),
+                hostname: msg.hostname(),
+                process_name: msg.app_name(),
+                process_id: msg.proc_id(),
+                message: msg.msg(),
+                event_time: msg.timestamp(),
+            },
+            Err(_) => mcas_csl::SyslogInput {
+                message: data,
+                ..Default::default()
+            },
+        };
+        let row = mcas_csl::map_syslog(input, &ctx);
+        let b = bufs.get_mut(Route::Syslog);
+        if serde_json::to_writer(&mut b.data, &row).is_ok() {
+            b.data.push(b'\n');
+            b.rows += 1;
+            Ok(Route::Syslog)
+        } else {
+            Err("row serialisation failed")
+        }
+    }
+}
+
+/// This host's name, for CollectorHostName.
+pub(crate) fn collector_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

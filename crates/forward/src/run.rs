@@ -1,0 +1,267 @@
+//! `mcas-forward run`: build the pipeline, run it, and shut it down gracefully.
+//!
+//! listeners → (bounded queues) → workers → (bounded) → output stage:
+//! - stdout/file: written as batches close;
+//! - network: spool writer → spool directory → senders → delete after 2xx.
+//!
+//! On SIGTERM/SIGINT: listeners stop reading, workers drain their queues and close their
+//! batches, the spool writer writes them, the senders keep sending until the spool is empty
+//! or `shutdown_grace` has passed, and the process exits 0. What is still spooled is sent at
+//! the next start.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, LogFormat, parse_timezone};
+use crate::deadletter::DeadLetter;
+use crate::listen::{self, CHUNK, Workers};
+use crate::metrics::Metrics;
+use crate::output::{self, Network};
+use crate::pipeline::{self, Limits};
+use crate::route::Router;
+use crate::spool::Spool;
+
+/// Set up logging to stderr (text or JSON); `RUST_LOG` wins over `[log] level`.
+pub(crate) fn init_logging(cfg: &Config) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .or_else(|| cfg.log.level.clone())
+        .unwrap_or_else(|| "info".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+/// Build the router shared by the workers (also used by `map` and `replay-dead-letter`).
+pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
+    let mut parsers = Vec::with_capacity(cfg.listen.len());
+    for l in &cfg.listen {
+        let mut p = mcas_syslog::ParserConfig::new();
+        if let Some(tz) = &l.timezone {
+            p.default_zone(parse_timezone(tz)?);
+        }
+        parsers.push(p);
+    }
+    let mapper = crate::commands::mapper(cfg)?;
+    Ok(Router::new(
+        parsers,
+        mapper,
+        cfg.output.syslog_stream.is_some(),
+        metrics,
+    ))
+}
+
+pub(crate) fn main(config: Option<&Path>) -> anyhow::Result<()> {
+    let (cfg, source) = Config::load(config)?;
+    init_logging(&cfg);
+    if cfg.listen.is_empty() {
+        anyhow::bail!("{source}: no [[listen]] table: nothing to receive");
+    }
+    let workers = if cfg.pipeline.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        cfg.pipeline.workers
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mcas-forward")
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(run(cfg, source, workers))
+}
+
+async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let stop_listeners = CancellationToken::new();
+    let stop_all = CancellationToken::new();
+
+    let metrics_addr = match &cfg.metrics {
+        Some(m) => Some(crate::metrics::serve(m.address, metrics.clone(), stop_all.clone()).await?),
+        None => None,
+    };
+
+    // Bind everything first: a bad address or certificate fails before anything runs.
+    let mut bound = Vec::with_capacity(cfg.listen.len());
+    for l in &cfg.listen {
+        bound.push(listen::bind(l).await?);
+    }
+
+    let dead = Arc::new(DeadLetter::new(cfg.dead_letter_path()?, metrics.clone()));
+    let router = Arc::new(router(&cfg, metrics.clone())?);
+    let limits = Limits {
+        flush_interval: cfg.pipeline.flush_interval.0,
+        max_rows: cfg.pipeline.batch_max_rows,
+        max_bytes: usize::try_from(cfg.pipeline.batch_max_bytes.0).unwrap_or(usize::MAX),
+    };
+
+    // Output stage.
+    let (batch_tx, batch_rx) = mpsc::channel(n_workers * 2);
+    let kind = cfg.output.kind;
+    let mut network: Option<(
+        Arc<Network>,
+        Arc<Spool>,
+        tokio::task::JoinHandle<()>,
+        tokio::task::JoinHandle<()>,
+    )> = None;
+    let mut local: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    let sender_stop = CancellationToken::new();
+    if kind.is_network() {
+        let net = Arc::new(Network::new(&cfg, metrics.clone())?);
+        let dir = cfg.spool_dir()?;
+        let (spool, left) = Spool::open(&dir, &cfg.spool_settings(), metrics.clone())?;
+        let spool = Arc::new(spool);
+        let (q_tx, q_rx) = mpsc::unbounded_channel();
+        if !left.is_empty() {
+            tracing::info!(batches = left.len(), bytes = spool.bytes(), dir = %dir.display(), "resending batches spooled by a previous run");
+        }
+        for s in left {
+            let _ = q_tx.send(s);
+        }
+        let spooler = tokio::spawn(output::run_spooler(spool.clone(), batch_rx, q_tx.clone()));
+        let senders = tokio::spawn(output::run_senders(
+            net.clone(),
+            spool.clone(),
+            Arc::new(Mutex::new(q_rx)),
+            q_tx,
+            dead.clone(),
+            metrics.clone(),
+            cfg.output.concurrency,
+            sender_stop.clone(),
+        ));
+        network = Some((net, spool, spooler, senders));
+    } else {
+        metrics.spool_ready_threshold.store(u64::MAX, Relaxed);
+        local = Some(tokio::spawn(output::run_local(
+            kind,
+            cfg.output.path.clone(),
+            batch_rx,
+            metrics.clone(),
+        )));
+    }
+
+    // Workers.
+    let per_worker = (cfg.pipeline.queue_capacity / CHUNK).max(2);
+    let mut queues = Vec::with_capacity(n_workers);
+    let mut worker_tasks = Vec::with_capacity(n_workers);
+    for _ in 0..n_workers {
+        let (tx, rx) = mpsc::channel(per_worker);
+        queues.push(tx);
+        worker_tasks.push(tokio::spawn(pipeline::worker(
+            rx,
+            router.clone(),
+            batch_tx.clone(),
+            dead.clone(),
+            metrics.clone(),
+            limits,
+        )));
+    }
+    drop(batch_tx);
+    let workers = Workers::new(queues);
+
+    // Listeners.
+    let mut listener_tasks = Vec::with_capacity(bound.len());
+    for (i, (b, l)) in bound.into_iter().zip(cfg.listen.iter()).enumerate() {
+        let addr = listen::local_addr(&b);
+        tracing::info!(protocol = %l.protocol, address = %addr.map_or(l.address, |a| a), "listening");
+        listener_tasks.push(tokio::spawn(listen::run(
+            i,
+            l.clone(),
+            b,
+            workers.clone(),
+            metrics.clone(),
+            stop_listeners.clone(),
+        )));
+    }
+    drop(workers);
+    metrics.listeners_up.store(true, Relaxed);
+    tracing::info!(
+        config = %source,
+        output = ?kind,
+        workers = n_workers,
+        metrics = ?metrics_addr,
+        "mcas-forward {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    // Wait for a signal, or for the local output to fail.
+    let failed = tokio::select! {
+        s = shutdown_signal() => { tracing::info!(signal = s, "shutting down"); None }
+        r = async { match local.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
+            Some(match r { Ok(Ok(())) => anyhow::anyhow!("the output stopped"), Ok(Err(e)) => e, Err(e) => anyhow::anyhow!("output task: {e}") })
+        }
+    };
+    let deadline = Instant::now() + cfg.pipeline.shutdown_grace.0;
+    metrics.listeners_up.store(false, Relaxed);
+    stop_listeners.cancel();
+    for t in listener_tasks {
+        let _ = t.await;
+    }
+    for t in worker_tasks {
+        let _ = t.await;
+    }
+    dead.flush();
+    if let Some(e) = failed {
+        stop_all.cancel();
+        return Err(e);
+    }
+    if let Some(h) = local {
+        h.await.context("output task")??;
+    }
+    if let Some((_net, spool, spooler, senders)) = network {
+        let _ = spooler.await;
+        // Everything read is now spooled. Send what can be sent within the grace period.
+        loop {
+            if spool.bytes() == 0 || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sender_stop.cancel();
+        let _ = senders.await;
+        let left = metrics.spool_files.load(Relaxed);
+        if left > 0 {
+            tracing::warn!(
+                batches = left,
+                "batches left in the spool; they are sent at the next start"
+            );
+        }
+    }
+    dead.flush();
+    stop_all.cancel();
+    tracing::info!(
+        received = metrics.received.load(Relaxed),
+        sent_rows = metrics.sent_rows.load(Relaxed),
+        dead_lettered = metrics.dead_lettered.load(Relaxed),
+        "stopped"
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        if let (Ok(mut term), Ok(mut int)) = (term, int) {
+            return tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "ctrl-c"
+}

@@ -1,0 +1,329 @@
+//! The durable spool: one NDJSON file per batch, written to a temporary name, fsync'd (per
+//! policy) and renamed, then deleted after the output acknowledged it.
+//!
+//! File names are `<20-digit sequence>.<route>.ndjson`; the sequence gives the resend order at
+//! start-up. A `*.tmp` file is a write that a crash interrupted: it was never acknowledged
+//! to anyone and is removed at start-up.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+
+use crate::config::{FsyncPolicy, SpoolConfig, WhenFull};
+use crate::metrics::{DropReason, Metrics};
+use crate::route::Route;
+
+/// A closed batch: NDJSON rows for one route.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) route: Route,
+    pub(crate) data: Vec<u8>,
+    pub(crate) rows: usize,
+}
+
+/// A batch that is safely on disk.
+#[derive(Debug, Clone)]
+pub(crate) struct Spooled {
+    pub(crate) seq: u64,
+    pub(crate) route: Route,
+    pub(crate) path: PathBuf,
+    pub(crate) len: u64,
+}
+
+/// The spool directory and its accounting.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    when_full: WhenFull,
+    fsync: FsyncPolicy,
+    next_seq: AtomicU64,
+    bytes: AtomicU64,
+    files: AtomicU64,
+    space: Notify,
+    metrics: Arc<Metrics>,
+}
+
+impl Spool {
+    /// Open (creating) the directory; returns the spool and the batches left by a previous run,
+    /// oldest first.
+    pub(crate) fn open(
+        dir: &Path,
+        cfg: &SpoolConfig,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<(Spool, Vec<Spooled>)> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the spool directory {}", dir.display()))?;
+        let mut left = Vec::new();
+        let mut bytes = 0;
+        for entry in std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the spool directory {}", dir.display()))?
+        {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(".tmp") {
+                // Never renamed, so never acknowledged to anyone: an interrupted write.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            let Some((seq, route)) = parse_name(name) else {
+                continue;
+            };
+            let len = entry.metadata()?.len();
+            bytes += len;
+            left.push(Spooled {
+                seq,
+                route,
+                path: entry.path(),
+                len,
+            });
+        }
+        left.sort_by_key(|s| s.seq);
+        let next = left.last().map_or(1, |s| s.seq + 1);
+        metrics.spool_bytes.store(bytes, Relaxed);
+        metrics.spool_files.store(left.len() as u64, Relaxed);
+        metrics.spool_ready_threshold.store(
+            (cfg.max_bytes.0 as f64 * cfg.ready_threshold) as u64,
+            Relaxed,
+        );
+        let spool = Spool {
+            dir: dir.to_owned(),
+            max_bytes: cfg.max_bytes.0,
+            when_full: cfg.when_full,
+            fsync: cfg.fsync,
+            next_seq: AtomicU64::new(next),
+            bytes: AtomicU64::new(bytes),
+            files: AtomicU64::new(left.len() as u64),
+            space: Notify::new(),
+            metrics,
+        };
+        Ok((spool, left))
+    }
+
+    /// Bytes held now.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Relaxed)
+    }
+
+    /// Write `batch` durably. Under `block`, waits for space; under `drop-newest`, a batch that
+    /// does not fit is dropped, counted, and `None` returned.
+    pub(crate) async fn write(self: &Arc<Self>, batch: Batch) -> anyhow::Result<Option<Spooled>> {
+        let len = batch.data.len() as u64;
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let held = self.bytes.load(Relaxed);
+            // An empty spool always takes one batch, however large, so nothing wedges.
+            if held == 0 || held + len <= self.max_bytes {
+                break;
+            }
+            match self.when_full {
+                WhenFull::DropNewest => {
+                    self.metrics
+                        .count_drop(DropReason::SpoolFull, batch.rows as u64);
+                    tracing::warn!(
+                        rows = batch.rows,
+                        held,
+                        max = self.max_bytes,
+                        "spool full: batch dropped (when_full = drop-newest)"
+                    );
+                    return Ok(None);
+                }
+                WhenFull::Block => notified.await,
+            }
+        }
+        self.account(len as i64, 1);
+        let seq = self.next_seq.fetch_add(1, Relaxed);
+        let route = batch.route;
+        let path = self.dir.join(file_name(seq, route));
+        let tmp = self.dir.join(format!("{seq:020}.{}.tmp", route.as_str()));
+        let fsync = self.fsync;
+        let dir = self.dir.clone();
+        let final_path = path.clone();
+        let res = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&batch.data)?;
+            if fsync == FsyncPolicy::Always {
+                f.sync_data()?;
+            }
+            drop(f);
+            std::fs::rename(&tmp, &final_path)?;
+            if fsync == FsyncPolicy::Always {
+                std::fs::File::open(&dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {
+                self.metrics.spool_written.fetch_add(1, Relaxed);
+                Ok(Some(Spooled {
+                    seq,
+                    route,
+                    path,
+                    len,
+                }))
+            }
+            Ok(Err(e)) => {
+                self.account(-(len as i64), -1);
+                Err(anyhow::Error::new(e)
+                    .context(format!("cannot write spool file {}", path.display())))
+            }
+            Err(e) => {
+                self.account(-(len as i64), -1);
+                Err(anyhow::anyhow!("spool writer task failed: {e}"))
+            }
+        }
+    }
+
+    /// Delete a batch the output acknowledged.
+    pub(crate) fn remove(&self, s: &Spooled) {
+        match std::fs::remove_file(&s.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %s.path.display(), error = %e, "cannot delete delivered spool file")
+            }
+        }
+        self.account(-(s.len as i64), -1);
+    }
+
+    /// Replace a batch's content with what is still to be sent (after a partial delivery).
+    pub(crate) fn rewrite(&self, s: &mut Spooled, data: &[u8]) -> anyhow::Result<()> {
+        let tmp = s.path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            if self.fsync == FsyncPolicy::Always {
+                f.sync_data()?;
+            }
+        }
+        std::fs::rename(&tmp, &s.path)?;
+        let new = data.len() as u64;
+        self.account(new as i64 - s.len as i64, 0);
+        s.len = new;
+        Ok(())
+    }
+
+    fn account(&self, bytes: i64, files: i64) {
+        let b = if bytes >= 0 {
+            self.bytes.fetch_add(bytes as u64, Relaxed) + bytes as u64
+        } else {
+            self.bytes.fetch_sub(bytes.unsigned_abs(), Relaxed) - bytes.unsigned_abs()
+        };
+        let f = if files >= 0 {
+            self.files.fetch_add(files as u64, Relaxed) + files as u64
+        } else {
+            self.files.fetch_sub(files.unsigned_abs(), Relaxed) - files.unsigned_abs()
+        };
+        self.metrics.spool_bytes.store(b, Relaxed);
+        self.metrics.spool_files.store(f, Relaxed);
+        if bytes < 0 {
+            self.space.notify_waiters();
+        }
+    }
+}
+
+fn file_name(seq: u64, route: Route) -> String {
+    format!("{seq:020}.{}.ndjson", route.as_str())
+}
+
+fn parse_name(name: &str) -> Option<(u64, Route)> {
+    let rest = name.strip_suffix(".ndjson")?;
+    let (seq, route) = rest.split_once('.')?;
+    if seq.len() != 20 {
+        return None;
+    }
+    Some((seq.parse().ok()?, Route::from_str(route)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ByteSize;
+
+    fn cfg(max: u64, when_full: WhenFull) -> SpoolConfig {
+        SpoolConfig {
+            max_bytes: ByteSize(max),
+            when_full,
+            ..SpoolConfig::default()
+        }
+    }
+
+    fn batch(n: usize) -> Batch {
+        Batch {
+            route: Route::Csl,
+            data: vec![b'x'; n],
+            rows: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn write_remove_and_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let (s, left) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
+        assert!(left.is_empty());
+        let s = Arc::new(s);
+        let a = s.write(batch(10)).await.unwrap().unwrap();
+        let b = s
+            .write(Batch {
+                route: Route::Syslog,
+                data: b"{}\n".to_vec(),
+                rows: 1,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.bytes(), 13);
+        s.remove(&a);
+        assert_eq!(m.spool_files.load(Relaxed), 1);
+        std::fs::write(d.path().join("00000000000000000099.csl.tmp"), b"half").unwrap();
+        drop(s);
+        let (s2, left) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].seq, b.seq);
+        assert_eq!(left[0].route, Route::Syslog);
+        assert_eq!(std::fs::read(&left[0].path).unwrap(), b"{}\n");
+        assert!(!d.path().join("00000000000000000099.csl.tmp").exists());
+        let c = Arc::new(s2).write(batch(1)).await.unwrap().unwrap();
+        assert!(c.seq > b.seq);
+    }
+
+    #[tokio::test]
+    async fn drop_newest_counts() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::DropNewest), m.clone()).unwrap();
+        let s = Arc::new(s);
+        s.write(batch(1 << 20)).await.unwrap().unwrap();
+        assert!(s.write(batch(10)).await.unwrap().is_none());
+        assert_eq!(m.dropped(DropReason::SpoolFull), 1);
+    }
+
+    #[tokio::test]
+    async fn block_waits_for_space() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m).unwrap();
+        let s = Arc::new(s);
+        let first = s.write(batch(1 << 20)).await.unwrap().unwrap();
+        let s2 = s.clone();
+        let waiter = tokio::spawn(async move { s2.write(batch(10)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "a full spool must block the writer");
+        s.remove(&first);
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(r.is_some());
+    }
+}
