@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# End-to-end throughput of mcas-forward against syslog-ng and rsyslog, measured in one run.
+#
+# For each case (transport, framing, connections) and each system it starts the receiver on
+# loopback in a private directory, sends the corpus with `loadgen`, and takes events/s from the
+# first byte sent to the last row delivered, and the receiver's peak RSS (VmHWM). Each
+# measurement is repeated RUNS times; the script prints one JSON line per run, one per median,
+# and a table of ratios. Results also go to $OUT/results.jsonl.
+#
+# Systems:
+#   file       mcas-forward, output kind "file" (CommonSecurityLog rows as JSON lines)
+#   li-count   mcas-forward, output "logs-ingestion" into mcas-azure-emulator in counting mode
+#   li-full    mcas-forward, output "logs-ingestion" into the emulator with full validation
+#   syslog-ng  Debian syslog-ng-core: csv-parser (CEF header) + kv-parser (extension), JSON lines
+#   rsyslog    Debian rsyslog: mmnormalize with liblognorm's CEF parser, JSON lines, 2 workers
+#
+# The peers run in the foreground with private configs (scripts/bench-e2e/); the system's own
+# syslog service is never started or reconfigured. rsyslog is installed with apt-get (service
+# starts blocked by policy-rc.d); syslog-ng-core, which conflicts with it, is unpacked with
+# `apt-get download` + `dpkg -x` into $PEERS_DIR.
+#
+# Environment (all optional):
+#   RUNS=5  LINES=200000  SEED=20241128  CORPUS=mcas|mixed
+#   CASES="tcp-lf-1 tcp-octet-1 tcp-lf-8 tcp-octet-8 udp"
+#   SYSTEMS="file li-count li-full syslog-ng rsyslog"
+#   UDP_RATE=100000 (messages/s offered on UDP)   TIMEOUT=300 (s per run)
+#   OUT=target/bench-e2e   PEERS_DIR=target/peers   PORT_BASE=25140
+#   SKIP_BUILD=1 (use existing release binaries)   NO_INSTALL=1 (do not apt-get)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TPL=$ROOT/scripts/bench-e2e
+RUNS=${RUNS:-5}
+LINES=${LINES:-200000}
+SEED=${SEED:-20241128}
+CORPUS=${CORPUS:-mcas}
+CASES=${CASES:-"tcp-lf-1 tcp-octet-1 tcp-lf-8 tcp-octet-8 udp"}
+SYSTEMS=${SYSTEMS:-"file li-count li-full syslog-ng rsyslog"}
+UDP_RATE=${UDP_RATE:-100000}
+TIMEOUT=${TIMEOUT:-300}
+OUT=${OUT:-$ROOT/target/bench-e2e}
+PEERS_DIR=${PEERS_DIR:-$ROOT/target/peers}
+PORT_BASE=${PORT_BASE:-25140}
+PORT_LF=$PORT_BASE
+PORT_OCTET=$((PORT_BASE + 1))
+PORT_UDP=$((PORT_BASE + 2))
+PORT_EMU=$((PORT_BASE + 3))
+PORT_METRICS=$((PORT_BASE + 4))
+REL=$ROOT/target/release
+FWD=$REL/mcas-forward
+EMU=$REL/azure-emulator
+LOADGEN=$REL/loadgen
+SNG_ROOT=$PEERS_DIR/syslog-ng
+RESULTS=$OUT/results.jsonl
+
+log() { printf '[bench-e2e] %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- installation
+
+# apt-get install without letting maintainer scripts start services.
+apt_install_quiet() {
+    local made_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 || {
+        [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+        return 1
+    }
+    [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+    return 0
+}
+
+install_peers() {
+    local want_rs="" want_sng=""
+    for s in $SYSTEMS; do
+        [ "$s" = rsyslog ] && want_rs=1
+        [ "$s" = syslog-ng ] && want_sng=1
+    done
+    if [ -n "$want_rs" ] && ! { command -v rsyslogd >/dev/null && rsyslog_moddir >/dev/null; }; then
+        [ -n "${NO_INSTALL:-}" ] && { log "rsyslog missing and NO_INSTALL set"; exit 1; }
+        log "installing rsyslog (its service is not started)"
+        apt-get update -qq >&2 || true
+        apt_install_quiet rsyslog
+    fi
+    if [ -n "$want_sng" ] && [ ! -x "$SNG_ROOT/usr/sbin/syslog-ng" ]; then
+        [ -n "${NO_INSTALL:-}" ] && { log "syslog-ng missing and NO_INSTALL set"; exit 1; }
+        log "unpacking syslog-ng-core into $SNG_ROOT"
+        apt-get update -qq >&2 || true
+        # Its shared-library dependencies are ordinary packages that conflict with nothing.
+        apt_install_quiet libivykis0 libnet1 libjson-c5 libpcre3 libwrap0 libglib2.0-0
+        mkdir -p "$PEERS_DIR"
+        (cd "$PEERS_DIR" && rm -f syslog-ng-core_*.deb && apt-get download syslog-ng-core >&2 \
+            && dpkg -x syslog-ng-core_*.deb "$SNG_ROOT")
+    fi
+}
+
+rsyslog_moddir() {
+    local f
+    f=$(find /usr/lib -name mmnormalize.so -path '*rsyslog*' 2>/dev/null | head -n1)
+    [ -n "$f" ] && dirname "$f"
+}
+
+sng_moddir() { find "$SNG_ROOT/usr/lib/syslog-ng" -maxdepth 1 -mindepth 1 -type d -name '3.*' | head -n1; }
+
+# ---------------------------------------------------------------- helpers
+
+render() { # template output dir
+    sed -e "s#@DIR@#$3#g" -e "s#@PORT_LF@#$PORT_LF#g" -e "s#@PORT_OCTET@#$PORT_OCTET#g" \
+        -e "s#@PORT_UDP@#$PORT_UDP#g" -e "s#@PORT_EMU@#$PORT_EMU#g" \
+        -e "s#@PORT_METRICS@#$PORT_METRICS#g" "$1" > "$2"
+}
+
+wait_port() { # port [seconds]
+    local deadline=$((SECONDS + ${2:-20}))
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+        [ $SECONDS -ge $deadline ] && return 1
+        sleep 0.1
+    done
+}
+
+wait_port_free() { # port
+    local deadline=$((SECONDS + 20))
+    while (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+        [ $SECONDS -ge $deadline ] && return 1
+        sleep 0.1
+    done
+}
+
+stop_pid() { # pid
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+case_args() { # case -> loadgen arguments
+    case $1 in
+        tcp-lf-1) echo "--proto tcp --framing lf --connections 1 --target 127.0.0.1:$PORT_LF" ;;
+        tcp-lf-8) echo "--proto tcp --framing lf --connections 8 --target 127.0.0.1:$PORT_LF" ;;
+        tcp-octet-1) echo "--proto tcp --framing octet --connections 1 --target 127.0.0.1:$PORT_OCTET" ;;
+        tcp-octet-8) echo "--proto tcp --framing octet --connections 8 --target 127.0.0.1:$PORT_OCTET" ;;
+        udp) echo "--proto udp --connections 1 --rate $UDP_RATE --target 127.0.0.1:$PORT_UDP" ;;
+        *) log "unknown case $1"; exit 2 ;;
+    esac
+}
+
+# ---------------------------------------------------------------- one measurement
+
+EMU_PID=""
+SYS_PID=""
+
+start_system() { # system dir
+    local sys=$1 dir=$2
+    case $sys in
+        syslog-ng)
+            render "$TPL/syslog-ng.conf.in" "$dir/syslog-ng.conf" "$dir"
+            LD_LIBRARY_PATH=$SNG_ROOT/usr/lib/syslog-ng "$SNG_ROOT/usr/sbin/syslog-ng" -F \
+                -f "$dir/syslog-ng.conf" --module-path="$(sng_moddir)" -R "$dir/persist" \
+                -p "$dir/pid" -c "$dir/ctl" --no-caps > "$dir/daemon.log" 2>&1 &
+            SYS_PID=$!
+            ;;
+        rsyslog)
+            render "$TPL/rsyslog.conf.in" "$dir/rsyslog.conf" "$dir"
+            cp "$TPL/cef.rb" "$dir/cef.rb"
+            rsyslogd -n -M "$(rsyslog_moddir)" -f "$dir/rsyslog.conf" -i "$dir/pid" \
+                > "$dir/daemon.log" 2>&1 &
+            SYS_PID=$!
+            ;;
+        file)
+            render "$TPL/forward-file.toml.in" "$dir/forward.toml" "$dir"
+            "$FWD" run --config "$dir/forward.toml" > "$dir/daemon.log" 2>&1 &
+            SYS_PID=$!
+            ;;
+        li-count | li-full)
+            render "$TPL/emulator-$sys.toml.in" "$dir/emulator.toml" "$dir"
+            "$EMU" --config "$dir/emulator.toml" > "$dir/emulator.log" 2>&1 &
+            EMU_PID=$!
+            wait_port "$PORT_EMU" || { log "emulator did not start"; cat "$dir/emulator.log" >&2; return 1; }
+            render "$TPL/forward-li.toml.in" "$dir/forward.toml" "$dir"
+            "$FWD" run --config "$dir/forward.toml" > "$dir/daemon.log" 2>&1 &
+            SYS_PID=$!
+            ;;
+        *) log "unknown system $sys"; return 2 ;;
+    esac
+    wait_port "$PORT_LF" || { log "$sys did not start"; cat "$dir/daemon.log" >&2; return 1; }
+}
+
+# Where delivered rows are counted: a file's lines, or the emulator's row counter.
+wait_args() { # system dir
+    case $1 in
+        li-count | li-full) echo "--wait-http 127.0.0.1:$PORT_EMU/emulator/stats --wait-field rows" ;;
+        *) echo "--wait-file $2/out.json" ;;
+    esac
+}
+
+# Rows the system wrote but could not parse as CEF (rsyslog: "unparsed-data"; syslog-ng: no
+# vendor column); empty for mcas-forward (its own metrics count those).
+unparsed_rows() { # system dir
+    case $1 in
+        rsyslog) grep -c '"unparsed-data"' "$2/out.json" 2>/dev/null || true ;;
+        syslog-ng) grep -vc '"device_vendor"' "$2/out.json" 2>/dev/null || true ;;
+        *) echo null ;;
+    esac
+}
+
+measure() { # system case run
+    local sys=$1 case=$2 run=$3 dir rss emu_rss json unparsed
+    dir=$OUT/runs/$sys-$case-$run
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    for p in $PORT_LF $PORT_OCTET $PORT_EMU; do wait_port_free "$p" || true; done
+    EMU_PID=""
+    SYS_PID=""
+    if ! start_system "$sys" "$dir"; then
+        [ -n "$SYS_PID" ] && stop_pid "$SYS_PID"
+        [ -n "$EMU_PID" ] && stop_pid "$EMU_PID"
+        return 1
+    fi
+    # shellcheck disable=SC2046
+    json=$("$LOADGEN" --file "$OUT/corpus/$CORPUS.log" $(case_args "$case") \
+        $(wait_args "$sys" "$dir") --timeout "$TIMEOUT" --idle 10 --label "$sys/$case") || true
+    rss=$(peak_rss_kb "$SYS_PID")
+    emu_rss=null
+    [ -n "$EMU_PID" ] && emu_rss=$(peak_rss_kb "$EMU_PID")
+    stop_pid "$SYS_PID"
+    [ -n "$EMU_PID" ] && stop_pid "$EMU_PID"
+    unparsed=$(unparsed_rows "$sys" "$dir")
+    [ -z "$json" ] && json='{"complete":false,"eps":0}'
+    local line="{\"kind\":\"run\",\"system\":\"$sys\",\"case\":\"$case\",\"run\":$run,\"peak_rss_kb\":${rss:-0},\"emulator_peak_rss_kb\":$emu_rss,\"unparsed_rows\":${unparsed:-null},${json#\{}"
+    echo "$line" | tee -a "$RESULTS"
+    # The JSON outputs are large (about 1 KB a row): keep only the logs.
+    rm -rf "$dir/out.json" "$dir/spool" "$dir/persist"
+}
+
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# ---------------------------------------------------------------- main
+
+main() {
+    mkdir -p "$OUT/corpus" "$OUT/runs"
+    : > "$RESULTS"
+    install_peers
+    if [ -z "${SKIP_BUILD:-}" ]; then
+        log "building release binaries"
+        local pkgs="-p mcas-benches"
+        case " $SYSTEMS " in *" file "* | *" li-"*) pkgs="$pkgs -p mcas-forward" ;; esac
+        case " $SYSTEMS " in *" li-"*) pkgs="$pkgs -p mcas-azure-emulator" ;; esac
+        # shellcheck disable=SC2086
+        (cd "$ROOT" && cargo build --release $pkgs >&2)
+    fi
+    "$REL/gen-corpus" --lines "$LINES" --seed "$SEED" --out-dir "$OUT/corpus" --only "$CORPUS" >&2
+    local host cpu
+    host=$(uname -srm)
+    cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+    echo "{\"kind\":\"machine\",\"date\":\"$(date -u +%FT%TZ)\",\"uname\":\"$host\",\"cpu\":\"$cpu\",\"cores\":$(nproc),\"corpus\":\"$CORPUS\",\"lines\":$LINES,\"runs\":$RUNS}" | tee -a "$RESULTS"
+
+    # Interleave systems within each run so that background noise spreads over all of them.
+    local c r s
+    for c in $CASES; do
+        for r in $(seq 1 "$RUNS"); do
+            for s in $SYSTEMS; do
+                measure "$s" "$c" "$r" || log "$s/$c run $r failed"
+            done
+        done
+    done
+
+    # Medians.
+    declare -A EPS RSS
+    for c in $CASES; do
+        for s in $SYSTEMS; do
+            local sel eps rss complete
+            sel=$(grep "\"kind\":\"run\",\"system\":\"$s\",\"case\":\"$c\"," "$RESULTS" || true)
+            [ -z "$sel" ] && continue
+            eps=$(echo "$sel" | field eps | median)
+            rss=$(echo "$sel" | field peak_rss_kb | median)
+            complete=$(echo "$sel" | grep -c '"complete":true' || true)
+            EPS[$s/$c]=$eps
+            RSS[$s/$c]=$rss
+            echo "{\"kind\":\"median\",\"system\":\"$s\",\"case\":\"$c\",\"runs\":$(echo "$sel" | wc -l),\"complete_runs\":$complete,\"eps\":$eps,\"peak_rss_kb\":$rss}" | tee -a "$RESULTS"
+        done
+    done
+
+    # Ratio table: each system's median events/s against the peers'.
+    echo
+    printf '%-12s' case
+    for s in $SYSTEMS; do printf '%14s' "$s"; done
+    for s in file li-count; do
+        for p in syslog-ng rsyslog; do
+            case " $SYSTEMS " in *" $s "*) case " $SYSTEMS " in *" $p "*) printf '%20s' "$s/$p" ;; esac ;; esac
+        done
+    done
+    echo
+    for c in $CASES; do
+        printf '%-12s' "$c"
+        for s in $SYSTEMS; do printf '%14s' "${EPS[$s/$c]:--}"; done
+        for s in file li-count; do
+            for p in syslog-ng rsyslog; do
+                case " $SYSTEMS " in *" $s "*) case " $SYSTEMS " in *" $p "*)
+                    printf '%20s' "$(awk -v a="${EPS[$s/$c]:-0}" -v b="${EPS[$p/$c]:-0}" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "-"}')"
+                    ;; esac ;; esac
+            done
+        done
+        echo
+    done
+    echo
+    printf '%-12s' "rss MB"
+    for s in $SYSTEMS; do printf '%14s' ""; done
+    echo
+    for c in $CASES; do
+        printf '%-12s' "$c"
+        for s in $SYSTEMS; do printf '%14s' "$(awk -v k="${RSS[$s/$c]:-0}" 'BEGIN {printf "%.1f", k / 1024}')"; done
+        echo
+    done
+}
+
+main "$@"
