@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,7 +34,7 @@ pub(crate) struct Shared {
     pub(crate) config: EmulatorConfig,
     /// HS256 key of the access tokens this emulator issues (random per start).
     pub(crate) token_key: [u8; 32],
-    clock_offset_ms: AtomicU64,
+    clock_offset_ms: AtomicI64,
     pub(crate) faults: Mutex<FaultState>,
     down_tx: watch::Sender<bool>,
     down_task: Mutex<Option<JoinHandle<()>>>,
@@ -46,7 +46,15 @@ pub(crate) struct Shared {
 impl Shared {
     /// The emulator's clock: system time plus the offset set by `advance_clock`.
     pub(crate) fn now(&self) -> SystemTime {
-        SystemTime::now() + Duration::from_millis(self.clock_offset_ms.load(Ordering::Relaxed))
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        let magnitude = Duration::from_millis(offset.unsigned_abs());
+        if offset >= 0 {
+            SystemTime::now() + magnitude
+        } else {
+            SystemTime::now()
+                .checked_sub(magnitude)
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        }
     }
 
     /// The emulator's clock in whole seconds since the Unix epoch.
@@ -144,7 +152,7 @@ impl Emulator {
         let faults = config.faults.clone();
         let shared = Arc::new(Shared {
             token_key: rand::random(),
-            clock_offset_ms: AtomicU64::new(0),
+            clock_offset_ms: AtomicI64::new(0),
             faults: Mutex::new(FaultState::new(Faults::default())),
             down_tx,
             down_task: Mutex::new(None),
@@ -241,8 +249,19 @@ impl EmulatorHandle {
     /// Moves the emulator's clock forward (token expiry, assertion times, `x-ms-date` skew,
     /// ingestion times) without waiting.
     pub fn advance_clock(&self, by: Duration) {
-        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.shared.clock_offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Sets the emulator's clock to `t` (it then runs on from there). Lets tests replay
+    /// fixed-date requests such as the Data Collector signature vectors.
+    pub fn set_clock(&self, t: SystemTime) {
+        let now = SystemTime::now();
+        let ms = match t.duration_since(now) {
+            Ok(ahead) => i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX),
+            Err(behind) => -i64::try_from(behind.duration().as_millis()).unwrap_or(i64::MAX),
+        };
+        self.shared.clock_offset_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Issues an access token as the token endpoint would, for `client_id` and `resource`
