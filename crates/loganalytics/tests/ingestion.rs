@@ -1,0 +1,562 @@
+//! The Logs Ingestion client against the in-process emulator, over real
+//! loopback HTTP. Every test checks that the emulator holds exactly the rows
+//! that were sent, once each.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mcas_azure_emulator::{
+    Column, ColumnType, DEFAULT_DCR_ID, Dcr, EmulatorConfig, FaultKind, FaultScope, Faults, Stream,
+    TablePlan,
+};
+use mcas_loganalytics::{LogsIngestionClient, RejectReason, RetryPolicy};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn delivers_rows_gzipped_with_request_ids() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let ids = ids("basic", 25);
+    let report = client.send(&rows_for(&ids)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.delivered_rows, 25);
+    assert_eq!(report.requests, 1);
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let reqs = ingestion_requests(&emu);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].status, Some(204));
+    assert_eq!(reqs[0].rows, 25);
+    assert!(
+        reqs[0]
+            .client_request_id
+            .as_deref()
+            .is_some_and(|id| id.len() == 36)
+    );
+    // Gzip: the wire body is smaller than the JSON.
+    let json_len = serde_json::to_vec(&rows_for(&ids)).unwrap().len() as u64;
+    assert!(
+        reqs[0].bytes < json_len / 2,
+        "{} vs {json_len}",
+        reqs[0].bytes
+    );
+    // One token for the whole send.
+    assert_eq!(token_requests(&emu).len(), 1);
+}
+
+#[tokio::test]
+async fn ndjson_rows_and_invalid_lines() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let ids = ids("nd", 5);
+    let mut nd = Vec::new();
+    for (i, row) in rows_for(&ids).iter().enumerate() {
+        serde_json::to_writer(&mut nd, row).unwrap();
+        nd.extend_from_slice(b"\n");
+        if i == 2 {
+            nd.extend_from_slice(b"\nnot json at all\r\n");
+        }
+    }
+    let report = client.send_ndjson(&nd).await;
+    assert_eq!(report.delivered_rows, 5);
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(report.rejected[0].index, 3);
+    assert_eq!(report.rejected[0].row, b"not json at all");
+    assert!(matches!(
+        report.rejected[0].reason,
+        RejectReason::Invalid(_)
+    ));
+    assert!(report.is_settled());
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+}
+
+/// Rows whose JSON array body is exactly `target` bytes.
+fn rows_with_body_len(prefix: &str, n: usize, target: usize) -> (Vec<String>, Vec<Value>) {
+    let ids = ids(prefix, n);
+    let mut rows: Vec<Value> = ids.iter().map(|id| csl_row(id)).collect();
+    let len = |rows: &[Value]| serde_json::to_vec(rows).unwrap().len();
+    let base = len(&rows);
+    assert!(base < target);
+    let mut missing = target - base;
+    let per = missing / n;
+    for (i, row) in rows.iter_mut().enumerate() {
+        let pad = if i + 1 == n { missing } else { per };
+        missing -= pad;
+        row["DeviceCustomString1"] = json!("p".repeat(pad.saturating_sub(25)));
+    }
+    // `"DeviceCustomString1":""` plus its comma is 25 bytes.
+    assert_eq!(len(&rows), target);
+    (ids, rows)
+}
+
+#[tokio::test]
+async fn body_of_exactly_one_million_bytes_is_one_request() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let (ids, rows) = rows_with_body_len("under", 400, 1_000_000);
+    let report = client.send(&rows).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.requests, 1);
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let reqs = ingestion_requests(&emu);
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].rows, 400);
+}
+
+#[tokio::test]
+async fn one_byte_over_one_million_is_two_requests() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let (ids, rows) = rows_with_body_len("over", 400, 1_000_001);
+    let report = client.send(&rows).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.requests, 2);
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let reqs = ingestion_requests(&emu);
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].rows + reqs[1].rows, 400);
+    assert!(reqs.iter().all(|r| r.status == Some(204)));
+}
+
+#[tokio::test]
+async fn lone_oversize_row_is_rejected_never_sent() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let ids = ids("big", 3);
+    let mut rows = rows_for(&ids);
+    let mut huge = csl_row("huge");
+    huge["Message"] = json!("m".repeat(1_000_000));
+    rows.insert(1, huge);
+    let report = client.send(&rows).await;
+    assert_eq!(report.delivered_rows, 3);
+    assert_eq!(report.rejected.len(), 1);
+    let r = &report.rejected[0];
+    assert_eq!(r.index, 1);
+    assert!(r.row.len() > 1_000_000);
+    match r.reason {
+        RejectReason::TooLarge { size, limit } => {
+            assert_eq!(limit, 1_000_000);
+            assert_eq!(size, r.row.len() + 2);
+        }
+        ref other => panic!("{other:?}"),
+    }
+    assert!(report.is_settled());
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    // The big row never reached the wire.
+    assert!(ingestion_requests(&emu).iter().all(|r| r.bytes < 1_000_000));
+}
+
+#[tokio::test]
+async fn payload_too_large_splits_in_halves() {
+    let mut config = EmulatorConfig::default();
+    config.limits.ingestion_max_bytes = 8_000;
+    let emu = start(config).await;
+    let client = builder(&emu).build().unwrap();
+    let ids = ids("split", 120);
+    let report = client.send(&rows_for(&ids)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.delivered_rows, 120);
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let reqs = ingestion_requests(&emu);
+    let n413 = reqs.iter().filter(|r| r.status == Some(413)).count();
+    assert!(n413 >= 1, "the first body must have been refused");
+    let ok: u64 = reqs
+        .iter()
+        .filter(|r| r.status == Some(204))
+        .map(|r| r.rows)
+        .sum();
+    assert_eq!(ok, 120);
+    assert!(
+        reqs.iter()
+            .filter(|r| r.status == Some(204))
+            .all(|r| r.rows < 120)
+    );
+}
+
+#[tokio::test]
+async fn bisect_isolates_one_bad_row_among_a_thousand() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let ids = ids("bis", 1000);
+    let mut rows = rows_for(&ids);
+    rows[637]["DestinationPort"] = json!("not a port");
+    let report = client.send(&rows).await;
+    assert_eq!(report.delivered_rows, 999);
+    assert_eq!(report.rejected.len(), 1);
+    let bad = &report.rejected[0];
+    assert_eq!(bad.index, 637);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bad.row).unwrap(),
+        rows[637]
+    );
+    match &bad.reason {
+        RejectReason::Refused(e) => {
+            assert_eq!(e.status(), Some(400));
+            assert_eq!(e.code(), Some("InvalidPayload"));
+            assert!(e.is_rejected() && !e.is_retryable());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(report.is_settled());
+    let mut good = ids.clone();
+    good.remove(637);
+    assert_exactly_once(&emu, CSL, "ExtID", &good);
+    // Bisection costs about two requests per halving, not one per row.
+    let reqs = ingestion_requests(&emu);
+    assert!(reqs.len() <= 2 * 10 + 1, "{} requests", reqs.len());
+    assert_eq!(reqs.iter().filter(|r| r.status == Some(400)).count(), 11);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_on_429() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::scripted([FaultKind::TooManyRequests, FaultKind::TooManyRequests])
+        .with_retry_after(1)
+        .with_scope(FaultScope::Ingestion);
+    let emu = start(config).await;
+    // Backoff alone would wait at most a few milliseconds.
+    let client = builder(&emu)
+        .retry(
+            RetryPolicy::unbounded()
+                .base_delay(Duration::from_millis(1))
+                .max_delay(Duration::from_millis(5)),
+        )
+        .build()
+        .unwrap();
+    let ids = ids("ra", 10);
+    let report = client.send(&rows_for(&ids)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let reqs = ingestion_requests(&emu);
+    let statuses: Vec<_> = reqs.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(429), Some(429), Some(204)]);
+    assert_eq!(reqs[0].retry_after, Some(1));
+    for pair in reqs.windows(2) {
+        let gap = pair[1].since_start - pair[0].since_start;
+        assert!(gap >= Duration::from_secs(1), "retried after {gap:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_503_storm_delivers_everything_once() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::default()
+        .with_seed(7)
+        .with_rate_503(0.4)
+        .with_rate_500(0.1)
+        .with_scope(FaultScope::Ingestion);
+    let emu = start(config).await;
+    let client = builder(&emu).max_body_bytes(4_000).build().unwrap();
+    let ids = ids("storm", 150);
+    let report = client.send(&rows_for(&ids)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let reqs = ingestion_requests(&emu);
+    let failed = reqs
+        .iter()
+        .filter(|r| matches!(r.status, Some(500 | 503)))
+        .count();
+    assert!(failed >= 10, "only {failed} faults drawn");
+    assert_eq!(report.requests, reqs.len());
+}
+
+#[tokio::test]
+async fn connection_resets_are_retried() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::scripted([
+        FaultKind::Reset,
+        FaultKind::Reset,
+        FaultKind::Pass,
+        FaultKind::Reset,
+    ])
+    .with_seed(3)
+    .with_rate_reset(0.2)
+    .with_scope(FaultScope::Ingestion);
+    let emu = start(config).await;
+    let client = builder(&emu).max_body_bytes(5_000).build().unwrap();
+    let ids = ids("rst", 60);
+    let report = client.send(&rows_for(&ids)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let resets = ingestion_requests(&emu)
+        .iter()
+        .filter(|r| r.status.is_none())
+        .count();
+    assert!(resets >= 3, "{resets}");
+    assert!(emu.metrics().connections_reset >= 3);
+}
+
+#[tokio::test]
+async fn refused_connections_then_recovery() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    // Fetch a token first, so that the down window hits ingestion.
+    let warm = ids("warm", 1);
+    assert!(client.send(&rows_for(&warm)).await.is_complete());
+    emu.set_faults(Faults::default().with_down(Duration::ZERO, Duration::from_millis(300)));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let ids2 = ids("down", 10);
+    let report = client.send(&rows_for(&ids2)).await;
+    assert!(report.is_complete(), "{report:?}");
+    let mut all = warm.clone();
+    all.extend(ids2);
+    assert_exactly_once(&emu, CSL, "ExtID", &all);
+}
+
+#[tokio::test]
+async fn token_endpoint_outage_returns_rows_for_later_then_recovers() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::default().with_token_outage(true);
+    let emu = start(config).await;
+    let client = builder(&emu)
+        .retry(
+            RetryPolicy::bounded(Duration::from_millis(300))
+                .base_delay(Duration::from_millis(5))
+                .max_delay(Duration::from_millis(50)),
+        )
+        .build()
+        .unwrap();
+    let ids = ids("outage", 20);
+    let report = client.send(&rows_for(&ids)).await;
+    assert_eq!(report.delivered_rows, 0);
+    let later = report.retry_later.as_ref().expect("rows for later");
+    assert_eq!(later.rows.len(), 20);
+    assert!(later.error.is_retryable(), "{:?}", later.error);
+    assert_eq!(later.error.status(), Some(503));
+    assert!(
+        token_requests(&emu).len() >= 2,
+        "the token fetch was retried"
+    );
+    assert!(ingestion_requests(&emu).is_empty());
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+
+    // The outage ends; the spooled rows go through.
+    emu.set_faults(Faults::none());
+    let again = client.send_ndjson(&report.retry_later_ndjson()).await;
+    assert!(again.is_complete(), "{again:?}");
+    assert_eq!(again.delivered_rows, 20);
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+}
+
+#[tokio::test]
+async fn token_outage_during_unbounded_send_is_waited_out() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::default().with_token_outage(true);
+    let emu = std::sync::Arc::new(start(config).await);
+    let client = builder(&emu).build().unwrap();
+    let healer = {
+        let emu = emu.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            emu.set_faults(Faults::none());
+        })
+    };
+    let ids = ids("heal", 8);
+    let report = client.send(&rows_for(&ids)).await;
+    healer.await.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let tokens = token_requests(&emu);
+    assert!(tokens.iter().any(|r| r.status == Some(503)));
+    assert_eq!(tokens.last().unwrap().status, Some(200));
+}
+
+#[tokio::test]
+async fn expired_token_gets_401_then_one_refresh() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let first = ids("before", 3);
+    assert!(client.send(&rows_for(&first)).await.is_complete());
+    // The service's clock moves past the token's expiry; the client's
+    // cache still thinks it fresh.
+    emu.advance_clock(Duration::from_secs(3600));
+    let second = ids("after", 3);
+    let report = client.send(&rows_for(&second)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.requests, 2);
+    let statuses: Vec<_> = ingestion_requests(&emu).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(204), Some(401), Some(204)]);
+    assert_eq!(token_requests(&emu).len(), 2);
+    let mut all = first.clone();
+    all.extend(second);
+    assert_exactly_once(&emu, CSL, "ExtID", &all);
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_refreshed_ahead_of_expiry() {
+    // 299 s left is inside the 5-minute margin: every send fetches anew.
+    let mut config = EmulatorConfig::default();
+    config.token_lifetime = Duration::from_secs(299);
+    let emu = start(config).await;
+    let client = builder(&emu).build().unwrap();
+    let mut all = Vec::new();
+    for round in 0..3 {
+        let ids = ids(&format!("short{round}"), 2);
+        assert!(client.send(&rows_for(&ids)).await.is_complete());
+        all.extend(ids);
+    }
+    assert_eq!(token_requests(&emu).len(), 3);
+    assert_exactly_once(&emu, CSL, "ExtID", &all);
+
+    // 301 s left is outside the margin: one token serves all sends.
+    let mut config = EmulatorConfig::default();
+    config.token_lifetime = Duration::from_secs(301);
+    let emu = start(config).await;
+    let client = builder(&emu).build().unwrap();
+    let mut all = Vec::new();
+    for round in 0..3 {
+        let ids = ids(&format!("long{round}"), 2);
+        assert!(client.send(&rows_for(&ids)).await.is_complete());
+        all.extend(ids);
+    }
+    assert_eq!(token_requests(&emu).len(), 1);
+    assert_exactly_once(&emu, CSL, "ExtID", &all);
+}
+
+#[tokio::test]
+async fn missing_role_is_a_config_error_retried_slowly() {
+    let mut config = EmulatorConfig::default();
+    let mut dcr = Dcr::builtin();
+    dcr.allowed_clients = Some(vec!["someone-else".to_owned()]);
+    config.dcrs = vec![dcr];
+    let emu = start(config).await;
+    let client = builder(&emu)
+        .retry(
+            RetryPolicy::bounded(Duration::from_millis(250))
+                .config_error_delay(Duration::from_millis(100)),
+        )
+        .build()
+        .unwrap();
+    let ids = ids("role", 4);
+    let report = client.send(&rows_for(&ids)).await;
+    let later = report.retry_later.as_ref().expect("rows kept for later");
+    assert_eq!(later.rows.len(), 4);
+    assert_eq!(later.rows[2].index, 2);
+    assert_eq!(later.error.status(), Some(403));
+    assert!(later.error.is_config() && later.error.is_auth());
+    assert_eq!(later.error.code(), Some("OperationFailed"));
+    // Slowly: two or three tries in 250 ms, not a hot loop.
+    let n = ingestion_requests(&emu).len();
+    assert!((2..=3).contains(&n), "{n} tries");
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+}
+
+#[tokio::test]
+async fn unknown_stream_is_a_config_error() {
+    let emu = start_default().await;
+    let client = LogsIngestionClient::builder(emu.base_url(), DEFAULT_DCR_ID, "Custom-Nope")
+        .credential(secret_credential(&emu))
+        .retry(RetryPolicy::no_retry())
+        .build()
+        .unwrap();
+    let report = client.send(&rows_for(&ids("nostream", 2))).await;
+    let later = report.retry_later.expect("kept");
+    assert_eq!(later.error.status(), Some(404));
+    assert!(later.error.is_config() && !later.error.is_retryable());
+    assert_eq!(ingestion_requests(&emu).len(), 1);
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+}
+
+#[tokio::test]
+async fn time_range_error_splits_by_time() {
+    let mut config = EmulatorConfig::default();
+    let stream = Stream::new(
+        "Custom-Aux",
+        "Aux_CL",
+        vec![
+            Column::new("TimeGenerated", ColumnType::DateTime),
+            Column::new("ExtID", ColumnType::String),
+        ],
+    )
+    .with_plan(TablePlan::Auxiliary);
+    config.dcrs.push(Dcr::new("dcr-aux", vec![stream]));
+    let emu = start(config).await;
+    let client = LogsIngestionClient::builder(emu.base_url(), "dcr-aux", "Custom-Aux")
+        .credential(secret_credential(&emu))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Three clusters of event time, an hour apart, interleaved.
+    let ids = ids("aux", 30);
+    let rows: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let t = now - 4 * 3600 + (i as u64 % 3) * 3600 + i as u64;
+            json!({"TimeGenerated": rfc3339(t), "ExtID": id})
+        })
+        .collect();
+    let report = client.send(&rows).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_exactly_once(&emu, "Aux_CL", "ExtID", &ids);
+    let reqs = ingestion_requests(&emu);
+    assert_eq!(reqs[0].status, Some(400));
+    assert_eq!(
+        reqs[0].error_code.as_deref(),
+        Some("RecordsTimeRangeIsMoreThan30Minutes")
+    );
+    let ok: Vec<_> = reqs.iter().filter(|r| r.status == Some(204)).collect();
+    assert_eq!(ok.len(), 3);
+    assert!(ok.iter().all(|r| r.rows == 10));
+}
+
+#[tokio::test]
+async fn at_most_max_in_flight_requests_at_once() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::default()
+        .with_latency(Duration::from_millis(80))
+        .with_scope(FaultScope::Ingestion);
+    let emu = start(config).await;
+    let client = builder(&emu)
+        .max_body_bytes(3_000)
+        .max_in_flight(4)
+        .build()
+        .unwrap();
+    let ids = ids("pool", 100);
+    let report = client.send(&rows_for(&ids)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+    let mut arrivals: Vec<Duration> = ingestion_requests(&emu)
+        .iter()
+        .map(|r| r.since_start)
+        .collect();
+    arrivals.sort();
+    assert!(arrivals.len() >= 12, "{}", arrivals.len());
+    // Each answer takes 80 ms, so the fifth request can only start once the
+    // first has been answered.
+    for w in arrivals.windows(5) {
+        assert!(w[4] - w[0] >= Duration::from_millis(80), "{w:?}");
+    }
+    // And four do run at once.
+    assert!(
+        arrivals
+            .windows(4)
+            .any(|w| w[3] - w[0] < Duration::from_millis(40))
+    );
+}
+
+#[tokio::test]
+async fn plain_http_is_refused_off_loopback() {
+    let emu = start_default().await;
+    let err = LogsIngestionClient::builder("http://ingest.example.com", DEFAULT_DCR_ID, "Custom-X")
+        .credential(secret_credential(&emu))
+        .build()
+        .unwrap_err();
+    assert!(err.is_config());
+    let err = LogsIngestionClient::builder(emu.base_url(), "dcr-../x", "Custom-X")
+        .credential(secret_credential(&emu))
+        .build()
+        .unwrap_err();
+    assert!(err.is_config());
+    assert!(
+        LogsIngestionClient::builder(emu.base_url(), DEFAULT_DCR_ID, "Custom-X")
+            .build()
+            .is_err()
+    );
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+}
