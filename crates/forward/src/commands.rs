@@ -31,9 +31,8 @@ fn mapping_rules(
             mcas_csl::TimeGeneratedPolicy::default(),
         ));
     };
-    let mut table = match v.clone() {
-        toml::Value::Table(t) => t,
-        _ => bail!("[mapping] must be a table"),
+    let toml::Value::Table(mut table) = v.clone() else {
+        bail!("[mapping] must be a table");
     };
     let policy = match table.remove("time_generated") {
         None => mcas_csl::TimeGeneratedPolicy::default(),

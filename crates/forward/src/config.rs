@@ -1032,6 +1032,6 @@ mod tests {
         );
         let e = Config::parse("[spool]\nmax_bytes = \"lots\"\n[output]\nkind = \"stdout\"\n")
             .unwrap_err();
-        assert!(format!("{e:#}").contains("not a size"), "{e:#}");
+        assert!(format!("{e:#}").contains("unknown size unit \"lots\""), "{e:#}");
     }
 }

@@ -454,6 +454,10 @@ pub(crate) async fn run_spooler(
 
 /// The senders: take spooled batches, send them, delete them after delivery, dead-letter
 /// rejected rows, and put back what must be retried. Stops when `stop` fires.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the sender pool's wiring, called once"
+)]
 pub(crate) async fn run_senders(
     net: Arc<Network>,
     spool: Arc<Spool>,

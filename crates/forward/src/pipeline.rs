@@ -45,10 +45,10 @@ pub(crate) async fn worker(
                     router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);
                     for route in Route::ALL {
                         let b = bufs.get(route);
-                        if b.rows >= limits.max_rows || b.data.len() >= limits.max_bytes {
-                            if !close(&mut bufs, route, &out, &metrics).await {
+                        if (b.rows >= limits.max_rows || b.data.len() >= limits.max_bytes)
+                            && !close(&mut bufs, route, &out, &metrics).await
+                        {
                                 return;
-                            }
                         }
                     }
                 }

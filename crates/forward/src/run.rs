@@ -109,12 +109,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     // Output stage.
     let (batch_tx, batch_rx) = mpsc::channel(n_workers * 2);
     let kind = cfg.output.kind;
-    let mut network: Option<(
-        Arc<Network>,
-        Arc<Spool>,
-        tokio::task::JoinHandle<()>,
-        tokio::task::JoinHandle<()>,
-    )> = None;
+    let mut network: Option<NetworkStage> = None;
     let mut local: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
     let sender_stop = CancellationToken::new();
     if kind.is_network() {
@@ -140,7 +135,12 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
             cfg.output.concurrency,
             sender_stop.clone(),
         ));
-        network = Some((net, spool, spooler, senders));
+        network = Some(NetworkStage {
+            _net: net,
+            spool,
+            spooler,
+            senders,
+        });
     } else {
         metrics.spool_ready_threshold.store(u64::MAX, Relaxed);
         local = Some(tokio::spawn(output::run_local(
@@ -219,7 +219,13 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     if let Some(h) = local {
         h.await.context("output task")??;
     }
-    if let Some((_net, spool, spooler, senders)) = network {
+    if let Some(NetworkStage {
+        spool,
+        spooler,
+        senders,
+        ..
+    }) = network
+    {
         let _ = spooler.await;
         // Everything read is now spooled. Send what can be sent within the grace period.
         loop {
@@ -247,6 +253,15 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
         "stopped"
     );
     Ok(())
+}
+
+/// The running parts of a network output.
+#[derive(Debug)]
+struct NetworkStage {
+    _net: Arc<Network>,
+    spool: Arc<Spool>,
+    spooler: tokio::task::JoinHandle<()>,
+    senders: tokio::task::JoinHandle<()>,
 }
 
 async fn shutdown_signal() -> &'static str {
