@@ -28,7 +28,9 @@ fn map_line(input: &str) -> Value {
 
 fn matches(name: &str, got: &Value, want: &Value) -> bool {
     match column_type(name) {
-        ColumnType::Int | ColumnType::Long => got.as_i64().is_some() && got.as_i64() == want.as_i64(),
+        ColumnType::Int | ColumnType::Long => {
+            got.as_i64().is_some() && got.as_i64() == want.as_i64()
+        }
         ColumnType::Real => got.as_f64().is_some() && got.as_f64() == want.as_f64(),
         ColumnType::Datetime => {
             let parse = |v: &Value| v.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok());
@@ -71,5 +73,10 @@ fn every_csl_vector_maps_as_expected() {
         assert_eq!(row["TimeGenerated"], "2024-11-27T09:33:20.000Z", "{name}");
     }
     assert_eq!(cases, 19);
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -7,10 +7,7 @@ use serde_json::Value;
 
 /// Checks that every member of a serialised row is a declared column and
 /// holds a value of that column's type. Returns the first problem.
-pub fn check_against_schema(
-    row: &Value,
-    columns: &[(String, ColumnType)],
-) -> Result<(), String> {
+pub fn check_against_schema(row: &Value, columns: &[(String, ColumnType)]) -> Result<(), String> {
     let obj = row.as_object().ok_or("row is not a JSON object")?;
     for (name, value) in obj {
         let ty = columns
