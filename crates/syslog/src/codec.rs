@@ -283,8 +283,8 @@ impl Decoder for SyslogCodec {
                             }
                         }
                         Err(()) => {
-                            let notice =
-                                (self.framing == Framing::OctetCounting).then_some(Notice::BadCount);
+                            let notice = (self.framing == Framing::OctetCounting)
+                                .then_some(Notice::BadCount);
                             self.state = State::Line { notice };
                         }
                     }
@@ -379,7 +379,9 @@ impl Decoder for SyslogCodec {
                 Some(Frame::with(trim_cr(rest), false, notice))
             }
             State::Line { notice } => Some(Frame::with(trim_cr(rest), false, notice)),
-            State::Octet { len } => Some(Frame::with(rest, true, Some(Notice::Eof { declared: len }))),
+            State::Octet { len } => {
+                Some(Frame::with(rest, true, Some(Notice::Eof { declared: len })))
+            }
             State::OctetOversize { len } => Some(Frame::with(
                 rest,
                 true,

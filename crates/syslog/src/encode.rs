@@ -96,7 +96,11 @@ fn put_msg_5424<B: BufMut>(dst: &mut B, msg: &[u8], bom: bool) {
 /// control bytes) with `_`.
 fn put_token<B: BufMut>(dst: &mut B, v: &str, bad: &[u8]) {
     for &b in v.as_bytes() {
-        dst.put_u8(if b <= b' ' || b == 0x7f || bad.contains(&b) { b'_' } else { b });
+        dst.put_u8(if b <= b' ' || b == 0x7f || bad.contains(&b) {
+            b'_'
+        } else {
+            b
+        });
     }
 }
 

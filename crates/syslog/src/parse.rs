@@ -23,7 +23,10 @@ struct Fields {
     msg_start: usize,
 }
 
-pub(crate) fn parse_with<'a>(cfg: &ParserConfig, input: &'a [u8]) -> Result<Message<'a>, ParseError> {
+pub(crate) fn parse_with<'a>(
+    cfg: &ParserConfig,
+    input: &'a [u8],
+) -> Result<Message<'a>, ParseError> {
     if input.is_empty() {
         return Err(ParseError::new(0, ErrorKind::Empty));
     }
@@ -78,7 +81,12 @@ fn pri(input: &[u8]) -> Option<(u8, usize)> {
     while i < input.len() && i <= 4 {
         match input[i] {
             d @ b'0'..=b'9' if i <= 3 => v = v * 10 + u16::from(d - b'0'),
-            b'>' if i > 1 => return u8::try_from(v).ok().filter(|&v| v <= 191).map(|v| (v, i + 1)),
+            b'>' if i > 1 => {
+                return u8::try_from(v)
+                    .ok()
+                    .filter(|&v| v <= 191)
+                    .map(|v| (v, i + 1));
+            }
             _ => return None,
         }
         i += 1;
@@ -295,7 +303,11 @@ fn hostname(s: &[u8], at: usize) -> Option<usize> {
 fn rfc3164(cfg: &ParserConfig, s: &[u8], mut at: usize, has_pri: bool) -> Fields {
     let mut f = Fields::default();
     // Cisco sequence number: `<189>16261: May 28 …` (syslog-ng stores it as meta.sequenceId).
-    let digits = s[at..].iter().take(11).take_while(|b| b.is_ascii_digit()).count();
+    let digits = s[at..]
+        .iter()
+        .take(11)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     if (1..=10).contains(&digits) && s.get(at + digits..at + digits + 2) == Some(b": ") {
         f.sequence = Some(Span::new(at, at + digits));
         at += digits + 2;

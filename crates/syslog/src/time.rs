@@ -1,9 +1,9 @@
 //! Timestamp scanning (RFC 3339 and the BSD forms of D6) and resolution to an instant
 //! (year inference D7, default zone D8).
 
+use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::{Offset, TimeZone};
-use jiff::Timestamp;
 
 /// The fields of a scanned timestamp. The year is absent for the classic BSD form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,10 @@ fn fraction(s: &[u8], at: usize, max_digits: usize) -> Option<(i32, usize)> {
     if !byte_is(s, at, b'.') {
         return Some((0, 0));
     }
-    let n = s[at + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let n = s[at + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     if n == 0 || n > max_digits {
         return None;
     }
@@ -221,7 +224,11 @@ pub(crate) fn scan_bsd(s: &[u8], year_after: bool) -> Option<(usize, Stamp)> {
     if byte_is(s, at, b' ') {
         at += 1;
     }
-    let dlen = s[at..].iter().take(3).take_while(|b| b.is_ascii_digit()).count();
+    let dlen = s[at..]
+        .iter()
+        .take(3)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     if dlen == 0 || dlen > 2 {
         return None;
     }
@@ -299,7 +306,11 @@ pub(crate) fn infer_year(month: i8, now_year: i16, now_month: i8) -> i16 {
 /// `reference` (or now) per [`infer_year`]; a stamp without an offset is civil time in
 /// `zone` (a DST gap or overlap resolves the way jiff's "compatible" rule does). Impossible
 /// dates (Feb 29 of a common year, April 31) give `None`.
-pub(crate) fn resolve(st: &Stamp, reference: Option<Timestamp>, zone: &TimeZone) -> Option<Timestamp> {
+pub(crate) fn resolve(
+    st: &Stamp,
+    reference: Option<Timestamp>,
+    zone: &TimeZone,
+) -> Option<Timestamp> {
     let year = match st.year {
         Some(y) => y,
         None => {
@@ -421,7 +432,8 @@ mod tests {
     #[test]
     fn resolve_uses_zone_and_reference() {
         let reference: Timestamp = "2017-12-13T12:00:00Z".parse().unwrap();
-        let cet = TimeZone::get("Europe/Paris").unwrap_or_else(|_| TimeZone::fixed(Offset::constant(1)));
+        let cet =
+            TimeZone::get("Europe/Paris").unwrap_or_else(|_| TimeZone::fixed(Offset::constant(1)));
         let (_, st) = scan_bsd(b"Jan  3 17:46:12.000", false).unwrap();
         let ts = resolve(&st, Some(reference), &cet).unwrap();
         assert_eq!(ts.to_string(), "2018-01-03T16:46:12Z");

@@ -15,7 +15,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn lines() -> Vec<String> {
     let mut v = vec![
-        "CEF:0|Vendor|Product|1.0|100|Port scan|5|src=10.0.0.1 dst=10.0.0.2 msg=scan: 1024 ports".to_owned(),
+        "CEF:0|Vendor|Product|1.0|100|Port scan|5|src=10.0.0.1 dst=10.0.0.2 msg=scan: 1024 ports"
+            .to_owned(),
         "plain text with [brackets] and \"quotes\" and = signs".to_owned(),
         "unicode: héllo wörld ✓".to_owned(),
         "Oct 11 22:14:15 looks like a timestamp".to_owned(),
@@ -68,8 +69,19 @@ fn check(messages: &[Message<'_>], rfc3164: bool) {
     assert_eq!(messages.len(), want.len(), "every message arrives");
     let host = short_hostname();
     for (m, line) in messages.iter().zip(&want) {
-        assert_eq!(m.protocol(), if rfc3164 { Protocol::Rfc3164 } else { Protocol::Rfc5424 });
-        assert_eq!((m.facility(), m.severity()), (Some(20), Some(4)), "local4.warning");
+        assert_eq!(
+            m.protocol(),
+            if rfc3164 {
+                Protocol::Rfc3164
+            } else {
+                Protocol::Rfc5424
+            }
+        );
+        assert_eq!(
+            (m.facility(), m.severity()),
+            (Some(20), Some(4)),
+            "local4.warning"
+        );
         assert_eq!(m.app_name(), Some("mcas-test"));
         assert_eq!(m.msg_lossy(), line.as_str());
         assert!(m.hostname().is_some_and(|h| !h.is_empty()));
@@ -80,7 +92,10 @@ fn check(messages: &[Message<'_>], rfc3164: bool) {
         let age = jiff::Timestamp::now().duration_since(ts).as_secs().abs();
         assert!(age < 3600, "timestamp {ts} is near now");
         if !rfc3164 {
-            let tq = m.structured_data().get("timeQuality").expect("logger writes timeQuality");
+            let tq = m
+                .structured_data()
+                .get("timeQuality")
+                .expect("logger writes timeQuality");
             assert_eq!(tq.param("tzKnown").as_deref(), Some("1"));
         }
     }
@@ -91,7 +106,17 @@ fn tcp_run(extra: &[&str]) -> (Vec<Frame>, Vec<u8>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port().to_string();
-    let mut args = vec!["-n", "127.0.0.1", "-P", &port, "-T", "-p", "local4.warning", "-t", "mcas-test"];
+    let mut args = vec![
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &port,
+        "-T",
+        "-p",
+        "local4.warning",
+        "-t",
+        "mcas-test",
+    ];
     args.extend_from_slice(extra);
     let child = spawn_logger(&args);
     let start = Instant::now();
@@ -112,7 +137,9 @@ fn tcp_run(extra: &[&str]) -> (Vec<Frame>, Vec<u8>) {
     let mut frames = Vec::new();
     let mut chunk = [0u8; 1500];
     loop {
-        let n = stream.read(&mut chunk).expect("read (bounded by a timeout)");
+        let n = stream
+            .read(&mut chunk)
+            .expect("read (bounded by a timeout)");
         if n == 0 {
             break;
         }
@@ -133,7 +160,10 @@ fn parse_frames(frames: &[Frame]) -> Vec<Message<'_>> {
     frames
         .iter()
         .map(|f| {
-            assert!(f.notice().is_none() && !f.is_truncated(), "clean frame: {f:?}");
+            assert!(
+                f.notice().is_none() && !f.is_truncated(),
+                "clean frame: {f:?}"
+            );
             mcas_syslog::parse(f.data()).expect("parses")
         })
         .collect()
@@ -174,14 +204,27 @@ fn logger_tcp_rfc3164() {
 #[test]
 fn logger_udp() {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let port = sock.local_addr().expect("addr").port().to_string();
-    let child = spawn_logger(&["-n", "127.0.0.1", "-P", &port, "-d", "-p", "local4.warning", "-t", "mcas-test"]);
+    let child = spawn_logger(&[
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &port,
+        "-d",
+        "-p",
+        "local4.warning",
+        "-t",
+        "mcas-test",
+    ]);
     let want = lines().len();
     let mut datagrams = Vec::new();
     let mut buf = vec![0u8; 65_536];
     while datagrams.len() < want {
-        let (n, _) = sock.recv_from(&mut buf).expect("datagram within the timeout");
+        let (n, _) = sock
+            .recv_from(&mut buf)
+            .expect("datagram within the timeout");
         datagrams.push(buf[..n].to_vec());
     }
     wait(child);

@@ -26,7 +26,10 @@ type Sd = Vec<(String, Vec<(String, String)>)>;
 
 fn structured_data() -> impl Strategy<Value = Sd> {
     proptest::collection::vec(
-        (sd_name(), proptest::collection::vec((sd_name(), any::<String>()), 0..4)),
+        (
+            sd_name(),
+            proptest::collection::vec((sd_name(), any::<String>()), 0..4),
+        ),
         0..3,
     )
 }

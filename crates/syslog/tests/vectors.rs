@@ -54,16 +54,30 @@ fn every_syslog_vector() {
         let expect_obj = expect.as_object().expect("expect object");
         for (field, want) in expect_obj {
             if &got[field] != want {
-                failures.push(format!("{name}: {field}: expected {want}, got {}", got[field]));
+                failures.push(format!(
+                    "{name}: {field}: expected {want}, got {}",
+                    got[field]
+                ));
             }
         }
         // Every timestamp the parser accepted must also resolve to an instant.
         if m.timestamp_str().is_some() {
-            assert!(m.timestamp().is_some(), "{name}: timestamp does not resolve");
+            assert!(
+                m.timestamp().is_some(),
+                "{name}: timestamp does not resolve"
+            );
         }
         assert_eq!(m.raw(), input.as_bytes(), "{name}: raw bytes kept");
     }
-    println!("syslog vectors: {} of {total} passed", total - failures.len());
+    println!(
+        "syslog vectors: {} of {total} passed",
+        total - failures.len()
+    );
     assert!(total >= 50, "expected at least 50 cases, found {total}");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
