@@ -1,6 +1,8 @@
 //! The code against the spec's tables (copied into `tests/data/`): the column
 //! list and types, and Microsoft's key → column table.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,8 @@
 //! Every case of `tests/data/csl.jsonl`: syslog line → syslog parse → CEF
 //! parse → map → JSON, compared column by column.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
 mod common;
 
 use mcas_csl::{ColumnType, Context, columns};
