@@ -1,0 +1,274 @@
+//! Each credential kind against the emulator's token and IMDS endpoints,
+//! then a send that must land exactly once.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use mcas_azure_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_MANAGED_IDENTITY_CLIENT_ID, DEFAULT_TENANT_ID, EmulatorConfig,
+    EmulatorHandle, FederatedCredential,
+};
+use mcas_loganalytics::{
+    ClientCertificateCredential, ClientSecretCredential, Cloud, ManagedIdentityCredential,
+    RetryPolicy, TokenCredential, WorkloadIdentityCredential,
+};
+
+const CERT_APP: &str = "c3a7e0f1-0000-4000-8000-00000000ce27";
+const WORKLOAD_APP: &str = "d4b8f1a2-0000-4000-8000-0000000000ff";
+const ISSUER: &str = "https://oidc.example.test/cluster";
+const SUBJECT: &str = "system:serviceaccount:mcas:forwarder";
+
+async fn send_and_check(emu: &EmulatorHandle, cred: Arc<dyn TokenCredential>, prefix: &str) {
+    let client = builder_with(emu, cred).build().unwrap();
+    let ids = ids(prefix, 7);
+    let report = client.send(&rows_for(&ids)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_exactly_once(emu, CSL, "ExtID", &ids);
+}
+
+#[tokio::test]
+async fn client_secret() {
+    let emu = start_default().await;
+    send_and_check(&emu, secret_credential(&emu), "secret").await;
+    let t = token_requests(&emu);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].path, format!("/{DEFAULT_TENANT_ID}/oauth2/v2.0/token"));
+}
+
+#[tokio::test]
+async fn wrong_secret_is_an_auth_error_not_a_hot_loop() {
+    let emu = start_default().await;
+    let cred = ClientSecretCredential::new(
+        DEFAULT_TENANT_ID,
+        DEFAULT_CLIENT_ID,
+        "not-the-secret",
+        authority(&emu),
+    )
+    .unwrap();
+    // The secret never shows in Debug.
+    assert!(!format!("{cred:?}").contains("not-the-secret"));
+    let err = cred
+        .get_token(Cloud::Public.ingestion_scope())
+        .await
+        .unwrap_err();
+    assert!(err.is_auth() && !err.is_retryable(), "{err:?}");
+    assert_eq!(err.code(), Some("invalid_client"));
+    assert!(!err.to_string().contains("not-the-secret"));
+
+    let client = builder_with(&emu, Arc::new(cred))
+        .retry(
+            RetryPolicy::bounded(Duration::from_millis(150))
+                .config_error_delay(Duration::from_millis(60)),
+        )
+        .build()
+        .unwrap();
+    let report = client.send(&rows_for(&ids("badsecret", 3))).await;
+    let later = report.retry_later.expect("kept for later");
+    assert!(later.error.is_auth());
+    assert_eq!(later.rows.len(), 3);
+    let n = token_requests(&emu).len();
+    assert!((2..=4).contains(&n), "{n} token requests");
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+}
+
+fn cert_config() -> EmulatorConfig {
+    let mut config = EmulatorConfig::default();
+    let pem = String::from_utf8(test_data("test-client.crt")).unwrap();
+    config.add_certificate(CERT_APP, pem);
+    config
+}
+
+#[tokio::test]
+async fn client_certificate_pkcs8_key() {
+    let emu = start(cert_config()).await;
+    let cred = ClientCertificateCredential::new(
+        DEFAULT_TENANT_ID,
+        CERT_APP,
+        &test_data("test-client.crt"),
+        &test_data("test-client.key"),
+        authority(&emu),
+    )
+    .unwrap();
+    assert!(!format!("{cred:?}").contains("PRIVATE"));
+    assert_eq!(cred.thumbprint().len(), 27); // base64url of 20 bytes
+    send_and_check(&emu, Arc::new(cred), "cert8").await;
+    assert_eq!(token_requests(&emu)[0].status, Some(200));
+}
+
+#[tokio::test]
+async fn client_certificate_pkcs1_key_from_one_pem_file() {
+    let emu = start(cert_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("combined.pem");
+    let mut combined = test_data("test-client.crt");
+    combined.extend(test_data("test-client-pkcs1.key"));
+    std::fs::write(&path, combined).unwrap();
+    let cred = ClientCertificateCredential::from_pem_file(
+        DEFAULT_TENANT_ID,
+        CERT_APP,
+        &path,
+        authority(&emu),
+    )
+    .unwrap();
+    send_and_check(&emu, Arc::new(cred), "cert1").await;
+}
+
+#[tokio::test]
+async fn certificate_of_another_app_is_refused() {
+    let emu = start_default().await; // no certificate registered
+    let cred = ClientCertificateCredential::new(
+        DEFAULT_TENANT_ID,
+        CERT_APP,
+        &test_data("test-client.crt"),
+        &test_data("test-client.key"),
+        authority(&emu),
+    )
+    .unwrap();
+    let err = cred
+        .get_token(Cloud::Public.ingestion_scope())
+        .await
+        .unwrap_err();
+    assert!(err.is_auth() && !err.is_retryable(), "{err:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+}
+
+#[test]
+fn bad_pem_is_refused_at_construction() {
+    let cert = test_data("test-client.crt");
+    assert!(
+        ClientCertificateCredential::new(
+            "t",
+            "c",
+            b"nothing",
+            &test_data("test-client.key"),
+            Cloud::Public
+        )
+        .is_err()
+    );
+    assert!(ClientCertificateCredential::new("t", "c", &cert, &cert, Cloud::Public).is_err());
+}
+
+#[tokio::test]
+async fn managed_identity_system_assigned() {
+    let emu = start_default().await;
+    let cred = ManagedIdentityCredential::system_assigned()
+        .unwrap()
+        .with_endpoint(&format!(
+            "{}/metadata/identity/oauth2/token",
+            emu.base_url()
+        ))
+        .unwrap();
+    send_and_check(&emu, Arc::new(cred), "mi-sys").await;
+    let t = token_requests(&emu);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].method, "GET");
+    assert_eq!(t[0].status, Some(200));
+}
+
+#[tokio::test]
+async fn managed_identity_user_assigned_and_unknown_id() {
+    let emu = start_default().await;
+    let imds = format!("{}/metadata/identity/oauth2/token", emu.base_url());
+    let cred = ManagedIdentityCredential::user_assigned(DEFAULT_MANAGED_IDENTITY_CLIENT_ID)
+        .unwrap()
+        .with_endpoint(&imds)
+        .unwrap();
+    send_and_check(&emu, Arc::new(cred), "mi-user").await;
+    let unknown = ManagedIdentityCredential::user_assigned("00000000-dead-4000-8000-000000000000")
+        .unwrap()
+        .with_endpoint(&imds)
+        .unwrap();
+    let err = unknown
+        .get_token(Cloud::Public.ingestion_scope())
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    assert!(
+        ManagedIdentityCredential::system_assigned()
+            .unwrap()
+            .with_endpoint("http://imds.example.com/token")
+            .is_err()
+    );
+}
+
+fn federated_token(expires_in: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": ISSUER,
+        "sub": SUBJECT,
+        "aud": ["api://AzureADTokenExchange"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + expires_in,
+    });
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&test_data("test-issuer.key")).unwrap();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn workload_identity_rereads_the_token_file() {
+    let mut config = EmulatorConfig::default();
+    config.token_lifetime = Duration::from_secs(200); // inside the refresh margin: fetch every time
+    let public = String::from_utf8(test_data("test-issuer.pub")).unwrap();
+    config.add_federated(
+        WORKLOAD_APP,
+        FederatedCredential::new(ISSUER, SUBJECT, public),
+    );
+    let emu = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{}\n", federated_token(600))).unwrap();
+    let cred = Arc::new(
+        WorkloadIdentityCredential::new(DEFAULT_TENANT_ID, WORKLOAD_APP, &file, authority(&emu))
+            .unwrap(),
+    );
+    send_and_check(&emu, cred.clone(), "wi").await;
+
+    // The file is re-read on every token request: garbage in it is sent
+    // and refused (the cached, still unexpired token is kept meanwhile)...
+    std::fs::write(&file, "not-a-jwt").unwrap();
+    assert!(
+        cred.get_token(Cloud::Public.ingestion_scope())
+            .await
+            .is_ok()
+    );
+    // ...and a rotated, valid token is read on the next request.
+    std::fs::write(&file, federated_token(600)).unwrap();
+    assert!(
+        cred.get_token(Cloud::Public.ingestion_scope())
+            .await
+            .is_ok()
+    );
+    let statuses: Vec<_> = token_requests(&emu).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(200), Some(400), Some(200)]);
+
+    // Without a cached token, a refused assertion is an auth error and a
+    // missing file an I/O error; neither is retryable.
+    let fresh =
+        WorkloadIdentityCredential::new(DEFAULT_TENANT_ID, WORKLOAD_APP, &file, authority(&emu))
+            .unwrap();
+    std::fs::write(&file, "not-a-jwt").unwrap();
+    let err = fresh
+        .get_token(Cloud::Public.ingestion_scope())
+        .await
+        .unwrap_err();
+    assert!(err.is_auth() && !err.is_retryable(), "{err:?}");
+    std::fs::remove_file(&file).unwrap();
+    let err = fresh
+        .get_token(Cloud::Public.ingestion_scope())
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable() && !err.is_auth(), "{err:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &ids("wi", 7));
+}
