@@ -1032,6 +1032,9 @@ mod tests {
         );
         let e = Config::parse("[spool]\nmax_bytes = \"lots\"\n[output]\nkind = \"stdout\"\n")
             .unwrap_err();
-        assert!(format!("{e:#}").contains("unknown size unit \"lots\""), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("unknown size unit \"lots\""),
+            "{e:#}"
+        );
     }
 }
