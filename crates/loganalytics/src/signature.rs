@@ -96,10 +96,8 @@ pub fn signature(
     x_ms_date: &str,
 ) -> String {
     let mut message = string_to_sign(content_length, content_type, x_ms_date);
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&key.bytes) else {
+        unreachable!("HMAC takes keys of any length")
     };
     mac.update(message.as_bytes());
     message.zeroize();
