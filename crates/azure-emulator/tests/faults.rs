@@ -1,0 +1,417 @@
+//! Fault injection over loopback: 429 + Retry-After, 500, 503, connection resets, latency,
+//! down windows, token outage, scopes, determinism under a seed, and the HTTP control.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use mcas_azure_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_CSL_STREAM, DEFAULT_TENANT_ID,
+    EmulatorConfig, EmulatorHandle, FaultKind, FaultScope, Faults,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const BODY: &[u8] = br#"[{"DeviceVendor":"f"}]"#;
+
+async fn token_status(emu: &EmulatorHandle) -> (u16, serde_json::Value) {
+    common::token_request(
+        emu,
+        DEFAULT_TENANT_ID,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", DEFAULT_CLIENT_ID),
+            ("client_secret", DEFAULT_CLIENT_SECRET),
+            ("scope", "https://monitor.azure.com/.default"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn scripted_429_500_503_with_the_right_shapes() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    emu.set_faults(
+        Faults::scripted([
+            FaultKind::TooManyRequests,
+            FaultKind::InternalError,
+            FaultKind::Unavailable,
+            FaultKind::Pass,
+        ])
+        .with_retry_after(2),
+    );
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+    assert_eq!(
+        (a.status, common::azure_code(&a).as_str()),
+        (429, "TooManyRequests")
+    );
+    assert_eq!(
+        a.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+    assert_eq!(
+        (a.status, common::azure_code(&a).as_str()),
+        (500, "InternalServerError")
+    );
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+    assert_eq!(
+        (a.status, common::azure_code(&a).as_str()),
+        (503, "ServiceUnavailable")
+    );
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+    assert_eq!(a.status, 204);
+    assert_eq!(
+        emu.count("CommonSecurityLog"),
+        1,
+        "faulted requests store nothing"
+    );
+
+    // Token endpoint answers Entra-shaped errors; the collector its own shape.
+    emu.set_faults(Faults::scripted([
+        FaultKind::TooManyRequests,
+        FaultKind::Unavailable,
+        FaultKind::InternalError,
+    ]));
+    let (s, b) = token_status(&emu).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (429, Some("temporarily_unavailable"))
+    );
+    let (s, b) = token_status(&emu).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    let resp = common::http()
+        .post(format!(
+            "{}/api/logs?api-version=2016-04-01",
+            emu.base_url()
+        ))
+        .header("Content-Type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .expect("send");
+    let a = common::answer(resp).await;
+    assert_eq!(
+        (a.status, a.body["Error"].as_str()),
+        (500, Some("UnspecifiedError"))
+    );
+
+    let log = emu.requests();
+    let first_429 = log.iter().find(|r| r.status == Some(429)).expect("logged");
+    assert_eq!(first_429.fault, Some(FaultKind::TooManyRequests));
+    assert_eq!(first_429.retry_after, Some(2));
+    assert_eq!(first_429.error_code.as_deref(), Some("TooManyRequests"));
+    let m = emu.metrics();
+    assert_eq!(m.faults_injected["429"], 2);
+    assert_eq!(m.faults_injected["500"], 2);
+    assert_eq!(m.faults_injected["503"], 2);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_request_log_shows_whether_retry_after_was_honoured() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    emu.set_faults(Faults::scripted([FaultKind::TooManyRequests]).with_retry_after(1));
+    // A well-behaved client: on 429 it sleeps Retry-After, then retries.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+        if a.status == 204 {
+            break;
+        }
+        assert_eq!(a.status, 429);
+        let secs: u64 = a.headers["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("secs");
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        assert!(attempts < 3, "bounded");
+    }
+    let ingests: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/dataCollectionRules/"))
+        .collect();
+    assert_eq!(ingests.len(), 2);
+    let waited = ingests[1].since_start - ingests[0].since_start;
+    assert!(
+        waited >= Duration::from_secs(ingests[0].retry_after.expect("retry-after logged")),
+        "{waited:?}"
+    );
+    assert!(ingests[1].at >= ingests[0].at);
+    emu.shutdown().await;
+}
+
+async fn raw_post(emu: &EmulatorHandle, tok: &str) -> std::io::Result<Vec<u8>> {
+    let mut s = tokio::net::TcpStream::connect(emu.addr()).await?;
+    let path = emu.ingestion_url(mcas_azure_emulator::DEFAULT_DCR_ID, DEFAULT_CSL_STREAM);
+    let path = path.trim_start_matches(&emu.base_url()).to_owned();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        emu.addr(),
+        BODY.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    s.write_all(BODY).await?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn reset_fault_sends_rst() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    emu.set_faults(Faults::scripted([FaultKind::Reset, FaultKind::Reset]));
+    let err = raw_post(&emu, &tok).await.expect_err("connection reset");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    // reqwest sees a transport error, not an HTTP answer.
+    let r = common::http()
+        .post(emu.ingestion_url(mcas_azure_emulator::DEFAULT_DCR_ID, DEFAULT_CSL_STREAM))
+        .bearer_auth(&tok)
+        .header("Content-Type", "application/json")
+        .body(BODY)
+        .send()
+        .await;
+    assert!(r.is_err(), "{r:?}");
+    // Then normal service.
+    let ok = raw_post(&emu, &tok).await.expect("answer");
+    assert!(
+        ok.starts_with(b"HTTP/1.1 204"),
+        "{}",
+        String::from_utf8_lossy(&ok)
+    );
+    let resets: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.fault == Some(FaultKind::Reset))
+        .collect();
+    assert_eq!(resets.len(), 2);
+    assert!(resets.iter().all(|r| r.status.is_none()));
+    let m = emu.metrics();
+    assert_eq!(m.connections_reset, 2);
+    assert_eq!(m.requests_by_status["reset"], 2);
+    assert_eq!(emu.count("CommonSecurityLog"), 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn latency_delays_answers() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    emu.set_faults(
+        Faults::default()
+            .with_latency(Duration::from_millis(300))
+            .with_scope(FaultScope::Ingestion),
+    );
+    let t0 = Instant::now();
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+    assert_eq!(a.status, 204);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "at least the configured latency"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn down_window_refuses_connections_then_recovers() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    // An idle keep-alive connection opened before the window.
+    let mut idle = tokio::net::TcpStream::connect(emu.addr())
+        .await
+        .expect("connect");
+    emu.set_faults(Faults::default().with_down(Duration::ZERO, Duration::from_millis(800)));
+    let mut refused = false;
+    for _ in 0..100 {
+        match tokio::net::TcpStream::connect(emu.addr()).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                refused = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+    assert!(refused, "connections are refused during the window");
+    // The idle connection was closed by a reset.
+    let mut buf = [0u8; 16];
+    let r = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buf))
+        .await
+        .expect("not hanging");
+    assert!(
+        matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+            || matches!(r, Ok(0)),
+        "{r:?}"
+    );
+    // After the window, service resumes on the same port.
+    let mut ok = false;
+    for _ in 0..200 {
+        if let Ok(resp) = raw_post(&emu, &tok).await {
+            assert!(resp.starts_with(b"HTTP/1.1 204"));
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "service resumes after the down window");
+    assert!(emu.metrics().connections_reset >= 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_outage_leaves_ingestion_up() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    emu.set_faults(Faults::default().with_token_outage(true));
+    let (s, b) = token_status(&emu).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+    let r = common::http()
+        .get(format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://monitor.azure.com/", emu.base_url()))
+        .header("Metadata", "true")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(
+        common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY)
+            .await
+            .status,
+        204
+    );
+    emu.set_faults(Faults::none());
+    assert_eq!(token_status(&emu).await.0, 200);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn scope_limits_which_endpoints_fail() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    emu.set_faults(
+        Faults::default()
+            .with_rate_500(1.0)
+            .with_scope(FaultScope::Ingestion),
+    );
+    assert_eq!(token_status(&emu).await.0, 200);
+    assert_eq!(
+        common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY)
+            .await
+            .status,
+        500
+    );
+    emu.set_faults(
+        Faults::default()
+            .with_rate_503(1.0)
+            .with_scope(FaultScope::Token),
+    );
+    assert_eq!(token_status(&emu).await.0, 503);
+    assert_eq!(
+        common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY)
+            .await
+            .status,
+        204
+    );
+    // The control API is never faulted.
+    emu.set_faults(Faults::default().with_rate_reset(1.0));
+    let r = common::http()
+        .get(format!("{}/_emulator/metrics", emu.base_url()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    emu.shutdown().await;
+}
+
+async fn statuses(seed: u64, n: usize) -> Vec<u16> {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    emu.set_faults(
+        Faults::default()
+            .with_seed(seed)
+            .with_rate_429(0.3)
+            .with_rate_500(0.1)
+            .with_rate_503(0.2),
+    );
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(
+            common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY)
+                .await
+                .status,
+        );
+    }
+    emu.shutdown().await;
+    out
+}
+
+#[tokio::test]
+async fn same_seed_same_outcomes() {
+    let a = statuses(7, 40).await;
+    let b = statuses(7, 40).await;
+    let c = statuses(8, 40).await;
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    for s in [204, 429, 500, 503] {
+        assert!(a.contains(&s), "{s} occurs in {a:?}");
+    }
+}
+
+#[tokio::test]
+async fn faults_over_http() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    let url = format!("{}/_emulator/faults", emu.base_url());
+    let r = common::http()
+        .post(&url)
+        .body(r#"{"script":["503"],"retry_after_secs":5}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+    assert_eq!(a.status, 503);
+    let got: serde_json::Value = serde_json::from_slice(
+        &common::http()
+            .get(&url)
+            .send()
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(got["retry_after_secs"], 5);
+    for bad in [
+        r#"{"rate_429":1.5}"#,
+        r#"{"rate_429":0.6,"rate_500":0.6}"#,
+        r#"{"nope":1}"#,
+        "not json",
+    ] {
+        let a = common::answer(
+            common::http()
+                .post(&url)
+                .body(bad)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(
+            (a.status, common::azure_code(&a).as_str()),
+            (400, "InvalidFaults"),
+            "{bad}"
+        );
+    }
+    emu.shutdown().await;
+}
