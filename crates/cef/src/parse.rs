@@ -332,10 +332,12 @@ fn parse_extension<'a>(ext: &'a str, base: usize, warnings: &mut Vec<Warning>) -
             skip_to = i + 2;
             continue;
         }
-        let mut j = i;
-        while j > value_start && KEY_CHAR[usize::from(b[j - 1])] {
-            j -= 1;
-        }
+        // Step back over key characters (never past the start of the current value).
+        let j = i - b[value_start..i]
+            .iter()
+            .rev()
+            .take_while(|&&c| KEY_CHAR[usize::from(c)])
+            .count();
         let starts_key = j < i
             && is_key_start(b[j])
             && if j == 0 {
@@ -375,7 +377,24 @@ fn parse_extension<'a>(ext: &'a str, base: usize, warnings: &mut Vec<Warning>) -
     pairs
 }
 
+#[inline(always)]
 fn push_pair<'a>(
+    pairs: &mut Pairs<'a>,
+    key: Option<&'a str>,
+    value: &'a str,
+    escaped: bool,
+    offset: usize,
+    warnings: &mut Vec<Warning>,
+) {
+    match key {
+        // The common case builds the pair in place: no intermediate `Cow` on the stack.
+        Some(k) if !escaped => pairs.push((Cow::Borrowed(k), Cow::Borrowed(value))),
+        _ => push_pair_slow(pairs, key, value, escaped, offset, warnings),
+    }
+}
+
+#[inline(never)]
+fn push_pair_slow<'a>(
     pairs: &mut Pairs<'a>,
     key: Option<&'a str>,
     value: &'a str,
