@@ -741,9 +741,7 @@ impl Config {
                 if o.workspace_id.is_none() {
                     bail!("output.kind = \"data-collector\" needs `workspace_id`");
                 }
-                if o.shared_key.is_none()
-                    && o.shared_key_file.is_none()
-                    && std::env::var_os(ENV_SHARED_KEY).is_none()
+                if o.shared_key.is_none() && o.shared_key_file.is_none() && !env_set(ENV_SHARED_KEY)
                 {
                     bail!(
                         "output.kind = \"data-collector\" needs the shared key: set {ENV_SHARED_KEY} or `shared_key_file`"
@@ -781,6 +779,7 @@ impl Config {
         if p.queue_capacity == 0 {
             bail!("pipeline.queue_capacity must be at least 1");
         }
+        crate::commands::mapper(self)?;
         Ok(())
     }
 
@@ -824,7 +823,7 @@ impl AuthConfig {
                 need(&self.client_id, "client_id")?;
                 if self.client_secret.is_none()
                     && self.client_secret_file.is_none()
-                    && std::env::var_os(ENV_CLIENT_SECRET).is_none()
+                    && !env_set(ENV_CLIENT_SECRET)
                 {
                     bail!(
                         "output.auth.kind = \"client-secret\" needs the secret: set {ENV_CLIENT_SECRET} or `client_secret_file`"
@@ -842,19 +841,17 @@ impl AuthConfig {
             }
             AuthKind::ManagedIdentity => {}
             AuthKind::WorkloadIdentity => {
-                if self.tenant_id.is_none() && std::env::var_os("AZURE_TENANT_ID").is_none() {
+                if self.tenant_id.is_none() && !env_set("AZURE_TENANT_ID") {
                     bail!(
                         "output.auth.kind = \"workload-identity\" needs `tenant_id` or AZURE_TENANT_ID"
                     );
                 }
-                if self.client_id.is_none() && std::env::var_os("AZURE_CLIENT_ID").is_none() {
+                if self.client_id.is_none() && !env_set("AZURE_CLIENT_ID") {
                     bail!(
                         "output.auth.kind = \"workload-identity\" needs `client_id` or AZURE_CLIENT_ID"
                     );
                 }
-                if self.federated_token_file.is_none()
-                    && std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_none()
-                {
+                if self.federated_token_file.is_none() && !env_set("AZURE_FEDERATED_TOKEN_FILE") {
                     bail!(
                         "output.auth.kind = \"workload-identity\" needs `federated_token_file` or AZURE_FEDERATED_TOKEN_FILE"
                     );
@@ -911,6 +908,11 @@ fn resolve_secret(
         Some(s) => Ok(s.clone()),
         None => bail!("no secret: set {env} or {key}"),
     }
+}
+
+/// Whether an environment variable is set to something non-empty.
+fn env_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
 fn kind_name(k: AuthKind) -> &'static str {

@@ -139,7 +139,7 @@ async fn map_output_equals_the_row_the_emulator_stores() {
     let lines = [
         format!("<134>2024-05-08T16:07:11.123Z fw01 {}", cef("map-1", "one")),
         format!("<13>Oct 11 22:14:15 fw02 tmes[1]: {}", cef("map-2", "two")),
-        format!("{}", cef("map-3", "three")),
+        cef("map-3", "three"),
     ];
     {
         use std::io::Write as _;

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_mcas-forward");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mcas-forward");
 
 /// A port free for both TCP and UDP on 127.0.0.1 (racy by nature, retried by callers).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     for _ in 0..100 {
         let t = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
         let port = t.local_addr().expect("addr").port();
@@ -26,7 +26,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Poll `f` every 20 ms until it returns true or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
@@ -38,7 +38,7 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// Async flavour of [`wait_until`].
-pub async fn wait_until_async(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) async fn wait_until_async(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
@@ -50,23 +50,23 @@ pub async fn wait_until_async(timeout: Duration, mut f: impl FnMut() -> bool) ->
 }
 
 /// A running forwarder; killed on drop.
-pub struct Forwarder {
-    pub child: Child,
-    pub dir: PathBuf,
-    pub port: u16,
-    pub metrics_port: u16,
-    pub stdout: PathBuf,
-    pub stderr: PathBuf,
+pub(crate) struct Forwarder {
+    pub(crate) child: Child,
+    pub(crate) dir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) metrics_port: u16,
+    pub(crate) stdout: PathBuf,
+    pub(crate) stderr: PathBuf,
 }
 
 impl Forwarder {
     /// Start `mcas-forward run --config <dir>/config.toml` with the given TOML body; the
     /// caller's text may use `{PORT}`, `{METRICS}` and `{DIR}`, replaced here.
-    pub fn start(dir: &Path, toml: &str, env: &[(&str, &str)]) -> Forwarder {
+    pub(crate) fn start(dir: &Path, toml: &str, env: &[(&str, &str)]) -> Forwarder {
         Self::start_on(dir, toml, env, free_port(), free_port())
     }
 
-    pub fn start_on(
+    pub(crate) fn start_on(
         dir: &Path,
         toml: &str,
         env: &[(&str, &str)],
@@ -119,16 +119,16 @@ impl Forwarder {
         );
     }
 
-    pub fn stderr_text(&self) -> String {
+    pub(crate) fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    pub fn stdout_text(&self) -> String {
+    pub(crate) fn stdout_text(&self) -> String {
         std::fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 
     /// GET a path on the metrics address; (status, body).
-    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+    pub(crate) fn http_get(&self, path: &str) -> Option<(u16, String)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
@@ -147,7 +147,7 @@ impl Forwarder {
     }
 
     /// A counter or gauge from `/metrics` (first sample whose line starts with `name`).
-    pub fn metric(&self, name: &str) -> Option<f64> {
+    pub(crate) fn metric(&self, name: &str) -> Option<f64> {
         let (_, body) = self.http_get("/metrics")?;
         body.lines()
             .filter(|l| !l.starts_with('#'))
@@ -157,20 +157,20 @@ impl Forwarder {
     }
 
     /// SIGTERM, then wait (bounded) for the exit status.
-    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         self.wait(timeout)
     }
 
     /// SIGKILL, then reap.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-KILL", &pid]).status();
         let _ = self.child.wait();
     }
 
-    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let end = Instant::now() + timeout;
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
@@ -198,7 +198,7 @@ impl Drop for Forwarder {
 }
 
 /// A TOML config for the logs-ingestion output into an emulator at `base`.
-pub fn emulator_config(base: &str, extra: &str) -> String {
+pub(crate) fn emulator_config(base: &str, extra: &str) -> String {
     format!(
         r#"
 [[listen]]
@@ -243,7 +243,7 @@ shutdown_grace = "10s"
 }
 
 /// The environment that carries the emulator's client secret.
-pub fn secret_env() -> [(&'static str, &'static str); 1] {
+pub(crate) fn secret_env() -> [(&'static str, &'static str); 1] {
     [(
         "MCAS_FORWARD_CLIENT_SECRET",
         mcas_azure_emulator::DEFAULT_CLIENT_SECRET,
@@ -251,7 +251,7 @@ pub fn secret_env() -> [(&'static str, &'static str); 1] {
 }
 
 /// Run util-linux `logger` with `args` (bounded in time); panics when it fails.
-pub fn logger(args: &[&str]) {
+pub(crate) fn logger(args: &[&str]) {
     let mut child = Command::new("logger")
         .args(args)
         .spawn()
@@ -271,7 +271,11 @@ pub fn logger(args: &[&str]) {
 }
 
 /// Run the binary with `args`, bounded; (status code, stdout, stderr).
-pub fn run_cli(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> (i32, String, String) {
+pub(crate) fn run_cli(
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .stdout(Stdio::piped())
@@ -305,7 +309,7 @@ pub fn run_cli(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> (i3
 }
 
 /// This machine's host name as `logger` writes it.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
