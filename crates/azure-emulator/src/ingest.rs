@@ -171,14 +171,13 @@ pub(crate) async fn ingest_endpoint(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared {
-        if n > limit as u64 {
-            return too_large(limit, &n.to_string());
-        }
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        return too_large(limit, &n.to_string());
     }
-    let wire = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => return too_large(limit, &format!("more than {limit}")),
+    let Ok(wire) = axum::body::to_bytes(body, limit).await else {
+        return too_large(limit, &format!("more than {limit}"));
     };
     let wire_len = wire.len() as u64;
     let decoded: Vec<u8> = if gzip {
@@ -322,21 +321,21 @@ fn accept(sh: &Shared, stream: &Stream, body: &[u8]) -> Response {
             details,
         );
     }
-    if stream.plan == TablePlan::Auxiliary {
-        if let Some((lo, hi)) = min_max {
-            let spread = hi.duration_since(lo).unsigned_abs();
-            if spread > sh.config.limits.auxiliary_time_range {
-                return azure_error(
-                    StatusCode::BAD_REQUEST,
-                    "RecordsTimeRangeIsMoreThan30Minutes",
-                    format!(
-                        "The records' TimeGenerated values span {}s; one request to table '{}' (Auxiliary plan) may span at most {}s.",
-                        spread.as_secs(),
-                        stream.table,
-                        sh.config.limits.auxiliary_time_range.as_secs()
-                    ),
-                );
-            }
+    if stream.plan == TablePlan::Auxiliary
+        && let Some((lo, hi)) = min_max
+    {
+        let spread = hi.duration_since(lo).unsigned_abs();
+        if spread > sh.config.limits.auxiliary_time_range {
+            return azure_error(
+                StatusCode::BAD_REQUEST,
+                "RecordsTimeRangeIsMoreThan30Minutes",
+                format!(
+                    "The records' TimeGenerated values span {}s; one request to table '{}' (Auxiliary plan) may span at most {}s.",
+                    spread.as_secs(),
+                    stream.table,
+                    sh.config.limits.auxiliary_time_range.as_secs()
+                ),
+            );
         }
     }
     let n = rows.len() as u64;

@@ -520,11 +520,11 @@ async fn observe(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Res
             if d.kind != FaultKind::Pass {
                 rec.fault = Some(d.kind);
             }
-            if d.kind == FaultKind::Reset {
+            if d.kind == FaultKind::Reset
+                && let Some(ctl) = req.extensions().get::<ConnCtl>()
+            {
                 sh.store.log(rec);
-                if let Some(ctl) = req.extensions().get::<ConnCtl>() {
-                    ctl.reset.notify_one();
-                }
+                ctl.reset.notify_one();
                 // The connection task drops this future when it resets the socket.
                 std::future::pending::<()>().await;
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();

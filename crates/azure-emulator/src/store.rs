@@ -145,13 +145,13 @@ impl Store {
                 .map_err(|e| StoreError(format!("cannot list {}: {e}", dir.display())))?;
             for entry in entries.flatten() {
                 let path = entry.path();
-                if path.extension().is_some_and(|e| e == "jsonl") {
-                    if let Some(table) = path.file_stem().and_then(|s| s.to_str()) {
-                        let n = std::fs::File::open(&path)
-                            .map(|f| BufReader::new(f).lines().count() as u64)
-                            .unwrap_or(0);
-                        counts.insert(table.to_owned(), n);
-                    }
+                if path.extension().is_some_and(|e| e == "jsonl")
+                    && let Some(table) = path.file_stem().and_then(|s| s.to_str())
+                {
+                    let n = std::fs::File::open(&path)
+                        .map(|f| BufReader::new(f).lines().count() as u64)
+                        .unwrap_or(0);
+                    counts.insert(table.to_owned(), n);
                 }
             }
         }

@@ -230,8 +230,8 @@ pub(crate) async fn token_endpoint(
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         let own_url = format!("http://{host}/{tenant}/oauth2/v2.0/token");
-        if let Err(resp) = verify_assertion(&sh, client, assertion, &own_url) {
-            return resp;
+        if let Err(e) = verify_assertion(&sh, client, assertion, &own_url) {
+            return e.into_response();
         }
     } else {
         return entra_error(
@@ -300,8 +300,32 @@ fn aud_contains(claims: &Value, wanted: &[String]) -> bool {
     }
 }
 
-fn invalid_client(code: u32, msg: &str) -> Response {
-    entra_error(None, "invalid_client", code, msg)
+/// An Entra error not yet rendered (keeps `Result`s small).
+#[derive(Debug)]
+struct EntraErr {
+    status: Option<StatusCode>,
+    error: &'static str,
+    code: u32,
+    message: String,
+}
+
+impl EntraErr {
+    fn new(status: Option<StatusCode>, error: &'static str, code: u32, message: &str) -> Self {
+        Self {
+            status,
+            error,
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        entra_error(self.status, self.error, self.code, &self.message)
+    }
+}
+
+fn invalid_client(code: u32, msg: &str) -> EntraErr {
+    EntraErr::new(None, "invalid_client", code, msg)
 }
 
 fn verify_assertion(
@@ -309,9 +333,9 @@ fn verify_assertion(
     client: &Client,
     assertion: &str,
     own_url: &str,
-) -> Result<(), Response> {
+) -> Result<(), EntraErr> {
     let malformed = || {
-        entra_error(
+        EntraErr::new(
             None,
             "invalid_request",
             50027,
@@ -345,7 +369,7 @@ fn verify_assertion(
     }
 }
 
-fn check_times(sh: &Shared, claims: &Value) -> Result<(), Response> {
+fn check_times(sh: &Shared, claims: &Value) -> Result<(), EntraErr> {
     let now = sh.now_secs();
     let leeway = sh.config.limits.assertion_leeway.as_secs();
     let expired = || {
@@ -406,7 +430,7 @@ fn certificate_assertion(
     header: &Header,
     claims: &Value,
     own_url: &str,
-) -> Result<(), Response> {
+) -> Result<(), EntraErr> {
     // Entra selects the key by the thumbprint in the header.
     let x5t_s256 = header.x5t_s256.as_deref().map(|t| t.trim_end_matches('='));
     let x5t = header.x5t.as_deref().map(|t| t.trim_end_matches('='));
@@ -473,14 +497,14 @@ fn federated_assertion(
     header: &Header,
     claims: &Value,
     iss: &str,
-) -> Result<(), Response> {
+) -> Result<(), EntraErr> {
     let creds: Vec<&FederatedCredential> = client
         .federated
         .iter()
         .filter(|f| f.issuer == iss)
         .collect();
     if creds.is_empty() {
-        return Err(entra_error(
+        return Err(EntraErr::new(
             Some(StatusCode::BAD_REQUEST),
             "invalid_client",
             700211,
@@ -504,7 +528,7 @@ fn federated_assertion(
     let by_sub: Vec<_> = creds.iter().filter(|c| c.subject == sub).collect();
     let aud_text = claims.get("aud").map(Value::to_string).unwrap_or_default();
     if by_sub.is_empty() {
-        return Err(entra_error(
+        return Err(EntraErr::new(
             Some(StatusCode::BAD_REQUEST),
             "invalid_client",
             70021,
@@ -517,7 +541,7 @@ fn federated_assertion(
         .iter()
         .any(|c| aud_contains(claims, std::slice::from_ref(&c.audience)))
     {
-        return Err(entra_error(
+        return Err(EntraErr::new(
             Some(StatusCode::BAD_REQUEST),
             "invalid_client",
             700212,
