@@ -741,6 +741,58 @@ mod tests {
     }
 
     #[test]
+    fn json_file_with_certificate_and_federated_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cert.pem"),
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("issuer.pem"),
+            "-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        let path = dir.path().join("emulator.json");
+        std::fs::write(
+            &path,
+            r#"{
+              "tenant_id": "t-1",
+              "clients": [{
+                "client_id": "c-1",
+                "client_secret": "s",
+                "certificates": ["cert.pem"],
+                "federated": [{"issuer": "https://i", "subject": "sub", "public_key": "issuer.pem"}]
+              }],
+              "keep_builtin_dcr": false,
+              "dcrs": [{"immutable_id": "dcr-x", "streams": [{"name": "Custom-S", "table": "Syslog", "builtin": "Syslog"}]}],
+              "workspaces": [{"id": "w-1", "shared_keys": ["AAAA"], "inactive": true}]
+            }"#,
+        )
+        .unwrap();
+        let mut c = EmulatorConfig::default();
+        c.apply_file(&path).unwrap();
+        assert_eq!(c.tenant_id, "t-1");
+        let client = c.clients.iter().find(|x| x.client_id == "c-1").unwrap();
+        assert_eq!(client.secret.as_ref().map(Secret::expose), Some("s"));
+        assert!(client.certificates[0].pem.contains("BEGIN CERTIFICATE"));
+        assert_eq!(client.federated[0].audience, TOKEN_EXCHANGE_AUDIENCE);
+        assert!(client.federated[0].public_key_pem.contains("PUBLIC KEY"));
+        assert_eq!(c.dcrs.len(), 1);
+        assert_eq!(c.dcrs[0].streams[0].columns.len(), SYSLOG_COLUMNS.len());
+        assert!(c.workspaces.iter().any(|w| w.id == "w-1" && w.inactive));
+        // A missing referenced file and an unknown key are errors.
+        std::fs::write(
+            &path,
+            r#"{"clients":[{"client_id":"c","certificates":["nope.pem"]}]}"#,
+        )
+        .unwrap();
+        assert!(EmulatorConfig::default().apply_file(&path).is_err());
+        std::fs::write(&path, r#"{"bogus":1}"#).unwrap();
+        assert!(EmulatorConfig::default().apply_file(&path).is_err());
+    }
+
+    #[test]
     fn stream_names_must_start_with_custom() {
         let mut c = EmulatorConfig::default();
         let err = c

@@ -568,3 +568,62 @@ async fn unknown_paths_answer_404() {
     assert_eq!((a.status, azure_code(&a).as_str()), (404, "NotFound"));
     emu.shutdown().await;
 }
+
+/// A JSON array of exactly `len` bytes with one `Message` record.
+fn body_of_len(len: usize) -> Vec<u8> {
+    let overhead = r#"[{"Message":""}]"#.len();
+    let mut s = String::from(r#"[{"Message":""#);
+    s.extend(std::iter::repeat_n('m', len - overhead));
+    s.push_str(r#""}]"#);
+    assert_eq!(s.len(), len);
+    s.into_bytes()
+}
+
+#[tokio::test]
+async fn the_default_limit_is_exactly_1048576_bytes() {
+    let mut config = EmulatorConfig::default();
+    config.limits.ingestion_field_max_bytes = 2 * 1024 * 1024; // keep the row intact
+    let emu = common::start(config).await;
+    let tok = common::token(&emu).await;
+    let url = emu.ingestion_url(DEFAULT_DCR_ID, DEFAULT_CSL_STREAM);
+    let send = |body: Vec<u8>| {
+        http()
+            .post(url.clone())
+            .bearer_auth(&tok)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let a = common::answer(send(body_of_len(1_048_576)).await.expect("send")).await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    let a = common::answer(send(body_of_len(1_048_577)).await.expect("send")).await;
+    assert_eq!(
+        (a.status, azure_code(&a).as_str()),
+        (413, "ContentLengthLimitExceeded")
+    );
+    assert_eq!(
+        a.body["error"]["message"],
+        "Maximum allowed content length: 1048576 bytes (1 MB). Provided content length: 1048577 bytes."
+    );
+    // Compressed well under 1 MB, decoded one byte over: still 413.
+    let zipped = gzip(&body_of_len(1_048_577));
+    assert!(zipped.len() < 10_000);
+    let a = common::answer(
+        http()
+            .post(url.clone())
+            .bearer_auth(&tok)
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .body(zipped)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        (a.status, azure_code(&a).as_str()),
+        (413, "ContentLengthLimitExceeded")
+    );
+    assert_eq!(emu.count("CommonSecurityLog"), 1);
+    emu.shutdown().await;
+}
