@@ -1,6 +1,11 @@
 //! End to end: the real `mcas-forward` binary, `mcas-azure-emulator` in-process, and real
 //! senders (util-linux `logger`, and rsyslog in the ignored test).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,11 @@
 //! Listener guards: TLS with mutual authentication, the source allow-list, the connection
 //! limit. Output to a file, so no emulator is needed.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too"
+)]
+
 mod common;
 
 use std::io::Write as _;

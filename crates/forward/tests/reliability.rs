@@ -1,6 +1,11 @@
 //! Reliability: the spool across `kill -9`, back-pressure under `when_full = "block"`,
 //! dead-letter and replay, and `validate` against the emulator.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,11 @@
 //! rsyslogd runs in the foreground with a private configuration on loopback; the system
 //! service is never touched.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;
