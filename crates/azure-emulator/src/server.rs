@@ -411,11 +411,21 @@ async fn serve_connection(
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), svc);
         tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => false,
-            _ = reset.notified() => true,
+        let down = tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = reset.notified() => false,
             _ = down_rx.wait_for(|d| *d) => true,
-            _ = shutdown_rx.wait_for(|s| *s) => false,
+            _ = shutdown_rx.wait_for(|s| *s) => return,
+        };
+        if down {
+            // A down window closes open connections. Let an answer being written finish (the
+            // one that set the window, typically), then reset whatever is still busy.
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(Duration::from_millis(200), conn.as_mut())
+                .await
+                .is_err()
+        } else {
+            true
         }
     };
     if must_reset {

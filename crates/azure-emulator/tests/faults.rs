@@ -228,39 +228,53 @@ async fn down_window_refuses_connections_then_recovers() {
     let mut idle = tokio::net::TcpStream::connect(emu.addr())
         .await
         .expect("connect");
-    emu.set_faults(Faults::default().with_down(Duration::ZERO, Duration::from_millis(800)));
-    let mut refused = false;
-    for _ in 0..100 {
-        match tokio::net::TcpStream::connect(emu.addr()).await {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                refused = true;
-                break;
+    // A slow ingestion request is in flight when the window opens 300 ms from now.
+    emu.set_faults(
+        Faults::default()
+            .with_latency(Duration::from_millis(1500))
+            .with_scope(FaultScope::Ingestion)
+            .with_down(Duration::from_millis(300), Duration::from_millis(700)),
+    );
+    let poll_refused = async {
+        for _ in 0..200 {
+            match tokio::net::TcpStream::connect(emu.addr()).await {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
             }
-            _ => tokio::time::sleep(Duration::from_millis(5)).await,
         }
-    }
+        false
+    };
+    let (in_flight, refused) = tokio::join!(raw_post(&emu, &tok), poll_refused);
     assert!(refused, "connections are refused during the window");
-    // The idle connection was closed by a reset.
+    let err = in_flight.expect_err("the in-flight request is cut off");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    // The idle connection was closed.
     let mut buf = [0u8; 16];
     let r = tokio::time::timeout(Duration::from_secs(2), idle.read(&mut buf))
         .await
         .expect("not hanging");
     assert!(
-        matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
-            || matches!(r, Ok(0)),
+        matches!(r, Ok(0))
+            || matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset),
         "{r:?}"
     );
-    // After the window, service resumes on the same port.
-    let mut ok = false;
+    // After the window, connections are accepted again on the same port.
+    let mut back = false;
     for _ in 0..200 {
-        if let Ok(resp) = raw_post(&emu, &tok).await {
-            assert!(resp.starts_with(b"HTTP/1.1 204"));
-            ok = true;
+        if tokio::net::TcpStream::connect(emu.addr()).await.is_ok() {
+            back = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(ok, "service resumes after the down window");
+    assert!(back, "service resumes after the down window");
+    emu.set_faults(Faults::none());
+    let resp = raw_post(&emu, &tok).await.expect("answer");
+    assert!(
+        resp.starts_with(b"HTTP/1.1 204"),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
     assert!(emu.metrics().connections_reset >= 1);
     emu.shutdown().await;
 }
