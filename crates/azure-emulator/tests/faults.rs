@@ -429,3 +429,106 @@ async fn faults_over_http() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn imds_and_collector_fault_shapes_and_token_reset() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    emu.set_faults(
+        Faults::scripted([
+            FaultKind::InternalError,
+            FaultKind::TooManyRequests,
+            FaultKind::Reset,
+        ])
+        .with_retry_after(3),
+    );
+    let r = common::http()
+        .get(format!("{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://monitor.azure.com/", emu.base_url()))
+        .header("Metadata", "true")
+        .send()
+        .await
+        .expect("send");
+    let a = common::answer(r).await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (500, Some("server_error"))
+    );
+    let r = common::http()
+        .post(format!(
+            "{}/api/logs?api-version=2016-04-01",
+            emu.base_url()
+        ))
+        .header("Content-Type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .expect("send");
+    let a = common::answer(r).await;
+    assert_eq!(
+        (a.status, a.body["Error"].as_str()),
+        (429, Some("TooManyRequests"))
+    );
+    assert_eq!(
+        a.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("3")
+    );
+    let r = common::http()
+        .post(emu.token_url())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await;
+    assert!(r.is_err(), "token request reset: {r:?}");
+    assert_eq!(token_status(&emu).await.0, 200, "then normal");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_clients_under_faults_lose_nothing_that_was_acknowledged() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    emu.set_faults(
+        Faults::default()
+            .with_seed(3)
+            .with_rate_503(0.2)
+            .with_rate_reset(0.1)
+            .with_scope(FaultScope::Ingestion),
+    );
+    let client = common::http();
+    let url = emu.ingestion_url(mcas_azure_emulator::DEFAULT_DCR_ID, DEFAULT_CSL_STREAM);
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (client, url, tok) = (client.clone(), url.clone(), tok.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acked = 0usize;
+            for i in 0..25 {
+                let body = format!(r#"[{{"DeviceVendor":"w{worker}","Message":"{i}"}},{{"DeviceVendor":"w{worker}","Message":"{i}b"}}]"#);
+                let r = client
+                    .post(url.clone())
+                    .bearer_auth(&tok)
+                    .header("Content-Type", "application/json")
+                    .header("Content-Encoding", "gzip")
+                    .body(common::gzip(body.as_bytes()))
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status().as_u16() == 204) {
+                    acked += 2;
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = 0;
+    for t in tasks {
+        acked += t.await.expect("task");
+    }
+    assert!(acked > 0);
+    assert_eq!(
+        emu.count("CommonSecurityLog"),
+        acked,
+        "every acknowledged row stored, nothing else"
+    );
+    let m = emu.metrics();
+    assert!(m.requests_by_endpoint["logs_ingestion"] >= 200);
+    assert!(m.faults_injected.get("503").is_some_and(|n| *n > 0));
+    assert!(m.faults_injected.get("reset").is_some_and(|n| *n > 0));
+    emu.shutdown().await;
+}
