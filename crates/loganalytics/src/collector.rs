@@ -5,6 +5,7 @@
 //! `CommonSecurityLog`: the service appends `_CL` to the `Log-Type`.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -118,9 +119,14 @@ impl DataCollectorClient {
     }
 
     /// Sends rows, each serialised with serde_json as one JSON object.
-    pub async fn send<T: Serialize + Sync>(&self, rows: &[T]) -> SendReport {
+    pub fn send<'a, T: Serialize>(
+        &'a self,
+        rows: &[T],
+    ) -> impl Future<Output = SendReport> + Send + use<'a, T> {
+        // Serialised before the future is built, so the future borrows
+        // neither `rows` nor `T`.
         let rows = Rows::serialize(rows);
-        self.send_rows(&rows).await
+        async move { self.send_rows(&rows).await }
     }
 
     /// Sends newline-delimited JSON, one object per line.

@@ -560,3 +560,33 @@ async fn plain_http_is_refused_off_loopback() {
     );
     assert_exactly_once(&emu, CSL, "ExtID", &[]);
 }
+
+#[tokio::test]
+async fn send_future_owns_its_rows_and_is_send() {
+    #[derive(serde::Serialize)]
+    struct NotSync {
+        #[serde(rename = "ExtID")]
+        id: String,
+        #[serde(rename = "EventCount")]
+        count: std::cell::Cell<u32>,
+    }
+    fn assert_send<F: Send>(f: F) -> F {
+        f
+    }
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let fut = {
+        let rows: Vec<NotSync> = (0..3)
+            .map(|i| NotSync {
+                id: format!("own-{i}"),
+                count: std::cell::Cell::new(i),
+            })
+            .collect();
+        assert_send(client.send(&rows))
+    }; // the rows are gone; the future does not borrow them
+    let report = fut.await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &ids("own", 3));
+    let stored = emu.rows(CSL);
+    assert!(stored.iter().any(|r| r["EventCount"] == 2));
+}
