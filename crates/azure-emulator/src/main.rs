@@ -56,6 +56,12 @@ async fn main() -> anyhow::Result<()> {
         (None, true) => Storage::CountOnly,
         (None, false) => Storage::Memory,
     };
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %args.listen,
+            "listening beyond loopback: the emulator's built-in credentials are public"
+        );
+    }
     let handle = Emulator::start(config).await?;
     let base = handle.base_url();
     println!("azure-emulator listening on {base}");

@@ -571,6 +571,15 @@ async fn observe(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Res
     rec.error_code = resp.extensions().get::<ErrorCode>().map(|c| c.0.clone());
     rec.rows = resp.extensions().get::<RowsStored>().map_or(0, |r| r.0);
     rec.bytes = resp.extensions().get::<BodyBytes>().map_or(0, |r| r.0);
+    tracing::debug!(
+        method = %rec.method,
+        path = %rec.path,
+        status = rec.status,
+        fault = ?rec.fault,
+        error = rec.error_code.as_deref().unwrap_or(""),
+        rows = rec.rows,
+        "request"
+    );
     sh.store.log(rec);
     resp
 }
