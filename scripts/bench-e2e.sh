@@ -181,11 +181,14 @@ start_system() { # system dir
             SYS_PID=$!
             ;;
         li-count | li-full)
-            render "$TPL/emulator-$sys.toml.in" "$dir/emulator.toml" "$dir"
-            "$EMU" --config "$dir/emulator.toml" > "$dir/emulator.log" 2>&1 &
+            local mode=""
+            [ "$sys" = li-count ] && mode=--count-only
+            "$EMU" --listen "127.0.0.1:$PORT_EMU" $mode > "$dir/emulator.log" 2>&1 &
             EMU_PID=$!
             wait_port "$PORT_EMU" || { log "emulator did not start"; cat "$dir/emulator.log" >&2; return 1; }
             render "$TPL/forward-li.toml.in" "$dir/forward.toml" "$dir"
+            # The emulator's well-known test secret (mcas_azure_emulator::DEFAULT_CLIENT_SECRET).
+            printf 'emulator-client-secret' > "$dir/client-secret"
             "$FWD" run --config "$dir/forward.toml" > "$dir/daemon.log" 2>&1 &
             SYS_PID=$!
             ;;
@@ -197,7 +200,7 @@ start_system() { # system dir
 # Where delivered rows are counted: a file's lines, or the emulator's row counter.
 wait_args() { # system dir
     case $1 in
-        li-count | li-full) echo "--wait-http 127.0.0.1:$PORT_EMU/emulator/stats --wait-field rows" ;;
+        li-count | li-full) echo "--wait-http 127.0.0.1:$PORT_EMU/_emulator/tables/CommonSecurityLog/count --wait-field count" ;;
         *) echo "--wait-file $2/out.json" ;;
     esac
 }

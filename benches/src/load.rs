@@ -190,9 +190,8 @@ fn memchr_count(buf: &[u8]) -> usize {
     buf.iter().filter(|&&b| b == b'\n').count()
 }
 
-/// Reads a count from an HTTP/1.1 endpoint on loopback: the body's first
-/// unsigned integer, or the integer after `"<field>":` when `field` is given.
-pub fn http_count(addr: SocketAddr, path: &str, field: Option<&str>) -> io::Result<u64> {
+/// `GET path` over HTTP/1.1 on loopback; the body of a 200 answer.
+pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
     require_loopback(addr)?;
     let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     sock.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -228,7 +227,13 @@ pub fn http_count(addr: SocketAddr, path: &str, field: Option<&str>) -> io::Resu
             reader.read_to_end(&mut raw)?;
         }
     }
-    let body = String::from_utf8_lossy(&raw);
+    Ok(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// Reads a count from an HTTP/1.1 endpoint on loopback: the body's first
+/// unsigned integer, or the integer after `"<field>":` when `field` is given.
+pub fn http_count(addr: SocketAddr, path: &str, field: Option<&str>) -> io::Result<u64> {
+    let body = http_get(addr, path)?;
     let rest = match field {
         Some(f) => {
             let key = format!("\"{f}\"");
