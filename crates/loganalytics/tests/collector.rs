@@ -13,14 +13,14 @@ use serde_json::{Value, json};
 fn client(emu: &EmulatorHandle, key: &str) -> DataCollectorClient {
     DataCollectorClient::builder(
         DEFAULT_WORKSPACE_ID,
-        SharedKey::from_base64(key).unwrap(),
+        SharedKey::from_base64(key).expect("test setup"),
         "McasTest",
     )
     .endpoint(emu.base_url())
     .time_generated_field("EventTime")
     .retry(fast_retry())
     .build()
-    .unwrap()
+    .expect("test setup")
 }
 
 fn collector_requests(emu: &EmulatorHandle) -> Vec<mcas_azure_emulator::RequestRecord> {

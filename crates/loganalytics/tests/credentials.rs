@@ -22,7 +22,7 @@ const ISSUER: &str = "https://oidc.example.test/cluster";
 const SUBJECT: &str = "system:serviceaccount:mcas:forwarder";
 
 async fn send_and_check(emu: &EmulatorHandle, cred: Arc<dyn TokenCredential>, prefix: &str) {
-    let client = builder_with(emu, cred).build().unwrap();
+    let client = builder_with(emu, cred).build().expect("test setup");
     let ids = ids(prefix, 7);
     let report = client.send(&rows_for(&ids)).await;
     assert!(report.is_complete(), "{report:?}");
@@ -76,7 +76,7 @@ async fn wrong_secret_is_an_auth_error_not_a_hot_loop() {
 
 fn cert_config() -> EmulatorConfig {
     let mut config = EmulatorConfig::default();
-    let pem = String::from_utf8(test_data("test-client.crt")).unwrap();
+    let pem = String::from_utf8(test_data("test-client.crt")).expect("test setup");
     config.add_certificate(CERT_APP, pem);
     config
 }
@@ -197,7 +197,7 @@ async fn managed_identity_user_assigned_and_unknown_id() {
 fn federated_token(expires_in: u64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
+        .expect("test setup")
         .as_secs();
     let claims = serde_json::json!({
         "iss": ISSUER,
@@ -207,13 +207,14 @@ fn federated_token(expires_in: u64) -> String {
         "nbf": now,
         "exp": now + expires_in,
     });
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&test_data("test-issuer.key")).unwrap();
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(&test_data("test-issuer.key")).expect("test setup");
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
         &claims,
         &key,
     )
-    .unwrap()
+    .expect("test setup")
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ async fn ndjson_rows_and_invalid_lines() {
 fn rows_with_body_len(prefix: &str, n: usize, target: usize) -> (Vec<String>, Vec<Value>) {
     let ids = ids(prefix, n);
     let mut rows: Vec<Value> = ids.iter().map(|id| csl_row(id)).collect();
-    let len = |rows: &[Value]| serde_json::to_vec(rows).unwrap().len();
+    let len = |rows: &[Value]| serde_json::to_vec(rows).expect("test setup").len();
     let base = len(&rows);
     assert!(base < target);
     let mut missing = target - base;

@@ -63,7 +63,7 @@ fn character_count_is_not_the_length() {
 
 #[test]
 fn content_type_is_part_of_the_mac() {
-    let key = SharedKey::from_base64(&vectors()[1]["shared_key_base64"].as_str().unwrap()).unwrap();
+    let key = SharedKey::from_base64(vectors()[1]["shared_key_base64"].as_str().unwrap()).unwrap();
     let date = "Mon, 04 Apr 2016 08:00:00 GMT";
     assert_ne!(
         signature(&key, 46, "application/json", date),
