@@ -11,13 +11,15 @@
 
 use std::io::{self, BufRead, BufWriter, Write};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 fn text(v: Option<&str>) -> Value {
     v.map_or(Value::Null, |s| Value::String(s.to_owned()))
 }
 
-fn to_json(m: &mcas_syslog::Message<'_>) -> Value {
+/// The fields in the order of the vectors' `expect` objects (serde_json's `Map` would sort
+/// them, so the object is written field by field).
+fn write_json(out: &mut impl Write, m: &mcas_syslog::Message<'_>) -> io::Result<()> {
     let sd: Vec<Value> = m
         .structured_data()
         .iter()
@@ -26,22 +28,32 @@ fn to_json(m: &mcas_syslog::Message<'_>) -> Value {
             json!({ "id": e.id(), "params": params })
         })
         .collect();
-    let mut o = Map::new();
     let protocol = match m.protocol() {
         mcas_syslog::Protocol::Rfc3164 => "rfc3164",
         mcas_syslog::Protocol::Rfc5424 => "rfc5424",
     };
-    o.insert("protocol".into(), protocol.into());
-    o.insert("facility".into(), m.facility().into());
-    o.insert("severity".into(), m.severity().into());
-    o.insert("timestamp".into(), text(m.timestamp_str()));
-    o.insert("hostname".into(), text(m.hostname()));
-    o.insert("app_name".into(), text(m.app_name()));
-    o.insert("proc_id".into(), text(m.proc_id()));
-    o.insert("msg_id".into(), text(m.msg_id()));
-    o.insert("structured_data".into(), Value::Array(sd));
-    o.insert("msg".into(), m.msg_lossy().into_owned().into());
-    Value::Object(o)
+    let fields: [(&str, Value); 10] = [
+        ("protocol", protocol.into()),
+        ("facility", m.facility().into()),
+        ("severity", m.severity().into()),
+        ("timestamp", text(m.timestamp_str())),
+        ("hostname", text(m.hostname())),
+        ("app_name", text(m.app_name())),
+        ("proc_id", text(m.proc_id())),
+        ("msg_id", text(m.msg_id())),
+        ("structured_data", Value::Array(sd)),
+        ("msg", m.msg_lossy().into_owned().into()),
+    ];
+    out.write_all(b"{")?;
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, key)?;
+        out.write_all(b":")?;
+        serde_json::to_writer(&mut *out, value)?;
+    }
+    out.write_all(b"}")
 }
 
 fn main() -> io::Result<()> {
@@ -52,11 +64,10 @@ fn main() -> io::Result<()> {
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-        let value = match mcas_syslog::parse(&line) {
-            Ok(m) => to_json(&m),
-            Err(e) => json!({ "error": e.to_string() }),
-        };
-        serde_json::to_writer(&mut out, &value)?;
+        match mcas_syslog::parse(&line) {
+            Ok(m) => write_json(&mut out, &m)?,
+            Err(e) => serde_json::to_writer(&mut out, &json!({ "error": e.to_string() }))?,
+        }
         out.write_all(b"\n")?;
     }
     out.flush()
