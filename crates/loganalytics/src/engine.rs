@@ -129,6 +129,17 @@ impl Engine {
         loop {
             while running.len() < self.max_in_flight {
                 let Some(job) = queue.pop_front() else { break };
+                // Once the budget is spent and a batch has already been
+                // given up, the rest goes straight back to the caller: the
+                // same outage would only spend one more try on each.
+                let spent = self
+                    .retry
+                    .budget()
+                    .is_some_and(|budget| start.elapsed() >= budget);
+                if spent && later_error.is_some() {
+                    later.extend(job.rows);
+                    continue;
+                }
                 running.push(self.attempt(sender, rows, job, start));
             }
             let Some((job, outcome, requests)) = running.next().await else {

@@ -590,3 +590,34 @@ async fn send_future_owns_its_rows_and_is_send() {
     let stored = emu.rows(CSL);
     assert!(stored.iter().any(|r| r["EventCount"] == 2));
 }
+
+#[tokio::test]
+async fn spent_budget_returns_queued_batches_without_trying_them() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::default()
+        .with_rate_503(1.0)
+        .with_scope(FaultScope::Ingestion);
+    let emu = start(config).await;
+    let client = builder(&emu)
+        .max_body_bytes(2_000)
+        .max_in_flight(1)
+        .retry(
+            RetryPolicy::bounded(Duration::from_millis(100))
+                .base_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(20)),
+        )
+        .build()
+        .unwrap();
+    let ids = ids("spent", 60);
+    let report = client.send(&rows_for(&ids)).await;
+    assert_eq!(report.delivered_rows, 0);
+    let later = report.retry_later.expect("everything comes back");
+    assert_eq!(later.rows.len(), 60);
+    assert!(later.rows.windows(2).all(|w| w[0].index < w[1].index));
+    assert!(later.error.is_retryable());
+    // Dozens of batches, but only the first one was tried past the budget.
+    let tries = ingestion_requests(&emu).len();
+    assert!(tries < 20, "{tries} requests");
+    assert_eq!(report.requests, tries);
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+}
