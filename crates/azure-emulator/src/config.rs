@@ -206,6 +206,102 @@ impl Dcr {
         }
     }
 
+    /// Reads a data collection rule in Azure's JSON form: an ARM resource (with
+    /// `properties`) or its `properties` object alone, as exported from the portal or
+    /// returned by the REST API. Each `Custom-…` stream named in `dataFlows` becomes a stream
+    /// whose columns come from `streamDeclarations` and whose table comes from `outputStream`
+    /// (`Microsoft-CommonSecurityLog` → `CommonSecurityLog`, `Custom-X_CL` → `X_CL`; without
+    /// `outputStream`, the input stream's name without `Custom-`). The immutable id is
+    /// `immutable_id` if given, else `properties.immutableId`. A `transformKql` other than
+    /// `source` is not applied (the emulator logs a warning): columns pass one to one.
+    pub fn from_azure_json(text: &str, immutable_id: Option<&str>) -> Result<Self, ConfigError> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ConfigError(format!("DCR JSON: {e}")))?;
+        let props = v.get("properties").unwrap_or(&v);
+        let id = immutable_id
+            .map(str::to_owned)
+            .or_else(|| {
+                props
+                    .get("immutableId")
+                    .and_then(|x| x.as_str())
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| {
+                ConfigError("DCR JSON has no properties.immutableId; give one".to_owned())
+            })?;
+        let decls = props
+            .get("streamDeclarations")
+            .and_then(|d| d.as_object())
+            .ok_or_else(|| ConfigError("DCR JSON has no streamDeclarations".to_owned()))?;
+        let flows = props
+            .get("dataFlows")
+            .and_then(|d| d.as_array())
+            .ok_or_else(|| ConfigError("DCR JSON has no dataFlows".to_owned()))?;
+        let mut streams: Vec<Stream> = Vec::new();
+        for flow in flows {
+            let output = flow.get("outputStream").and_then(|o| o.as_str());
+            if let Some(kql) = flow.get("transformKql").and_then(|k| k.as_str())
+                && kql.trim() != "source"
+            {
+                tracing::warn!(dcr = %id, transform = kql, "transformKql is not applied by the emulator");
+            }
+            let names = flow
+                .get("streams")
+                .and_then(|x| x.as_array())
+                .into_iter()
+                .flatten();
+            for name in names.filter_map(|n| n.as_str()) {
+                if !name.starts_with("Custom-") {
+                    continue; // agent streams such as Microsoft-Syslog are not for the API
+                }
+                if streams.iter().any(|s| s.name == name) {
+                    tracing::warn!(dcr = %id, stream = name, "stream has several data flows; the emulator uses the first");
+                    continue;
+                }
+                let decl = decls.get(name).ok_or_else(|| {
+                    ConfigError(format!(
+                        "stream {name} is used in dataFlows but not declared"
+                    ))
+                })?;
+                let mut columns = Vec::new();
+                for c in decl
+                    .get("columns")
+                    .and_then(|c| c.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    let cname = c.get("name").and_then(|x| x.as_str());
+                    let ctype = c
+                        .get("type")
+                        .and_then(|x| x.as_str())
+                        .map(str::to_ascii_lowercase);
+                    let (Some(cname), Some(ctype)) = (cname, ctype) else {
+                        return Err(ConfigError(format!(
+                            "stream {name}: a column lacks name or type"
+                        )));
+                    };
+                    let ty: ColumnType =
+                        serde_json::from_value(serde_json::Value::String(ctype.clone())).map_err(
+                            |_| ConfigError(format!("stream {name}: unknown column type {ctype}")),
+                        )?;
+                    columns.push(Column::new(cname, ty));
+                }
+                let table = match output {
+                    Some(o) => o
+                        .strip_prefix("Microsoft-")
+                        .or_else(|| o.strip_prefix("Custom-"))
+                        .unwrap_or(o),
+                    None => name.strip_prefix("Custom-").unwrap_or(name),
+                };
+                streams.push(Stream::new(name, table, columns));
+            }
+        }
+        if streams.is_empty() {
+            return Err(ConfigError("DCR JSON routes no Custom- stream".to_owned()));
+        }
+        Ok(Self::new(id, streams))
+    }
+
     /// The built-in DCR: [`DEFAULT_DCR_ID`] with `Custom-CommonSecurityLog` and `Custom-Syslog`.
     pub fn builtin() -> Self {
         Self::new(
@@ -542,9 +638,14 @@ impl EmulatorConfig {
         if let Some(mi) = file.managed_identities {
             self.managed_identities.user_assigned = mi;
         }
-        if !file.dcrs.is_empty() {
+        if !file.dcrs.is_empty() || !file.azure_dcrs.is_empty() {
             if !file.keep_builtin_dcr.unwrap_or(true) {
                 self.dcrs.clear();
+            }
+            for a in file.azure_dcrs {
+                let dcr = Dcr::from_azure_json(&read(&a.path)?, a.immutable_id.as_deref())?;
+                self.dcrs.retain(|x| x.immutable_id != dcr.immutable_id);
+                self.dcrs.push(dcr);
             }
             for d in file.dcrs {
                 let mut streams = Vec::new();
@@ -607,9 +708,18 @@ struct FileConfig {
     managed_identities: Option<Vec<String>>,
     keep_builtin_dcr: Option<bool>,
     #[serde(default)]
+    azure_dcrs: Vec<FileAzureDcr>,
+    #[serde(default)]
     dcrs: Vec<FileDcr>,
     #[serde(default)]
     workspaces: Vec<FileWorkspace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAzureDcr {
+    path: String,
+    immutable_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -790,6 +900,60 @@ mod tests {
         assert!(EmulatorConfig::default().apply_file(&path).is_err());
         std::fs::write(&path, r#"{"bogus":1}"#).unwrap();
         assert!(EmulatorConfig::default().apply_file(&path).is_err());
+    }
+
+    #[test]
+    fn azure_dcr_json_is_understood() {
+        let arm = r#"{
+          "location": "westeurope",
+          "kind": "Direct",
+          "properties": {
+            "immutableId": "dcr-0123",
+            "streamDeclarations": {
+              "Custom-CefForwarder": { "columns": [
+                { "name": "TimeGenerated", "type": "datetime" },
+                { "name": "DeviceVendor", "type": "string" },
+                { "name": "EventCount", "type": "int" } ] },
+              "Custom-Mine_CL": { "columns": [ { "name": "Raw", "type": "dynamic" } ] }
+            },
+            "destinations": { "logAnalytics": [ { "name": "la", "workspaceResourceId": "/x" } ] },
+            "dataFlows": [
+              { "streams": ["Custom-CefForwarder"], "destinations": ["la"],
+                "transformKql": "source", "outputStream": "Microsoft-CommonSecurityLog" },
+              { "streams": ["Custom-Mine_CL", "Microsoft-Syslog"], "destinations": ["la"] }
+            ]
+          }
+        }"#;
+        let d = Dcr::from_azure_json(arm, None).unwrap();
+        assert_eq!(d.immutable_id, "dcr-0123");
+        assert_eq!(d.streams[0].name, "Custom-CefForwarder");
+        assert_eq!(d.streams[0].table, "CommonSecurityLog");
+        assert_eq!(
+            d.streams[0].columns[2],
+            Column::new("EventCount", ColumnType::Int)
+        );
+        assert_eq!(d.streams[1].table, "Mine_CL");
+        assert_eq!(d.streams.len(), 2);
+        let props_only = serde_json::to_string(
+            &serde_json::from_str::<serde_json::Value>(arm).unwrap()["properties"],
+        )
+        .unwrap();
+        assert_eq!(
+            Dcr::from_azure_json(&props_only, Some("dcr-x"))
+                .unwrap()
+                .immutable_id,
+            "dcr-x"
+        );
+        assert!(
+            Dcr::from_azure_json(
+                r#"{"properties":{"streamDeclarations":{},"dataFlows":[]}}"#,
+                None
+            )
+            .is_err()
+        );
+        assert!(Dcr::from_azure_json(r#"{"immutableId":"d","streamDeclarations":{},"dataFlows":[{"streams":["Custom-Undeclared"]}]}"#, None).is_err());
+        let bad_type = r#"{"immutableId":"d","streamDeclarations":{"Custom-A":{"columns":[{"name":"x","type":"guid"}]}},"dataFlows":[{"streams":["Custom-A"]}]}"#;
+        assert!(Dcr::from_azure_json(bad_type, None).is_err());
     }
 
     #[test]

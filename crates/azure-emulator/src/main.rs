@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use mcas_azure_emulator::{
-    DEFAULT_CLIENT_ID, DEFAULT_DCR_ID, DEFAULT_TENANT_ID, DEFAULT_WORKSPACE_ID, Emulator,
+    DEFAULT_CLIENT_ID, DEFAULT_DCR_ID, DEFAULT_TENANT_ID, DEFAULT_WORKSPACE_ID, Dcr, Emulator,
     EmulatorConfig, Storage,
 };
 
@@ -24,6 +24,10 @@ struct Args {
     /// TOML (or `.json`) file adding clients, DCRs, streams and workspaces.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// A data collection rule in Azure's JSON form (ARM resource or its `properties`), with
+    /// `properties.immutableId`. Repeatable.
+    #[arg(long = "dcr", value_name = "FILE")]
+    dcrs: Vec<PathBuf>,
     /// Count rows without decoding or storing them (load tests).
     #[arg(long, conflicts_with = "data_dir")]
     count_only: bool,
@@ -47,6 +51,15 @@ async fn main() -> anyhow::Result<()> {
         config
             .apply_file(path)
             .with_context(|| format!("loading {}", path.display()))?;
+    }
+    for path in &args.dcrs {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let dcr = Dcr::from_azure_json(&text, None)
+            .with_context(|| format!("loading {}", path.display()))?;
+        tracing::info!(dcr = %dcr.immutable_id, file = %path.display(), "registered DCR");
+        config.dcrs.retain(|d| d.immutable_id != dcr.immutable_id);
+        config.dcrs.push(dcr);
     }
     if let Some(s) = args.token_lifetime_secs {
         config.token_lifetime = std::time::Duration::from_secs(s);
