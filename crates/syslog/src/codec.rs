@@ -375,8 +375,19 @@ impl Decoder for SyslogCodec {
             State::Start | State::Line { .. } if rest.is_empty() => None,
             State::Start => {
                 // A partial count at the end of the stream: a last line without trailer.
+                // It is at most a few bytes, but may still exceed a tiny limit.
                 let notice = (self.framing == Framing::OctetCounting).then_some(Notice::BadCount);
-                Some(Frame::with(trim_cr(rest), false, notice))
+                let mut rest = trim_cr(rest);
+                if rest.len() > self.max_frame {
+                    rest.truncate(self.max_frame);
+                    let notice = notice.or(Some(Notice::Oversize {
+                        declared: None,
+                        discarded: false,
+                    }));
+                    Some(Frame::with(rest, true, notice))
+                } else {
+                    Some(Frame::with(rest, false, notice))
+                }
             }
             State::Line { notice } => Some(Frame::with(trim_cr(rest), false, notice)),
             State::Octet { len } => {

@@ -250,6 +250,23 @@ fn eof_inside_a_count_or_a_skipped_frame() {
         shape(&f),
         vec![expect(b"12", false, Some(Notice::BadCount))]
     );
+    // A partial count longer than a tiny limit is cut to the limit too (found by fuzzing).
+    let codec = SyslogCodec::new(Framing::OctetCounting).with_max_frame(1);
+    let f = decode_chunks(codec, [&b"11"[..]]);
+    assert_eq!(shape(&f), vec![expect(b"1", true, Some(Notice::BadCount))]);
+    let codec = SyslogCodec::new(Framing::Auto).with_max_frame(2);
+    let f = decode_chunks(codec, [&b"12 "[..]]);
+    assert_eq!(
+        shape(&f),
+        vec![expect(
+            b"12",
+            true,
+            Some(Notice::Oversize {
+                declared: None,
+                discarded: false
+            })
+        )]
+    );
     // EOF while dropping the rest of an oversize frame: nothing more is reported.
     let codec = SyslogCodec::new(Framing::Auto).with_max_frame(4);
     let f = decode_chunks(codec, [&b"100 <13>abcdef"[..]]);
