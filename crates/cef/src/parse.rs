@@ -56,56 +56,70 @@ pub fn parse(input: &[u8]) -> Result<Event<'_>, ParseError> {
 /// map its offsets back to the input.
 fn parse_lossy(rest: &[u8], start: usize) -> Result<Event<'static>, ParseError> {
     let repaired = String::from_utf8_lossy(rest);
-    let mut replaced = 0;
-    let mut first_bad = None;
-    let mut at = 0;
-    for chunk in rest.utf8_chunks() {
-        at += chunk.valid().len();
-        if !chunk.invalid().is_empty() {
-            replaced += 1;
-            first_bad.get_or_insert(at);
-            at += chunk.invalid().len();
-        }
-    }
-    let map = |off: usize| start + original_offset(rest, off);
+    let map = OffsetMap::new(rest);
+    let to_input = |off: usize| start + map.original(off);
     let mut event = parse_text(&repaired, 0)
-        .map_err(|e| e.map_offset(map))?
+        .map_err(|e| e.map_offset(to_input))?
         .into_owned();
     for w in &mut event.warnings {
-        w.map_offset(map);
+        w.map_offset(to_input);
     }
+    let first_bad = map
+        .chunks
+        .iter()
+        .find(|c| c.invalid)
+        .map(|c| start + c.orig + c.valid);
+    let replaced = map.chunks.iter().filter(|c| c.invalid).count();
     event.warnings.insert(
         0,
-        Warning::new(
-            first_bad.map(|o| start + o),
-            WarningKind::InvalidUtf8 { replaced },
-        ),
+        Warning::new(first_bad, WarningKind::InvalidUtf8 { replaced }),
     );
     Ok(event)
 }
 
-/// Maps an offset in the lossily repaired text back to the original bytes: each
-/// invalid sequence became one U+FFFD (3 bytes).
-fn original_offset(rest: &[u8], off: usize) -> usize {
-    let mut orig = 0;
-    let mut rep = 0;
-    for chunk in rest.utf8_chunks() {
-        let v = chunk.valid().len();
-        if off < rep + v {
-            return orig + (off - rep);
+/// One chunk of lossily decoded text: a valid run, then (if `invalid`) one invalid
+/// sequence that became U+FFFD (3 bytes).
+#[derive(Debug)]
+struct Chunk {
+    repaired: usize,
+    orig: usize,
+    valid: usize,
+    invalid: bool,
+}
+
+/// Maps offsets in the lossily repaired text back to the original bytes.
+#[derive(Debug)]
+struct OffsetMap {
+    chunks: Vec<Chunk>,
+}
+
+impl OffsetMap {
+    fn new(rest: &[u8]) -> Self {
+        let mut chunks = Vec::new();
+        let (mut repaired, mut orig) = (0, 0);
+        for c in rest.utf8_chunks() {
+            let valid = c.valid().len();
+            let invalid = !c.invalid().is_empty();
+            chunks.push(Chunk {
+                repaired,
+                orig,
+                valid,
+                invalid,
+            });
+            repaired += valid + if invalid { 3 } else { 0 };
+            orig += valid + c.invalid().len();
         }
-        rep += v;
-        orig += v;
-        let inv = chunk.invalid().len();
-        if inv > 0 {
-            if off < rep + 3 {
-                return orig;
-            }
-            rep += 3;
-            orig += inv;
-        }
+        OffsetMap { chunks }
     }
-    orig
+
+    fn original(&self, off: usize) -> usize {
+        let i = self.chunks.partition_point(|c| c.repaired <= off);
+        let Some(c) = i.checked_sub(1).and_then(|i| self.chunks.get(i)) else {
+            return off;
+        };
+        // Inside the replacement character: the start of the invalid sequence.
+        c.orig + (off - c.repaired).min(c.valid)
+    }
 }
 
 /// `CEF:` [spaces] [`:`] [spaces] digits `|`; returns the digits.
@@ -529,11 +543,9 @@ mod tests {
     fn original_offsets() {
         let raw = b"a\xffb\xf0\x9fc";
         // repaired: "a" U+FFFD "b" U+FFFD "c"
-        assert_eq!(original_offset(raw, 0), 0);
-        assert_eq!(original_offset(raw, 1), 1);
-        assert_eq!(original_offset(raw, 4), 2);
-        assert_eq!(original_offset(raw, 5), 3);
-        assert_eq!(original_offset(raw, 8), 5);
-        assert_eq!(original_offset(raw, 9), 6);
+        let map = OffsetMap::new(raw);
+        let got: Vec<usize> = (0..10).map(|o| map.original(o)).collect();
+        assert_eq!(got, [0, 1, 1, 1, 2, 3, 3, 3, 5, 6]);
+        assert_eq!(OffsetMap::new(b"").original(0), 0);
     }
 }
