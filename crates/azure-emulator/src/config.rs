@@ -484,6 +484,45 @@ pub enum Storage {
     CountOnly,
 }
 
+/// The Azure cloud an emulator stands in for (spec B.10): it fixes the audience the Logs
+/// Ingestion API requires and the authority hosts accepted in certificate assertions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Cloud {
+    /// Azure public cloud: `https://monitor.azure.com`, `login.microsoftonline.com`.
+    #[default]
+    Public,
+    /// Azure US Government: `https://monitor.azure.us`, `login.microsoftonline.us`.
+    UsGovernment,
+    /// Azure China (21Vianet): `https://monitor.azure.cn`, `login.chinacloudapi.cn` and
+    /// `login.partner.microsoftonline.cn`.
+    China,
+}
+
+impl Cloud {
+    /// Audience of Logs Ingestion API tokens in this cloud.
+    pub fn monitor_audience(self) -> &'static str {
+        match self {
+            Cloud::Public => MONITOR_AUDIENCE,
+            Cloud::UsGovernment => "https://monitor.azure.us",
+            Cloud::China => "https://monitor.azure.cn",
+        }
+    }
+
+    /// Entra authority hosts of this cloud.
+    pub fn authority_hosts(self) -> &'static [&'static str] {
+        match self {
+            Cloud::Public => &["https://login.microsoftonline.com"],
+            Cloud::UsGovernment => &["https://login.microsoftonline.us"],
+            Cloud::China => &[
+                "https://login.chinacloudapi.cn",
+                "https://login.partner.microsoftonline.cn",
+            ],
+        }
+    }
+}
+
 /// Full emulator configuration. Start from [`EmulatorConfig::default`] and change fields.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -549,6 +588,21 @@ impl Default for EmulatorConfig {
 }
 
 impl EmulatorConfig {
+    /// The default configuration for another cloud: the ingestion audience and the authority
+    /// hosts accepted in assertions are that cloud's (tokens for any of the three monitor
+    /// resources can still be requested, so a wrong-cloud scope shows up as 401 at ingestion).
+    pub fn for_cloud(cloud: Cloud) -> Self {
+        Self {
+            ingestion_audience: cloud.monitor_audience().to_owned(),
+            authority_hosts: cloud
+                .authority_hosts()
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
+            ..Self::default()
+        }
+    }
+
     /// The client registered under `client_id`, creating it (without credentials) if needed.
     pub fn client_mut(&mut self, client_id: &str) -> &mut Client {
         if let Some(i) = self.clients.iter().position(|c| c.client_id == client_id) {

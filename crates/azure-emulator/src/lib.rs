@@ -52,11 +52,11 @@ mod store;
 mod token;
 
 pub use config::{
-    Certificate, Client, Column, ColumnType, ConfigError, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
-    DEFAULT_CSL_STREAM, DEFAULT_DCR_ID, DEFAULT_MANAGED_IDENTITY_CLIENT_ID, DEFAULT_SHARED_KEY,
-    DEFAULT_SYSLOG_STREAM, DEFAULT_TENANT_ID, DEFAULT_TOKEN_LIFETIME, DEFAULT_WORKSPACE_ID, Dcr,
-    EmulatorConfig, FederatedCredential, Limits, MONITOR_AUDIENCE, ManagedIdentityConfig, Secret,
-    Storage, Stream, TOKEN_EXCHANGE_AUDIENCE, TablePlan, Workspace,
+    Certificate, Client, Cloud, Column, ColumnType, ConfigError, DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET, DEFAULT_CSL_STREAM, DEFAULT_DCR_ID, DEFAULT_MANAGED_IDENTITY_CLIENT_ID,
+    DEFAULT_SHARED_KEY, DEFAULT_SYSLOG_STREAM, DEFAULT_TENANT_ID, DEFAULT_TOKEN_LIFETIME,
+    DEFAULT_WORKSPACE_ID, Dcr, EmulatorConfig, FederatedCredential, Limits, MONITOR_AUDIENCE,
+    ManagedIdentityConfig, Secret, Storage, Stream, TOKEN_EXCHANGE_AUDIENCE, TablePlan, Workspace,
 };
 pub use faults::{DownWindow, FaultKind, FaultScope, Faults};
 pub use ingest::INGESTION_API_VERSIONS;

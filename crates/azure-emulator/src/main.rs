@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use mcas_azure_emulator::{
-    DEFAULT_CLIENT_ID, DEFAULT_DCR_ID, DEFAULT_TENANT_ID, DEFAULT_WORKSPACE_ID, Dcr, Emulator,
-    EmulatorConfig, Storage,
+    Cloud, DEFAULT_CLIENT_ID, DEFAULT_DCR_ID, DEFAULT_TENANT_ID, DEFAULT_WORKSPACE_ID, Dcr,
+    Emulator, EmulatorConfig, Storage,
 };
 
 /// A local stand-in for Entra ID, IMDS, the Logs Ingestion API and the Data Collector API.
@@ -31,9 +31,24 @@ struct Args {
     /// Count rows without decoding or storing them (load tests).
     #[arg(long, conflicts_with = "data_dir")]
     count_only: bool,
+    /// The cloud to stand in for: `public`, `us-government` or `china` (ingestion audience
+    /// and assertion authority hosts).
+    #[arg(long, default_value = "public", value_parser = parse_cloud)]
+    cloud: Cloud,
     /// Access token lifetime in seconds.
     #[arg(long)]
     token_lifetime_secs: Option<u64>,
+}
+
+fn parse_cloud(s: &str) -> Result<Cloud, String> {
+    match s {
+        "public" => Ok(Cloud::Public),
+        "us-government" => Ok(Cloud::UsGovernment),
+        "china" => Ok(Cloud::China),
+        other => Err(format!(
+            "unknown cloud `{other}` (public, us-government, china)"
+        )),
+    }
 }
 
 #[tokio::main]
@@ -45,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let mut config = EmulatorConfig::default();
+    let mut config = EmulatorConfig::for_cloud(args.cloud);
     config.listen = args.listen;
     if let Some(path) = &args.config {
         config

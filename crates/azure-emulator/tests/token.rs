@@ -670,3 +670,53 @@ async fn imds_without_system_identity_needs_a_client_id() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn us_government_cloud_wants_its_own_audience_and_authority() {
+    let (_, cert) = cert_config();
+    let mut config = EmulatorConfig::for_cloud(mcas_azure_emulator::Cloud::UsGovernment);
+    config.add_certificate(CERT_CLIENT, cert.pem.clone());
+    let emu = common::start(config).await;
+    let body = br#"[{"DeviceVendor":"gov"}]"#;
+    let (s, b) = token_request(
+        &emu,
+        DEFAULT_TENANT_ID,
+        &secret_form(DEFAULT_CLIENT_SECRET, "https://monitor.azure.us//.default"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let gov = b["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        common::ingest(&emu, &gov, DEFAULT_CSL_STREAM, body)
+            .await
+            .status,
+        204
+    );
+    // A public-cloud scope is the classic sovereign mistake: 401 wrong audience.
+    let public = common::token(&emu).await;
+    let a = common::ingest(&emu, &public, DEFAULT_CSL_STREAM, body).await;
+    assert_eq!(
+        (a.status, common::azure_code(&a).as_str()),
+        (401, "InvalidAuthenticationTokenAudience")
+    );
+    // Assertions name the US Government authority, not the public one.
+    let t = now();
+    let gov_aud = format!("https://login.microsoftonline.us/{DEFAULT_TENANT_ID}/oauth2/v2.0/token");
+    let jwt = sign_jwt(
+        rs256_x5t(&cert.der),
+        &cert_claims(&gov_aud, t, t + 600),
+        KEY_A,
+    );
+    assert_eq!(assertion_request(&emu, CERT_CLIENT, &jwt).await.0, 200);
+    let pub_aud =
+        format!("https://login.microsoftonline.com/{DEFAULT_TENANT_ID}/oauth2/v2.0/token");
+    let jwt = sign_jwt(
+        rs256_x5t(&cert.der),
+        &cert_claims(&pub_aud, t, t + 600),
+        KEY_A,
+    );
+    let (s, b) = assertion_request(&emu, CERT_CLIENT, &jwt).await;
+    assert_eq!(s, 401);
+    assert_entra(&b, "invalid_client", 50013);
+    emu.shutdown().await;
+}
