@@ -621,3 +621,41 @@ async fn spent_budget_returns_queued_batches_without_trying_them() {
     assert_eq!(report.requests, tries);
     assert_exactly_once(&emu, CSL, "ExtID", &[]);
 }
+
+#[tokio::test]
+async fn request_timeouts_are_transient() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::default()
+        .with_latency(Duration::from_millis(400))
+        .with_scope(FaultScope::Ingestion);
+    let emu = start(config).await;
+    let client = builder(&emu)
+        .request_timeout(Duration::from_millis(100))
+        .retry(
+            RetryPolicy::bounded(Duration::from_millis(250))
+                .base_delay(Duration::from_millis(5))
+                .max_delay(Duration::from_millis(10)),
+        )
+        .build()
+        .unwrap();
+    let ids = ids("slow", 5);
+    let report = client.send(&rows_for(&ids)).await;
+    let later = report
+        .retry_later
+        .as_ref()
+        .expect("timed out rows come back");
+    assert!(
+        later.error.is_timeout() && later.error.is_retryable(),
+        "{:?}",
+        later.error
+    );
+    assert!(report.requests >= 2);
+    // The answers never came, so nothing was stored.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+
+    emu.set_faults(Faults::none());
+    let again = client.send_ndjson(&report.retry_later_ndjson()).await;
+    assert!(again.is_complete(), "{again:?}");
+    assert_exactly_once(&emu, CSL, "ExtID", &ids);
+}
