@@ -29,7 +29,7 @@
 //! ```
 //!
 //! Over UDP, one datagram is one message ([`datagram`]). Over TCP, the `codec` feature
-//! provides [`codec::SyslogCodec`], a tokio-util decoder and encoder for octet counting and
+//! provides `codec::SyslogCodec`, a tokio-util decoder and encoder for octet counting and
 //! LF framing with a frame size limit.
 //!
 //! Decisions followed (numbered as in the project's syslog notes):
