@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use crate::http::{BodyBytes, RowsStored, collector_error};
+use crate::http::{BodyBytes, ReadBody, RowsStored, collector_error, read_capped};
 use crate::ingest::{parse_datetime, truncate};
 use crate::server::Shared;
 use crate::signature;
@@ -125,6 +125,9 @@ pub(crate) async fn collector_endpoint(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    // Read (or drain) the body first, so a client still writing sees the answer.
+    let limit = sh.config.limits.collector_max_bytes;
+    let body = read_capped(body, limit).await;
     let api_version = query
         .as_deref()
         .unwrap_or("")
@@ -230,8 +233,8 @@ pub(crate) async fn collector_endpoint(
     let Some(length) = hv("content-length").and_then(|v| v.parse::<u64>().ok()) else {
         return forbidden("The Content-Length header is required to verify the signature.");
     };
-    let limit = sh.config.limits.collector_max_bytes;
-    if length > limit as u64 {
+    let too_large = matches!(body, ReadBody::Over { .. });
+    if length > limit as u64 || too_large {
         // Documented: 404 "request too large".
         return collector_error(
             StatusCode::NOT_FOUND,
@@ -249,11 +252,11 @@ pub(crate) async fn collector_endpoint(
             "The signature does not match: check the workspace ID and key, Content-Length in bytes, Content-Type and x-ms-date.",
         );
     }
-    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+    let ReadBody::Within(body) = body else {
         return collector_error(
-            StatusCode::NOT_FOUND,
-            "RequestTooLarge",
-            "The request is larger than the 30 MB limit for one post.",
+            StatusCode::BAD_REQUEST,
+            "InvalidDataFormat",
+            "The request body could not be read.",
         );
     };
     let wire = body.len() as u64;

@@ -92,6 +92,55 @@ pub(crate) fn collector_error(status: StatusCode, code: &str, message: &str) -> 
     resp
 }
 
+/// How far past its limit a request body is still read (and thrown away) before the answer,
+/// so that a client writing a too-large body reads the error instead of a broken pipe.
+pub(crate) const DRAIN_CAP: u64 = 64 * 1024 * 1024;
+
+/// A request body read up to a limit.
+#[derive(Debug)]
+pub(crate) enum ReadBody {
+    /// The whole body, within the limit.
+    Within(Vec<u8>),
+    /// Over the limit: bytes seen, and whether the body was read to its end.
+    Over { seen: u64, complete: bool },
+    /// The client went away or the body was malformed.
+    Failed,
+}
+
+/// Reads the body, keeping it if it fits in `keep` bytes and draining it up to [`DRAIN_CAP`]
+/// otherwise.
+pub(crate) async fn read_capped(body: axum::body::Body, keep: usize) -> ReadBody {
+    use futures_util::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return ReadBody::Failed;
+        };
+        seen += chunk.len() as u64;
+        if seen <= keep as u64 {
+            buf.extend_from_slice(&chunk);
+        } else if !buf.is_empty() {
+            buf = Vec::new();
+        }
+        if seen > DRAIN_CAP.max(keep as u64) {
+            return ReadBody::Over {
+                seen,
+                complete: false,
+            };
+        }
+    }
+    if seen > keep as u64 {
+        ReadBody::Over {
+            seen,
+            complete: true,
+        }
+    } else {
+        ReadBody::Within(buf)
+    }
+}
+
 /// Adds `Retry-After: secs`.
 pub(crate) fn with_retry_after(mut resp: Response, secs: u64) -> Response {
     resp.headers_mut()

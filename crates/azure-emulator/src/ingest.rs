@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::config::{ColumnType, Dcr, Stream, TablePlan};
-use crate::http::{BodyBytes, RowsStored, azure_error, azure_error_details};
+use crate::http::{BodyBytes, ReadBody, RowsStored, azure_error, azure_error_details, read_capped};
 use crate::server::Shared;
 use crate::store::count_array_elements;
 use crate::token::{BearerError, verify_bearer};
@@ -59,6 +59,10 @@ pub(crate) async fn ingest_endpoint(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // Read (or drain) the body first, whatever the answer: a client that is still writing
+    // when the answer comes would see a reset instead of the error.
+    let limit = sh.config.limits.ingestion_max_bytes;
+    let body = read_capped(body, limit).await;
     let Some(api_version) = q.api_version.as_deref() else {
         return azure_error(
             StatusCode::BAD_REQUEST,
@@ -166,18 +170,29 @@ pub(crate) async fn ingest_endpoint(
             );
         }
     };
-    let limit = sh.config.limits.ingestion_max_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared
-        && n > limit as u64
-    {
-        return too_large(limit, &n.to_string());
-    }
-    let Ok(wire) = axum::body::to_bytes(body, limit).await else {
-        return too_large(limit, &format!("more than {limit}"));
+    let wire = match body {
+        ReadBody::Within(b) => b,
+        ReadBody::Over { seen, complete } => {
+            let provided = match declared {
+                Some(n) => n.to_string(),
+                None if complete => seen.to_string(),
+                None => format!("more than {seen}"),
+            };
+            let mut r = too_large(limit, &provided);
+            r.extensions_mut().insert(BodyBytes(seen));
+            return r;
+        }
+        ReadBody::Failed => {
+            return azure_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidPayload",
+                "The request body could not be read.",
+            );
+        }
     };
     let wire_len = wire.len() as u64;
     let decoded: Vec<u8> = if gzip {
@@ -199,7 +214,7 @@ pub(crate) async fn ingest_endpoint(
             }
         }
     } else {
-        wire.to_vec()
+        wire
     };
     sh.store.add_bytes(wire_len, decoded.len() as u64);
     let mut resp = accept(&sh, stream, &decoded);

@@ -627,3 +627,46 @@ async fn the_default_limit_is_exactly_1048576_bytes() {
     assert_eq!(emu.count("CommonSecurityLog"), 1);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn large_bodies_get_their_answer_not_a_broken_pipe() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    let url = emu.ingestion_url(DEFAULT_DCR_ID, DEFAULT_CSL_STREAM);
+    let big = body_of_len(3 * 1024 * 1024);
+    for _ in 0..3 {
+        let a = common::answer(
+            http()
+                .post(url.clone())
+                .bearer_auth(&tok)
+                .header("Content-Type", "application/json")
+                .body(big.clone())
+                .send()
+                .await
+                .expect("answer, not a transport error"),
+        )
+        .await;
+        assert_eq!(
+            (a.status, azure_code(&a).as_str()),
+            (413, "ContentLengthLimitExceeded")
+        );
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("Provided content length: 3145728 bytes."))
+        );
+        // An early refusal (no token) with a big body is also read by the client.
+        let a = common::answer(
+            http()
+                .post(url.clone())
+                .header("Content-Type", "application/json")
+                .body(big.clone())
+                .send()
+                .await
+                .expect("answer"),
+        )
+        .await;
+        assert_eq!(a.status, 401);
+    }
+    emu.shutdown().await;
+}
