@@ -3,6 +3,11 @@
 //! Single lines (an MCAS activity with the `\=` escape in `cs1`, an MCAS alert, a
 //! mixed-vendor line) and whole deterministic corpora, all reported in bytes per second.
 
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented public function"
+)]
+
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
