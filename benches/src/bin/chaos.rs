@@ -660,6 +660,13 @@ fn tcp_sender(
                     }
                 }
             }
+            // Like rsyslog's TCP client, look for a close by the peer before
+            // writing: the first write into a closed connection "succeeds".
+            if sock.as_ref().is_some_and(peer_closed) {
+                sock = None;
+                sent.reconnects.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let end = (i + chunk).min(lines.len());
             buf.clear();
             for l in &lines[i..end] {
@@ -714,6 +721,20 @@ fn tcp_sender(
             let _ = s.shutdown(std::net::Shutdown::Write);
         }
     })
+}
+
+/// Whether the peer has closed (or reset) the connection.
+fn peer_closed(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut b = [0u8; 1];
+    let closed = match s.peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    closed || s.set_nonblocking(false).is_err()
 }
 
 /// Delivered + dead-lettered + dropped, polled until it reaches `want` or
