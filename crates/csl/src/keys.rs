@@ -2,6 +2,8 @@
 //! field mapping", post-2023 columns). The crate documentation shows the same
 //! table; `tests/keys.rs` holds it against the table in the spec.
 
+use std::sync::OnceLock;
+
 use crate::schema::Column;
 
 /// Where a CEF key goes by default.
@@ -17,23 +19,94 @@ pub(crate) struct KeyTarget {
 
 macro_rules! key_table {
     ($( $key:literal => $column:ident $(+ $legacy:ident)? ; )*) => {
-        /// The default target of a CEF key (case-sensitive, as in the CEF standard).
-        pub(crate) fn default_target(key: &str) -> Option<KeyTarget> {
-            let (column, legacy_int) = match key {
-                $( $key => (Column::$column, key_table!(@legacy $($legacy)?)), )*
-                _ => return None,
-            };
-            Some(KeyTarget { column, legacy_int })
-        }
-
-        /// Every (key, column, legacy column) of the default table, for tests and docs.
-        #[cfg_attr(not(test), allow(dead_code))]
+        /// Every (key, column, legacy column) of the default table.
         pub(crate) static DEFAULT_KEYS: &[(&str, Column, Option<Column>)] = &[
             $( ($key, Column::$column, key_table!(@legacy $($legacy)?)), )*
         ];
     };
     (@legacy) => { None };
     (@legacy $legacy:ident) => { Some(Column::$legacy) };
+}
+
+/// Where a key goes by default: a short name of the table, or the standard
+/// full name of one (`sourceAddress` for `src`, from `mcas-cef`'s dictionary).
+///
+/// This runs for every extension pair, so it is a hash look-up (one string
+/// comparison on a hit) rather than a `match` over 130 strings.
+pub(crate) fn lookup(key: &str) -> Option<KeyTarget> {
+    static INDEX: OnceLock<KeyIndex> = OnceLock::new();
+    INDEX.get_or_init(KeyIndex::build).get(key)
+}
+
+/// The default target of a short key, by a plain scan (tests only).
+#[cfg(test)]
+pub(crate) fn default_target(key: &str) -> Option<KeyTarget> {
+    DEFAULT_KEYS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, column, legacy_int)| KeyTarget { column, legacy_int })
+}
+
+/// Open addressing with linear probing; `SLOTS` is a power of two well above
+/// the ~220 names, so probes stay short.
+struct KeyIndex {
+    slots: Vec<Option<(u64, &'static str, KeyTarget)>>,
+}
+
+const SLOTS: usize = 1024;
+
+/// FNV-1a: keys are short ASCII names, this is fast and spreads them well.
+fn hash(key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+impl KeyIndex {
+    fn build() -> KeyIndex {
+        let mut index = KeyIndex {
+            slots: vec![None; SLOTS],
+        };
+        for &(key, column, legacy_int) in DEFAULT_KEYS {
+            index.insert(key, KeyTarget { column, legacy_int });
+        }
+        for def in mcas_cef::dictionary::all() {
+            if def.full == def.short || def.full.contains(' ') {
+                continue;
+            }
+            if let Some(target) = index.get(def.short)
+                && index.get(def.full).is_none()
+            {
+                index.insert(def.full, target);
+            }
+        }
+        index
+    }
+
+    fn insert(&mut self, key: &'static str, target: KeyTarget) {
+        let h = hash(key);
+        // Truncation is the point: the low bits pick the slot.
+        let mut i = h as usize & (SLOTS - 1);
+        while self.slots[i].is_some() {
+            i = (i + 1) & (SLOTS - 1);
+        }
+        self.slots[i] = Some((h, key, target));
+    }
+
+    fn get(&self, key: &str) -> Option<KeyTarget> {
+        let h = hash(key);
+        let mut i = h as usize & (SLOTS - 1);
+        loop {
+            match &self.slots[i] {
+                None => return None,
+                Some((sh, k, t)) if *sh == h && *k == key => return Some(*t),
+                Some(_) => i = (i + 1) & (SLOTS - 1),
+            }
+        }
+    }
 }
 
 key_table! {
@@ -210,7 +283,18 @@ mod tests {
             let t = default_target(key).unwrap();
             assert_eq!((t.column, t.legacy_int), (column, legacy), "{key}");
         }
+        for &(key, column, legacy) in DEFAULT_KEYS {
+            let t = lookup(key).unwrap();
+            assert_eq!((t.column, t.legacy_int), (column, legacy), "{key}");
+        }
         assert_eq!(default_target("Act"), None);
+        assert_eq!(lookup("Act"), None);
+        assert_eq!(lookup(""), None);
+        assert_eq!(lookup("ad.srccountry"), None);
+        assert_eq!(lookup("sourceAddress"), lookup("src"));
+        assert_eq!(lookup("deviceCustomNumber1"), lookup("cn1"));
+        // Full names of keys without a column stay unmapped.
+        assert_eq!(lookup("agentHostName"), None);
         assert_eq!(default_target("ad.srccountry"), None);
     }
 

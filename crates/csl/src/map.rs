@@ -171,21 +171,25 @@ impl Mapper {
     /// * `Computer`, `CollectorHostName` and `TimeGenerated` come from the
     ///   [`Context`] (and the policy); `SourceSystem` is `OpsManager`.
     pub fn map<'a>(&'a self, event: &'a Event<'_>, ctx: &Context<'a>) -> Mapped<'a> {
+        // Built in place and returned as is: the row is a few KB, so it is
+        // worth not moving it between helper structs.
+        let mut out = Mapped {
+            row: CommonSecurityLog::default(),
+            warnings: Vec::new(),
+        };
         let mut m = Mapping {
             rules: &self.rules,
             event,
             ctx,
-            row: CommonSecurityLog::default(),
-            warnings: Vec::new(),
+            row: &mut out.row,
+            warnings: &mut out.warnings,
             date_ctx: None,
         };
         m.header();
         m.extensions();
-        m.row.time_generated = Some(m.time_generated(self.time_generated));
-        Mapped {
-            row: m.row,
-            warnings: m.warnings,
-        }
+        let time_generated = m.time_generated(self.time_generated);
+        out.row.time_generated = Some(time_generated);
+        out
     }
 
     /// The columns rows of this mapper can carry: [`columns()`](crate::columns)
@@ -196,12 +200,12 @@ impl Mapper {
 }
 
 /// The state of one `map` call.
-struct Mapping<'a, 'c> {
+struct Mapping<'a, 'm> {
     rules: &'a MappingRules,
     event: &'a Event<'a>,
-    ctx: &'c Context<'a>,
-    row: CommonSecurityLog<'a>,
-    warnings: Vec<Warning<'a>>,
+    ctx: &'m Context<'a>,
+    row: &'m mut CommonSecurityLog<'a>,
+    warnings: &'m mut Vec<Warning<'a>>,
     date_ctx: Option<mcas_cef::DateContext>,
 }
 
@@ -309,11 +313,6 @@ impl<'a> Mapping<'a, '_> {
     }
 
     fn route(&self, key: &'a str, labels: &[(&'static str, Target)]) -> Option<Route> {
-        let default = keys::default_target(key).or_else(|| {
-            // A standard full name (`sourceAddress`) goes where its short name goes.
-            let def = mcas_cef::dictionary::lookup(key)?;
-            keys::default_target(def.short)
-        });
         if self.rules.has_routes() {
             if let Some(target) = self.rules.key_target(key) {
                 return Some(Route {
@@ -336,7 +335,7 @@ impl<'a> Mapping<'a, '_> {
                 }
             }
         }
-        default.map(|KeyTarget { column, legacy_int }| Route {
+        keys::lookup(key).map(|KeyTarget { column, legacy_int }| Route {
             target: Target::Column(column),
             legacy_int,
         })
@@ -368,17 +367,17 @@ impl<'a> Mapping<'a, '_> {
                         expected: ty,
                     });
                     if let Some(legacy) = route.legacy_int {
-                        set_int(&mut self.row, legacy, None);
+                        set_int(self.row, legacy, None);
                     }
                     return false;
                 }
             }
         };
         if let Some(legacy) = route.legacy_int {
-            set_int(&mut self.row, legacy, parse_int(value));
+            set_int(self.row, legacy, parse_int(value));
         }
         match route.target {
-            Target::Column(c) => store(&mut self.row, c, converted),
+            Target::Column(c) => store(self.row, c, converted),
             Target::Custom(_) => {
                 if let Some(v) = converted {
                     self.row.custom.set(name, v);
@@ -400,7 +399,7 @@ impl<'a> Mapping<'a, '_> {
             ColumnType::Int => CustomValue::Int(parse_int(value)?),
             ColumnType::Long => CustomValue::Long(parse_int(value)?),
             ColumnType::Real => CustomValue::Real(parse_real(value)?),
-            ColumnType::Datetime => CustomValue::Datetime(self.timestamp(key)?),
+            ColumnType::Datetime => CustomValue::Datetime(self.timestamp(key, value)?),
             ColumnType::Boolean => CustomValue::Boolean(match value {
                 "true" | "TRUE" | "True" => true,
                 "false" | "FALSE" | "False" => false,
@@ -409,9 +408,18 @@ impl<'a> Mapping<'a, '_> {
         })
     }
 
-    /// The date of the last pair of `key` (the pair being converted: pairs are
-    /// visited last to first), using the event's `dtz` for zone-less dates.
-    fn timestamp(&mut self, key: &str) -> Option<Timestamp> {
+    /// The date of `value`, the last pair of `key` (pairs are visited last to
+    /// first), using the event's `dtz` for zone-less dates.
+    fn timestamp(&mut self, key: &str, value: &str) -> Option<Timestamp> {
+        // Fast path for the common form, epoch milliseconds, with the same
+        // result as `mcas-cef`'s reader (which also tries it first).
+        let digits = value.strip_prefix('-').unwrap_or(value);
+        if digits.len() <= 18
+            && let Some(ms) = parse_int::<i64>(value)
+            && let Ok(t) = Timestamp::from_millisecond(ms)
+        {
+            return Some(t).filter(|t| in_kusto_range(*t));
+        }
         let ctx = self.ctx;
         let date_ctx = self.date_ctx.get_or_insert_with(|| ctx.date_context());
         self.event
@@ -440,7 +448,7 @@ impl<'a> Mapping<'a, '_> {
         };
         match self.event.get(key) {
             None | Some("") => self.ctx.received_at,
-            Some(_) => match self.timestamp(key) {
+            Some(value) => match self.timestamp(key, value) {
                 Some(t) => t,
                 None => {
                     self.warnings.push(Warning::TimeGeneratedFallback { key });
