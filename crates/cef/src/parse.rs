@@ -34,7 +34,8 @@ pub fn find_start(input: &[u8]) -> Option<usize> {
 
 /// Parses one CEF event.
 ///
-/// Text before `CEF:` (a syslog header, for example) is skipped. The input is one
+/// Text before `CEF:` (a syslog header, for example) is skipped; when the first
+/// `CEF:` does not start a valid header, up to two later ones are tried. The input is one
 /// event: a trailing line end (CR LF, LF or CR) and the spaces before it are dropped
 /// from the last value. See the [crate documentation](crate) for the rules.
 ///
@@ -45,6 +46,30 @@ pub fn find_start(input: &[u8]) -> Option<usize> {
 /// recorded in [`Event::warnings`].
 pub fn parse(input: &[u8]) -> Result<Event<'_>, ParseError> {
     let start = find_start(input).ok_or(ParseError::new(0, ErrorKind::MissingMarker))?;
+    let first = match parse_at(input, start) {
+        Ok(event) => return Ok(event),
+        Err(e) => e,
+    };
+    // A relay may put `CEF:` in front of a line that has its own marker (a tag such as
+    // `CEF: CEF:0|…`): try a few later markers before giving up. Bounded, so input made
+    // of many markers stays linear.
+    let mut from = start + 4;
+    for _ in 0..MAX_EXTRA_MARKERS {
+        let Some(next) = input.get(from..).and_then(find_start) else {
+            break;
+        };
+        if let Ok(event) = parse_at(input, from + next) {
+            return Ok(event);
+        }
+        from += next + 4;
+    }
+    Err(first)
+}
+
+/// How many later `CEF:` markers [`parse`] tries when the first one does not parse.
+const MAX_EXTRA_MARKERS: usize = 2;
+
+fn parse_at(input: &[u8], start: usize) -> Result<Event<'_>, ParseError> {
     let rest = &input[start..];
     match std::str::from_utf8(rest) {
         Ok(text) => parse_text(text, start),
@@ -475,6 +500,15 @@ mod tests {
         );
         assert_eq!(&line[H.len() + 3..H.len() + 4], "=");
         assert_eq!(&line[H.len() + 9..H.len() + 10], "\\");
+    }
+
+    #[test]
+    fn a_later_marker_is_tried_when_the_first_fails() {
+        let e = parse(b"<13>Oct 11 22:14:15 host CEF: CEF:0|V|P|1|2|n|3|a=b").expect("parses");
+        assert_eq!((e.device_vendor(), e.get("a")), ("V", Some("b")));
+        // The error reported is the first marker's.
+        let err = parse(b"CEF:x CEF:y|").expect_err("no marker parses");
+        assert_eq!((*err.kind(), err.offset()), (ErrorKind::InvalidVersion, 0));
     }
 
     #[test]
