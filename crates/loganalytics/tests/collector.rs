@@ -72,8 +72,8 @@ async fn wrong_key_is_refused_as_configuration() {
     )
     .endpoint(emu.base_url())
     .retry(
-        RetryPolicy::bounded(Duration::from_millis(100))
-            .config_error_delay(Duration::from_millis(40)),
+        RetryPolicy::bounded(Duration::from_millis(400))
+            .config_error_delay(Duration::from_millis(150)),
     )
     .build()
     .unwrap();

@@ -60,8 +60,8 @@ async fn wrong_secret_is_an_auth_error_not_a_hot_loop() {
 
     let client = builder_with(&emu, Arc::new(cred))
         .retry(
-            RetryPolicy::bounded(Duration::from_millis(150))
-                .config_error_delay(Duration::from_millis(60)),
+            RetryPolicy::bounded(Duration::from_millis(500))
+                .config_error_delay(Duration::from_millis(200)),
         )
         .build()
         .unwrap();
@@ -70,7 +70,8 @@ async fn wrong_secret_is_an_auth_error_not_a_hot_loop() {
     assert!(later.error.is_auth());
     assert_eq!(later.rows.len(), 3);
     let n = token_requests(&emu).len();
-    assert!((2..=4).contains(&n), "{n} token requests");
+    // One direct request above, then two or three slow tries.
+    assert!((3..=4).contains(&n), "{n} token requests");
     assert_exactly_once(&emu, CSL, "ExtID", &[]);
 }
 
