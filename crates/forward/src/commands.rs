@@ -513,6 +513,15 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
         }
         anyhow::Ok(())
     })?;
+    // A running forwarder may have appended to the file in the instant of the rename:
+    // carry any such tail over before removing it.
+    if let Ok(now) = std::fs::read(&taken)
+        && now.len() > text.len()
+    {
+        let tail = &now[text.len()..];
+        let n = tail.iter().filter(|&&b| b == b'\n').count() as u64;
+        dead.write_lines(tail, n.max(1));
+    }
     dead.flush();
     std::fs::remove_file(&taken).with_context(|| format!("cannot remove {}", taken.display()))?;
     println!(

@@ -6,7 +6,7 @@
 //! - `{"time":"…","reason":"not CEF and no syslog_stream","peer":"10.0.0.1","raw":"<134>…"}` — a message.
 
 use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -42,19 +42,26 @@ pub(crate) struct EntryIn {
     pub(crate) raw: Option<String>,
 }
 
-/// Appends to the dead-letter file, created (with its directory) on first use.
+/// Appends to the dead-letter file. Lines are buffered and written at each flush with
+/// open-append-close, so `replay-dead-letter` can move the file aside while the forwarder runs:
+/// the next flush creates a fresh file.
 #[derive(Debug)]
 pub(crate) struct DeadLetter {
     path: PathBuf,
-    file: Mutex<Option<BufWriter<File>>>,
+    pending: Mutex<(Vec<u8>, u64)>,
+    warned: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
 }
+
+/// Buffered bytes that trigger an immediate write.
+const FLUSH_AT: usize = 1 << 20;
 
 impl DeadLetter {
     pub(crate) fn new(path: PathBuf, metrics: Arc<Metrics>) -> DeadLetter {
         DeadLetter {
             path,
-            file: Mutex::new(None),
+            pending: Mutex::new((Vec::new(), 0)),
+            warned: std::sync::atomic::AtomicBool::new(false),
             metrics,
         }
     }
@@ -79,41 +86,46 @@ impl DeadLetter {
 
     /// Append pre-encoded lines (`n` entries).
     pub(crate) fn write_lines(&self, lines: &[u8], n: u64) {
-        let Ok(mut guard) = self.file.lock() else {
-            self.metrics.count_drop(DropReason::DeadLetterWrite, n);
+        if n == 0 {
             return;
-        };
-        if guard.is_none() {
-            match open_append(&self.path) {
-                Ok(f) => {
-                    tracing::warn!(path = %self.path.display(), "writing to the dead-letter file");
-                    *guard = Some(BufWriter::new(f));
-                }
-                Err(err) => {
-                    tracing::error!(path = %self.path.display(), error = %err, "cannot open the dead-letter file");
-                    self.metrics.count_drop(DropReason::DeadLetterWrite, n);
-                    return;
-                }
-            }
         }
-        if let Some(w) = guard.as_mut() {
-            if let Err(err) = w.write_all(lines) {
-                tracing::error!(path = %self.path.display(), error = %err, "cannot write the dead-letter file");
+        let full = match self.pending.lock() {
+            Ok(mut p) => {
+                p.0.extend_from_slice(lines);
+                p.1 += n;
+                p.0.len() >= FLUSH_AT
+            }
+            Err(_) => {
                 self.metrics.count_drop(DropReason::DeadLetterWrite, n);
-                *guard = None;
                 return;
             }
-            self.metrics.dead_lettered.fetch_add(n, Relaxed);
+        };
+        if full {
+            self.flush();
         }
     }
 
-    /// Push buffered lines to the OS (called at each flush tick and at shutdown).
+    /// Write the buffered lines (called at each flush tick, after rejections, and at shutdown).
     pub(crate) fn flush(&self) {
-        if let Ok(mut guard) = self.file.lock()
-            && let Some(w) = guard.as_mut()
-            && let Err(err) = w.flush()
-        {
-            tracing::error!(path = %self.path.display(), error = %err, "cannot flush the dead-letter file");
+        let Ok(mut p) = self.pending.lock() else {
+            return;
+        };
+        if p.1 == 0 {
+            return;
+        }
+        let (data, n) = (std::mem::take(&mut p.0), std::mem::take(&mut p.1));
+        let res = open_append(&self.path).and_then(|mut f| f.write_all(&data));
+        match res {
+            Ok(()) => {
+                self.metrics.dead_lettered.fetch_add(n, Relaxed);
+                if !self.warned.swap(true, Relaxed) {
+                    tracing::warn!(path = %self.path.display(), "writing to the dead-letter file");
+                }
+            }
+            Err(err) => {
+                tracing::error!(path = %self.path.display(), error = %err, entries = n, "cannot write the dead-letter file");
+                self.metrics.count_drop(DropReason::DeadLetterWrite, n);
+            }
         }
     }
 }
