@@ -26,7 +26,7 @@ pub const LOGS_INGESTION_MAX_BODY: usize = 1_000_000;
 pub const DATA_COLLECTOR_MAX_BODY: usize = 30 * 1024 * 1024;
 
 /// Serialised rows, each a JSON object, indexed from 0.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Rows<'a> {
     buf: Cow<'a, [u8]>,
     spans: Vec<Range<usize>>,
@@ -132,6 +132,17 @@ impl<'a> Rows<'a> {
     /// Total bytes of the serialised rows.
     pub fn total_bytes(&self) -> usize {
         self.spans.iter().map(|s| s.len()).sum()
+    }
+}
+
+impl std::fmt::Debug for Rows<'_> {
+    // Row contents can be large (and are the caller's data): show the shape only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows")
+            .field("rows", &self.spans.len())
+            .field("bytes", &self.total_bytes())
+            .field("invalid", &self.invalid.len())
+            .finish()
     }
 }
 

@@ -18,6 +18,12 @@ use serde_json::{Value, json};
 async fn delivers_rows_gzipped_with_request_ids() {
     let emu = start_default().await;
     let client = builder(&emu).build().unwrap();
+    let shown = format!("{client:?}");
+    assert!(
+        !shown.contains(mcas_azure_emulator::DEFAULT_CLIENT_SECRET),
+        "{shown}"
+    );
+    assert!(shown.contains("<redacted>"));
     let ids = ids("basic", 25);
     let report = client.send(&rows_for(&ids)).await;
     assert!(report.is_complete(), "{report:?}");
