@@ -274,3 +274,55 @@ async fn workload_identity_rereads_the_token_file() {
     assert!(!err.is_retryable() && !err.is_auth(), "{err:?}");
     assert_exactly_once(&emu, CSL, "ExtID", &ids("wi", 7));
 }
+
+/// Runs only as the child of `workload_identity_from_environment`, which
+/// sets the environment (tests must not mutate their own process's).
+#[tokio::test]
+async fn workload_identity_from_env_child() {
+    if std::env::var_os("MCAS_LA_FROM_ENV_CHILD").is_none() {
+        return;
+    }
+    let cred = WorkloadIdentityCredential::from_env(Cloud::Public).expect("variables are set");
+    let token = cred
+        .get_token(Cloud::Public.ingestion_scope())
+        .await
+        .expect("token from the emulator");
+    assert!(!token.secret().is_empty());
+}
+
+#[tokio::test]
+async fn workload_identity_from_environment() {
+    let mut config = EmulatorConfig::default();
+    let public = String::from_utf8(test_data("test-issuer.pub")).unwrap();
+    config.add_federated(
+        WORKLOAD_APP,
+        FederatedCredential::new(ISSUER, SUBJECT, public),
+    );
+    let emu = start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, federated_token(600)).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["--exact", "workload_identity_from_env_child", "--nocapture"])
+        .env("MCAS_LA_FROM_ENV_CHILD", "1")
+        .env("AZURE_TENANT_ID", DEFAULT_TENANT_ID)
+        .env("AZURE_CLIENT_ID", WORKLOAD_APP)
+        .env("AZURE_FEDERATED_TOKEN_FILE", &file)
+        .env("AZURE_AUTHORITY_HOST", emu.base_url());
+    let out = tokio::task::spawn_blocking(move || child.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    let t = token_requests(&emu);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].status, Some(200));
+    assert_eq!(t[0].path, format!("/{DEFAULT_TENANT_ID}/oauth2/v2.0/token"));
+    assert_exactly_once(&emu, CSL, "ExtID", &[]);
+}
