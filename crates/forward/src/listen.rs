@@ -196,11 +196,9 @@ async fn run_udp(ctx: Arc<Ctx>, sock: UdpSocket) {
             if arena.capacity() - arena.len() < 65_536 {
                 arena = BytesMut::with_capacity(1 << 20);
             }
-            let start = arena.len();
-            arena.resize(start + 65_536, 0);
-            match sock.try_recv_from(&mut arena[start..]) {
+            // Reads into the spare capacity: no zero-filling per datagram.
+            match sock.try_recv_buf_from(&mut arena) {
                 Ok((n, peer)) => {
-                    arena.truncate(start + n);
                     let whole = arena.split().freeze();
                     bytes_read += n as u64;
                     if !allowed(&ctx.cfg.allow, peer.ip()) {
@@ -224,12 +222,8 @@ async fn run_udp(ctx: Arc<Ctx>, sock: UdpSocket) {
                         truncated,
                     });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    arena.truncate(start);
-                    break;
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    arena.truncate(start);
                     tracing::debug!(error = %e, "udp receive error");
                     break;
                 }

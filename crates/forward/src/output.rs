@@ -203,6 +203,7 @@ impl Network {
                     let mut b = mcas_loganalytics::DataCollectorClient::builder(&ws, key, log_type)
                         .max_in_flight(o.concurrency)
                         .request_timeout(timeout)
+                        .time_generated_field(crate::route::COLLECTED_TIME)
                         .retry(retry.clone());
                     if let Some(ep) = &o.endpoint {
                         b = b.endpoint(ep.clone());

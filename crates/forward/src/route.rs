@@ -116,8 +116,16 @@ pub(crate) struct Router {
     mapper: mcas_csl::Mapper,
     collector: String,
     syslog_route: bool,
+    /// Data Collector API: `TimeGenerated` is a reserved property there; rows carry the
+    /// same value as `CollectedTime`, named in the `time-generated-field` header.
+    rename_time_generated: bool,
     metrics: Arc<Metrics>,
 }
+
+/// The field that carries `TimeGenerated` for the Data Collector API. Same length as
+/// `TimeGenerated`, so the key is renamed in place in the serialised row.
+pub(crate) const COLLECTED_TIME: &str = "CollectedTime";
+const TIME_GENERATED_KEY: &[u8] = b"{\"TimeGenerated\":";
 
 impl Router {
     pub(crate) fn new(
@@ -127,11 +135,28 @@ impl Router {
         metrics: Arc<Metrics>,
     ) -> Router {
         Router {
+            rename_time_generated: false,
             parsers,
             mapper,
             collector: collector_host_name(),
             syslog_route,
             metrics,
+        }
+    }
+
+    /// For the Data Collector output: rename `TimeGenerated` to [`COLLECTED_TIME`].
+    pub(crate) fn rename_time_generated(mut self, yes: bool) -> Router {
+        self.rename_time_generated = yes;
+        self
+    }
+
+    /// After a row was serialised from `start`: apply the output's key rename.
+    fn finish_row(&self, data: &mut [u8], start: usize) {
+        if self.rename_time_generated
+            && let Some(row) = data.get_mut(start..)
+            && row.starts_with(TIME_GENERATED_KEY)
+        {
+            row[2..2 + COLLECTED_TIME.len()].copy_from_slice(COLLECTED_TIME.as_bytes());
         }
     }
 
@@ -212,7 +237,9 @@ impl Router {
                     m.cef.fetch_add(1, Relaxed);
                     let mapped = self.mapper.map(&event, &ctx);
                     let b = bufs.get_mut(Route::Csl);
+                    let start = b.data.len();
                     if serde_json::to_writer(&mut b.data, &mapped.row).is_ok() {
+                        self.finish_row(&mut b.data, start);
                         b.data.push(b'\n');
                         b.rows += 1;
                         return Ok(Route::Csl);
@@ -245,7 +272,9 @@ impl Router {
         };
         let row = mcas_csl::map_syslog(input, &ctx);
         let b = bufs.get_mut(Route::Syslog);
+        let start = b.data.len();
         if serde_json::to_writer(&mut b.data, &row).is_ok() {
+            self.finish_row(&mut b.data, start);
             b.data.push(b'\n');
             b.rows += 1;
             Ok(Route::Syslog)

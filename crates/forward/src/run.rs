@@ -55,12 +55,10 @@ pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Rout
         parsers.push(p);
     }
     let mapper = crate::commands::mapper(cfg)?;
-    Ok(Router::new(
-        parsers,
-        mapper,
-        cfg.output.syslog_stream.is_some(),
-        metrics,
-    ))
+    Ok(
+        Router::new(parsers, mapper, cfg.output.syslog_stream.is_some(), metrics)
+            .rename_time_generated(cfg.output.kind == crate::config::OutputKind::DataCollector),
+    )
 }
 
 pub(crate) fn main(config: Option<&Path>) -> anyhow::Result<()> {

@@ -436,3 +436,215 @@ async fn non_cef_goes_to_syslog_stream_when_configured() {
     drop(fwd);
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_samples_arrive_as_mcas_rows() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emulator_config(&emu.base_url(), "");
+    let env = secret_env();
+    let fwd = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        move || Forwarder::start(&dir, &cfg, &env)
+    })
+    .await
+    .unwrap();
+    let (tcp, udp) = (
+        format!("tcp://127.0.0.1:{}", fwd.port),
+        format!("udp://127.0.0.1:{}", fwd.port),
+    );
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        (
+            run_cli(
+                &[
+                    "send-test",
+                    "--to",
+                    &tcp,
+                    "--count",
+                    "4",
+                    "--framing",
+                    "octet-counting",
+                ],
+                None,
+                &[],
+            ),
+            run_cli(&["send-test", "--to", &udp, "--count", "2"], None, &[]),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.0, 0, "{a:?}");
+    assert_eq!(b.0, 0, "{b:?}");
+    assert!(
+        a.1.contains("CommonSecurityLog | where DeviceVendor == \"MCAS\""),
+        "{}",
+        a.1
+    );
+    assert!(
+        wait_until_async(Duration::from_secs(20), || emu.count(CSL) >= 6).await,
+        "{}",
+        fwd.stderr_text()
+    );
+    let rows = emu.rows(CSL);
+    assert_eq!(rows.len(), 6);
+    let alerts = rows
+        .iter()
+        .filter(|r| r["DeviceEventClassID"] == "ALERT_CABINET_EVENT_MATCH_AUDIT")
+        .count();
+    let logins = rows
+        .iter()
+        .filter(|r| r["DeviceEventClassID"] == "EVENT_CATEGORY_LOGIN")
+        .count();
+    // 4 over TCP and 2 over UDP, each run alternating login, alert.
+    assert_eq!((alerts, logins), (3, 3));
+    for r in &rows {
+        assert_eq!(r["DeviceVendor"], "MCAS");
+        assert_eq!(r["DeviceProduct"], "SIEM_Agent");
+        assert!(
+            r["ExtID"]
+                .as_str()
+                .unwrap()
+                .starts_with("mcas-forward-test-")
+        );
+        assert_eq!(r["DeviceCustomString1Label"], "portalURL");
+        assert_eq!(r["SourceUserName"], "admin@contoso.com");
+    }
+    drop(fwd);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_collector_output_writes_the_legacy_custom_table() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"
+[[listen]]
+protocol = "tcp"
+address = "127.0.0.1:{{PORT}}"
+
+[output]
+kind = "data-collector"
+workspace_id = "{ws}"
+endpoint = "{base}"
+
+[spool]
+dir = "{{DIR}}/spool"
+
+[metrics]
+address = "127.0.0.1:{{METRICS}}"
+
+[pipeline]
+flush_interval = "100ms"
+"#,
+        ws = mcas_azure_emulator::DEFAULT_WORKSPACE_ID,
+        base = emu.base_url(),
+    );
+    let fwd = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        move || {
+            Forwarder::start(
+                &dir,
+                &cfg,
+                &[(
+                    "MCAS_FORWARD_SHARED_KEY",
+                    mcas_azure_emulator::DEFAULT_SHARED_KEY,
+                )],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let port = fwd.port.to_string();
+    logger(&[
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &port,
+        "--tcp",
+        &cef("dc-1", "legacy"),
+    ]);
+    let table = "CommonSecurityLog_CL";
+    assert!(
+        wait_until_async(Duration::from_secs(20), || emu.count(table) >= 1).await,
+        "{}",
+        fwd.stderr_text()
+    );
+    let rows = emu.rows(table);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["DeviceVendor_s"], "MCAS", "{}", rows[0]);
+    assert_eq!(rows[0]["ExtID_s"], "dc-1");
+    // TimeGenerated is reserved there: it travels as CollectedTime, named in time-generated-field.
+    assert!(rows[0].get("CollectedTime_t").is_some(), "{}", rows[0]);
+    drop(fwd);
+    emu.shutdown().await;
+}
+
+#[test]
+fn listener_timezone_applies_to_zoneless_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tz.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[[listen]]
+protocol = "udp"
+address = "127.0.0.1:5514"
+timezone = "+02:00"
+
+[output]
+kind = "stdout"
+syslog_stream = "Syslog"
+"#,
+    )
+    .unwrap();
+    let input = b"<13>2024-05-08T16:07:11 host1 app: zone-less\n<13>2024-05-08T16:07:11Z host1 app: in UTC\n";
+    let (code, out, err) = run_cli(
+        &[
+            "map",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--received-at",
+            "2024-05-08T16:00:00Z",
+        ],
+        Some(input),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["EventTime"], "2024-05-08T14:07:11.000Z", "{out}");
+    assert_eq!(rows[1]["EventTime"], "2024-05-08T16:07:11.000Z");
+    // Without a timezone, zone-less means UTC.
+    let (code, out, _) = run_cli(
+        &["map", "--received-at", "2024-05-08T16:00:00Z"],
+        Some(input),
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().all(|l| l.contains("dead_letter")),
+        "the default has no syslog_stream: {out}"
+    );
+    std::fs::write(
+        &cfg,
+        "[output]\nkind = \"stdout\"\nsyslog_stream = \"Syslog\"\n",
+    )
+    .unwrap();
+    let (_, out, _) = run_cli(
+        &["map", "--config", cfg.to_str().unwrap()],
+        Some(input),
+        &[],
+    );
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["EventTime"], "2024-05-08T16:07:11.000Z", "{out}");
+}
