@@ -445,9 +445,7 @@ pub(crate) async fn run_spooler(
             }
             Ok(None) => {}
             Err(e) => {
-                // The batch stays in memory only if we keep trying: wait and retry is not
-                // possible without holding it, so log loudly; ENOSPC recovers on the next batch.
-                tracing::error!(rows, error = %format!("{e:#}"), "spool write failed; batch lost");
+                tracing::error!(rows, error = %format!("{e:#}"), "spool writer failed; batch lost");
             }
         }
     }

@@ -139,45 +139,47 @@ impl Spool {
             }
         }
         self.account(len as i64, 1);
-        let seq = self.next_seq.fetch_add(1, Relaxed);
         let route = batch.route;
-        let path = self.dir.join(file_name(seq, route));
-        let tmp = self.dir.join(format!("{seq:020}.{}.tmp", route.as_str()));
-        let fsync = self.fsync;
-        let dir = self.dir.clone();
-        let final_path = path.clone();
-        let res = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&batch.data)?;
-            if fsync == FsyncPolicy::Always {
-                f.sync_data()?;
-            }
-            drop(f);
-            std::fs::rename(&tmp, &final_path)?;
-            if fsync == FsyncPolicy::Always {
-                std::fs::File::open(&dir)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await;
-        match res {
-            Ok(Ok(())) => {
-                self.metrics.spool_written.fetch_add(1, Relaxed);
-                Ok(Some(Spooled {
-                    seq,
-                    route,
-                    path,
-                    len,
-                }))
-            }
-            Ok(Err(e)) => {
-                self.account(-(len as i64), -1);
-                Err(anyhow::Error::new(e)
-                    .context(format!("cannot write spool file {}", path.display())))
-            }
-            Err(e) => {
-                self.account(-(len as i64), -1);
-                Err(anyhow::anyhow!("spool writer task failed: {e}"))
+        let mut batch = batch;
+        let mut pause = std::time::Duration::from_millis(500);
+        loop {
+            let seq = self.next_seq.fetch_add(1, Relaxed);
+            let path = self.dir.join(file_name(seq, route));
+            let tmp = self.dir.join(format!("{seq:020}.{}.tmp", route.as_str()));
+            let fsync = self.fsync;
+            let dir = self.dir.clone();
+            let final_path = path.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                let r = write_file(&tmp, &final_path, &dir, &batch.data, fsync);
+                if r.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                (r, batch)
+            })
+            .await;
+            match res {
+                Ok((Ok(()), _)) => {
+                    self.metrics.spool_written.fetch_add(1, Relaxed);
+                    return Ok(Some(Spooled {
+                        seq,
+                        route,
+                        path,
+                        len,
+                    }));
+                }
+                Ok((Err(e), back)) => {
+                    // ENOSPC, EIO, a removed directory: keep the batch and try again; the
+                    // pipeline waits meanwhile (back-pressure), so nothing read is dropped.
+                    tracing::error!(dir = %self.dir.display(), error = %e, retry_in = ?pause, "cannot write a spool file; retrying");
+                    batch = back;
+                    let _ = std::fs::create_dir_all(&self.dir);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                }
+                Err(e) => {
+                    self.account(-(len as i64), -1);
+                    return Err(anyhow::anyhow!("spool writer task failed: {e}"));
+                }
             }
         }
     }
@@ -228,6 +230,26 @@ impl Spool {
             self.space.notify_waiters();
         }
     }
+}
+
+fn write_file(
+    tmp: &Path,
+    path: &Path,
+    dir: &Path,
+    data: &[u8],
+    fsync: FsyncPolicy,
+) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(tmp)?;
+    f.write_all(data)?;
+    if fsync == FsyncPolicy::Always {
+        f.sync_data()?;
+    }
+    drop(f);
+    std::fs::rename(tmp, path)?;
+    if fsync == FsyncPolicy::Always {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn file_name(seq: u64, route: Route) -> String {
@@ -294,6 +316,25 @@ mod tests {
         assert!(!d.path().join("00000000000000000099.csl.tmp").exists());
         let c = Arc::new(s2).write(batch(1)).await.unwrap().unwrap();
         assert!(c.seq > b.seq);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_retried_not_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("spool");
+        let m = Arc::new(Metrics::default());
+        let (s, _) = Spool::open(&sub, &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
+        // The directory vanishes (an operator's mistake, a remount): the write fails once,
+        // the spool recreates the directory and writes the batch.
+        std::fs::remove_dir_all(&sub).unwrap();
+        let w = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            Arc::new(s).write(batch(42)),
+        )
+        .await;
+        let spooled = w.unwrap().unwrap().unwrap();
+        assert_eq!(std::fs::read(&spooled.path).unwrap().len(), 42);
+        assert_eq!(m.spool_files.load(Relaxed), 1);
     }
 
     #[tokio::test]

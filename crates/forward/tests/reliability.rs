@@ -211,6 +211,18 @@ when_full = "block"
     .await
     .unwrap();
     let spool_bytes = fwd.metric("mcas_forward_spool_bytes").unwrap();
+    // Output unreachable and the spool above its ready threshold (90 %): not ready.
+    let f = &fwd;
+    assert!(
+        wait_until_async(Duration::from_secs(10), || f
+            .http_get("/health")
+            .map(|h| h.0)
+            == Some(503))
+        .await,
+        "{:?}",
+        fwd.http_get("/health")
+    );
+    assert_eq!(fwd.http_get("/health/live").map(|h| h.0), Some(200));
     assert!(
         spool_bytes <= (1 << 20) as f64 + 300_000.0,
         "spool over its cap: {spool_bytes}"
