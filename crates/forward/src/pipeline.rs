@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::deadletter::DeadLetter;
 use crate::listen::Chunk;
 use crate::metrics::Metrics;
-use crate::route::{Buffers, Route, Router};
+use crate::route::{Buffers, Outcome, Route, Router};
 use crate::spool::Batch;
 
 /// Batch limits.
@@ -36,37 +36,52 @@ pub(crate) async fn worker(
     let mut tick = tokio::time::interval(limits.flush_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    // Time-based closing also runs between chunks, so a busy queue cannot starve it (a
+    // quiet route's rows never wait longer than flush_interval, even under load).
+    let mut last_close = Instant::now();
     loop {
         tokio::select! {
-            biased;
             c = rx.recv() => {
                 let Some(chunk) = c else { break };
                 for msg in &chunk.msgs {
-                    router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);
-                    for route in Route::ALL {
+                    let outcome = router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);
+                    if let Outcome::Routed(route) = outcome {
                         let b = bufs.get(route);
                         if (b.rows >= limits.max_rows || b.data.len() >= limits.max_bytes)
                             && !close(&mut bufs, route, &out, &metrics).await
                         {
-                                return;
+                            return;
                         }
                     }
                 }
-            }
-            _ = tick.tick() => {
-                for route in Route::ALL {
-                    if !close(&mut bufs, route, &out, &metrics).await {
+                if last_close.elapsed() >= limits.flush_interval {
+                    if !close_all(&mut bufs, &out, &metrics).await {
                         return;
                     }
+                    dead.flush();
+                    last_close = Instant::now();
+                }
+            }
+            _ = tick.tick() => {
+                if !close_all(&mut bufs, &out, &metrics).await {
+                    return;
                 }
                 dead.flush();
+                last_close = Instant::now();
             }
         }
     }
-    for route in Route::ALL {
-        close(&mut bufs, route, &out, &metrics).await;
-    }
+    close_all(&mut bufs, &out, &metrics).await;
     dead.flush();
+}
+
+async fn close_all(bufs: &mut Buffers, out: &mpsc::Sender<Batch>, metrics: &Metrics) -> bool {
+    for route in Route::ALL {
+        if !close(bufs, route, out, metrics).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// Hand the open batch of `route` to the output stage (waiting for room). False when the
