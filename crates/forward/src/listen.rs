@@ -24,6 +24,9 @@ use crate::metrics::{DropReason, Metrics};
 /// Messages per chunk handed to a worker.
 pub(crate) const CHUNK: usize = 256;
 
+/// TCP/TLS read buffer: large reads mean few system calls at high rates.
+const READ_BUF: usize = 256 * 1024;
+
 /// One message as read from a socket.
 #[derive(Debug)]
 pub(crate) struct Msg {
@@ -323,7 +326,9 @@ async fn read_stream<S: AsyncRead + Unpin>(ctx: &Ctx, mut s: S, peer: IpAddr) {
         max,
         ctx.cfg.oversize == OversizeConfig::Truncate,
     );
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Start small (thousands of idle connections stay cheap) and grow for busy senders.
+    let mut want = 8 * 1024;
+    let mut buf = BytesMut::with_capacity(want);
     let idle = ctx.cfg.idle_timeout.0;
     let mut msgs: Vec<Msg> = Vec::with_capacity(CHUNK);
     let mut eof = false;
@@ -355,9 +360,10 @@ async fn read_stream<S: AsyncRead + Unpin>(ctx: &Ctx, mut s: S, peer: IpAddr) {
         if eof || !flush(ctx, &mut msgs).await {
             return;
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
+        if buf.capacity() - buf.len() < want / 4 {
+            buf.reserve(want);
         }
+        let spare = buf.capacity() - buf.len();
         let read = tokio::select! {
             _ = ctx.stop.cancelled() => {
                 // Stop reading new data; what is already buffered is cut with decode_eof.
@@ -370,6 +376,9 @@ async fn read_stream<S: AsyncRead + Unpin>(ctx: &Ctx, mut s: S, peer: IpAddr) {
             Ok(Ok(0)) => eof = true,
             Ok(Ok(n)) => {
                 ctx.metrics.received_bytes.fetch_add(n as u64, Relaxed);
+                if n >= spare / 2 {
+                    want = (want * 2).min(READ_BUF);
+                }
             }
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "read error");
