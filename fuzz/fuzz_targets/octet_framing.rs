@@ -36,7 +36,11 @@ fn run(mut c: SyslogCodec, chunks: &[&[u8]]) -> Vec<Frame> {
         while let Some(f) = c.decode(&mut buf).expect("decode never fails") {
             out.push(f);
         }
-        assert!(buf.len() <= max + HEADER, "buffer {} above limit {max}", buf.len());
+        assert!(
+            buf.len() <= max + HEADER,
+            "buffer {} above limit {max}",
+            buf.len()
+        );
     }
     while let Some(f) = c.decode_eof(&mut buf).expect("decode_eof never fails") {
         out.push(f);

@@ -13,8 +13,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(m.raw(), data);
-    let _ = (m.facility(), m.severity(), m.timestamp(), m.timestamp_str(), m.hostname());
-    let _ = (m.app_name(), m.proc_id(), m.msg_id(), m.sequence_id(), m.msg_replacements());
+    let _ = (
+        m.facility(),
+        m.severity(),
+        m.timestamp(),
+        m.timestamp_str(),
+        m.hostname(),
+    );
+    let _ = (
+        m.app_name(),
+        m.proc_id(),
+        m.msg_id(),
+        m.sequence_id(),
+        m.msg_replacements(),
+    );
     let _ = m.msg_lossy();
     for e in m.structured_data().iter() {
         for (name, value) in e.params() {
