@@ -538,3 +538,57 @@ fn embedded_default_validates_and_the_example_config_parses() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_the_output_down_spools_everything_and_exits_0() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    emu.set_faults(down());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emulator_config(&emu.base_url(), "")
+        .replace("flush_interval = \"100ms\"", "flush_interval = \"60s\"")
+        .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"1s\"");
+    let env = secret_env();
+    let d = dir.path().to_owned();
+    let n = 500;
+    let spooled = tokio::task::spawn_blocking({
+        let cfg = cfg.clone();
+        move || {
+            let mut fwd = Forwarder::start(&d, &cfg, &env);
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
+            let buf: String = (0..n).map(|i| line(i, 10)).collect();
+            s.write_all(buf.as_bytes()).unwrap();
+            assert!(wait_until(Duration::from_secs(20), || fwd
+                .metric("mcas_forward_received_total")
+                == Some(n as f64)));
+            let st = fwd.terminate(Duration::from_secs(30));
+            assert!(st.success(), "exit {st:?}; stderr:\n{}", fwd.stderr_text());
+            assert!(
+                fwd.stderr_text().contains("batches left in the spool"),
+                "{}",
+                fwd.stderr_text()
+            );
+            spooled_rows(&d.join("spool"))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(spooled, n, "everything read is in the spool at exit");
+    emu.set_faults(Faults::none());
+    let d = dir.path().to_owned();
+    let env = secret_env();
+    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &cfg, &env))
+        .await
+        .unwrap();
+    assert!(
+        wait_until_async(Duration::from_secs(30), || emu.count(CSL) >= n).await,
+        "{}",
+        fwd.stderr_text()
+    );
+    let got: BTreeSet<usize> = ids(&emu.rows(CSL)).into_iter().collect();
+    assert_eq!(got.len(), n);
+    assert_eq!(emu.count(CSL), n, "no duplicates");
+    drop(fwd);
+    emu.shutdown().await;
+}
