@@ -115,6 +115,15 @@ async fn logger_udp_tcp_and_octet_counted_reach_the_emulator() {
         fwd.metric("mcas_forward_sent_rows_total"),
         Some(cases.len() as f64)
     );
+    assert_eq!(
+        fwd.metric("mcas_forward_token_refreshes_total"),
+        Some(1.0),
+        "one token, cached"
+    );
+    assert!(
+        fwd.metric("mcas_forward_responses_total{status=\"204\"}")
+            .is_some_and(|v| v >= 1.0)
+    );
     let (code, body) = fwd.http_get("/health").expect("health");
     assert_eq!(code, 200, "{body}");
     let st = tokio::task::spawn_blocking(move || {
