@@ -35,8 +35,11 @@ pub(crate) fn init_logging(cfg: &Config) {
         .unwrap_or_else(|| "info".to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         LogFormat::Json => b.json().try_init(),
@@ -201,6 +204,10 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
         }
     };
     let deadline = Instant::now() + cfg.pipeline.shutdown_grace.0;
+    if let Some(n) = &network {
+        // A full spool must not wedge the drain (output down, `when_full = "block"`).
+        n.spool.drain();
+    }
     metrics.listeners_up.store(false, Relaxed);
     stop_listeners.cancel();
     for t in listener_tasks {

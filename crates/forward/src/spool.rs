@@ -45,6 +45,8 @@ pub(crate) struct Spool {
     bytes: AtomicU64,
     files: AtomicU64,
     space: Notify,
+    /// Set at shutdown: the cap no longer blocks, so everything read can be drained to disk.
+    draining: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -100,6 +102,7 @@ impl Spool {
             bytes: AtomicU64::new(bytes),
             files: AtomicU64::new(left.len() as u64),
             space: Notify::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             metrics,
         };
         Ok((spool, left))
@@ -119,8 +122,9 @@ impl Spool {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let held = self.bytes.load(Relaxed);
-            // An empty spool always takes one batch, however large, so nothing wedges.
-            if held == 0 || held + len <= self.max_bytes {
+            // An empty spool always takes one batch, however large, so nothing wedges. At
+            // shutdown the cap gives way: what is in memory (bounded by the queues) goes to disk.
+            if held == 0 || held + len <= self.max_bytes || self.draining.load(Relaxed) {
                 break;
             }
             match self.when_full {
@@ -182,6 +186,12 @@ impl Spool {
                 }
             }
         }
+    }
+
+    /// Shutdown: let the batches still in memory through, over the cap if need be.
+    pub(crate) fn drain(&self) {
+        self.draining.store(true, Relaxed);
+        self.space.notify_waiters();
     }
 
     /// Delete a batch the output acknowledged.
@@ -335,6 +345,27 @@ mod tests {
         let spooled = w.unwrap().unwrap().unwrap();
         assert_eq!(std::fs::read(&spooled.path).unwrap().len(), 42);
         assert_eq!(m.spool_files.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn drain_lets_blocked_writers_through_at_shutdown() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m).unwrap();
+        let s = Arc::new(s);
+        s.write(batch(1 << 20)).await.unwrap().unwrap();
+        let s2 = s.clone();
+        let waiter = tokio::spawn(async move { s2.write(batch(10)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished());
+        s.drain();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(r.is_some());
+        assert_eq!(s.bytes(), (1 << 20) + 10);
     }
 
     #[tokio::test]
