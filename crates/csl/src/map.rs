@@ -272,6 +272,16 @@ impl<'a> Mapping<'a, '_> {
             }
         }
         self.warnings.reverse();
+        if self.row.custom.len() > 1 {
+            // Set last to first; serialise in the rules' order, as `columns_with` lists them.
+            let custom = self.rules.custom_columns();
+            self.row.custom.sort_by_rank(|name| {
+                custom
+                    .iter()
+                    .position(|(n, _)| n == name)
+                    .unwrap_or(usize::MAX)
+            });
+        }
         if !extra.is_empty() {
             self.additional_extensions(&extra);
         }

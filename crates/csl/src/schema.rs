@@ -288,6 +288,11 @@ impl<'a> CustomColumns<'a> {
         self.columns.is_empty()
     }
 
+    /// Reorders the columns by `rank` of their names.
+    pub(crate) fn sort_by_rank(&mut self, rank: impl Fn(&str) -> usize) {
+        self.columns.sort_by_key(|(n, _)| rank(n));
+    }
+
     /// Copies every borrowed name and value.
     pub fn into_owned(self) -> CustomColumns<'static> {
         CustomColumns {

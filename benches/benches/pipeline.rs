@@ -1,0 +1,112 @@
+//! The whole per-event path of the forwarder (`cargo bench -p mcas-benches --bench pipeline`):
+//! syslog parse → CEF parse → map to a `CommonSecurityLog` row → `serde_json`
+//! into a reused buffer.
+//!
+//! * `pipeline/corpus_events/{mcas,mixed}` and `pipeline/corpus_bytes/...`: the
+//!   same loop over a whole deterministic corpus, reported once in events per
+//!   second and once in bytes (of syslog input) per second.
+//! * `pipeline/line/...`: one MCAS activity line, end to end and stage by stage
+//!   (`syslog`, `cef`, `map`, `json`), to show where the time goes.
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
+
+use std::hint::black_box;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use mcas_benches::corpus;
+use mcas_csl::Context;
+
+/// Lines per corpus (about 3.6 MB of MCAS text).
+const CORPUS_LINES: usize = 5_000;
+
+/// A fixed receive time: the forwarder reads the clock once per datagram or
+/// read, not per column, so the clock is left out of the measurement.
+fn received() -> mcas_cef::jiff::Timestamp {
+    mcas_cef::jiff::Timestamp::from_millisecond(1_732_776_284_000).expect("valid instant")
+}
+
+/// One event through every stage; returns the JSON length so nothing is optimised out.
+fn pipeline_one(line: &[u8], received: mcas_cef::jiff::Timestamp, out: &mut Vec<u8>) -> usize {
+    let msg = mcas_syslog::parse(line).expect("syslog");
+    let event = mcas_cef::parse(msg.msg()).expect("CEF");
+    let ctx = Context::new(received).with_computer(msg.hostname());
+    let mapped = mcas_csl::map(&event, &ctx);
+    out.clear();
+    serde_json::to_writer(&mut *out, &mapped.row).expect("serialises");
+    out.len()
+}
+
+fn corpus_benches(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, buf: &[u8]) {
+    let lines: Vec<&[u8]> = corpus::lines(buf).collect();
+    let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
+    let received = received();
+    let mut out = Vec::with_capacity(8 * 1024);
+    let mut run = |b: &mut criterion::Bencher<'_>| {
+        b.iter(|| {
+            let mut total = 0;
+            for l in &lines {
+                total += pipeline_one(black_box(l), received, &mut out);
+            }
+            total
+        })
+    };
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function(format!("corpus_events/{name}"), &mut run);
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function(format!("corpus_bytes/{name}"), &mut run);
+}
+
+fn line_benches(g: &mut BenchmarkGroup<'_, WallTime>, line: &[u8]) {
+    let received = received();
+    let mut out = Vec::with_capacity(8 * 1024);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("line/mcas_activity/all", |b| {
+        b.iter(|| pipeline_one(black_box(line), received, &mut out))
+    });
+    g.bench_function("line/mcas_activity/syslog", |b| {
+        b.iter(|| {
+            mcas_syslog::parse(black_box(line))
+                .expect("syslog")
+                .msg()
+                .len()
+        })
+    });
+    let msg = mcas_syslog::parse(line).expect("syslog");
+    g.bench_function("line/mcas_activity/cef", |b| {
+        b.iter(|| mcas_cef::parse(black_box(msg.msg())).expect("CEF"))
+    });
+    let event = mcas_cef::parse(msg.msg()).expect("CEF");
+    let ctx = Context::new(received).with_computer(msg.hostname());
+    g.bench_function("line/mcas_activity/map", |b| {
+        b.iter(|| mcas_csl::map(black_box(&event), &ctx))
+    });
+    let mapped = mcas_csl::map(&event, &ctx);
+    g.bench_function("line/mcas_activity/json", |b| {
+        b.iter(|| {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&mapped.row)).expect("serialises");
+            out.len()
+        })
+    });
+}
+
+fn pipeline(c: &mut Criterion) {
+    let mcas = corpus::mcas(CORPUS_LINES, corpus::DEFAULT_SEED);
+    let mixed = corpus::mixed(CORPUS_LINES, corpus::DEFAULT_SEED);
+    let activity = corpus::lines(&mcas)
+        .find(|l| l.windows(15).any(|w| w == b"EVENT_CATEGORY_"))
+        .expect("the corpus has an activity line");
+
+    let mut g = c.benchmark_group("pipeline");
+    corpus_benches(&mut g, "mcas", &mcas);
+    corpus_benches(&mut g, "mixed", &mixed);
+    line_benches(&mut g, activity);
+    g.finish();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);
