@@ -16,6 +16,33 @@ use std::time::Duration;
 use common::*;
 use mcas_azure_emulator::{Emulator, EmulatorConfig};
 
+/// The private rsyslogd, stopped (SIGTERM, then SIGKILL) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    fn stop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn rsyslogd() -> Option<std::path::PathBuf> {
     ["/usr/sbin/rsyslogd", "/sbin/rsyslogd", "/usr/bin/rsyslogd"]
         .iter()
@@ -56,7 +83,7 @@ action(type="omfwd" target="127.0.0.1" port="{fwd_port}" protocol="tcp" TCP_Fram
         ),
     )
     .unwrap();
-    let mut rs = Command::new(&rsyslogd)
+    let rs = Command::new(&rsyslogd)
         .args(["-n", "-f"])
         .arg(&conf)
         .arg("-i")
@@ -65,6 +92,8 @@ action(type="omfwd" target="127.0.0.1" port="{fwd_port}" protocol="tcp" TCP_Fram
         .stderr(std::fs::File::create(dir.path().join("rsyslogd.err")).unwrap())
         .spawn()
         .expect("start rsyslogd");
+    // Stopped on every path, a failed assertion included.
+    let mut rs = KillOnDrop(rs);
     let up = wait_until_async(Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", relay_port)).is_ok()
     })
@@ -91,9 +120,7 @@ action(type="omfwd" target="127.0.0.1" port="{fwd_port}" protocol="tcp" TCP_Fram
         emu.count("CommonSecurityLog") >= n
     })
     .await;
-    let pid = rs.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = tokio::task::spawn_blocking(move || rs.wait()).await;
+    rs.stop();
     assert!(
         ok,
         "rows {} of {n}; forwarder stderr:\n{}",
