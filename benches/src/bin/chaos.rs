@@ -96,6 +96,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("bad-input", test_bad_input),
     ("connection-flood", test_connection_flood),
     ("allow-list", test_allow_list),
+    ("mutual-tls", test_mtls),
 ];
 
 fn main() -> ExitCode {
@@ -347,6 +348,8 @@ struct FwdCfg {
     allow: Option<&'static str>,
     retry_budget: &'static str,
     idle_timeout: &'static str,
+    /// A TLS listener: (address, cert, key, client CA).
+    tls: Option<(SocketAddr, PathBuf, PathBuf, PathBuf)>,
 }
 
 impl FwdCfg {
@@ -364,6 +367,7 @@ impl FwdCfg {
             allow: None,
             retry_budget: "10s",
             idle_timeout: "600s",
+            tls: None,
         })
     }
 
@@ -376,6 +380,15 @@ impl FwdCfg {
         );
         if let Some(a) = self.allow {
             let _ = writeln!(s, "allow = [\"{a}\"]");
+        }
+        if let Some((a, cert, key, ca)) = &self.tls {
+            let _ = write!(
+                s,
+                "\n[[listen]]\nprotocol = \"tls\"\naddress = \"{a}\"\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
+                cert.display(),
+                key.display(),
+                ca.display()
+            );
         }
         if let Some(u) = self.udp {
             let _ = write!(
@@ -1424,4 +1437,166 @@ fn socket2_connect_from(src: &str, to: SocketAddr) -> Res<Option<TcpStream>> {
         Ok(()) => Ok(Some(sock.into())),
         Err(_) => Ok(None),
     }
+}
+
+/// A CA, and certificates it signs.
+struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    fn new(name: &str) -> Res<Self> {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, name.to_owned());
+        let key = rcgen::KeyPair::generate()?;
+        let cert = p.self_signed(&key)?;
+        Ok(Self { cert, key })
+    }
+
+    /// (certificate, key) for `names`, for a server or a client.
+    fn issue(&self, names: &[&str], client: bool) -> Res<(rcgen::Certificate, rcgen::KeyPair)> {
+        let mut p = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )?;
+        p.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            names.first().copied().unwrap_or("x"),
+        );
+        p.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let key = rcgen::KeyPair::generate()?;
+        let cert = p.signed_by(&key, &self.cert, &self.key)?;
+        Ok((cert, key))
+    }
+}
+
+/// Sends `lines` over TLS with an optional client certificate; true when
+/// every byte was written and the server did not abort the session.
+fn tls_send(
+    addr: SocketAddr,
+    server_ca: &TestCa,
+    client: Option<&(rcgen::Certificate, rcgen::KeyPair)>,
+    lines: &[Vec<u8>],
+) -> bool {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    let attempt = || -> Res<()> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server_ca.cert.der().clone())?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
+        let cfg = match client {
+            Some((cert, key)) => builder.with_client_auth_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )?,
+            None => builder.with_no_client_auth(),
+        };
+        let conn =
+            rustls::ClientConnection::new(Arc::new(cfg), ServerName::try_from("localhost")?)?;
+        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        for l in lines {
+            tls.write_all(l)?;
+        }
+        tls.flush()?;
+        tls.conn.send_close_notify();
+        tls.flush()?;
+        // A server that refused our certificate answers with an alert here.
+        let mut rest = Vec::new();
+        match tls.read_to_end(&mut rest) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    };
+    attempt().is_ok()
+}
+
+/// 7a. Mutual TLS: a client certificate from the configured CA is accepted;
+/// none, or one from another CA, is refused and counted.
+fn test_mtls(ctx: &Ctx) -> Res<Outcome> {
+    let ca = TestCa::new("chaos test CA")?;
+    let other = TestCa::new("another CA")?;
+    let (srv, srv_key) = ca.issue(&["localhost", "127.0.0.1"], false)?;
+    let good_client = ca.issue(&["good-client"], true)?;
+    let rogue_client = other.issue(&["rogue-client"], true)?;
+    let d = &ctx.dir;
+    std::fs::write(d.join("server.pem"), srv.pem())?;
+    std::fs::write(d.join("server.key"), srv_key.serialize_pem())?;
+    std::fs::write(d.join("client-ca.pem"), ca.cert.pem())?;
+
+    let emu = Emu::start(None, None)?;
+    let mut cfg = FwdCfg::new(emu.base())?;
+    let tls_addr = free_port()?;
+    cfg.tls = Some((
+        tls_addr,
+        d.join("server.pem"),
+        d.join("server.key"),
+        d.join("client-ca.pem"),
+    ));
+    let fwd = Fwd::start(ctx, cfg)?;
+    let good = events(2_000, 12)?;
+    let none = events(100, 13)?;
+    let rogue = events(100, 14)?;
+    let good_ok = tls_send(tls_addr, &ca, Some(&good_client), &good);
+    let none_ok = tls_send(tls_addr, &ca, None, &none);
+    let rogue_ok = tls_send(tls_addr, &ca, Some(&rogue_client), &rogue);
+    let t = settle(&emu, &fwd, good.len() as u64, 0, Duration::from_secs(60));
+    let m = fwd.metrics()?;
+    let ids = emu.ext_ids()?;
+    let leaked = none
+        .iter()
+        .chain(rogue.iter())
+        .filter_map(|l| ext_id(l))
+        .filter(|id| ids.contains_key(String::from_utf8_lossy(id).as_ref()))
+        .count() as u64;
+    let mut out = Outcome::default();
+    out.fig("accepted_session_ok", good_ok);
+    out.fig("no_certificate_session_ok", none_ok);
+    out.fig("other_ca_session_ok", rogue_ok);
+    out.fig("refused_tls_handshake", m.dropped("tls_handshake"));
+    report_tally(&mut out, good.len() as u64, &t);
+    out.fig("refused_events_delivered", leaked);
+    out.check(
+        good_ok,
+        "the session with a valid client certificate failed",
+    );
+    out.check(
+        !none_ok,
+        "the session without a client certificate was not refused",
+    );
+    out.check(
+        !rogue_ok,
+        "the session with another CA's certificate was not refused",
+    );
+    out.eq(
+        "handshakes refused and counted",
+        m.dropped("tls_handshake"),
+        2,
+    );
+    out.eq("events from refused sessions delivered", leaked, 0);
+    drop(fwd);
+    emu.stop();
+    Ok(out)
 }
