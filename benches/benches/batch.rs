@@ -80,6 +80,29 @@ fn batch(c: &mut Criterion) {
         });
     }
 
+    // The `send<T: Serialize>` path: serialise mapped rows, then pack and gzip.
+    let text = corpus::mcas(ROWS, corpus::DEFAULT_SEED);
+    let received = mcas_cef::jiff::Timestamp::from_second(1_732_776_284).expect("valid time");
+    let events: Vec<_> = corpus::lines(&text)
+        .map(|l| mcas_cef::parse(l).expect("corpus lines are CEF"))
+        .collect();
+    let ctx = mcas_csl::Context::new(received).with_computer(Some("mcas-agent-01"));
+    let mapped: Vec<_> = events.iter().map(|e| mcas_csl::map(e, &ctx).row).collect();
+    g.bench_function("serialize_pack_gzip/level3", |b| {
+        b.iter(|| {
+            let rows = Rows::serialize(black_box(&mapped));
+            let packed = pack(&rows, &rows.valid_indices(), LOGS_INGESTION_MAX_BODY);
+            let mut body = Vec::with_capacity(LOGS_INGESTION_MAX_BODY);
+            let mut out = 0;
+            for batch in &packed.batches {
+                body.clear();
+                encode_array(&rows, batch, &mut body);
+                out += gzip(&body, 3).len();
+            }
+            out
+        })
+    });
+
     #[cfg(feature = "peers")]
     {
         let rows = Rows::from_ndjson(&ndjson);
