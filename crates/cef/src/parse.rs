@@ -324,6 +324,22 @@ fn is_key_start(b: u8) -> bool {
 
 type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
+/// One pair found by the scanner, as byte ranges of the (trimmed) extension.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    /// `key_start..key_end`; empty for text without a key.
+    key_start: usize,
+    key_end: usize,
+    value_start: usize,
+    value_end: usize,
+    /// The value contains a backslash.
+    escaped: bool,
+}
+
+/// Pairs up to this count are collected on the stack and then copied into a `Vec` of
+/// exactly the right size: one allocation, and no growth checks in the hot loop.
+const STACK_PAIRS: usize = 64;
+
 /// Splits the extension into pairs.
 ///
 /// A key is `[A-Za-z0-9_][A-Za-z0-9_.,\[\]-]*` directly followed by `=`, at the start of
@@ -347,16 +363,61 @@ fn parse_extension<'a>(ext: &'a str, base: usize, warnings: &mut Vec<Warning>) -
     while begin < end && b[begin] == b' ' {
         begin += 1;
     }
-    let b = &b[begin..end];
     let ext = &ext[begin..end];
     let base = base + begin;
-    if b.is_empty() {
+    if ext.is_empty() {
         return Vec::new();
     }
+    let warnings_before = warnings.len();
 
-    // One allocation: every pair has a bare or escaped '=', plus possibly keyless text.
-    let mut pairs: Pairs<'a> = Vec::with_capacity(memchr::memchr_iter(b'=', b).count() + 1);
-    let mut key: Option<&'a str> = None;
+    let mut stack = [Span::default(); STACK_PAIRS];
+    let mut n = 0;
+    let fits = scan(ext.as_bytes(), base, warnings, |span| {
+        match stack.get_mut(n) {
+            Some(slot) => {
+                *slot = span;
+                n += 1;
+                true
+            }
+            None => false,
+        }
+    });
+    let pairs = if fits {
+        stack[..n]
+            .iter()
+            .map(|s| make_pair(ext, s, base, warnings))
+            .collect()
+    } else {
+        // More pairs than the stack holds: scan again straight into a `Vec` sized by
+        // the number of '=' (every pair has one, plus possibly text without a key).
+        warnings.truncate(warnings_before);
+        let cap = memchr::memchr_iter(b'=', ext.as_bytes()).count() + 1;
+        let mut pairs = Vec::with_capacity(cap);
+        let mut value_warnings = Vec::new();
+        scan(ext.as_bytes(), base, warnings, |span| {
+            pairs.push(make_pair(ext, &span, base, &mut value_warnings));
+            true
+        });
+        warnings.append(&mut value_warnings);
+        pairs
+    };
+    if warnings.len() > warnings_before + 1 {
+        // Literal '=' come from the scan, escapes from unescaping: restore input order.
+        warnings[warnings_before..].sort_by_key(Warning::offset);
+    }
+    pairs
+}
+
+/// Finds the pairs of a trimmed, non-empty extension and hands each to `emit`, which
+/// returns `false` to stop. Returns `false` when stopped. Records literal-'=' warnings.
+#[inline(always)]
+fn scan(
+    b: &[u8],
+    base: usize,
+    warnings: &mut Vec<Warning>,
+    mut emit: impl FnMut(Span) -> bool,
+) -> bool {
+    let mut key = (0, 0);
     let mut value_start = 0;
     let mut value_escaped = false;
     let mut skip_to = 0;
@@ -380,7 +441,8 @@ fn parse_extension<'a>(ext: &'a str, base: usize, warnings: &mut Vec<Warning>) -
         let starts_key = j < i
             && is_key_start(b[j])
             && if j == 0 {
-                key.is_none()
+                // Only the very first key can start at 0.
+                value_start == 0
             } else {
                 b[j - 1] == b' ' && j > value_start
             };
@@ -390,69 +452,62 @@ fn parse_extension<'a>(ext: &'a str, base: usize, warnings: &mut Vec<Warning>) -
         }
         if j > 0 {
             // The value ends before the single space that separates it from the key.
-            let v = &ext[value_start..j - 1];
-            push_pair(
-                &mut pairs,
-                key,
-                v,
-                value_escaped,
-                base + value_start,
-                warnings,
-            );
+            let span = Span {
+                key_start: key.0,
+                key_end: key.1,
+                value_start,
+                value_end: j - 1,
+                escaped: value_escaped,
+            };
+            if !emit(span) {
+                return false;
+            }
         }
-        key = Some(&ext[j..i]);
+        key = (j, i);
         value_start = i + 1;
         value_escaped = false;
     }
-    let v = &ext[value_start..];
-    push_pair(
-        &mut pairs,
-        key,
-        v,
-        value_escaped,
-        base + value_start,
-        warnings,
-    );
-    pairs
+    emit(Span {
+        key_start: key.0,
+        key_end: key.1,
+        value_start,
+        value_end: b.len(),
+        escaped: value_escaped,
+    })
 }
 
 #[inline(always)]
-fn push_pair<'a>(
-    pairs: &mut Pairs<'a>,
-    key: Option<&'a str>,
-    value: &'a str,
-    escaped: bool,
-    offset: usize,
+fn make_pair<'a>(
+    ext: &'a str,
+    s: &Span,
+    base: usize,
     warnings: &mut Vec<Warning>,
-) {
-    match key {
-        // The common case builds the pair in place: no intermediate `Cow` on the stack.
-        Some(k) if !escaped => pairs.push((Cow::Borrowed(k), Cow::Borrowed(value))),
-        _ => push_pair_slow(pairs, key, value, escaped, offset, warnings),
+) -> (Cow<'a, str>, Cow<'a, str>) {
+    let key = &ext[s.key_start..s.key_end];
+    let value = &ext[s.value_start..s.value_end];
+    if !s.escaped && !key.is_empty() {
+        return (Cow::Borrowed(key), Cow::Borrowed(value));
     }
+    make_pair_slow(key, value, s.escaped, base + s.value_start, warnings)
 }
 
 #[inline(never)]
-fn push_pair_slow<'a>(
-    pairs: &mut Pairs<'a>,
-    key: Option<&'a str>,
+fn make_pair_slow<'a>(
+    key: &'a str,
     value: &'a str,
     escaped: bool,
     offset: usize,
     warnings: &mut Vec<Warning>,
-) {
+) -> (Cow<'a, str>, Cow<'a, str>) {
+    if key.is_empty() {
+        warnings.push(Warning::new(Some(offset), WarningKind::KeylessText));
+    }
     let value = if escaped {
         unescape_value(value, offset, warnings)
     } else {
         Cow::Borrowed(value)
     };
-    match key {
-        Some(k) => pairs.push((Cow::Borrowed(k), value)),
-        None => {
-            warnings.push(Warning::new(Some(offset), WarningKind::KeylessText));
-            pairs.push((Cow::Borrowed(""), value));
-        }
-    }
+    (Cow::Borrowed(key), value)
 }
 
 #[cfg(test)]
@@ -509,6 +564,27 @@ mod tests {
         // The error reported is the first marker's.
         let err = parse(b"CEF:x CEF:y|").expect_err("no marker parses");
         assert_eq!((*err.kind(), err.offset()), (ErrorKind::InvalidVersion, 0));
+    }
+
+    #[test]
+    fn more_pairs_than_the_stack_holds() {
+        let mut line = format!("{H}lead text ");
+        for i in 0..100 {
+            line.push_str(&format!("k{i}=a\\=b{i} lit=x=y esc=\\q "));
+        }
+        let e = parse(line.as_bytes()).expect("parses");
+        assert_eq!(e.extensions().len(), 301);
+        assert_eq!(e.extensions().next(), Some(("", "lead text")));
+        assert_eq!(e.get("k99"), Some("a=b99"));
+        assert_eq!(e.get("lit"), Some("x=y"));
+        assert_eq!(e.get("esc"), Some("\\q"));
+        let kinds: Vec<_> = e.warnings().iter().map(|w| w.kind().clone()).collect();
+        assert_eq!(kinds.len(), 201);
+        assert_eq!(kinds[0], WarningKind::KeylessText);
+        assert_eq!(kinds[1], WarningKind::LiteralEquals);
+        assert_eq!(kinds[2], WarningKind::UnknownEscape);
+        let offsets: Vec<_> = e.warnings().iter().map(Warning::offset).collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "in input order");
     }
 
     #[test]

@@ -143,3 +143,16 @@ fn a_line_without_escapes_allocates_once() {
     let (n, _) = allocations_of(|| mcas_cef::parse(header_only).expect("parses"));
     assert_eq!(n, 0);
 }
+
+#[test]
+fn many_pairs_still_allocate_once() {
+    // More pairs than the parser keeps on its stack.
+    let mut line = String::from("CEF:0|Vendor|Product|1.0|100|name|5|");
+    for i in 0..200 {
+        line.push_str(&format!("k{i}=v{i} "));
+    }
+    let (n, event) = allocations_of(|| mcas_cef::parse(line.as_bytes()).expect("parses"));
+    assert_eq!(event.extensions().len(), 200);
+    assert_eq!(event.get("k199"), Some("v199"));
+    assert_eq!(n, 1);
+}
