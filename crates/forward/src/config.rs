@@ -198,6 +198,9 @@ pub(crate) struct OutputConfig {
     /// In-flight requests.
     #[serde(default = "default_concurrency")]
     pub(crate) concurrency: usize,
+    /// logs-ingestion: gzip level of request bodies (0-9); the library default when unset.
+    #[serde(default)]
+    pub(crate) gzip_level: Option<u32>,
     /// Whole-request timeout.
     #[serde(default = "default_request_timeout")]
     pub(crate) request_timeout: DurationStr,
@@ -754,6 +757,9 @@ impl Config {
                 }
             }
             OutputKind::Stdout => {}
+        }
+        if o.gzip_level.is_some_and(|l| l > 9) {
+            bail!("output.gzip_level must be between 0 and 9");
         }
         if o.concurrency == 0 || o.concurrency > 64 {
             bail!("output.concurrency must be between 1 and 64");

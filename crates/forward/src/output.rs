@@ -169,15 +169,19 @@ impl Network {
                     .clone()
                     .unwrap_or_else(|| cloud(auth.cloud).ingestion_scope().to_owned());
                 let build = |stream: &str| -> anyhow::Result<Client> {
-                    let c =
+                    let mut b =
                         mcas_loganalytics::LogsIngestionClient::builder(&endpoint, &dcr, stream)
                             .credential(cred.clone())
                             .scope(scope.clone())
                             .max_in_flight(o.concurrency)
                             .request_timeout(timeout)
-                            .retry(retry.clone())
-                            .build()
-                            .with_context(|| format!("output stream {stream}"))?;
+                            .retry(retry.clone());
+                    if let Some(level) = o.gzip_level {
+                        b = b.gzip_level(level);
+                    }
+                    let c = b
+                        .build()
+                        .with_context(|| format!("output stream {stream}"))?;
                     Ok(Client::Logs(c))
                 };
                 Ok(Network {
