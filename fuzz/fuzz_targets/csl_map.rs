@@ -28,7 +28,10 @@ fn mappers() -> &'static [(Mapper, Vec<(String, ColumnType)>)] {
             .and_then(|r| r.map_label("targetObjects", "Targets_CF"))
             .and_then(|r| r.map_label_as("riskScore", "Risk_CF", Some(ColumnType::Int)))
             .expect("valid rules");
-        rules.drop_key("rawEvent").set_max_field_bytes(16).set_keep_duplicates(true);
+        rules
+            .drop_key("rawEvent")
+            .set_max_field_bytes(16)
+            .set_keep_duplicates(true);
         [
             Mapper::default(),
             Mapper::new(rules.clone(), TimeGeneratedPolicy::Rt),
