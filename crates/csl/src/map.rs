@@ -288,7 +288,15 @@ impl<'a> Mapping<'a, '_> {
     }
 
     fn additional_extensions(&mut self, extra: &BitSet) {
-        let mut out = String::new();
+        // Sized first, so the column costs exactly one allocation.
+        let len: usize = self
+            .event
+            .extensions()
+            .enumerate()
+            .filter(|(i, _)| extra.contains(*i))
+            .map(|(_, (k, v))| k.len() + v.len() + 2)
+            .sum();
+        let mut out = String::with_capacity(len);
         for (i, (key, value)) in self.event.extensions().enumerate() {
             if extra.contains(i) {
                 if !out.is_empty() {
