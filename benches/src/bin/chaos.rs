@@ -927,7 +927,7 @@ fn test_down(ctx: &Ctx) -> Res<Outcome> {
 /// Restarts under load: `kill -9` (loss bounded by the flush window) or SIGTERM (no loss).
 fn restarts(ctx: &Ctx, sigkill: bool) -> Res<Outcome> {
     let n = ctx.pick(200_000, 1_000_000);
-    let rate = ctx.pick(20_000u64, 50_000);
+    let rate = ctx.pick(20_000u64, 30_000);
     let kills: u32 = 3;
     let emu = Emu::start(Some(&ctx.dir.join("emulator")), None)?;
     let mut cfg = FwdCfg::new(emu.base())?;
