@@ -1600,3 +1600,73 @@ fn test_mtls(ctx: &Ctx) -> Res<Outcome> {
     emu.stop();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_id_is_the_value_up_to_the_next_space() {
+        assert_eq!(
+            ext_id(b"CEF:0|a|b|1|2|n|3|externalId=17_ab rt=1"),
+            Some(&b"17_ab"[..])
+        );
+        assert_eq!(ext_id(b"x externalId=last\n").map(<[u8]>::len), Some(5));
+        assert_eq!(ext_id(b"no id here"), None);
+    }
+
+    #[test]
+    fn corpus_events_have_unique_ids() {
+        let ev = events(2_000, 1).expect("events");
+        assert_eq!(ev.len(), 2_000);
+        assert!(ev.iter().all(|l| l.ends_with(b"\n")));
+    }
+
+    #[test]
+    fn prometheus_series_are_read_exactly() {
+        let p = Prom(
+            "# HELP x\nmcas_forward_spool_bytes 42\nmcas_forward_spool_bytes_max 7\n\
+             mcas_forward_dropped_total{reason=\"spool_full\"} 5\n\
+             mcas_forward_dropped_total{reason=\"oversize\"} 2\n\
+             mcas_forward_dropped_total{reason=\"not_allowed\"} 9\n"
+                .into(),
+        );
+        assert_eq!(p.get("mcas_forward_spool_bytes"), 42);
+        assert_eq!(p.dropped("spool_full"), 5);
+        // Connection refusals are not events.
+        assert_eq!(p.dropped_events(), 7);
+        assert_eq!(p.get("mcas_forward_missing"), 0);
+    }
+
+    #[test]
+    fn outcome_json_keeps_numbers_and_quotes_text() {
+        let mut o = Outcome::default();
+        o.fig("sent", 3);
+        o.fig("signal", "SIGTERM");
+        o.fig_json("emulator", "{\"a\":1}".into());
+        o.eq("rows", 2, 3);
+        let j = o.json("t", 1.0, false);
+        assert!(j.contains("\"sent\":3"), "{j}");
+        assert!(j.contains("\"signal\":\"SIGTERM\""), "{j}");
+        assert!(j.contains("\"emulator\":{\"a\":1}"), "{j}");
+        assert!(j.contains("\"ok\":false"), "{j}");
+    }
+
+    #[test]
+    fn forwarder_config_names_every_part() {
+        let mut c = FwdCfg::new("http://127.0.0.1:1".into()).expect("cfg");
+        c.allow = Some("127.0.0.1/32");
+        c.when_full = "drop-newest";
+        let t = c.render(Path::new("/tmp/x"));
+        for want in [
+            "protocol = \"tcp\"",
+            "allow = [\"127.0.0.1/32\"]",
+            "kind = \"logs-ingestion\"",
+            "when_full = \"drop-newest\"",
+            "path = \"/tmp/x/dead-letter.ndjson\"",
+            DEFAULT_DCR_ID,
+        ] {
+            assert!(t.contains(want), "{want} missing in\n{t}");
+        }
+    }
+}
