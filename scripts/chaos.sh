@@ -28,7 +28,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release -p mcas-forward -p mcas-benches --bin mcas-forward --bin chaos >&2
 fi
 mkdir -p target/chaos
-echo "{\"kind\":\"run\",\"date\":\"$(date -u +%FT%TZ)\",\"form\":\"${FULL:-short}\",\"cores\":$(nproc)}" >> target/chaos/results.jsonl
+echo "{\"kind\":\"run\",\"date\":\"$(date -u +%FT%TZ)\",\"form\":\"$([ -n "$FULL" ] && echo full || echo short)\",\"cores\":$(nproc)}" >> target/chaos/results.jsonl
 set +e
 target/release/chaos $FULL --forwarder target/release/mcas-forward --work target/chaos/work "${ARGS[@]}" \
     | tee -a target/chaos/results.jsonl
