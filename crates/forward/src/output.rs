@@ -435,24 +435,51 @@ pub(crate) async fn run_local(
     Ok(())
 }
 
-/// Write batches to the spool, then queue them for the senders.
+/// Spool files written (and fsync'd) at once. Each fsync costs a fixed latency (a journal
+/// commit) on top of the bytes; overlapping a few of them lets the disk group the commits,
+/// and one batch at a time capped the whole pipeline at the disk's fsync rate (see the
+/// end-to-end section of `docs/benchmarks.md`). Bounds memory too: at most this many closed
+/// batches are held here.
+pub(crate) const SPOOL_WRITES_IN_FLIGHT: usize = 4;
+
+/// Write batches to the spool, then queue them for the senders. Admission (the spool's cap
+/// and `when_full` policy) is decided one batch at a time, in arrival order; the durable
+/// writes then run up to [`SPOOL_WRITES_IN_FLIGHT`] at once, and each batch is queued for
+/// sending only once its own write is durable. Returns when the channel is closed and every
+/// write has finished.
 pub(crate) async fn run_spooler(
     spool: Arc<Spool>,
     mut rx: mpsc::Receiver<Batch>,
     queue: mpsc::UnboundedSender<Spooled>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(SPOOL_WRITES_IN_FLIGHT));
+    let mut writes = tokio::task::JoinSet::new();
     while let Some(b) = rx.recv().await {
-        let rows = b.rows;
-        match spool.write(b).await {
-            Ok(Some(s)) => {
-                let _ = queue.send(s);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(rows, error = %format!("{e:#}"), "spool writer failed; batch lost");
-            }
+        // Wait for a free slot before taking room in the spool, so a batch is never
+        // admitted and then parked in memory.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        if !spool.admit(&b).await {
+            continue;
         }
+        let (spool, queue) = (spool.clone(), queue.clone());
+        writes.spawn(async move {
+            let _slot = slot;
+            let rows = b.rows;
+            match spool.store(b).await {
+                Ok(s) => {
+                    let _ = queue.send(s);
+                }
+                Err(e) => {
+                    tracing::error!(rows, error = %format!("{e:#}"), "spool writer failed; batch lost");
+                }
+            }
+        });
+        // Reap finished writes so the set does not grow.
+        while writes.try_join_next().is_some() {}
     }
+    while writes.join_next().await.is_some() {}
 }
 
 /// The senders: take spooled batches, send them, delete them after delivery, dead-letter

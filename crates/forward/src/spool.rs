@@ -114,8 +114,22 @@ impl Spool {
     }
 
     /// Write `batch` durably. Under `block`, waits for space; under `drop-newest`, a batch that
-    /// does not fit is dropped, counted, and `None` returned.
+    /// does not fit is dropped, counted, and `None` returned. (The spool writer calls the two
+    /// halves itself, to overlap the durable writes.)
+    #[cfg(test)]
     pub(crate) async fn write(self: &Arc<Self>, batch: Batch) -> anyhow::Result<Option<Spooled>> {
+        if !self.admit(&batch).await {
+            return Ok(None);
+        }
+        self.store(batch).await.map(Some)
+    }
+
+    /// The first half of [`Spool::write`]: reserve room for `batch` in the spool's
+    /// accounting. Under `block`, waits for space; under `drop-newest`, a batch that does not
+    /// fit is dropped, counted, and false returned. A true answer must be followed by
+    /// [`Spool::store`] of the same batch. Admissions are made one at a time (the spool
+    /// writer's loop), so the cap holds; the stores may then run concurrently.
+    pub(crate) async fn admit(&self, batch: &Batch) -> bool {
         let len = batch.data.len() as u64;
         loop {
             let notified = self.space.notified();
@@ -137,12 +151,21 @@ impl Spool {
                         max = self.max_bytes,
                         "spool full: batch dropped (when_full = drop-newest)"
                     );
-                    return Ok(None);
+                    return false;
                 }
                 WhenFull::Block => notified.await,
             }
         }
         self.account(len as i64, 1);
+        true
+    }
+
+    /// The second half of [`Spool::write`], for an admitted batch: write it to a temporary
+    /// file, fsync it (per policy), rename it, fsync the directory (per policy). Only then
+    /// is it returned, so a batch is never sent before it is durable. A failed write is
+    /// retried (with back-off) rather than dropped.
+    pub(crate) async fn store(self: &Arc<Self>, batch: Batch) -> anyhow::Result<Spooled> {
+        let len = batch.data.len() as u64;
         let route = batch.route;
         let mut batch = batch;
         let mut pause = std::time::Duration::from_millis(500);
@@ -164,12 +187,12 @@ impl Spool {
             match res {
                 Ok((Ok(()), _)) => {
                     self.metrics.spool_written.fetch_add(1, Relaxed);
-                    return Ok(Some(Spooled {
+                    return Ok(Spooled {
                         seq,
                         route,
                         path,
                         len,
-                    }));
+                    });
                 }
                 Ok((Err(e), back)) => {
                     // ENOSPC, EIO, a removed directory: keep the batch and try again; the
