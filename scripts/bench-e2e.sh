@@ -26,6 +26,7 @@
 #   UDP_RATE=100000 (messages/s offered on UDP)   TIMEOUT=300 (s per run)
 #   OUT=target/bench-e2e   PEERS_DIR=target/peers   PORT_BASE=25140
 #   SKIP_BUILD=1 (use existing release binaries)   NO_INSTALL=1 (do not apt-get)
+#   FWD=path (another mcas-forward binary, e.g. a build of an older commit, for before/after)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,7 +48,7 @@ PORT_UDP=$((PORT_BASE + 2))
 PORT_EMU=$((PORT_BASE + 3))
 PORT_METRICS=$((PORT_BASE + 4))
 REL=$ROOT/target/release
-FWD=$REL/mcas-forward
+FWD=${FWD:-$REL/mcas-forward}
 EMU=$REL/azure-emulator
 LOADGEN=$REL/loadgen
 SNG_ROOT=$PEERS_DIR/syslog-ng
