@@ -124,7 +124,7 @@ impl Spool {
         self.store(batch).await.map(Some)
     }
 
-    /// The first half of [`Spool::write`]: reserve room for `batch` in the spool's
+    /// The first half of a spool write: reserve room for `batch` in the spool's
     /// accounting. Under `block`, waits for space; under `drop-newest`, a batch that does not
     /// fit is dropped, counted, and false returned. A true answer must be followed by
     /// [`Spool::store`] of the same batch. Admissions are made one at a time (the spool
@@ -160,7 +160,7 @@ impl Spool {
         true
     }
 
-    /// The second half of [`Spool::write`], for an admitted batch: write it to a temporary
+    /// The second half of a spool write, for an admitted batch: write it to a temporary
     /// file, fsync it (per policy), rename it, fsync the directory (per policy). Only then
     /// is it returned, so a batch is never sent before it is durable. A failed write is
     /// retried (with back-off) rather than dropped.
