@@ -66,13 +66,7 @@ async fn logger_udp_tcp_and_octet_counted_reach_the_emulator() {
         .expect("emulator");
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
-    let env = secret_env();
-    let mut fwd = tokio::task::spawn_blocking({
-        let dir = dir.path().to_owned();
-        move || Forwarder::start(&dir, &cfg, &env)
-    })
-    .await
-    .unwrap();
+    let mut fwd = start_forwarder(dir.path(), cfg).await;
     let port = fwd.port.to_string();
     let cases = [
         ("e2e-udp-1", "udp", vec!["-d"]),
@@ -143,13 +137,7 @@ async fn map_output_equals_the_row_the_emulator_stores() {
         .expect("emulator");
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
-    let env = secret_env();
-    let fwd = tokio::task::spawn_blocking({
-        let dir = dir.path().to_owned();
-        move || Forwarder::start(&dir, &cfg, &env)
-    })
-    .await
-    .unwrap();
+    let fwd = start_forwarder(dir.path(), cfg).await;
     let lines = [
         format!("<134>2024-05-08T16:07:11.123Z fw01 {}", cef("map-1", "one")),
         format!("<13>Oct 11 22:14:15 fw02 tmes[1]: {}", cef("map-2", "two")),
@@ -337,13 +325,7 @@ async fn sigterm_drains_everything_read() {
     // A long flush interval: only the shutdown path can deliver these rows in time.
     let cfg = emulator_config(&emu.base_url(), "")
         .replace("flush_interval = \"100ms\"", "flush_interval = \"60s\"");
-    let env = secret_env();
-    let mut fwd = tokio::task::spawn_blocking({
-        let dir = dir.path().to_owned();
-        move || Forwarder::start(&dir, &cfg, &env)
-    })
-    .await
-    .unwrap();
+    let mut fwd = start_forwarder(dir.path(), cfg).await;
     let n = 2000;
     {
         use std::io::Write as _;
@@ -394,13 +376,7 @@ async fn non_cef_goes_to_syslog_stream_when_configured() {
         "stream = \"Custom-CommonSecurityLog\"",
         "stream = \"Custom-CommonSecurityLog\"\nsyslog_stream = \"Custom-Syslog\"",
     );
-    let env = secret_env();
-    let fwd = tokio::task::spawn_blocking({
-        let dir = dir.path().to_owned();
-        move || Forwarder::start(&dir, &cfg, &env)
-    })
-    .await
-    .unwrap();
+    let fwd = start_forwarder(dir.path(), cfg).await;
     let port = fwd.port.to_string();
     logger(&[
         "-n",
@@ -453,13 +429,7 @@ async fn send_test_samples_arrive_as_mcas_rows() {
         .expect("emulator");
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
-    let env = secret_env();
-    let fwd = tokio::task::spawn_blocking({
-        let dir = dir.path().to_owned();
-        move || Forwarder::start(&dir, &cfg, &env)
-    })
-    .await
-    .unwrap();
+    let fwd = start_forwarder(dir.path(), cfg).await;
     let (tcp, udp) = (
         format!("tcp://127.0.0.1:{}", fwd.port),
         format!("udp://127.0.0.1:{}", fwd.port),

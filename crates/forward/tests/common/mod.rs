@@ -13,6 +13,15 @@ use std::time::{Duration, Instant};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mcas-forward");
 
+/// Starts a forwarder with `cfg` and the emulator's client secret in its environment, on a
+/// blocking thread so that an in-process emulator keeps serving while the child starts.
+pub(crate) async fn start_forwarder(dir: &Path, cfg: String) -> Forwarder {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || Forwarder::start(&dir, &cfg, &secret_env()))
+        .await
+        .expect("the forwarder start task")
+}
+
 /// A port free for both TCP and UDP on 127.0.0.1 (racy by nature, retried by callers).
 pub(crate) fn free_port() -> u16 {
     for _ in 0..100 {
