@@ -231,24 +231,16 @@ impl Router {
             .with_collector_host_name(Some(&self.collector))
             .with_host_ip(Some(peer))
             .with_default_zone(Some(zone));
-        if mcas_cef::find_start(body).is_some() {
-            match mcas_cef::parse(body) {
-                Ok(event) => {
-                    m.cef.fetch_add(1, Relaxed);
-                    let mapped = self.mapper.map(&event, &ctx);
-                    let b = bufs.get_mut(Route::Csl);
-                    let start = b.data.len();
-                    if serde_json::to_writer(&mut b.data, &mapped.row).is_ok() {
-                        self.finish_row(&mut b.data, start);
-                        b.data.push(b'\n');
-                        b.rows += 1;
-                        return Ok(Route::Csl);
-                    }
-                    return Err("row serialisation failed");
-                }
-                Err(_) => {
-                    m.malformed_cef.fetch_add(1, Relaxed);
-                }
+        match mcas_cef::parse(body) {
+            Ok(event) => {
+                m.cef.fetch_add(1, Relaxed);
+                let mapped = self.mapper.map(&event, &ctx);
+                return self.append_row(bufs, Route::Csl, &mapped.row);
+            }
+            // No `CEF:` at all is plain syslog; a marker with a broken header is counted.
+            Err(e) if *e.kind() == mcas_cef::ErrorKind::MissingMarker => {}
+            Err(_) => {
+                m.malformed_cef.fetch_add(1, Relaxed);
             }
         }
         m.non_cef.fetch_add(1, Relaxed);
@@ -271,16 +263,27 @@ impl Router {
             },
         };
         let row = mcas_csl::map_syslog(input, &ctx);
-        let b = bufs.get_mut(Route::Syslog);
+        self.append_row(bufs, Route::Syslog, &row)
+    }
+
+    /// Serialise `row` as one NDJSON line of `route`'s batch buffer. On failure the buffer is
+    /// left as it was, so a half-written row never reaches the spool.
+    fn append_row<T: serde::Serialize>(
+        &self,
+        bufs: &mut Buffers,
+        route: Route,
+        row: &T,
+    ) -> Result<Route, &'static str> {
+        let b = bufs.get_mut(route);
         let start = b.data.len();
-        if serde_json::to_writer(&mut b.data, &row).is_ok() {
-            self.finish_row(&mut b.data, start);
-            b.data.push(b'\n');
-            b.rows += 1;
-            Ok(Route::Syslog)
-        } else {
-            Err("row serialisation failed")
+        if serde_json::to_writer(&mut b.data, row).is_err() {
+            b.data.truncate(start);
+            return Err("row serialisation failed");
         }
+        self.finish_row(&mut b.data, start);
+        b.data.push(b'\n');
+        b.rows += 1;
+        Ok(route)
     }
 }
 
