@@ -1,10 +1,13 @@
 //! The whole per-event path of the forwarder (`cargo bench -p mcas-benches --bench pipeline`):
-//! syslog parse → CEF parse → map to a `CommonSecurityLog` row → `serde_json`
-//! into a reused buffer.
+//! syslog parse → CEF parse → map to a `CommonSecurityLog` row → JSON into a
+//! reused buffer.
 //!
 //! * `pipeline/corpus_events/{mcas,mixed}` and `pipeline/corpus_bytes/...`: the
 //!   same loop over a whole deterministic corpus, reported once in events per
-//!   second and once in bytes (of syslog input) per second.
+//!   second and once in bytes (of syslog input) per second, with the row
+//!   written by `serde_json`.
+//! * `.../write_json`: the same, with the row written by the crate's own
+//!   `CommonSecurityLog::write_json` (the same bytes; what the forwarder uses).
 //! * `pipeline/line/...`: one MCAS activity line, end to end and stage by stage
 //!   (`syslog`, `cef`, `map`, `json`), to show where the time goes.
 
@@ -29,14 +32,29 @@ fn received() -> mcas_cef::jiff::Timestamp {
     mcas_cef::jiff::Timestamp::from_millisecond(1_732_776_284_000).expect("valid instant")
 }
 
+/// Which JSON writer serialises the row.
+#[derive(Clone, Copy)]
+enum Writer {
+    SerdeJson,
+    WriteJson,
+}
+
 /// One event through every stage; returns the JSON length so nothing is optimised out.
-fn pipeline_one(line: &[u8], received: mcas_cef::jiff::Timestamp, out: &mut Vec<u8>) -> usize {
+fn pipeline_one(
+    line: &[u8],
+    received: mcas_cef::jiff::Timestamp,
+    writer: Writer,
+    out: &mut Vec<u8>,
+) -> usize {
     let msg = mcas_syslog::parse(line).expect("syslog");
     let event = mcas_cef::parse(msg.msg()).expect("CEF");
     let ctx = Context::new(received).with_computer(msg.hostname());
     let mapped = mcas_csl::map(&event, &ctx);
     out.clear();
-    serde_json::to_writer(&mut *out, &mapped.row).expect("serialises");
+    match writer {
+        Writer::SerdeJson => serde_json::to_writer(&mut *out, &mapped.row).expect("serialises"),
+        Writer::WriteJson => mapped.row.write_json(out),
+    }
     out.len()
 }
 
@@ -45,19 +63,21 @@ fn corpus_benches(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, buf: &[u8]) 
     let bytes: u64 = lines.iter().map(|l| l.len() as u64).sum();
     let received = received();
     let mut out = Vec::with_capacity(8 * 1024);
-    let mut run = |b: &mut criterion::Bencher<'_>| {
-        b.iter(|| {
-            let mut total = 0;
-            for l in &lines {
-                total += pipeline_one(black_box(l), received, &mut out);
-            }
-            total
-        })
-    };
-    g.throughput(Throughput::Elements(lines.len() as u64));
-    g.bench_function(format!("corpus_events/{name}"), &mut run);
-    g.throughput(Throughput::Bytes(bytes));
-    g.bench_function(format!("corpus_bytes/{name}"), &mut run);
+    for (writer, suffix) in [(Writer::SerdeJson, ""), (Writer::WriteJson, "/write_json")] {
+        let mut run = |b: &mut criterion::Bencher<'_>| {
+            b.iter(|| {
+                let mut total = 0;
+                for l in &lines {
+                    total += pipeline_one(black_box(l), received, writer, &mut out);
+                }
+                total
+            })
+        };
+        g.throughput(Throughput::Elements(lines.len() as u64));
+        g.bench_function(format!("corpus_events/{name}{suffix}"), &mut run);
+        g.throughput(Throughput::Bytes(bytes));
+        g.bench_function(format!("corpus_bytes/{name}{suffix}"), &mut run);
+    }
 }
 
 fn line_benches(g: &mut BenchmarkGroup<'_, WallTime>, line: &[u8]) {
@@ -65,7 +85,10 @@ fn line_benches(g: &mut BenchmarkGroup<'_, WallTime>, line: &[u8]) {
     let mut out = Vec::with_capacity(8 * 1024);
     g.throughput(Throughput::Elements(1));
     g.bench_function("line/mcas_activity/all", |b| {
-        b.iter(|| pipeline_one(black_box(line), received, &mut out))
+        b.iter(|| pipeline_one(black_box(line), received, Writer::SerdeJson, &mut out))
+    });
+    g.bench_function("line/mcas_activity/all/write_json", |b| {
+        b.iter(|| pipeline_one(black_box(line), received, Writer::WriteJson, &mut out))
     });
     g.bench_function("line/mcas_activity/syslog", |b| {
         b.iter(|| {
@@ -89,6 +112,13 @@ fn line_benches(g: &mut BenchmarkGroup<'_, WallTime>, line: &[u8]) {
         b.iter(|| {
             out.clear();
             serde_json::to_writer(&mut out, black_box(&mapped.row)).expect("serialises");
+            out.len()
+        })
+    });
+    g.bench_function("line/mcas_activity/write_json", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(&mapped.row).write_json(&mut out);
             out.len()
         })
     });

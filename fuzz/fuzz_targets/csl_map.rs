@@ -1,6 +1,7 @@
 //! Arbitrary bytes → syslog parse → CEF parse → `mcas_csl` map → `serde_json`.
 //!
-//! Never panics; the output is valid JSON whose every member is a declared
+//! Never panics; the crate's `write_json` gives the same bytes as `serde_json`;
+//! the output is valid JSON whose every member is a declared
 //! column holding a value of that column's type. Messages without CEF go
 //! through `map_syslog` with the same checks. The first byte picks the
 //! mapper: default, or rules (custom columns, a label route, a dropped key, a
@@ -91,6 +92,9 @@ fuzz_target!(|data: &[u8]| {
             }
             serde_json::to_writer(&mut out, &mapped.row).expect("serialises");
             check(&out, columns);
+            let mut ours = Vec::new();
+            mapped.row.write_json(&mut ours);
+            assert_eq!(ours, out, "write_json and serde_json disagree");
             let owned = mapped.row.clone().into_owned();
             assert_eq!(owned, mapped.row);
         }
@@ -106,6 +110,9 @@ fuzz_target!(|data: &[u8]| {
             };
             let row = mcas_csl::map_syslog(input, &ctx);
             serde_json::to_writer(&mut out, &row).expect("serialises");
+            let mut ours = Vec::new();
+            row.write_json(&mut ours);
+            assert_eq!(ours, out, "write_json and serde_json disagree");
             let cols: Vec<(String, ColumnType)> = mcas_csl::syslog_columns()
                 .iter()
                 .map(|(n, t)| ((*n).to_owned(), *t))

@@ -159,6 +159,7 @@
 #![deny(missing_docs)]
 
 mod context;
+mod json;
 mod keys;
 mod map;
 mod rules;

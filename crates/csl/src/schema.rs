@@ -109,6 +109,36 @@ macro_rules! csl_columns {
             }
         }
 
+        impl CommonSecurityLog<'_> {
+            /// Appends the row as one JSON object to `out`: the same bytes as
+            /// `serde_json::to_writer(out, self)`, written faster (column
+            /// names are constants, and clean runs of a value are copied in
+            /// one piece). No newline is added.
+            ///
+            /// ```
+            /// let event = mcas_cef::parse(b"CEF:0|Acme|Fw|1|7|Deny|5|src=10.0.0.1 msg=a\\=b")?;
+            /// let ctx = mcas_csl::Context::new(jiff::Timestamp::from_second(0)?);
+            /// let row = mcas_csl::map(&event, &ctx).row;
+            /// let mut out = Vec::new();
+            /// row.write_json(&mut out);
+            /// assert_eq!(out, serde_json::to_vec(&row)?);
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn write_json(&self, out: &mut Vec<u8>) {
+                use crate::json::WriteJson as _;
+                let mut w = crate::json::ObjectWriter::new(out);
+                $(
+                    if let Some(v) = &self.$field {
+                        v.write_json(w.plain_key(concat!("\"", $name, "\":")));
+                    }
+                )*
+                for (name, value) in self.custom.iter() {
+                    value.write_json(w.key(name));
+                }
+                w.end();
+            }
+        }
+
         impl<'a> CommonSecurityLog<'a> {
             /// Mutable access to one column, typed by its column type.
             pub(crate) fn slot(&mut self, column: Column) -> Slot<'_, 'a> {
@@ -236,6 +266,19 @@ impl Serialize for CustomValue<'_> {
             CustomValue::Real(v) => s.serialize_f64(*v),
             CustomValue::Datetime(v) => crate::time::serialize_timestamp(v, s),
             CustomValue::Boolean(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
+impl crate::json::WriteJson for CustomValue<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            CustomValue::String(v) => v.write_json(out),
+            CustomValue::Int(v) => v.write_json(out),
+            CustomValue::Long(v) => v.write_json(out),
+            CustomValue::Real(v) => v.write_json(out),
+            CustomValue::Datetime(v) => v.write_json(out),
+            CustomValue::Boolean(v) => v.write_json(out),
         }
     }
 }

@@ -103,6 +103,47 @@ impl SyslogRow<'_> {
     }
 }
 
+impl SyslogRow<'_> {
+    /// Appends the row as one JSON object to `out`: the same bytes as
+    /// `serde_json::to_writer(out, self)`, written faster. No newline is added.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::json::WriteJson as _;
+        let mut w = crate::json::ObjectWriter::new(out);
+        self.time_generated
+            .write_json(w.plain_key("\"TimeGenerated\":"));
+        if let Some(v) = &self.computer {
+            v.write_json(w.plain_key("\"Computer\":"));
+        }
+        if let Some(v) = &self.host_name {
+            v.write_json(w.plain_key("\"HostName\":"));
+        }
+        if let Some(v) = &self.host_ip {
+            v.write_json(w.plain_key("\"HostIP\":"));
+        }
+        if let Some(v) = &self.facility {
+            v.write_json(w.plain_key("\"Facility\":"));
+        }
+        if let Some(v) = &self.severity_level {
+            v.write_json(w.plain_key("\"SeverityLevel\":"));
+        }
+        if let Some(v) = &self.process_name {
+            v.write_json(w.plain_key("\"ProcessName\":"));
+        }
+        if let Some(v) = &self.process_id {
+            v.write_json(w.plain_key("\"ProcessID\":"));
+        }
+        if let Some(v) = &self.syslog_message {
+            v.write_json(w.plain_key("\"SyslogMessage\":"));
+        }
+        if let Some(v) = &self.event_time {
+            v.write_json(w.plain_key("\"EventTime\":"));
+        }
+        self.source_system
+            .write_json(w.plain_key("\"SourceSystem\":"));
+        w.end();
+    }
+}
+
 static SYSLOG_COLUMNS: &[(&str, ColumnType)] = &[
     ("TimeGenerated", ColumnType::Datetime),
     ("Computer", ColumnType::String),
@@ -267,5 +308,31 @@ mod tests {
         assert_eq!(row.host_name.as_deref(), Some("origin"));
         assert_eq!(row.facility, None);
         assert_eq!(row.syslog_message.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn write_json_gives_the_bytes_serde_json_gives() {
+        let ip6: IpAddr = "2001:db8::7".parse().unwrap();
+        let full = SyslogInput {
+            facility: Some(1),
+            severity: Some(3),
+            hostname: Some("h\"q"),
+            process_name: Some("sshd"),
+            process_id: Some("4242"),
+            message: b"tab\there \\ \x01 \"quoted\" \xe2\x82\xac",
+            event_time: Some(Timestamp::from_millisecond(-1).unwrap()),
+        };
+        let rows = [
+            map_syslog(full, &Context::new(Timestamp::MAX).with_host_ip(Some(ip6))),
+            map_syslog(SyslogInput::default(), &Context::new(Timestamp::MIN)),
+        ];
+        for row in rows {
+            let mut ours = Vec::new();
+            row.write_json(&mut ours);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&row).unwrap()
+            );
+        }
     }
 }

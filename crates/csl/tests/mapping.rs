@@ -23,7 +23,7 @@ fn event(extension: &str) -> mcas_cef::Event<'static> {
 }
 
 fn json(row: &mcas_csl::CommonSecurityLog<'_>) -> Value {
-    serde_json::to_value(row).unwrap()
+    common::row_json(row)
 }
 
 #[test]

@@ -200,7 +200,7 @@ fn check(line: &[u8], with_routes: bool, keep_duplicates: bool) -> Result<(), St
     let mapper = Mapper::new(rules.clone(), TimeGeneratedPolicy::ReceiveTime);
     let ctx = Context::new(jiff::Timestamp::UNIX_EPOCH);
     let mapped = mapper.map(&event, &ctx);
-    let row = serde_json::to_value(&mapped.row).unwrap();
+    let row = common::row_json(&mapped.row);
     common::check_against_schema(&row, &mcas_csl::columns_with(&rules))?;
 
     let pairs: Vec<(&str, &str)> = event.extensions().collect();

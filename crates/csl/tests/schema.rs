@@ -148,7 +148,7 @@ fn map_json(extension: &str, rules: &MappingRules) -> Value {
     let event = mcas_cef::parse(line.as_bytes()).unwrap();
     let ctx = Context::new(jiff::Timestamp::UNIX_EPOCH);
     let mapper = mcas_csl::Mapper::new(rules.clone(), mcas_csl::TimeGeneratedPolicy::default());
-    serde_json::to_value(&mapper.map(&event, &ctx).row).unwrap()
+    common::row_json(&mapper.map(&event, &ctx).row)
 }
 
 /// Members of a row that are not filled from the header or the context.

@@ -25,7 +25,7 @@ fn map_line(input: &str) -> Value {
     let received = jiff::Timestamp::from_second(1_732_700_000).unwrap();
     let ctx = Context::new(received).with_computer(msg.hostname());
     let mapped = mcas_csl::map(&event, &ctx);
-    serde_json::to_value(&mapped.row).unwrap()
+    common::row_json(&mapped.row)
 }
 
 fn matches(name: &str, got: &Value, want: &Value) -> bool {

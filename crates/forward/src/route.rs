@@ -235,7 +235,7 @@ impl Router {
             Ok(event) => {
                 m.cef.fetch_add(1, Relaxed);
                 let mapped = self.mapper.map(&event, &ctx);
-                return self.append_row(bufs, Route::Csl, &mapped.row);
+                return Ok(self.append_row(bufs, Route::Csl, &mapped.row));
             }
             // No `CEF:` at all is plain syslog; a marker with a broken header is counted.
             Err(e) if *e.kind() == mcas_cef::ErrorKind::MissingMarker => {}
@@ -263,27 +263,35 @@ impl Router {
             },
         };
         let row = mcas_csl::map_syslog(input, &ctx);
-        self.append_row(bufs, Route::Syslog, &row)
+        Ok(self.append_row(bufs, Route::Syslog, &row))
     }
 
-    /// Serialise `row` as one NDJSON line of `route`'s batch buffer. On failure the buffer is
-    /// left as it was, so a half-written row never reaches the spool.
-    fn append_row<T: serde::Serialize>(
-        &self,
-        bufs: &mut Buffers,
-        route: Route,
-        row: &T,
-    ) -> Result<Route, &'static str> {
+    /// Write `row` as one NDJSON line of `route`'s batch buffer.
+    fn append_row(&self, bufs: &mut Buffers, route: Route, row: &dyn JsonRow) -> Route {
         let b = bufs.get_mut(route);
         let start = b.data.len();
-        if serde_json::to_writer(&mut b.data, row).is_err() {
-            b.data.truncate(start);
-            return Err("row serialisation failed");
-        }
+        row.write_json(&mut b.data);
         self.finish_row(&mut b.data, start);
         b.data.push(b'\n');
         b.rows += 1;
-        Ok(route)
+        route
+    }
+}
+
+/// A row that writes itself as one JSON object (the same bytes `serde_json` would write).
+trait JsonRow {
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+impl JsonRow for mcas_csl::CommonSecurityLog<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        mcas_csl::CommonSecurityLog::write_json(self, out);
+    }
+}
+
+impl JsonRow for mcas_csl::SyslogRow<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        mcas_csl::SyslogRow::write_json(self, out);
     }
 }
 
