@@ -365,6 +365,10 @@ pub(crate) struct PipelineConfig {
     /// A batch is closed at least this often (bounds what a crash can lose).
     #[serde(default = "default_flush")]
     pub(crate) flush_interval: DurationStr,
+    /// A batch is also closed once no message has reached its worker for this long, so
+    /// the end of a burst is not held back for `flush_interval`. `0s` turns this off.
+    #[serde(default = "default_linger")]
+    pub(crate) linger: DurationStr,
     /// A batch is closed at this many rows.
     #[serde(default = "default_batch_rows")]
     pub(crate) batch_max_rows: usize,
@@ -384,6 +388,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             workers: 0,
             flush_interval: default_flush(),
+            linger: default_linger(),
             batch_max_rows: default_batch_rows(),
             batch_max_bytes: default_batch_bytes(),
             queue_capacity: default_queue(),
@@ -394,6 +399,9 @@ impl Default for PipelineConfig {
 
 fn default_flush() -> DurationStr {
     DurationStr(Duration::from_secs(1))
+}
+fn default_linger() -> DurationStr {
+    DurationStr(Duration::from_millis(50))
 }
 fn default_batch_rows() -> usize {
     10_000

@@ -1,7 +1,7 @@
 //! Workers: each takes chunks of messages from its queue, turns each message into a row
 //! (through [`Router`]), serialises the row straight into the open batch buffer of its
-//! route, and closes a batch when it reaches `batch_max_rows`/`batch_max_bytes` or when
-//! `flush_interval` has passed.
+//! route, and closes a batch when it reaches `batch_max_rows`/`batch_max_bytes`, when
+//! `flush_interval` has passed, or when no input has arrived for `linger`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,13 +12,15 @@ use tokio::sync::mpsc;
 use crate::deadletter::DeadLetter;
 use crate::listen::Chunk;
 use crate::metrics::Metrics;
-use crate::route::{Buffers, Outcome, Route, Router};
+use crate::route::{BufPool, Buffers, Outcome, Route, Router};
 use crate::spool::Batch;
 
 /// Batch limits.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) flush_interval: Duration,
+    /// Close open batches after this long without input (zero: never).
+    pub(crate) linger: Duration,
     pub(crate) max_rows: usize,
     pub(crate) max_bytes: usize,
 }
@@ -31,18 +33,24 @@ pub(crate) async fn worker(
     dead: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
     limits: Limits,
+    pool: Arc<BufPool>,
 ) {
-    let mut bufs = Buffers::with_capacity(limits.max_bytes.min(1 << 20));
+    let mut bufs = Buffers::with_pool(pool);
     let mut tick = tokio::time::interval(limits.flush_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     // Time-based closing also runs between chunks, so a busy queue cannot starve it (a
     // quiet route's rows never wait longer than flush_interval, even under load).
     let mut last_close = Instant::now();
+    // Armed while a batch is open: fires `linger` after the last chunk arrived.
+    let idle = tokio::time::sleep(limits.linger);
+    tokio::pin!(idle);
     loop {
+        let open = !limits.linger.is_zero() && bufs.has_rows();
         tokio::select! {
             c = rx.recv() => {
                 let Some(chunk) = c else { break };
+                idle.as_mut().reset(tokio::time::Instant::now() + limits.linger);
                 for msg in &chunk.msgs {
                     let outcome = router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);
                     if let Outcome::Routed(route) = outcome {
@@ -61,6 +69,13 @@ pub(crate) async fn worker(
                     dead.flush();
                     last_close = Instant::now();
                 }
+            }
+            () = &mut idle, if open => {
+                if !close_all(&mut bufs, &out, &metrics).await {
+                    return;
+                }
+                dead.flush();
+                last_close = Instant::now();
             }
             _ = tick.tick() => {
                 if !close_all(&mut bufs, &out, &metrics).await {

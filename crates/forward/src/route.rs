@@ -50,23 +50,80 @@ pub(crate) struct RouteBuf {
     pub(crate) rows: usize,
 }
 
+/// Bytes a batch may run past its byte limit without its buffer growing: a batch closes
+/// after the row that crosses `batch_max_bytes`, so buffers are sized for the limit plus
+/// one ordinary row.
+const ROW_HEADROOM: usize = 64 * 1024;
+
+/// Batch buffers given back once their batch is written (a [`Batch`] returns its buffer
+/// when dropped). Without it every batch mapped, faulted in and unmapped megabytes of fresh
+/// memory, and a buffer that started below the batch limit was copied each time it grew.
+#[derive(Debug)]
+pub(crate) struct BufPool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl BufPool {
+    /// Idle buffers kept; more are freed.
+    const MAX_FREE: usize = 4;
+
+    /// A pool of buffers for batches of up to `batch_bytes`.
+    pub(crate) fn new(batch_bytes: usize) -> Arc<BufPool> {
+        Arc::new(BufPool {
+            free: std::sync::Mutex::new(Vec::new()),
+            capacity: batch_bytes.saturating_add(ROW_HEADROOM),
+        })
+    }
+
+    fn get(&self) -> Vec<u8> {
+        let reused = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        reused.unwrap_or_else(|| Vec::with_capacity(self.capacity))
+    }
+
+    pub(crate) fn put(&self, mut buf: Vec<u8>) {
+        // A buffer an outsized row grew far past the limit is not kept.
+        if buf.capacity() < self.capacity || buf.capacity() > 2 * self.capacity {
+            return;
+        }
+        buf.clear();
+        let mut free = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if free.len() < Self::MAX_FREE {
+            free.push(buf);
+        }
+    }
+}
+
 /// The open batch buffers of one worker, one per route.
 #[derive(Debug)]
 pub(crate) struct Buffers {
     csl: RouteBuf,
     syslog: RouteBuf,
-    capacity: usize,
+    pool: Arc<BufPool>,
 }
 
 impl Buffers {
-    pub(crate) fn with_capacity(capacity: usize) -> Buffers {
+    /// Buffers for batches of up to `batch_bytes`, with a pool of their own.
+    pub(crate) fn with_capacity(batch_bytes: usize) -> Buffers {
+        Buffers::with_pool(BufPool::new(batch_bytes))
+    }
+
+    /// Buffers drawn from (and, through their batches, given back to) `pool`.
+    pub(crate) fn with_pool(pool: Arc<BufPool>) -> Buffers {
         Buffers {
             csl: RouteBuf {
-                data: Vec::with_capacity(capacity),
+                data: pool.get(),
                 rows: 0,
             },
             syslog: RouteBuf::default(),
-            capacity,
+            pool,
         }
     }
 
@@ -84,19 +141,25 @@ impl Buffers {
         }
     }
 
+    /// True when any route's open batch holds a row.
+    pub(crate) fn has_rows(&self) -> bool {
+        self.csl.rows > 0 || self.syslog.rows > 0
+    }
+
     /// Close the batch of `r`, if it holds rows.
     pub(crate) fn take(&mut self, r: Route) -> Option<Batch> {
-        let cap = self.capacity;
+        let pool = self.pool.clone();
         let b = self.get_mut(r);
         if b.rows == 0 {
             return None;
         }
-        let data = std::mem::replace(&mut b.data, Vec::with_capacity(cap));
+        let data = std::mem::replace(&mut b.data, pool.get());
         let rows = std::mem::take(&mut b.rows);
         Some(Batch {
             route: r,
             data,
             rows,
+            pool: Some(pool),
         })
     }
 }
@@ -304,4 +367,38 @@ pub(crate) fn collector_host_name() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_batch_gives_its_buffer_back_for_the_next_one() {
+        let pool = BufPool::new(4096);
+        let mut bufs = Buffers::with_pool(pool.clone());
+        let first = bufs.get(Route::Csl).data.as_ptr();
+        bufs.get_mut(Route::Csl).data.extend_from_slice(b"{}\n");
+        bufs.get_mut(Route::Csl).rows = 1;
+        let batch = bufs.take(Route::Csl).expect("a batch");
+        assert_eq!(batch.data.as_ptr(), first);
+        assert!(batch.data.capacity() >= 4096 + ROW_HEADROOM);
+        drop(batch);
+        // The next buffer taken from the pool is the one just given back, emptied.
+        let again = pool.get();
+        assert_eq!(again.as_ptr(), first);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn the_pool_keeps_a_few_buffers_of_its_size_only() {
+        let pool = BufPool::new(4096);
+        pool.put(Vec::with_capacity(16)); // too small
+        pool.put(Vec::with_capacity(1 << 20)); // grown by an outsized row
+        assert!(pool.free.lock().unwrap().is_empty());
+        for _ in 0..10 {
+            pool.put(Vec::with_capacity(4096 + ROW_HEADROOM));
+        }
+        assert_eq!(pool.free.lock().unwrap().len(), BufPool::MAX_FREE);
+    }
 }

@@ -103,6 +103,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     let router = Arc::new(router(&cfg, metrics.clone())?);
     let limits = Limits {
         flush_interval: cfg.pipeline.flush_interval.0,
+        linger: cfg.pipeline.linger.0,
         max_rows: cfg.pipeline.batch_max_rows,
         max_bytes: usize::try_from(cfg.pipeline.batch_max_bytes.0).unwrap_or(usize::MAX),
     };
@@ -156,6 +157,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     let per_worker = (cfg.pipeline.queue_capacity / CHUNK).max(2);
     let mut queues = Vec::with_capacity(n_workers);
     let mut worker_tasks = Vec::with_capacity(n_workers);
+    let pool = crate::route::BufPool::new(limits.max_bytes);
     for _ in 0..n_workers {
         let (tx, rx) = mpsc::channel(per_worker);
         queues.push(tx);
@@ -166,6 +168,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
             dead.clone(),
             metrics.clone(),
             limits,
+            pool.clone(),
         )));
     }
     drop(batch_tx);

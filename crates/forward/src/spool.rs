@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::config::{FsyncPolicy, SpoolConfig, WhenFull};
 use crate::metrics::{DropReason, Metrics};
-use crate::route::Route;
+use crate::route::{BufPool, Route};
 
 /// A closed batch: NDJSON rows for one route.
 #[derive(Debug)]
@@ -23,6 +23,16 @@ pub(crate) struct Batch {
     pub(crate) route: Route,
     pub(crate) data: Vec<u8>,
     pub(crate) rows: usize,
+    /// Where `data` goes back when the batch is dropped (after it was written).
+    pub(crate) pool: Option<Arc<BufPool>>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.put(std::mem::take(&mut self.data));
+        }
+    }
 }
 
 /// A batch that is safely on disk.
@@ -316,6 +326,7 @@ mod tests {
             route: Route::Csl,
             data: vec![b'x'; n],
             rows: 1,
+            pool: None,
         }
     }
 
@@ -332,6 +343,7 @@ mod tests {
                 route: Route::Syslog,
                 data: b"{}\n".to_vec(),
                 rows: 1,
+                pool: None,
             })
             .await
             .unwrap()
@@ -450,6 +462,7 @@ mod spooler_tests {
                 route: Route::Csl,
                 data,
                 rows: 3,
+                pool: None,
             })
             .await
             .unwrap();

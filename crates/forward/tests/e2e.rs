@@ -627,3 +627,45 @@ syslog_stream = "Syslog"
         .collect();
     assert_eq!(rows[0]["EventTime"], "2024-05-08T16:07:11.000Z", "{out}");
 }
+
+/// A file-output forwarder whose batches never close on time (`flush_interval` 60 s).
+fn file_config(linger: &str) -> String {
+    format!(
+        "[[listen]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:{{PORT}}\"\n\n\
+         [output]\nkind = \"file\"\npath = \"{{DIR}}/out.json\"\n\n\
+         [pipeline]\nflush_interval = \"60s\"\nlinger = \"{linger}\"\n"
+    )
+}
+
+fn lines_in(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn the_end_of_a_burst_is_written_after_linger_not_flush_interval() {
+    use std::io::Write as _;
+    for (linger, written_soon) in [("50ms", true), ("0s", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fwd = Forwarder::start(dir.path(), &file_config(linger), &[]);
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
+        for i in 0..3 {
+            writeln!(tcp, "<134>{}", cef(&format!("burst-{i}"), "allow")).unwrap();
+        }
+        tcp.flush().unwrap();
+        let out = dir.path().join("out.json");
+        let seen = wait_until(Duration::from_secs(3), || lines_in(&out) == 3);
+        assert_eq!(
+            seen,
+            written_soon,
+            "linger {linger}: {} lines",
+            lines_in(&out)
+        );
+        if !written_soon {
+            // Held in the open batch, not lost: SIGTERM closes it.
+            drop(tcp);
+            let status = fwd.terminate(Duration::from_secs(20));
+            assert!(status.success());
+            assert_eq!(lines_in(&out), 3);
+        }
+    }
+}
