@@ -26,8 +26,15 @@ use crate::error::{Error, Kind};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Tokens are refreshed when fewer than this many seconds remain, as the
-/// Azure SDKs do (azure-core `BearerTokenCredentialPolicy`: 300 s).
+/// Azure SDKs do (azure-core `BearerTokenCredentialPolicy`: 300 s). A token
+/// issued for less than twice this long is refreshed at half its lifetime
+/// instead, so a short-lived token is not fetched anew for every request.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// After a failed refresh, the cached (still unexpired) token is used without
+/// asking again for this long, so a token endpoint that is down or hangs is
+/// not called on every request.
+const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// The assertion type of the client-assertion grant.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -61,10 +68,13 @@ impl AccessToken {
         self.expires_at
     }
 
-    fn is_fresh(&self, now: SystemTime) -> bool {
+    /// When a token received at `now` should be refreshed: [`REFRESH_MARGIN`] before
+    /// it expires, or at half its lifetime when that is shorter.
+    fn refresh_at(&self, now: SystemTime) -> SystemTime {
+        let lifetime = self.expires_at.duration_since(now).unwrap_or_default();
         self.expires_at
-            .duration_since(now)
-            .is_ok_and(|left| left > REFRESH_MARGIN)
+            .checked_sub(REFRESH_MARGIN.min(lifetime / 2))
+            .unwrap_or(now)
     }
 
     fn is_unexpired(&self, now: SystemTime) -> bool {
@@ -84,8 +94,9 @@ impl fmt::Debug for AccessToken {
 /// A source of bearer tokens for a scope.
 ///
 /// Implementations cache: [`get_token`](TokenCredential::get_token) answers
-/// from the cache while the token has more than [`REFRESH_MARGIN`] left,
-/// and concurrent callers share one refresh. [`TokenCache`] does this for
+/// from the cache while the token has more than [`REFRESH_MARGIN`] left
+/// (half its lifetime, for a token issued for less than twice that), and
+/// concurrent callers share one refresh. [`TokenCache`] does this for
 /// custom implementations.
 pub trait TokenCredential: Send + Sync + fmt::Debug {
     /// A token for `scope`.
@@ -100,11 +111,17 @@ pub trait TokenCredential: Send + Sync + fmt::Debug {
 /// single-flights refreshes.
 ///
 /// A refresh that fails while the cached token is still unexpired returns
-/// the cached token (the next call tries again).
+/// the cached token, and the cache asks again only after a short pause.
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: Mutex<HashMap<String, AccessToken>>,
+    tokens: Mutex<HashMap<String, Cached>>,
     refresh: tokio::sync::Mutex<()>,
+}
+
+/// A cached token and when to fetch its successor.
+struct Cached {
+    token: AccessToken,
+    refresh_at: SystemTime,
 }
 
 impl fmt::Debug for TokenCache {
@@ -119,9 +136,13 @@ impl TokenCache {
         Self::default()
     }
 
-    fn cached(&self, scope: &str) -> Option<AccessToken> {
+    /// The cached token of `scope` while it needs no refresh.
+    fn fresh(&self, scope: &str, now: SystemTime) -> Option<AccessToken> {
         let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        tokens.get(scope).cloned()
+        tokens
+            .get(scope)
+            .filter(|c| c.refresh_at > now)
+            .map(|c| c.token.clone())
     }
 
     /// The cached token for `scope` when it is fresh, else the result of
@@ -134,27 +155,34 @@ impl TokenCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<AccessToken, Error>>,
     {
-        if let Some(t) = self.cached(scope).filter(|t| t.is_fresh(SystemTime::now())) {
+        if let Some(t) = self.fresh(scope, SystemTime::now()) {
             return Ok(t);
         }
         let _single_flight = self.refresh.lock().await;
         // Another caller may have refreshed while this one waited.
-        if let Some(t) = self.cached(scope).filter(|t| t.is_fresh(SystemTime::now())) {
+        if let Some(t) = self.fresh(scope, SystemTime::now()) {
             return Ok(t);
         }
-        match fetch().await {
+        let result = fetch().await;
+        let now = SystemTime::now();
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
             Ok(token) => {
-                let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-                tokens.insert(scope.to_owned(), token.clone());
+                let refresh_at = token.refresh_at(now);
+                tokens.insert(
+                    scope.to_owned(),
+                    Cached {
+                        token: token.clone(),
+                        refresh_at,
+                    },
+                );
                 Ok(token)
             }
-            Err(e) => match self
-                .cached(scope)
-                .filter(|t| t.is_unexpired(SystemTime::now()))
-            {
-                Some(t) => {
+            Err(e) => match tokens.get_mut(scope).filter(|c| c.token.is_unexpired(now)) {
+                Some(c) => {
                     tracing::warn!(error = %e, "token refresh failed; using the cached token until it expires");
-                    Ok(t)
+                    c.refresh_at = (now + REFRESH_RETRY_PAUSE).min(c.token.expires_at);
+                    Ok(c.token.clone())
                 }
                 None => Err(e),
             },
@@ -164,7 +192,7 @@ impl TokenCache {
     /// Drops the cached token of `scope` if it is `token`.
     pub fn invalidate(&self, scope: &str, token: &AccessToken) {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if tokens.get(scope) == Some(token) {
+        if tokens.get(scope).is_some_and(|c| c.token == *token) {
             tokens.remove(scope);
         }
     }
@@ -743,36 +771,49 @@ mod tests {
             assert_eq!(t.await.unwrap().unwrap().secret(), "t0");
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        // A token with less than the margin left is refreshed.
+        // A token issued for less than twice the margin is kept for half its lifetime,
+        // not fetched anew at every call.
         let short = cache.get_or_fetch("short", fetch(299)).await.unwrap();
-        let again = cache.get_or_fetch("short", fetch(3600)).await.unwrap();
-        assert_ne!(short, again);
-        assert_eq!(fetches.load(Ordering::SeqCst), 3);
+        let same = cache.get_or_fetch("short", fetch(3600)).await.unwrap();
+        assert_eq!(short, same);
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        // A token past its refresh time is refreshed (here: one issued for 1 s).
+        let brief = cache.get_or_fetch("brief", fetch(1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let next = cache.get_or_fetch("brief", fetch(3600)).await.unwrap();
+        assert_ne!(brief, next);
+        assert_eq!(fetches.load(Ordering::SeqCst), 4);
         // Invalidating the refused token forces a fetch; a stale one does not.
         cache.invalidate("s", &short);
         let same = cache.get_or_fetch("s", fetch(3600)).await.unwrap();
         assert_eq!(same.secret(), "t0");
         cache.invalidate("s", &same);
         let new = cache.get_or_fetch("s", fetch(3600)).await.unwrap();
-        assert_eq!(new.secret(), "t3");
+        assert_eq!(new.secret(), "t4");
     }
 
     #[tokio::test]
     async fn failed_refresh_falls_back_to_unexpired_token() {
         let cache = TokenCache::new();
-        let near_expiry = AccessToken::new("old", SystemTime::now() + Duration::from_secs(100));
+        // Issued for 2 s: due for refresh after 1 s, unexpired until 2 s.
+        let near_expiry = AccessToken::new("old", SystemTime::now() + Duration::from_secs(2));
         let t = near_expiry.clone();
         cache
             .get_or_fetch("s", || async move { Ok(t) })
             .await
             .unwrap();
-        let got = cache
-            .get_or_fetch("s", || async {
-                Err(Error::new(Kind::Transient).with_status(503))
-            })
-            .await
-            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let failures = AtomicUsize::new(0);
+        let failing = || async {
+            failures.fetch_add(1, Ordering::SeqCst);
+            Err(Error::new(Kind::Transient).with_status(503))
+        };
+        let got = cache.get_or_fetch("s", failing).await.unwrap();
         assert_eq!(got, near_expiry);
+        // The endpoint is not asked again at once: the cached token serves meanwhile.
+        let got = cache.get_or_fetch("s", failing).await.unwrap();
+        assert_eq!(got, near_expiry);
+        assert_eq!(failures.load(Ordering::SeqCst), 1);
         let err = cache
             .get_or_fetch("other", || async {
                 Err(Error::new(Kind::Transient).with_status(503))

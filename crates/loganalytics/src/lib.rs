@@ -17,7 +17,8 @@ The client respects every limit of the API:
   back as data ([`SendReport`]);
 - tokens come from a [`TokenCredential`] (client secret, client
   certificate, managed identity, workload identity) cached until five
-  minutes before expiry, with single-flight refresh;
+  minutes before expiry (half-way, for tokens issued for less than ten
+  minutes), with single-flight refresh;
 - requests go out through a pool (default 4 in flight), optionally under a
   per-DCR [`RateLimit`]; plain `http://` is refused except to loopback.
 

@@ -221,7 +221,8 @@ fn federated_token(expires_in: u64) -> String {
 #[tokio::test]
 async fn workload_identity_rereads_the_token_file() {
     let mut config = EmulatorConfig::default();
-    config.token_lifetime = Duration::from_secs(200); // inside the refresh margin: fetch every time
+    // Due for refresh after 2 s (half its lifetime), expired after 4 s.
+    config.token_lifetime = Duration::from_secs(4);
     let public = String::from_utf8(test_data("test-issuer.pub")).unwrap();
     config.add_federated(
         WORKLOAD_APP,
@@ -239,14 +240,17 @@ async fn workload_identity_rereads_the_token_file() {
 
     // The file is re-read on every token request: garbage in it is sent
     // and refused (the cached, still unexpired token is kept meanwhile)...
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     std::fs::write(&file, "not-a-jwt").unwrap();
     assert!(
         cred.get_token(Cloud::Public.ingestion_scope())
             .await
             .is_ok()
     );
-    // ...and a rotated, valid token is read on the next request.
+    // ...and a rotated, valid token is read on the next request (once the cached one
+    // has expired: after a failed refresh the cache waits before asking again).
     std::fs::write(&file, federated_token(600)).unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(
         cred.get_token(Cloud::Public.ingestion_scope())
             .await
