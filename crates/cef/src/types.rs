@@ -402,7 +402,8 @@ fn parse_offset(s: &str) -> Option<Offset> {
     let (h, m) = match (rest.len(), rest.split_once(':')) {
         (_, Some((h, m))) => (h, m),
         (1 | 2, None) => (rest, "0"),
-        (4, None) => (&rest[..2], &rest[2..]),
+        // Four bytes need not be four characters: slice only on a boundary.
+        (4, None) => (rest.get(..2)?, rest.get(2..)?),
         _ => return None,
     };
     let h: i32 = small_number(h, 1, 2)?;
@@ -456,6 +457,18 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(ts(input, None).as_deref(), Some(want), "{input}");
         }
+    }
+
+    #[test]
+    fn an_offset_of_four_bytes_that_are_not_four_characters_is_no_offset() {
+        // Found by the csl_map fuzz target: `-` then U+FFFD and U+0001 is four bytes,
+        // and byte 2 is inside the first character.
+        assert_eq!(ts("Sep 27 2018 14:59:0 -\u{fffd}\u{1}", None), None);
+        assert_eq!(
+            ts("Sep 27 2018 14:59:00", Some("+\u{20ac}1")).as_deref(),
+            Some("2018-09-27T14:59:00Z")
+        );
+        assert!(zone_from_text("UTC+\u{20ac}1").is_none());
     }
 
     #[test]

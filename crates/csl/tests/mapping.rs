@@ -94,6 +94,24 @@ fn policy_deserialises_in_snake_case() {
 }
 
 #[test]
+fn a_date_with_a_broken_multibyte_offset_is_a_conversion_failure_not_a_panic() {
+    // Found by the csl_map fuzz target: the zone parser sliced "-\u{fffd}\u{1}" (four bytes)
+    // inside a character. Every event with such a `start` or `end` reached it.
+    for policy in [TimeGeneratedPolicy::ReceiveTime, TimeGeneratedPolicy::Rt] {
+        let e = event("rt=Sep 27 2018 14:59:0 -\u{fffd}\u{1} end=Sep 27 2018 14:59:00 +\u{20ac}1");
+        let mapper = Mapper::new(MappingRules::new(), policy);
+        let m = mapper.map(&e, &Context::new(received()));
+        let row = json(&m.row);
+        assert!(row.get("EndTime").is_none(), "{row}");
+        assert_eq!(row["TimeGenerated"], "2024-11-27T09:33:20.000Z");
+        assert_eq!(
+            row["AdditionalExtensions"],
+            "end=Sep 27 2018 14:59:00 +\u{20ac}1"
+        );
+    }
+}
+
+#[test]
 fn conversion_failures_keep_the_raw_pair() {
     let e = event("spt=http dpt=443 cfp1=NaN start=soon cn1=12x in=-5 fsize=2147483648");
     let m = mcas_csl::map(&e, &Context::new(received()));
