@@ -210,6 +210,18 @@ impl<'o> ObjectWriter<'o> {
         self.out
     }
 
+    /// Writes `"key":value` when `value` is present (`quoted_key_colon` as for [`plain_key`](Self::plain_key)).
+    #[inline]
+    pub(crate) fn optional<T: WriteJson + ?Sized>(
+        &mut self,
+        quoted_key_colon: &str,
+        value: Option<&T>,
+    ) {
+        if let Some(v) = value {
+            v.write_json(self.plain_key(quoted_key_colon));
+        }
+    }
+
     /// Writes `"key":` for any key.
     pub(crate) fn key(&mut self, key: &str) -> &mut Vec<u8> {
         if !self.first {

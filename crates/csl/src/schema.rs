@@ -127,11 +127,7 @@ macro_rules! csl_columns {
             pub fn write_json(&self, out: &mut Vec<u8>) {
                 use crate::json::WriteJson as _;
                 let mut w = crate::json::ObjectWriter::new(out);
-                $(
-                    if let Some(v) = &self.$field {
-                        v.write_json(w.plain_key(concat!("\"", $name, "\":")));
-                    }
-                )*
+                $( w.optional(concat!("\"", $name, "\":"), self.$field.as_ref()); )*
                 for (name, value) in self.custom.iter() {
                     value.write_json(w.key(name));
                 }

@@ -111,33 +111,15 @@ impl SyslogRow<'_> {
         let mut w = crate::json::ObjectWriter::new(out);
         self.time_generated
             .write_json(w.plain_key("\"TimeGenerated\":"));
-        if let Some(v) = &self.computer {
-            v.write_json(w.plain_key("\"Computer\":"));
-        }
-        if let Some(v) = &self.host_name {
-            v.write_json(w.plain_key("\"HostName\":"));
-        }
-        if let Some(v) = &self.host_ip {
-            v.write_json(w.plain_key("\"HostIP\":"));
-        }
-        if let Some(v) = &self.facility {
-            v.write_json(w.plain_key("\"Facility\":"));
-        }
-        if let Some(v) = &self.severity_level {
-            v.write_json(w.plain_key("\"SeverityLevel\":"));
-        }
-        if let Some(v) = &self.process_name {
-            v.write_json(w.plain_key("\"ProcessName\":"));
-        }
-        if let Some(v) = &self.process_id {
-            v.write_json(w.plain_key("\"ProcessID\":"));
-        }
-        if let Some(v) = &self.syslog_message {
-            v.write_json(w.plain_key("\"SyslogMessage\":"));
-        }
-        if let Some(v) = &self.event_time {
-            v.write_json(w.plain_key("\"EventTime\":"));
-        }
+        w.optional("\"Computer\":", self.computer.as_ref());
+        w.optional("\"HostName\":", self.host_name.as_ref());
+        w.optional("\"HostIP\":", self.host_ip.as_ref());
+        w.optional("\"Facility\":", self.facility.as_ref());
+        w.optional("\"SeverityLevel\":", self.severity_level.as_ref());
+        w.optional("\"ProcessName\":", self.process_name.as_ref());
+        w.optional("\"ProcessID\":", self.process_id.as_ref());
+        w.optional("\"SyslogMessage\":", self.syslog_message.as_ref());
+        w.optional("\"EventTime\":", self.event_time.as_ref());
         self.source_system
             .write_json(w.plain_key("\"SourceSystem\":"));
         w.end();
