@@ -47,7 +47,7 @@ pub(crate) async fn worker(
     tokio::pin!(idle);
     loop {
         let open = !limits.linger.is_zero() && bufs.has_rows();
-        tokio::select! {
+        let close_now = tokio::select! {
             c = rx.recv() => {
                 let Some(chunk) = c else { break };
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.linger);
@@ -62,40 +62,37 @@ pub(crate) async fn worker(
                         }
                     }
                 }
-                if last_close.elapsed() >= limits.flush_interval {
-                    if !close_all(&mut bufs, &out, &metrics).await {
-                        return;
-                    }
-                    dead.flush();
-                    last_close = Instant::now();
-                }
+                last_close.elapsed() >= limits.flush_interval
             }
-            () = &mut idle, if open => {
-                if !close_all(&mut bufs, &out, &metrics).await {
-                    return;
-                }
-                dead.flush();
-                last_close = Instant::now();
+            () = &mut idle, if open => true,
+            _ = tick.tick() => true,
+        };
+        if close_now {
+            if !close_all(&mut bufs, &out, &metrics, &dead).await {
+                return;
             }
-            _ = tick.tick() => {
-                if !close_all(&mut bufs, &out, &metrics).await {
-                    return;
-                }
-                dead.flush();
-                last_close = Instant::now();
-            }
+            last_close = Instant::now();
         }
     }
-    close_all(&mut bufs, &out, &metrics).await;
-    dead.flush();
+    if !close_all(&mut bufs, &out, &metrics, &dead).await {
+        // close_all flushes the dead-letter file only while the output stage is there.
+        dead.flush();
+    }
 }
 
-async fn close_all(bufs: &mut Buffers, out: &mpsc::Sender<Batch>, metrics: &Metrics) -> bool {
+/// Close every open batch and flush the dead-letter file. False when the output stage is gone.
+async fn close_all(
+    bufs: &mut Buffers,
+    out: &mpsc::Sender<Batch>,
+    metrics: &Metrics,
+    dead: &DeadLetter,
+) -> bool {
     for route in Route::ALL {
         if !close(bufs, route, out, metrics).await {
             return false;
         }
     }
+    dead.flush();
     true
 }
 

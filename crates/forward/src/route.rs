@@ -148,11 +148,11 @@ impl Buffers {
 
     /// Close the batch of `r`, if it holds rows.
     pub(crate) fn take(&mut self, r: Route) -> Option<Batch> {
-        let pool = self.pool.clone();
-        let b = self.get_mut(r);
-        if b.rows == 0 {
+        if self.get(r).rows == 0 {
             return None;
         }
+        let pool = self.pool.clone();
+        let b = self.get_mut(r);
         let data = std::mem::replace(&mut b.data, pool.get());
         let rows = std::mem::take(&mut b.rows);
         Some(Batch {
@@ -298,7 +298,7 @@ impl Router {
             Ok(event) => {
                 m.cef.fetch_add(1, Relaxed);
                 let mapped = self.mapper.map(&event, &ctx);
-                return Ok(self.append_row(bufs, Route::Csl, &mapped.row));
+                return Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)));
             }
             // No `CEF:` at all is plain syslog; a marker with a broken header is counted.
             Err(e) if *e.kind() == mcas_cef::ErrorKind::MissingMarker => {}
@@ -326,35 +326,23 @@ impl Router {
             },
         };
         let row = mcas_csl::map_syslog(input, &ctx);
-        Ok(self.append_row(bufs, Route::Syslog, &row))
+        Ok(self.append_row(bufs, Route::Syslog, |out| row.write_json(out)))
     }
 
-    /// Write `row` as one NDJSON line of `route`'s batch buffer.
-    fn append_row(&self, bufs: &mut Buffers, route: Route, row: &dyn JsonRow) -> Route {
+    /// Append one NDJSON line to `route`'s batch buffer: the row `write` writes, then a newline.
+    fn append_row(
+        &self,
+        bufs: &mut Buffers,
+        route: Route,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Route {
         let b = bufs.get_mut(route);
         let start = b.data.len();
-        row.write_json(&mut b.data);
+        write(&mut b.data);
         self.finish_row(&mut b.data, start);
         b.data.push(b'\n');
         b.rows += 1;
         route
-    }
-}
-
-/// A row that writes itself as one JSON object (the same bytes `serde_json` would write).
-trait JsonRow {
-    fn write_json(&self, out: &mut Vec<u8>);
-}
-
-impl JsonRow for mcas_csl::CommonSecurityLog<'_> {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        mcas_csl::CommonSecurityLog::write_json(self, out);
-    }
-}
-
-impl JsonRow for mcas_csl::SyslogRow<'_> {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        mcas_csl::SyslogRow::write_json(self, out);
     }
 }
 

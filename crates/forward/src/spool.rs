@@ -27,6 +27,19 @@ pub(crate) struct Batch {
     pub(crate) pool: Option<Arc<BufPool>>,
 }
 
+#[cfg(test)]
+impl Batch {
+    /// A batch whose buffer goes back to no pool.
+    pub(crate) fn unpooled(route: Route, data: Vec<u8>, rows: usize) -> Batch {
+        Batch {
+            route,
+            data,
+            rows,
+            pool: None,
+        }
+    }
+}
+
 impl Drop for Batch {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
@@ -313,7 +326,7 @@ mod tests {
     use super::*;
     use crate::config::ByteSize;
 
-    fn cfg(max: u64, when_full: WhenFull) -> SpoolConfig {
+    pub(super) fn cfg(max: u64, when_full: WhenFull) -> SpoolConfig {
         SpoolConfig {
             max_bytes: ByteSize(max),
             when_full,
@@ -322,12 +335,7 @@ mod tests {
     }
 
     fn batch(n: usize) -> Batch {
-        Batch {
-            route: Route::Csl,
-            data: vec![b'x'; n],
-            rows: 1,
-            pool: None,
-        }
+        Batch::unpooled(Route::Csl, vec![b'x'; n], 1)
     }
 
     #[tokio::test]
@@ -339,12 +347,7 @@ mod tests {
         let s = Arc::new(s);
         let a = s.write(batch(10)).await.unwrap().unwrap();
         let b = s
-            .write(Batch {
-                route: Route::Syslog,
-                data: b"{}\n".to_vec(),
-                rows: 1,
-                pool: None,
-            })
+            .write(Batch::unpooled(Route::Syslog, b"{}\n".to_vec(), 1))
             .await
             .unwrap()
             .unwrap();
@@ -437,18 +440,10 @@ mod tests {
 
 #[cfg(test)]
 mod spooler_tests {
+    use super::tests::cfg;
     use super::*;
-    use crate::config::ByteSize;
     use crate::output::run_spooler;
     use tokio::sync::mpsc;
-
-    fn cfg(max: u64, when_full: WhenFull) -> SpoolConfig {
-        SpoolConfig {
-            max_bytes: ByteSize(max),
-            when_full,
-            ..SpoolConfig::default()
-        }
-    }
 
     /// Feeds `n` batches of `size` bytes (3 rows each) through the spool writer and
     /// returns what it queued for sending.
@@ -458,14 +453,7 @@ mod spooler_tests {
         let writer = tokio::spawn(run_spooler(spool, rx, q_tx));
         for i in 0..n {
             let data = vec![b'a' + (i % 26) as u8; size];
-            tx.send(Batch {
-                route: Route::Csl,
-                data,
-                rows: 3,
-                pool: None,
-            })
-            .await
-            .unwrap();
+            tx.send(Batch::unpooled(Route::Csl, data, 3)).await.unwrap();
         }
         drop(tx);
         writer.await.unwrap();

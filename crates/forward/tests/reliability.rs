@@ -102,11 +102,7 @@ async fn spool_survives_kill_9_and_is_sent_after_restart() {
     assert_eq!(emu.count(CSL), 0, "the emulator was down");
     // Bring the output back and restart: every spooled row is delivered.
     emu.set_faults(Faults::none());
-    let d = dir.path().to_owned();
-    let env = secret_env();
-    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &cfg, &env))
-        .await
-        .unwrap();
+    let fwd = start_forwarder(dir.path(), cfg).await;
     assert!(
         wait_until_async(Duration::from_secs(30), || emu.count(CSL)
             >= spooled_before_kill)
@@ -576,11 +572,7 @@ async fn sigterm_with_the_output_down_spools_everything_and_exits_0() {
     .unwrap();
     assert_eq!(spooled, n, "everything read is in the spool at exit");
     emu.set_faults(Faults::none());
-    let d = dir.path().to_owned();
-    let env = secret_env();
-    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &cfg, &env))
-        .await
-        .unwrap();
+    let fwd = start_forwarder(dir.path(), cfg).await;
     assert!(
         wait_until_async(Duration::from_secs(30), || emu.count(CSL) >= n).await,
         "{}",
@@ -645,11 +637,7 @@ async fn sigterm_while_blocked_on_a_full_spool_still_spools_everything_read() {
     // A message cut by the close of the connection mid-write is still a message.
     assert_eq!(spooled, received, "everything read was spooled at SIGTERM");
     emu.set_faults(Faults::none());
-    let d = dir.path().to_owned();
-    let env = secret_env();
-    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &cfg, &env))
-        .await
-        .unwrap();
+    let fwd = start_forwarder(dir.path(), cfg).await;
     assert!(
         wait_until_async(Duration::from_secs(60), || emu.count(CSL) >= received).await,
         "{}",

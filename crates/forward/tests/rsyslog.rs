@@ -59,11 +59,7 @@ async fn rsyslog_omfwd_octet_counted_reaches_the_emulator() {
         .expect("emulator");
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
-    let env = secret_env();
-    let d = dir.path().to_owned();
-    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &cfg, &env))
-        .await
-        .unwrap();
+    let fwd = start_forwarder(dir.path(), cfg).await;
 
     // rsyslog: imtcp on a private port in, omfwd octet-counted out to the forwarder.
     let relay_port = free_port();
