@@ -280,10 +280,12 @@ async fn run_tcp(ctx: Arc<Ctx>, listener: TcpListener, tls: Option<tokio_rustls:
         };
         let _ = stream.set_nodelay(true);
         ctx.metrics.connections.fetch_add(1, Relaxed);
+        // The gauge counts held slots: up with the permit, down only after it is released,
+        // so "0 open" means a new connection will be accepted.
+        ctx.metrics.connections_open.fetch_add(1, Relaxed);
         let ctx2 = ctx.clone();
         let tls = tls.clone();
         conns.spawn(async move {
-            ctx2.metrics.connections_open.fetch_add(1, Relaxed);
             match tls {
                 None => read_stream(&ctx2, stream, peer.ip()).await,
                 Some(acc) => {
@@ -302,8 +304,8 @@ async fn run_tcp(ctx: Arc<Ctx>, listener: TcpListener, tls: Option<tokio_rustls:
                     }
                 }
             }
-            ctx2.metrics.connections_open.fetch_sub(1, Relaxed);
             drop(permit);
+            ctx2.metrics.connections_open.fetch_sub(1, Relaxed);
         });
     }
     drop(listener);

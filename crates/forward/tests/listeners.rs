@@ -219,10 +219,12 @@ flush_interval = "50ms"
     let ev = |id: &str| {
         format!("<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|100|guard|5|externalId={id}\n")
     };
-    // The harness's readiness probe used the only slot for a moment: wait until it is free.
+    // The harness's readiness probe used the only slot for a moment: wait until it was
+    // accepted and its slot is free again.
     assert!(wait_until(Duration::from_secs(10), || fwd
-        .metric("mcas_forward_connections_open")
-        == Some(0.0)));
+        .metric("mcas_forward_connections_total")
+        .is_some_and(|n| n >= 1.0)
+        && fwd.metric("mcas_forward_connections_open") == Some(0.0)));
     // The first connection holds the only slot; the second is refused.
     let mut first = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
     first.write_all(ev("first").as_bytes()).unwrap();
