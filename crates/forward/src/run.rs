@@ -88,16 +88,18 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     let stop_listeners = CancellationToken::new();
     let stop_all = CancellationToken::new();
 
-    let metrics_addr = match &cfg.metrics {
-        Some(m) => Some(crate::metrics::serve(m.address, metrics.clone(), stop_all.clone()).await?),
-        None => None,
-    };
-
     // Bind everything first: a bad address or certificate fails before anything runs.
     let mut bound = Vec::with_capacity(cfg.listen.len());
     for l in &cfg.listen {
         bound.push(listen::bind(l).await?);
     }
+    // The metrics endpoint comes up only once every listener is bound, so a supervisor or
+    // test that sees it answer can connect to any listener (the kernel queues connections
+    // until the accept loops run).
+    let metrics_addr = match &cfg.metrics {
+        Some(m) => Some(crate::metrics::serve(m.address, metrics.clone(), stop_all.clone()).await?),
+        None => None,
+    };
 
     let dead = Arc::new(DeadLetter::new(cfg.dead_letter_path()?, metrics.clone()));
     let router = Arc::new(router(&cfg, metrics.clone())?);
