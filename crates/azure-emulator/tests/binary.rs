@@ -31,10 +31,12 @@ fn spawn(args: &[&str]) -> Running {
         .spawn()
         .expect("binary starts");
     let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("first line");
+    reader.read_line(&mut line).expect("first line");
+    // Keep reading: the binary prints more lines after the first, and a closed pipe would make
+    // its next `println!` fail and end it.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     let base = line.trim().rsplit(' ').next().expect("url").to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{line}");
     Running { child, base }
