@@ -2,19 +2,20 @@
 //!
 //! The decoder yields one [`Frame`] per message and never ends the stream because of what
 //! a sender wrote: a frame over the size limit, a bad octet count or a stream that ends
-//! mid-frame each produce one frame carrying a [`Notice`], and decoding resumes at the
-//! next frame boundary. The only errors are I/O errors from the transport.
+//! mid-frame each produce a frame carrying a [`Notice`], and decoding resumes at the next
+//! frame boundary. The only errors are I/O errors from the transport.
 //!
 //! No count is trusted blindly. In [`Framing::Auto`], an octet count above the frame limit
 //! is honoured only while the counted bytes do not look like more frames: as soon as a
 //! trailer (LF or NUL) inside them is followed by `<PRI>` or `MSG-LEN SP <`, decoding
 //! resynchronises there and reports [`Notice::Resync`]. Bytes that no frame holds are
-//! reported with [`Notice::Skipped`] where the other notices do not already account for
-//! them (see each variant).
+//! reported, once the decoder is done dropping them, on an empty frame with
+//! [`Notice::Skipped`] where [`Notice::Oversize`] does not already account for them (see
+//! each variant).
 //!
 //! ```
 //! use bytes::BytesMut;
-//! use mcas_syslog::codec::{Framing, SyslogCodec};
+//! use mcas_syslog::codec::{Framing, Notice, SyslogCodec};
 //! use tokio_util::codec::Decoder;
 //!
 //! let mut codec = SyslogCodec::new(Framing::Auto);
@@ -24,6 +25,15 @@
 //! let b = codec.decode(&mut buf)?.ok_or("no frame")?;
 //! assert_eq!((&a.data()[..], &b.data()[..]), (&b"<13>hello\n"[..], &b"<13>world"[..]));
 //! assert!(a.notice().is_none() && !a.is_truncated());
+//!
+//! // A count no frame within the limit can have, then LF-framed lines: the count is not
+//! // honoured, and nothing after it is lost.
+//! let mut buf = BytesMut::from(&b"999999999 <13>one\n<13>two\n"[..]);
+//! let a = codec.decode(&mut buf)?.ok_or("no frame")?;
+//! let b = codec.decode(&mut buf)?.ok_or("no frame")?;
+//! assert_eq!((&a.data()[..], &b.data()[..]), (&b"<13>one"[..], &b"<13>two"[..]));
+//! let resync = Notice::Resync { declared: 999_999_999, skipped: 0 };
+//! assert_eq!((a.notice(), b.notice()), (Some(resync), None));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -117,19 +127,22 @@ pub enum Notice {
         /// included; the trailer itself not).
         skipped: usize,
     },
-    /// The decoder dropped `bytes` bytes that no frame holds, and finished dropping them
+    /// The decoder dropped `bytes` bytes that no frame holds, and is done dropping them
     /// (at the end of the counted frame, at the LF ending an over-long line, or at the end
-    /// of the stream). It comes on an empty frame, once per dropped run, after the frame
-    /// the bytes belonged to was reported with [`Notice::Oversize`] (or
-    /// [`Notice::BadCount`] for a line).
+    /// of the stream). It comes on an empty frame, once per frame whose bytes were dropped,
+    /// after that frame was reported with [`Notice::Oversize`] (or [`Notice::BadCount`]
+    /// for a line). `bytes` counts the rest after a truncated head, or all of a discarded
+    /// frame.
     ///
     /// - [`Framing::OctetCounting`]: always, so the sum of `bytes` is every byte dropped:
-    ///   the rest of an oversize frame after its truncated head, all of a discarded one,
-    ///   the rest of an over-long line without a valid count.
-    /// - [`Framing::Auto`]: only when the dropped rest of an oversize octet-counted frame
-    ///   held a trailer, that is LF-framed messages may have been inside it (a run without
-    ///   one is the tail an honest oversize frame announced with its count).
-    /// - [`Framing::NonTransparent`]: never (an over-long line's tail is not a message).
+    ///   from oversize frames, and from over-long lines without a valid count.
+    /// - [`Framing::Auto`]: when the bytes dropped from an oversize octet-counted frame
+    ///   held a trailer before the frame's last byte, so LF-framed messages (without a
+    ///   PRI, or [`Notice::Resync`] would have ended the drop) may have been among them.
+    ///   A drop without one is the tail an honest oversize frame announced with its
+    ///   count, which [`Notice::Oversize`] `declared` accounts for.
+    /// - [`Framing::NonTransparent`]: never (an over-long line's tail is reported by
+    ///   [`Notice::Oversize`]).
     Skipped {
         /// The number of bytes dropped (trailers included).
         bytes: usize,

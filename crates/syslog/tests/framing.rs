@@ -373,7 +373,7 @@ fn encoder_output_decodes_to_the_same_messages() {
 // A bogus octet count must not swallow the stream (Auto resynchronises, strict mode
 // reports every byte it drops), and honest framing stays exactly as it was.
 
-/// The first of `skip` bytes of a CEF event as a sender writes it.
+/// A CEF event as a sender writes it, told apart by its `externalId`.
 fn cef_line(i: usize) -> Vec<u8> {
     format!("<134>Nov 28 06:44:44 h CEF:0|V|P|1|1|n|3|externalId={i}").into_bytes()
 }
