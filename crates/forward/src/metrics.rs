@@ -100,6 +100,12 @@ pub(crate) struct Metrics {
     pub(crate) sender_restarts: AtomicU64,
     /// Rows in closed batches not yet durable (spool) or written (file, stdout).
     pub(crate) pending_rows: AtomicU64,
+    /// Bogus octet counts the `auto` framing did not honour (it re-synchronised instead).
+    pub(crate) framing_resyncs: AtomicU64,
+    /// Stream bytes the framing dropped that no message holds.
+    pub(crate) skipped_bytes: AtomicU64,
+    /// Frames (or runs of bytes) the framing dropped.
+    pub(crate) skipped_frames: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -138,6 +144,9 @@ impl Default for Metrics {
             sender_panics: AtomicU64::new(0),
             sender_restarts: AtomicU64::new(0),
             pending_rows: AtomicU64::new(0),
+            framing_resyncs: AtomicU64::new(0),
+            skipped_bytes: AtomicU64::new(0),
+            skipped_frames: AtomicU64::new(0),
         }
     }
 }
@@ -219,6 +228,21 @@ impl Metrics {
             "truncated_total",
             "Messages cut at max_message_bytes.",
             self.truncated.load(Relaxed),
+        );
+        counter(
+            "framing_resyncs_total",
+            "Octet counts over the frame limit not honoured by auto framing (it re-synchronised on the next frame).",
+            self.framing_resyncs.load(Relaxed),
+        );
+        counter(
+            "skipped_bytes_total",
+            "Stream bytes dropped by the framing that no message holds.",
+            self.skipped_bytes.load(Relaxed),
+        );
+        counter(
+            "skipped_frames_total",
+            "Frames, or runs of bytes, dropped by the framing.",
+            self.skipped_frames.load(Relaxed),
         );
         counter(
             "connections_total",
