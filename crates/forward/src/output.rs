@@ -32,6 +32,20 @@ pub(crate) struct Sent {
     pub(crate) last_error: Option<String>,
 }
 
+impl Sent {
+    /// The NDJSON bytes of the delivered rows, out of a batch of `batch_len` bytes: neither
+    /// the refused rows nor those left to retry.
+    pub(crate) fn delivered_bytes(&self, batch_len: usize) -> usize {
+        if self.delivered == 0 {
+            return 0;
+        }
+        let refused: usize = self.rejected.iter().map(|(row, _)| row.len() + 1).sum();
+        batch_len
+            .saturating_sub(refused)
+            .saturating_sub(self.retry.len())
+    }
+}
+
 /// A network client for one route.
 #[derive(Debug)]
 enum Client {
@@ -715,16 +729,10 @@ async fn send_one(
         dead.flush();
         tracing::warn!(rows = sent.rejected.len(), file = %dead.path().display(), "rows rejected by the output were dead-lettered");
     }
-    // Bytes of the rows delivered: neither the refused rows nor those left to retry.
-    let refused: usize = sent.rejected.iter().map(|(row, _)| row.len() + 1).sum();
-    let delivered_bytes = data
-        .len()
-        .saturating_sub(refused)
-        .saturating_sub(sent.retry.len());
     if sent.delivered > 0 {
         metrics
             .sent_bytes
-            .fetch_add(delivered_bytes as u64, Relaxed);
+            .fetch_add(sent.delivered_bytes(data.len()) as u64, Relaxed);
     }
     if sent.retry_rows == 0 {
         spool.remove(s);
@@ -746,6 +754,33 @@ async fn send_one(
 mod sender_tests {
     use super::*;
     use crate::route::Route;
+
+    #[test]
+    fn sent_bytes_count_only_delivered_rows() {
+        let batch = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+        let all_refused = Sent {
+            rejected: vec![
+                (b"{\"a\":1}".to_vec(), "400".into()),
+                (b"{\"b\":2}".to_vec(), "400".into()),
+                (b"{\"c\":3}".to_vec(), "400".into()),
+            ],
+            ..Sent::default()
+        };
+        assert_eq!(all_refused.delivered_bytes(batch.len()), 0);
+        let one_refused_one_later = Sent {
+            delivered: 1,
+            rejected: vec![(b"{\"a\":1}".to_vec(), "400".into())],
+            retry: b"{\"c\":3}\n".to_vec(),
+            retry_rows: 1,
+            ..Sent::default()
+        };
+        assert_eq!(one_refused_one_later.delivered_bytes(batch.len()), 8);
+        let all = Sent {
+            delivered: 3,
+            ..Sent::default()
+        };
+        assert_eq!(all.delivered_bytes(batch.len()), batch.len());
+    }
 
     /// Panics on the first attempt at each batch, then delivers it.
     #[derive(Debug, Default)]
