@@ -1,0 +1,160 @@
+//! The syntax tree of a query. Every node keeps the byte offset where it starts.
+
+use serde_json::Value as Json;
+
+use crate::value::Type;
+
+/// A literal value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Lit {
+    /// A typed null (`long(null)`); `None` is an untyped null.
+    Null(Option<Type>),
+    Bool(bool),
+    Int(i32),
+    Long(i64),
+    Real(f64),
+    String(String),
+    DateTime(i64),
+    Timespan(i64),
+    Guid(u128),
+    Dynamic(Json),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+    EqCi,
+    NeCi,
+    And,
+    Or,
+}
+
+/// String predicates: `has`, `contains`, ... with their case sensitivity and negation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StrKind {
+    Has,
+    Contains,
+    StartsWith,
+    EndsWith,
+    HasPrefix,
+    HasSuffix,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ExprKind {
+    Lit(Lit),
+    /// A column, a `let` name or a function parameter.
+    Name(String),
+    Neg(Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Str {
+        kind: StrKind,
+        cs: bool,
+        negated: bool,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+    In {
+        lhs: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+        ci: bool,
+    },
+    MatchesRegex(Box<Expr>, Box<Expr>),
+    Call(String, Vec<Expr>),
+    /// `typeof(long)` (only as an argument).
+    TypeOf(Type),
+    /// `a.b` and `a['b']`.
+    Member(Box<Expr>, String),
+    /// `a[expr]`.
+    Index(Box<Expr>, Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Expr {
+    pub(crate) kind: ExprKind,
+    pub(crate) pos: usize,
+}
+
+/// `name = expr` or a bare `expr` in `extend`, `project`, `print`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Assign {
+    pub(crate) name: Option<(String, usize)>,
+    pub(crate) expr: Expr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParseKind {
+    Simple,
+    Regex,
+    Relaxed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PatternItem {
+    Star,
+    Text(String),
+    Column {
+        name: String,
+        ty: Option<Type>,
+        pos: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Operator {
+    Where(Expr),
+    Extend(Vec<Assign>),
+    Project(Vec<Assign>),
+    ProjectAway(Vec<(String, usize)>),
+    ProjectRename(Vec<((String, usize), (String, usize))>),
+    Parse {
+        kind: ParseKind,
+        flags: String,
+        source: Expr,
+        pattern: Vec<PatternItem>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Source {
+    /// `source`: the input row.
+    Input,
+    Print(Vec<Assign>),
+    Datatable {
+        columns: Vec<(String, Type)>,
+        values: Vec<Expr>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pipeline {
+    pub(crate) source: Source,
+    pub(crate) source_pos: usize,
+    pub(crate) operators: Vec<(Operator, usize)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Let {
+    Scalar(Expr),
+    Function {
+        params: Vec<(String, Type)>,
+        body: Expr,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Query {
+    pub(crate) lets: Vec<(String, usize, Let)>,
+    pub(crate) pipeline: Pipeline,
+}

@@ -1,0 +1,291 @@
+//! The KQL of Azure Monitor data collection rule transformations (`transformKql`), parsed and
+//! run locally with Kusto's semantics, one row at a time.
+//!
+//! ```
+//! use mcas_kql::{Query, Schema, Type};
+//!
+//! let schema = Schema::new([
+//!     ("DeviceVendor", Type::String),
+//!     ("DestinationPort", Type::Int),
+//!     ("AdditionalExtensions", Type::String),
+//! ]);
+//! let query = Query::compile(
+//!     r#"source
+//!        | where DeviceVendor == "Palo Alto Networks" and DestinationPort !in (80, 443)
+//!        | project-away AdditionalExtensions"#,
+//!     &schema,
+//! )?;
+//!
+//! let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+//!     r#"{"DeviceVendor": "Palo Alto Networks", "DestinationPort": 23, "AdditionalExtensions": "x=1"}"#,
+//! )?;
+//! let out = query.run(&row).expect("the row passes the filter");
+//! assert_eq!(
+//!     serde_json::Value::Object(out.to_json()),
+//!     serde_json::json!({"DeviceVendor": "Palo Alto Networks", "DestinationPort": 23}),
+//! );
+//!
+//! // Outside the transformation subset: refused as Azure refuses it, with the position.
+//! let err = Query::compile("source | summarize count() by DeviceVendor", &schema).unwrap_err();
+//! assert_eq!(err.message(), "summarize is not supported in transformations");
+//! assert_eq!((err.line(), err.column()), (1, 10));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What is supported, and what is not yet, is listed in the repository's `docs/kql.md`.
+
+mod ast;
+mod compile;
+mod error;
+mod eval;
+mod functions;
+mod parser;
+mod time;
+mod value;
+mod xml;
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value as Json};
+
+pub use error::{Error, ErrorKind};
+pub use value::{Type, Value};
+
+/// Which KQL a query is compiled as.
+///
+/// Only the transformation dialect exists today. The tabular layer is the seam where a query
+/// dialect (for alert rules) will accept multi-row operators such as `summarize` or `sort`;
+/// the transformation dialect keeps refusing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Dialect {
+    /// Azure Monitor DCR transformations: one row in, at most one row out.
+    #[default]
+    Transformation,
+}
+
+/// The input columns of a query: names and Kusto types, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    columns: Vec<(String, Type)>,
+}
+
+impl Schema {
+    /// A schema of these columns.
+    pub fn new<N: Into<String>>(columns: impl IntoIterator<Item = (N, Type)>) -> Schema {
+        Schema {
+            columns: columns.into_iter().map(|(n, t)| (n.into(), t)).collect(),
+        }
+    }
+
+    /// The columns of a JSON row, typed by their values (string → `string`, integer → `long`,
+    /// other number → `real`, bool → `bool`, object or array → `dynamic`); `overrides` give
+    /// the type of named columns (e.g. a datetime written as an ISO string). A column that is
+    /// `null` and not in `overrides` is `dynamic`.
+    pub fn infer(row: &Map<String, Json>, overrides: &[(&str, Type)]) -> Schema {
+        let columns = row
+            .iter()
+            .map(|(name, v)| {
+                let ty = overrides
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|p| p.1)
+                    .unwrap_or(match v {
+                        Json::String(_) => Type::String,
+                        Json::Number(n) if n.is_i64() || n.is_u64() => Type::Long,
+                        Json::Number(_) => Type::Real,
+                        Json::Bool(_) => Type::Bool,
+                        _ => Type::Dynamic,
+                    });
+                (name.clone(), ty)
+            })
+            .collect();
+        Schema { columns }
+    }
+
+    /// The columns, in order.
+    pub fn columns(&self) -> &[(String, Type)] {
+        &self.columns
+    }
+
+    /// The type of a column.
+    pub fn get(&self, name: &str) -> Option<Type> {
+        self.columns.iter().find(|(n, _)| n == name).map(|p| p.1)
+    }
+}
+
+/// A row a query reads: its columns by name. Strings may borrow from the row.
+///
+/// A value of another type than the column's declared one is converted when read (an ISO
+/// string for a `datetime` column, a `long` for an `int` column); one that does not convert
+/// reads as null. A missing column reads as null (`""` for a string column).
+pub trait Row {
+    /// The value of a column, or `None` when the row does not have it.
+    fn get(&self, column: &str) -> Option<Value<'_>>;
+}
+
+/// A JSON object as a row: strings borrow, integers are `long`, other numbers `real`,
+/// objects and arrays `dynamic`, `null` is null.
+impl Row for Map<String, Json> {
+    fn get(&self, column: &str) -> Option<Value<'_>> {
+        let v = Map::get(self, column)?;
+        Some(match v {
+            Json::Null => Value::Null,
+            Json::String(s) => Value::String(Cow::Borrowed(s)),
+            Json::Array(_) | Json::Object(_) => Value::Dynamic(Cow::Borrowed(v)),
+            other => value::json_scalar(other),
+        })
+    }
+}
+
+struct NoRow;
+
+impl Row for NoRow {
+    fn get(&self, _: &str) -> Option<Value<'_>> {
+        None
+    }
+}
+
+/// Where a compiled query's rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// `source`: one run per input row ([`Query::run`]).
+    Input,
+    /// `print`: one row, no input ([`Query::run_without_input`]).
+    Print,
+    /// `datatable(...)[...]`: constant rows, no input ([`Query::run_without_input`]).
+    Datatable,
+}
+
+/// A compiled query: parse and bind once, run on many rows.
+#[derive(Debug, Clone)]
+pub struct Query {
+    plan: compile::Plan,
+    output: Vec<(String, Type)>,
+}
+
+/// One output row: the output columns in order, with their values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRow<'a> {
+    columns: &'a [(String, Type)],
+    values: Vec<Value<'a>>,
+}
+
+impl<'a> OutputRow<'a> {
+    /// The columns and their values, in output order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value<'a>)> {
+        self.columns
+            .iter()
+            .map(|c| c.0.as_str())
+            .zip(self.values.iter())
+    }
+
+    /// The value of one column.
+    pub fn get(&self, column: &str) -> Option<&Value<'a>> {
+        self.columns
+            .iter()
+            .position(|c| c.0 == column)
+            .map(|i| &self.values[i])
+    }
+
+    /// The row as a JSON object, in Azure's formats (see [`Value::to_json`]).
+    pub fn to_json(&self) -> Map<String, Json> {
+        self.iter()
+            .map(|(n, v)| (n.to_string(), v.to_json()))
+            .collect()
+    }
+}
+
+fn system_now() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_nanos() / 100).unwrap_or(i64::MAX)
+}
+
+impl Query {
+    /// Parses and compiles a transformation against an input schema. Unknown columns are an
+    /// error that names the nearest column.
+    pub fn compile(text: &str, schema: &Schema) -> Result<Query, Error> {
+        Query::compile_with(text, schema, Dialect::Transformation, false)
+    }
+
+    /// Parses and compiles with no schema: every column the query names is read from the row
+    /// as `dynamic`, and a `source` row passes through no column it does not name. For checking
+    /// a transformation of any table.
+    pub fn compile_lenient(text: &str) -> Result<Query, Error> {
+        Query::compile_with(text, &Schema::default(), Dialect::Transformation, true)
+    }
+
+    /// Parses and compiles in a dialect; `lenient` accepts unknown columns as `dynamic`.
+    pub fn compile_with(
+        text: &str,
+        schema: &Schema,
+        dialect: Dialect,
+        lenient: bool,
+    ) -> Result<Query, Error> {
+        let ast = parser::parse_query(text, dialect)?;
+        let plan = compile::compile(text, &ast, &schema.columns, lenient)?;
+        let output = plan.output.iter().map(|c| (c.name.clone(), c.ty)).collect();
+        Ok(Query { plan, output })
+    }
+
+    /// The output columns and their types, known at compile time.
+    pub fn output_schema(&self) -> &[(String, Type)] {
+        &self.output
+    }
+
+    /// Where the rows come from.
+    pub fn source_kind(&self) -> SourceKind {
+        match self.plan.source {
+            compile::PlanSource::Input => SourceKind::Input,
+            compile::PlanSource::Print => SourceKind::Print,
+            compile::PlanSource::Datatable(_) => SourceKind::Datatable,
+        }
+    }
+
+    /// Runs a `source` query on one row, reading the clock once for `now()` and `ago()`.
+    /// `None` when the row is filtered out.
+    pub fn run<'a>(&'a self, row: &'a dyn Row) -> Option<OutputRow<'a>> {
+        self.run_at(row, system_now())
+    }
+
+    /// [`Query::run`] with `now()` fixed at `now` (100 ns ticks since the Unix epoch).
+    pub fn run_at<'a>(&'a self, row: &'a dyn Row, now: i64) -> Option<OutputRow<'a>> {
+        let slots = vec![Value::Null; self.plan.slots];
+        let values = eval::run(&self.plan, row, slots, now)?;
+        Some(OutputRow {
+            columns: &self.output,
+            values,
+        })
+    }
+
+    /// Runs a `print` or `datatable` query (no input); a `source` query gives no rows.
+    pub fn run_without_input(&self) -> Vec<OutputRow<'_>> {
+        self.run_without_input_at(system_now())
+    }
+
+    /// [`Query::run_without_input`] with `now()` fixed at `now`.
+    pub fn run_without_input_at(&self, now: i64) -> Vec<OutputRow<'_>> {
+        static NO_ROW: NoRow = NoRow;
+        match &self.plan.source {
+            compile::PlanSource::Input => Vec::new(),
+            compile::PlanSource::Print => self.run_at(&NO_ROW, now).into_iter().collect(),
+            compile::PlanSource::Datatable(rows) => rows
+                .iter()
+                .filter_map(|r| {
+                    let mut slots = vec![Value::Null; self.plan.slots];
+                    for (k, v) in r.iter().enumerate() {
+                        slots[k] = v.reborrow();
+                    }
+                    let values = eval::run(&self.plan, &NO_ROW, slots, now)?;
+                    Some(OutputRow {
+                        columns: &self.output,
+                        values,
+                    })
+                })
+                .collect(),
+        }
+    }
+}
