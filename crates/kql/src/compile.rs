@@ -418,9 +418,14 @@ impl Binder<'_> {
                 } else {
                     format!("{lo} to {hi}")
                 };
+                let noun = if expect == "1" {
+                    "argument"
+                } else {
+                    "arguments"
+                };
                 Err(Error::new(
                     ErrorKind::BadArguments(format!(
-                        "{name}() takes {expect} arguments, {argc} given"
+                        "{name}() takes {expect} {noun}, {argc} given"
                     )),
                     self.src,
                     pos,
@@ -442,7 +447,7 @@ impl Binder<'_> {
             }
             "case" => {
                 arity(3, usize::MAX)?;
-                if argc % 2 == 0 {
+                if argc.is_multiple_of(2) {
                     return self.err(
                         ErrorKind::BadArguments(
                             "case() takes predicate/value pairs and an else value".into(),
@@ -616,11 +621,11 @@ impl Binder<'_> {
         Ok((CExpr::Call(spec.f, cargs), ty))
     }
 
-    fn auto_name(&self, e: &Expr, index: usize, used: &mut usize) -> String {
+    fn auto_name(&self, e: &Expr, used: &mut usize) -> String {
         match &e.kind {
             ExprKind::Name(n) => n.clone(),
             ExprKind::Member(x, m) => {
-                let base = self.auto_name(x, index, used);
+                let base = self.auto_name(x, used);
                 format!("{base}_{m}")
             }
             _ => {
@@ -655,7 +660,7 @@ impl Binder<'_> {
                     let (c, t) = self.expr(&a.expr)?;
                     let name = match &a.name {
                         Some((n, _)) => n.clone(),
-                        None => self.auto_name(&a.expr, 0, &mut unnamed),
+                        None => self.auto_name(&a.expr, &mut unnamed),
                     };
                     let slot = self.new_slot();
                     computes.push((slot, c));
@@ -680,7 +685,7 @@ impl Binder<'_> {
                     let (c, t) = self.expr(&a.expr)?;
                     let name = match &a.name {
                         Some((n, _)) => n.clone(),
-                        None => self.auto_name(&a.expr, 0, &mut unnamed),
+                        None => self.auto_name(&a.expr, &mut unnamed),
                     };
                     let slot = self.new_slot();
                     computes.push((slot, c));

@@ -343,9 +343,8 @@ fn dyn_value(i: &str) -> R<'_, Json> {
             if let Some(r2) = r.strip_prefix('}') {
                 return Ok((r2, Json::Object(map)));
             }
-            let (r2, key) = match string_lit(r) {
-                Ok(v) => v,
-                Err(_) => return syntax(r, "expected a quoted key in dynamic object"),
+            let Ok((r2, key)) = string_lit(r) else {
+                return syntax(r, "expected a quoted key in dynamic object");
             };
             let r2 = ws(r2);
             let Some(r2) = r2.strip_prefix(':') else {
@@ -474,9 +473,8 @@ impl<'s> Parser<'s> {
         while let Some(r) = keyword(i, "let") {
             let r = ws(r);
             let name_pos = self.pos(r);
-            let (r, name) = match self.name(r) {
-                Ok(v) => v,
-                Err(_) => return syntax(r, "expected a name after 'let'"),
+            let Ok((r, name)) = self.name(r) else {
+                return syntax(r, "expected a name after 'let'");
             };
             let (r, _) = self.expect(r, "=")?;
             let r = ws(r);
@@ -611,9 +609,8 @@ impl<'s> Parser<'s> {
         let mut columns = Vec::new();
         loop {
             r = ws(r);
-            let (r2, name) = match self.name(r) {
-                Ok(v) => v,
-                Err(_) => return syntax(r, "expected a column name in datatable"),
+            let Ok((r2, name)) = self.name(r) else {
+                return syntax(r, "expected a column name in datatable");
             };
             let (r2, _) = self.expect(r2, ":")?;
             let (r2, ty) = type_name(ws(r2))?;
@@ -660,9 +657,8 @@ impl<'s> Parser<'s> {
     where
         's: 'a,
     {
-        let (r, name) = match self.operator_name(i) {
-            Ok(v) => v,
-            Err(_) => return syntax(i, "expected a tabular operator after '|'"),
+        let Ok((r, name)) = self.operator_name(i) else {
+            return syntax(i, "expected a tabular operator after '|'");
         };
         match name {
             "where" | "filter" => {
@@ -1150,9 +1146,8 @@ impl<'s> Parser<'s> {
             let pos = e.pos;
             if let Some(r2) = r1.strip_prefix('.') {
                 let r2 = ws(r2);
-                let (r3, name) = match self.name(r2) {
-                    Ok(v) => v,
-                    Err(_) => return syntax(r2, "expected a property name after '.'"),
+                let Ok((r3, name)) = self.name(r2) else {
+                    return syntax(r2, "expected a property name after '.'");
                 };
                 e = Expr {
                     kind: ExprKind::Member(Box::new(e), name),
@@ -1353,9 +1348,8 @@ impl<'s> Parser<'s> {
                 },
             ));
         }
-        let (after, word) = match ident(i) {
-            Ok(v) => v,
-            Err(_) => return syntax(i, "expected an expression"),
+        let Ok((after, word)) = ident(i) else {
+            return syntax(i, "expected an expression");
         };
         match word {
             "true" | "True" | "TRUE" => return lit(after, Lit::Bool(true)),
