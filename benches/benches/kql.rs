@@ -1,0 +1,98 @@
+//! KQL transformation throughput (`cargo bench -p mcas-benches --bench kql`).
+//!
+//! The three-predicate filter of issue 14 (`DeviceVendor == ... and DestinationPort in (...)
+//! and Activity has ...`) compiled once and run on CommonSecurityLog-shaped JSON rows, in rows
+//! per second; plus the same filter followed by a `project-away`, the typical cost
+//! transformation. The rows are synthetic and deterministic (a quarter of them pass).
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented public function"
+)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mcas_kql::{Query, Schema, Type};
+use serde_json::{Map, Value, json};
+
+const ROWS: usize = 10_000;
+
+const FILTER: &str = r#"source
+| where DeviceVendor == "Palo Alto Networks" and DestinationPort in (22, 23, 445, 3389) and Activity has "deny""#;
+
+const COST: &str = r#"source
+| where DeviceVendor == "Palo Alto Networks" and DeviceAction != "allow"
+| project-away AdditionalExtensions, DeviceCustomString1"#;
+
+fn rows() -> Vec<Map<String, Value>> {
+    let vendors = ["Palo Alto Networks", "Fortinet", "Check Point", "Microsoft"];
+    let activities = [
+        "TRAFFIC deny",
+        "TRAFFIC allow",
+        "THREAT Deny-All",
+        "session end",
+    ];
+    let ports = [22, 443, 445, 80, 3389, 53, 23, 8080];
+    (0..ROWS)
+        .map(|i| {
+            let row = json!({
+                "TimeGenerated": "2024-03-18T08:15:42Z",
+                "DeviceVendor": vendors[i % 4],
+                "DeviceProduct": "PAN-OS",
+                "DeviceVersion": "10.1",
+                "Activity": activities[(i / 4) % 4],
+                "DeviceAction": if i % 3 == 0 { "allow" } else { "deny" },
+                "SourceIP": format!("10.1.{}.{}", i % 250, i % 200),
+                "DestinationIP": "52.96.10.20",
+                "DestinationPort": ports[(i / 16) % 8],
+                "LogSeverity": "5",
+                "DeviceCustomString1": "rule-17",
+                "AdditionalExtensions": "PanOSPacketsReceived=12;PanOSPacketsSent=4",
+            });
+            match row {
+                Value::Object(m) => m,
+                _ => unreachable!("a JSON object"),
+            }
+        })
+        .collect()
+}
+
+fn kql(c: &mut Criterion) {
+    let rows = rows();
+    let schema = Schema::infer(
+        &rows[0],
+        &[
+            ("TimeGenerated", Type::DateTime),
+            ("DestinationPort", Type::Int),
+        ],
+    );
+    let mut g = c.benchmark_group("kql");
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    for (name, text) in [
+        ("three_predicate_filter", FILTER),
+        ("cost_transformation", COST),
+    ] {
+        let q = Query::compile(text, &schema).expect("compiles");
+        let kept = rows.iter().filter(|r| q.run_at(*r, 0).is_some()).count();
+        assert!(
+            kept > 0 && kept < rows.len(),
+            "{name} keeps some rows: {kept}"
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut kept = 0usize;
+                for r in &rows {
+                    if let Some(out) = q.run_at(black_box(r), 0) {
+                        kept += out.iter().count();
+                    }
+                }
+                black_box(kept)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kql);
+criterion_main!(benches);
