@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use mcas_kql::{Query, Schema, Type};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let schema = Schema::new([
         ("TimeGenerated", Type::DateTime),
         ("DeviceVendor", Type::String),

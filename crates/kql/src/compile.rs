@@ -115,6 +115,8 @@ struct Binder<'q> {
     params: Vec<HashMap<String, (CExpr, Type)>>,
     slots: usize,
     depth: usize,
+    /// Expression nodes bound so far: inlined functions can multiply a query's size.
+    nodes: usize,
 }
 
 pub(crate) fn lit_value(l: &Lit) -> Value<'static> {
@@ -251,6 +253,13 @@ impl Binder<'_> {
 
     fn expr(&mut self, e: &Expr) -> B<(CExpr, Type)> {
         self.depth += 1;
+        self.nodes += 1;
+        if self.nodes > 100_000 {
+            return self.err(
+                ErrorKind::Syntax("query too large once its functions are inlined".into()),
+                e.pos,
+            );
+        }
         if self.depth > 200 {
             return self.err(
                 ErrorKind::Syntax("expression nested too deeply".into()),
@@ -399,7 +408,7 @@ impl Binder<'_> {
             }
             if self.params.len() > 32 {
                 return self.err(
-                    ErrorKind::BadArguments(format!("{name}() calls itself too deeply")),
+                    ErrorKind::BadArguments(format!("{name}(): user functions nested more than 32 calls deep (a recursive function?)")),
                     pos,
                 );
             }
@@ -872,6 +881,7 @@ pub(crate) fn compile(src: &str, q: &Query, input: &[(String, Type)], lenient: b
         params: Vec::new(),
         slots: 0,
         depth: 0,
+        nodes: 0,
     };
     for (name, _pos, l) in &q.lets {
         let def = match l {

@@ -497,27 +497,30 @@ fn is_term_char(c: char) -> bool {
 }
 
 /// Every start offset of `needle` in `hay`, case-insensitively when `ci`.
-fn find_all<'h>(hay: &'h str, needle: &'h str, ci: bool) -> Box<dyn Iterator<Item = usize> + 'h> {
+/// Whether `pred` holds for some start offset of `needle` in `hay` (case-insensitive when
+/// `ci`). Allocates nothing.
+fn any_match(hay: &str, needle: &str, ci: bool, mut pred: impl FnMut(usize) -> bool) -> bool {
     if !ci {
-        return Box::new(
-            hay.match_indices(needle)
-                .map(|(i, _)| i)
-                .chain(std::iter::empty()),
-        );
+        return hay.match_indices(needle).any(|(i, _)| pred(i));
     }
     if hay.is_ascii() && needle.is_ascii() {
-        let n = needle.len();
-        return Box::new((0..=hay.len().saturating_sub(n)).filter(move |&i| {
-            n <= hay.len() && hay.as_bytes()[i..i + n].eq_ignore_ascii_case(needle.as_bytes())
-        }));
+        let (h, n) = (hay.as_bytes(), needle.as_bytes());
+        let Some(&first) = n.first() else {
+            return pred(0);
+        };
+        if n.len() > h.len() {
+            return false;
+        }
+        let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+        return (0..=h.len() - n.len()).any(|i| {
+            (h[i] == lo || h[i] == up) && h[i..i + n.len()].eq_ignore_ascii_case(n) && pred(i)
+        });
     }
-    // Unicode: compare char by char with simple lowercase folding.
-    let starts: Vec<usize> = hay.char_indices().map(|(i, _)| i).collect();
-    Box::new(
-        starts
-            .into_iter()
-            .filter(move |&i| prefix_ci(&hay[i..], needle).is_some()),
-    )
+    // Unicode: compare char by char with lowercase folding.
+    hay.char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(hay.len()))
+        .any(|i| prefix_ci(&hay[i..], needle).is_some() && pred(i))
 }
 
 /// When `hay` starts with `needle` ignoring case, the length in `hay` of the match.
@@ -558,7 +561,7 @@ fn ends_ci(hay: &str, needle: &str, ci: bool) -> bool {
 pub(crate) fn str_match(kind: StrKind, cs: bool, hay: &str, needle: &str) -> bool {
     let ci = !cs;
     match kind {
-        StrKind::Contains => find_all(hay, needle, ci).next().is_some(),
+        StrKind::Contains => any_match(hay, needle, ci, |_| true),
         StrKind::StartsWith => starts_ci(hay, needle, ci),
         StrKind::EndsWith => ends_ci(hay, needle, ci),
         StrKind::Has | StrKind::HasPrefix | StrKind::HasSuffix => {
@@ -567,7 +570,7 @@ pub(crate) fn str_match(kind: StrKind, cs: bool, hay: &str, needle: &str) -> boo
             }
             let first_is_term = needle.chars().next().is_some_and(is_term_char);
             let last_is_term = needle.chars().next_back().is_some_and(is_term_char);
-            find_all(hay, needle, ci).any(|i| {
+            any_match(hay, needle, ci, |i| {
                 let before_ok = !first_is_term
                     || kind == StrKind::HasSuffix
                     || hay[..i]

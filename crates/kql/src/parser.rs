@@ -4,6 +4,8 @@
 //! offsets into the whole query (`src.len() - rest.len()`). A committed failure (`nom::Err::Failure`)
 //! carries the message that the user sees.
 
+use std::cell::Cell;
+
 use nom::IResult;
 use nom::bytes::complete::{take_while, take_while1};
 use nom::error::{ErrorKind as NomKind, ParseError};
@@ -317,8 +319,14 @@ fn timespan_body(text: &str) -> Option<Lit> {
 }
 
 /// A dynamic literal: JSON with single-quoted strings allowed, plus typed literals.
-fn dyn_value(i: &str) -> R<'_, Json> {
+fn dyn_value(i: &str, depth: usize) -> R<'_, Json> {
     let i = ws(i);
+    if depth > MAX_DEPTH {
+        return syntax(
+            i,
+            format!("dynamic literal nested more than {MAX_DEPTH} levels deep"),
+        );
+    }
     if let Some(mut r) = i.strip_prefix('[') {
         let mut items = Vec::new();
         loop {
@@ -326,7 +334,7 @@ fn dyn_value(i: &str) -> R<'_, Json> {
             if let Some(r2) = r.strip_prefix(']') {
                 return Ok((r2, Json::Array(items)));
             }
-            let (r2, v) = dyn_value(r)?;
+            let (r2, v) = dyn_value(r, depth + 1)?;
             items.push(v);
             r = ws(r2);
             if let Some(r2) = r.strip_prefix(',') {
@@ -350,7 +358,7 @@ fn dyn_value(i: &str) -> R<'_, Json> {
             let Some(r2) = r2.strip_prefix(':') else {
                 return syntax(r2, "expected ':' in dynamic object");
             };
-            let (r2, v) = dyn_value(r2)?;
+            let (r2, v) = dyn_value(r2, depth + 1)?;
             map.insert(key, v);
             r = ws(r2);
             if let Some(r2) = r.strip_prefix(',') {
@@ -400,9 +408,14 @@ fn dyn_value(i: &str) -> R<'_, Json> {
     syntax(i, "expected a value in dynamic literal")
 }
 
+/// How deeply expressions (and dynamic literals) may nest: far beyond real queries, well
+/// within the stack.
+const MAX_DEPTH: usize = 64;
+
 pub(crate) struct Parser<'s> {
     src: &'s str,
     dialect: Dialect,
+    depth: Cell<usize>,
 }
 
 impl<'s> Parser<'s> {
@@ -1104,6 +1117,23 @@ impl<'s> Parser<'s> {
     where
         's: 'a,
     {
+        let depth = self.depth.get() + 1;
+        if depth > MAX_DEPTH {
+            return syntax(
+                i,
+                format!("expression nested more than {MAX_DEPTH} levels deep"),
+            );
+        }
+        self.depth.set(depth);
+        let r = self.unary_inner(i);
+        self.depth.set(depth - 1);
+        r
+    }
+
+    fn unary_inner<'a>(&self, i: &'a str) -> R<'a, Expr>
+    where
+        's: 'a,
+    {
         let pos = self.pos(i);
         if let Some(r) = i.strip_prefix('-') {
             let (r, e) = self.unary(ws(r))?;
@@ -1179,6 +1209,7 @@ impl<'s> Parser<'s> {
         let p = Parser {
             src: i,
             dialect: Dialect::Transformation,
+            depth: Cell::new(0),
         };
         match p.typed_literal(i) {
             Ok((r, Some(e))) => Ok((r, e)),
@@ -1245,7 +1276,7 @@ impl<'s> Parser<'s> {
                 }
             }
             Type::Dynamic => {
-                let (r, j) = dyn_value(&paren[1..])?;
+                let (r, j) = dyn_value(&paren[1..], 0)?;
                 let (r, _) = self.expect(r, ")")?;
                 lit(r, Lit::Dynamic(j))
             }
@@ -1409,5 +1440,10 @@ impl<'s> Parser<'s> {
 
 /// Parses a whole query.
 pub(crate) fn parse_query(src: &str, dialect: Dialect) -> Result<Query, Error> {
-    Parser { src, dialect }.query()
+    Parser {
+        src,
+        dialect,
+        depth: Cell::new(0),
+    }
+    .query()
 }

@@ -194,3 +194,33 @@ fn output_schema_is_known_at_compile_time() {
         ]
     );
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let deep = format!("print x = {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let e = Query::compile(&deep, &Schema::default()).expect_err("too deep");
+    assert!(e.message().contains("nested"), "{e}");
+    let neg = format!("print x = {}1", "-".repeat(10_000));
+    assert!(Query::compile(&neg, &Schema::default()).is_err());
+    let dynamic = format!(
+        "print x = dynamic({}{})",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    assert!(Query::compile(&dynamic, &Schema::default()).is_err());
+    // Functions that double at each level: refused by size, quickly.
+    let mut q = String::from("let f0 = (x:long) { x + x };\n");
+    for k in 1..40 {
+        q.push_str(&format!(
+            "let f{k} = (x:long) {{ f{}(x) + f{}(x) }};\n",
+            k - 1,
+            k - 1
+        ));
+    }
+    q.push_str("print y = f39(1)");
+    let e = Query::compile(&q, &Schema::default()).expect_err("too large");
+    assert!(
+        e.message().contains("too large") || e.message().contains("nested"),
+        "{e}"
+    );
+}
