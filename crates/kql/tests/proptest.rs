@@ -105,3 +105,26 @@ proptest! {
         let _ = Query::compile_lenient(&parts.concat());
     }
 }
+
+/// Every prefix and every one-character deletion of every vector query compiles or fails
+/// cleanly (no panic, error inside the text), and runs without input if it compiles.
+#[test]
+fn truncated_and_damaged_vector_queries_never_panic() {
+    let data = include_str!("data/kql.jsonl");
+    for line in data.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Json = serde_json::from_str(line).expect("valid JSON");
+        let query = case["query"].as_str().expect("query");
+        let bounds: Vec<usize> = query.char_indices().map(|(i, _)| i).chain([query.len()]).collect();
+        for w in bounds.windows(2) {
+            let (cut, next) = (w[0], w[1]);
+            for text in [query[..cut].to_string(), format!("{}{}", &query[..cut], &query[next..])] {
+                match Query::compile_lenient(&text) {
+                    Ok(q) => {
+                        let _ = q.run_without_input_at(0);
+                    }
+                    Err(e) => assert!(e.offset() <= text.len() && !e.to_string().is_empty()),
+                }
+            }
+        }
+    }
+}
