@@ -428,16 +428,14 @@ pub(crate) fn arith<'a>(op: BinOp, a: Value<'a>, b: Value<'a>) -> Value<'a> {
         (BinOp::Add, Timespan(x), Timespan(y)) => Timespan(x.wrapping_add(*y)),
         (BinOp::Sub, Timespan(x), Timespan(y)) => Timespan(x.wrapping_sub(*y)),
         (BinOp::Div, Timespan(x), Timespan(y)) => Real(*x as f64 / *y as f64),
-        (BinOp::Mod, Timespan(x), Timespan(y)) => {
-            opt((*y != 0).then(|| x.rem_euclid(*y)), Timespan)
-        }
+        (BinOp::Mod, Timespan(x), Timespan(y)) => opt(x.checked_rem_euclid(*y), Timespan),
         (BinOp::Mul, Timespan(t), n) | (BinOp::Mul, n, Timespan(t)) => match n {
             Int(_) | Long(_) => opt(to_long(n), |k| Timespan(t.wrapping_mul(k))),
             Real(r) => Timespan((*t as f64 * r).round() as i64),
             _ => Null,
         },
         (BinOp::Div, Timespan(t), n) => match n {
-            Int(_) | Long(_) => opt(to_long(n).filter(|k| *k != 0), |k| Timespan(t / k)),
+            Int(_) | Long(_) => opt(to_long(n).and_then(|k| t.checked_div(k)), Timespan),
             Real(r) => Timespan((*t as f64 / r).round() as i64),
             _ => Null,
         },
@@ -659,7 +657,7 @@ fn datetime_add<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
             "year" => time::add_months(t, n.checked_mul(12)?),
             "quarter" => time::add_months(t, n.checked_mul(3)?),
             "month" => time::add_months(t, n),
-            "nanosecond" => Some(t + n / 100),
+            "nanosecond" => t.checked_add(n / 100),
             p => t.checked_add(n.checked_mul(fixed_ticks(p)?)?),
         }
     })();
@@ -680,7 +678,7 @@ fn datetime_diff<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
                 let w2 = (p2.days - time::weekday(p2.days)).div_euclid(7);
                 w1 - w2
             }
-            "nanosecond" => (t1 - t2) * 100,
+            "nanosecond" => t1.checked_sub(t2)?.checked_mul(100)?,
             p => {
                 let u = fixed_ticks(p)?;
                 t1.div_euclid(u) - t2.div_euclid(u)
@@ -749,13 +747,12 @@ fn start_of(a: &[Value<'_>], unit: char) -> Option<i64> {
     let t = dt(a, 0)?;
     let off = offset(a)?;
     let p = time::parts(t);
-    let day0 = p.days * TICKS_PER_DAY;
+    let day0 = p.days.checked_mul(TICKS_PER_DAY)?;
     match unit {
-        'd' => Some(day0 + off.checked_mul(TICKS_PER_DAY)?),
-        'w' => Some(
-            (p.days - time::weekday(p.days)) * TICKS_PER_DAY
-                + off.checked_mul(7 * TICKS_PER_DAY)?,
-        ),
+        'd' => day0.checked_add(off.checked_mul(TICKS_PER_DAY)?),
+        'w' => (p.days - time::weekday(p.days))
+            .checked_mul(TICKS_PER_DAY)?
+            .checked_add(off.checked_mul(7 * TICKS_PER_DAY)?),
         'm' => time::add_months(time::from_parts(p.year, p.month, 1, 0, 0, 0, 0)?, off),
         _ => time::add_months(
             time::from_parts(p.year, 1, 1, 0, 0, 0, 0)?,
@@ -767,8 +764,8 @@ fn start_of(a: &[Value<'_>], unit: char) -> Option<i64> {
 fn end_of(a: &[Value<'_>], unit: char) -> Option<i64> {
     let start = start_of(a, unit)?;
     let next = match unit {
-        'd' => start + TICKS_PER_DAY,
-        'w' => start + 7 * TICKS_PER_DAY,
+        'd' => start.checked_add(TICKS_PER_DAY)?,
+        'w' => start.checked_add(7 * TICKS_PER_DAY)?,
         'm' => time::add_months(start, 1)?,
         _ => time::add_months(start, 12)?,
     };
@@ -1036,20 +1033,26 @@ fn bin<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
     let (v, size) = (arg(a, 0).clone().undyn(), arg(a, 1).clone().undyn());
     match (v, size) {
         (Value::DateTime(t), Value::Timespan(s)) if s > 0 => {
-            let from_one = t + time::EPOCH_FROM_YEAR_ONE;
-            Value::DateTime(from_one - from_one.rem_euclid(s) - time::EPOCH_FROM_YEAR_ONE)
+            let from_one = i128::from(t) + i128::from(time::EPOCH_FROM_YEAR_ONE);
+            let binned = from_one
+                - from_one.rem_euclid(i128::from(s))
+                - i128::from(time::EPOCH_FROM_YEAR_ONE);
+            opt(i64::try_from(binned).ok(), Value::DateTime)
         }
-        (Value::Timespan(t), Value::Timespan(s)) if s > 0 => Value::Timespan(t - t.rem_euclid(s)),
+        (Value::Timespan(t), Value::Timespan(s)) if s > 0 => {
+            opt(t.checked_sub(t.rem_euclid(s)), Value::Timespan)
+        }
         (Value::Int(x), s @ (Value::Int(_) | Value::Long(_))) => {
             opt(to_long(&s).filter(|s| *s > 0), |s| {
                 Value::Int((i64::from(x) - i64::from(x).rem_euclid(s)) as i32)
             })
         }
-        (Value::Long(x), s @ (Value::Int(_) | Value::Long(_))) => {
-            opt(to_long(&s).filter(|s| *s > 0), |s| {
-                Value::Long(x - x.rem_euclid(s))
-            })
-        }
+        (Value::Long(x), s @ (Value::Int(_) | Value::Long(_))) => opt(
+            to_long(&s)
+                .filter(|s| *s > 0)
+                .and_then(|s| x.checked_sub(x.rem_euclid(s))),
+            Value::Long,
+        ),
         (Value::Long(x), Value::Real(s)) if s > 0.0 => {
             Value::Long(((x as f64 / s).floor() * s) as i64)
         }
@@ -1074,7 +1077,7 @@ fn round<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
                 let scale = 10f64.powi(p.min(300) as i32);
                 (x * scale).round() / scale
             } else {
-                let scale = 10f64.powi((-p).min(300) as i32);
+                let scale = 10f64.powi(p.saturating_neg().min(300) as i32);
                 (x / scale).round() * scale
             };
             match v {
@@ -1314,7 +1317,7 @@ fn indexof<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
         1
     };
     if start < 0 {
-        start = (len + start).max(0);
+        start = len.saturating_add(start).max(0);
     }
     if start > len || length < -1 || occurrence < 1 {
         return Value::Long(-1);
@@ -1325,7 +1328,7 @@ fn indexof<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
         let end = if length == -1 {
             len
         } else {
-            (pos + length).min(len)
+            pos.saturating_add(length).min(len)
         };
         let n = needle.len() as i64;
         let hit =
@@ -1412,7 +1415,7 @@ fn substring<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
         return owned(String::new());
     };
     if start < 0 {
-        start = (len + start).max(0);
+        start = len.saturating_add(start).max(0);
     }
     let start = start.min(len);
     let count = if a.len() > 2 {
@@ -1420,7 +1423,7 @@ fn substring<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
     } else {
         len
     };
-    let end = (start + count.max(0)).min(len);
+    let end = start.saturating_add(count.max(0)).min(len);
     owned(chars[start as usize..end as usize].iter().collect())
 }
 

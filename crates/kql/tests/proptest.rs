@@ -114,16 +114,51 @@ fn truncated_and_damaged_vector_queries_never_panic() {
     for line in data.lines().filter(|l| !l.trim().is_empty()) {
         let case: Json = serde_json::from_str(line).expect("valid JSON");
         let query = case["query"].as_str().expect("query");
-        let bounds: Vec<usize> = query.char_indices().map(|(i, _)| i).chain([query.len()]).collect();
+        let bounds: Vec<usize> = query
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([query.len()])
+            .collect();
         for w in bounds.windows(2) {
             let (cut, next) = (w[0], w[1]);
-            for text in [query[..cut].to_string(), format!("{}{}", &query[..cut], &query[next..])] {
+            for text in [
+                query[..cut].to_string(),
+                format!("{}{}", &query[..cut], &query[next..]),
+            ] {
                 match Query::compile_lenient(&text) {
                     Ok(q) => {
                         let _ = q.run_without_input_at(0);
                     }
                     Err(e) => assert!(e.offset() <= text.len() && !e.to_string().is_empty()),
                 }
+            }
+        }
+    }
+}
+
+proptest! {
+    /// Extreme numbers, datetimes and timespans through every arithmetic and calendar function:
+    /// no overflow panic (tests run with overflow checks on).
+    #[test]
+    fn extreme_values_never_overflow(x in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(0i64), any::<i64>()],
+                                     y in prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(-1i64), Just(0i64), any::<i64>()]) {
+        let schema = Schema::new([("X", Type::Long), ("Y", Type::Long), ("T", Type::DateTime), ("S", Type::Timespan)]);
+        let mut row = Map::new();
+        row.insert("X".into(), Json::from(x));
+        row.insert("Y".into(), Json::from(y));
+        row.insert("T".into(), Json::from(x));
+        row.insert("S".into(), Json::from(y));
+        for q in [
+            "source | extend a = X + Y, b = X - Y, c = X * Y, d = X / Y, e = X % Y, f = -X, g = abs(X), h = bin(X, Y), i = round(X, Y)",
+            "source | extend a = T + S, b = T - S, c = S * X, d = S / X, e = S / S, f = S % S, g = bin(T, S), h = bin(S, S), i = -S",
+            "source | extend a = startofday(T, X), b = endofweek(T, X), c = startofmonth(T, X), d = endofyear(T, X), e = datetime_add('nanosecond', X, T), f = datetime_diff('nanosecond', T, todatetime(Y))",
+            "source | extend a = datetime_add('year', X, T), b = datetime_add('hour', X, T), c = datetime_part('week_of_year', T), d = dayofweek(T), e = weekofyear(T), f = tostring(T), g = tostring(S)",
+            "source | extend a = substring('abcdef', X, Y), b = indexof('abcabc', 'b', X, Y, 2), c = split('a,b', ',', X), d = binary_shift_left(X, Y), e = make_timespan(X, Y), f = make_datetime(X, Y, 1)",
+            "source | extend a = now(S), b = ago(S), c = S / 0, d = X / 0, e = toint(X), f = tobool(X), g = X > Y, h = max_of(X, Y)",
+        ] {
+            let query = Query::compile(q, &schema).unwrap_or_else(|e| panic!("{q}:\n{e}"));
+            if let Some(out) = query.run_at(&row, 0) {
+                let _ = out.to_json();
             }
         }
     }
