@@ -8,8 +8,9 @@ use serde_json::Value as Json;
 use crate::Row;
 use crate::ast::BinOp;
 use crate::compile::{CExpr, Plan, Stage};
-use crate::functions;
+use crate::functions::{self, Builtin};
 use crate::value::{Type, Value, coerce, json_scalar};
+use regex::Regex;
 
 /// What an expression sees: the input row, the computed slots and the clock.
 pub(crate) struct Env<'a, 's> {
@@ -106,14 +107,8 @@ impl<'a> Env<'a, '_> {
                 let l = self.eval(l);
                 Value::Bool(re.is_match(&l.to_kusto_string()))
             }
-            CExpr::Call(f, args) => {
-                let vals: Vec<Value<'a>> = args.iter().map(|a| self.eval(a)).collect();
-                f(&vals, None)
-            }
-            CExpr::CallRe(f, re, args) => {
-                let vals: Vec<Value<'a>> = args.iter().map(|a| self.eval(a)).collect();
-                f(&vals, Some(re))
-            }
+            CExpr::Call(f, args) => self.call(*f, args, None),
+            CExpr::CallRe(f, re, args) => self.call(*f, args, Some(re)),
             CExpr::Member(x, name) => member(self.eval(x), name),
             CExpr::Index(x, i) => {
                 let base = self.eval(x);
@@ -381,6 +376,20 @@ pub(crate) fn run<'a>(
 }
 
 impl<'a> Env<'a, '_> {
+    /// Evaluates the arguments (on the stack when there are at most four) and calls `f`.
+    fn call(&self, f: Builtin, args: &'a [CExpr], re: Option<&Regex>) -> Value<'a> {
+        if args.len() <= 4 {
+            let mut buf = [Value::Null, Value::Null, Value::Null, Value::Null];
+            for (slot, a) in buf.iter_mut().zip(args) {
+                *slot = self.eval(a);
+            }
+            f(&buf[..args.len()], re)
+        } else {
+            let vals: Vec<Value<'a>> = args.iter().map(|a| self.eval(a)).collect();
+            f(&vals, re)
+        }
+    }
+
     fn eval_input(&self, i: usize) -> Value<'a> {
         let (name, ty) = &self.plan.input[i];
         match self.row.get(name) {

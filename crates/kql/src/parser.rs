@@ -131,14 +131,7 @@ fn ident(i: &str) -> R<'_, &str> {
 fn keyword<'a>(i: &'a str, kw: &str) -> Option<&'a str> {
     let rest = i.strip_prefix(kw)?;
     match rest.chars().next() {
-        Some(c)
-            if is_ident_char(c)
-                || c == '-'
-                    && kw.ends_with(char::is_alphabetic)
-                    && rest[1..].starts_with(char::is_alphabetic) =>
-        {
-            None
-        }
+        Some(c) if is_ident_char(c) => None,
         _ => Some(rest),
     }
 }

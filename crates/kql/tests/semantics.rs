@@ -187,3 +187,10 @@ fn parse_cef_dictionary_reads_the_extension() {
         Some(json!({"src": "10.0.0.1", "m": "a b c", "act": "blocked"}))
     );
 }
+
+#[test]
+fn compiled_queries_are_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Query>();
+    assert_send_sync::<mcas_kql::Error>();
+}
