@@ -727,15 +727,14 @@ impl Binder<'_> {
             }
             Operator::ProjectRename(pairs) => {
                 for ((new, _), (old, opos)) in pairs {
-                    let Some(idx) = self.layout.iter().position(|c| &c.name == old) else {
+                    if self.lookup_column(old).is_none() {
                         self.unknown(old, *opos)?;
-                        continue;
-                    };
-                    self.layout.retain(|c| &c.name != new || c.name == *old);
-                    if let Some(c) = self.layout.iter_mut().find(|c| &c.name == old) {
-                        c.name = new.clone();
                     }
-                    let _ = idx;
+                    // The renamed column replaces any other column of the new name.
+                    self.layout.retain(|c| c.name != *new || c.name == *old);
+                    if let Some(c) = self.layout.iter_mut().find(|c| c.name == *old) {
+                        c.name.clone_from(new);
+                    }
                 }
             }
             Operator::Parse {

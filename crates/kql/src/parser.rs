@@ -580,7 +580,7 @@ impl<'s> Parser<'s> {
             let (r, items) = self.assigns(r)?;
             (r, Source::Print(items))
         } else if let Some(r) = keyword(i, "datatable") {
-            self.datatable(r)?.1
+            self.datatable(r)?
         } else {
             return syntax(
                 i,
@@ -607,7 +607,7 @@ impl<'s> Parser<'s> {
         ))
     }
 
-    fn datatable<'a>(&self, i: &'a str) -> R<'a, (&'a str, Source)>
+    fn datatable<'a>(&self, i: &'a str) -> R<'a, Source>
     where
         's: 'a,
     {
@@ -646,7 +646,7 @@ impl<'s> Parser<'s> {
                 return syntax(r, "expected ',' or ']' in datatable values");
             }
         }
-        Ok((r, (r, Source::Datatable { columns, values })))
+        Ok((r, Source::Datatable { columns, values }))
     }
 
     fn operator_name<'a>(&self, i: &'a str) -> R<'a, &'a str> {
