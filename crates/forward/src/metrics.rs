@@ -29,9 +29,12 @@ pub(crate) enum DropReason {
     TlsHandshake,
     /// Rows that could not be written to the dead-letter file.
     DeadLetterWrite,
+    /// Spooled batch files that vanished before they were sent, or could be neither read
+    /// nor moved to `quarantine/` (counted in batch files).
+    SpoolLost,
 }
 
-const DROP_REASONS: [(DropReason, &str); 7] = [
+const DROP_REASONS: [(DropReason, &str); 8] = [
     (DropReason::UdpOverflow, "udp_overflow"),
     (DropReason::Oversize, "oversize"),
     (DropReason::SpoolFull, "spool_full"),
@@ -39,6 +42,7 @@ const DROP_REASONS: [(DropReason, &str); 7] = [
     (DropReason::ConnectionLimit, "connection_limit"),
     (DropReason::TlsHandshake, "tls_handshake"),
     (DropReason::DeadLetterWrite, "dead_letter_write"),
+    (DropReason::SpoolLost, "spool_lost"),
 ];
 
 /// HTTP status classes kept per status code below 600.
@@ -56,7 +60,7 @@ pub(crate) struct Metrics {
     pub(crate) truncated: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) connections_open: AtomicU64,
-    dropped: [AtomicU64; 7],
+    dropped: [AtomicU64; DROP_REASONS.len()],
     pub(crate) batches: AtomicU64,
     pub(crate) sent_rows: AtomicU64,
     pub(crate) sent_bytes: AtomicU64,
@@ -76,6 +80,8 @@ pub(crate) struct Metrics {
     pub(crate) output_reachable: AtomicBool,
     /// Spool bytes above which readiness needs a reachable output.
     pub(crate) spool_ready_threshold: AtomicU64,
+    /// Spooled batch files that could not be read and were moved to `quarantine/`.
+    pub(crate) spool_quarantined: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -107,6 +113,7 @@ impl Default for Metrics {
             listeners_up: AtomicBool::new(false),
             output_reachable: AtomicBool::new(true),
             spool_ready_threshold: AtomicU64::new(u64::MAX),
+            spool_quarantined: AtomicU64::new(0),
         }
     }
 }
@@ -234,6 +241,11 @@ impl Metrics {
             "token_refreshes_total",
             "Access tokens fetched.",
             self.token_refreshes.load(Relaxed),
+        );
+        counter(
+            "spool_quarantined_total",
+            "Spooled batch files that could not be read, moved to the spool's quarantine/ directory and never sent.",
+            self.spool_quarantined.load(Relaxed),
         );
         let _ = writeln!(
             out,

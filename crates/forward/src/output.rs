@@ -15,7 +15,7 @@ use crate::config::{AuthConfig, AuthKind, CloudConfig, Config, OutputKind};
 use crate::deadletter::{DeadLetter, EntryOut};
 use crate::metrics::Metrics;
 use crate::route::Route;
-use crate::spool::{Batch, Spool, Spooled};
+use crate::spool::{Batch, ReadOutcome, Spool, Spooled};
 
 /// Result of sending one NDJSON batch.
 #[derive(Debug, Default)]
@@ -558,9 +558,12 @@ async fn send_one(
     dead: &DeadLetter,
     metrics: &Metrics,
 ) -> anyhow::Result<bool> {
-    let data = tokio::fs::read(&s.path)
-        .await
-        .with_context(|| format!("cannot read {}", s.path.display()))?;
+    let data = match spool.read(s).await {
+        ReadOutcome::Data(d) => d,
+        // Vanished or quarantined: released, counted and logged by the spool.
+        ReadOutcome::Gone => return Ok(true),
+        ReadOutcome::Retry(e) => return Err(e),
+    };
     let sent = net.send(s.route, &data, metrics).await;
     if sent.delivered > 0 {
         metrics.sent_rows.fetch_add(sent.delivered as u64, Relaxed);
