@@ -56,13 +56,55 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// `validate`: check the file; for network outputs, fetch a token and send an empty batch.
+/// `validate`: check the file, and build the output as `run` does (without contacting it);
+/// online, also fetch a token and send an empty batch. Nothing is reported OK before every
+/// check has passed, and each failure names the key to look at.
 pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<()> {
     let (cfg, source) = Config::load(config)?;
     mapper(&cfg)?;
-    for l in &cfg.listen {
+    for (i, l) in cfg.listen.iter().enumerate() {
         if l.protocol == crate::config::Protocol::Tls {
-            crate::tls::acceptor(l).with_context(|| format!("listen tls {}", l.address))?;
+            crate::tls::acceptor(l).with_context(|| {
+                format!("listen[{i}] (tls {}): cert, key or client_ca", l.address)
+            })?;
+        }
+    }
+    let spool = if cfg.output.kind.is_network() {
+        Some(cfg.spool_dir()?)
+    } else {
+        None
+    };
+    let dead_letter = cfg.dead_letter_path()?;
+    let mut notes = Vec::new();
+    if cfg.output.kind.is_network() {
+        let rt = runtime()?;
+        let _enter = rt.enter();
+        // The output as `run` builds it: URLs, ids, names, certificate files, credential
+        // settings. Without its secret (not there yet, or given only to the service), a
+        // placeholder stands in: only the commands that talk to Azure need the secret.
+        let secret = match (&cfg.output.auth, cfg.output.kind) {
+            (Some(a), OutputKind::LogsIngestion)
+                if a.kind == crate::config::AuthKind::ClientSecret =>
+            {
+                a.resolve_client_secret().err()
+            }
+            (_, OutputKind::DataCollector) => cfg.output.resolve_shared_key().err(),
+            _ => None,
+        };
+        Network::new(
+            &cfg.with_placeholder_secrets(),
+            Arc::new(Metrics::default()),
+        )?;
+        if let Some(e) = &secret {
+            if !offline {
+                return Err(anyhow::anyhow!("{e:#}"));
+            }
+            notes.push(format!(
+                "  secret: not available ({e:#}); `run`, `validate` online and `replay-dead-letter` need it"
+            ));
+        }
+        if !offline {
+            notes.push(rt.block_on(check_online(&cfg))?);
         }
     }
     println!("{source}: configuration OK");
@@ -84,59 +126,65 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
                 "  output: {:?} stream {}",
                 cfg.output.kind, cfg.output.stream
             );
-            println!("  spool: {}", cfg.spool_dir()?.display());
         }
     }
-    println!("  dead-letter: {}", cfg.dead_letter_path()?.display());
-    if !cfg.output.kind.is_network() || offline {
-        return Ok(());
+    if let Some(s) = spool {
+        println!("  spool: {}", s.display());
     }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let net = Network::new(&cfg, Arc::new(Metrics::default()))?;
-        let r = tokio::time::timeout(Duration::from_secs(60), net.check())
-            .await
-            .map_err(|_| anyhow::anyhow!("the output did not answer within 60 s: check the endpoint URL and the network path (proxy, firewall, private link)"))??;
-        match r {
-            CheckResult::Skipped => {
-                println!("  output check: skipped (only the Logs Ingestion output has a check)");
-                Ok(())
-            }
-            CheckResult::Token(e) => Err(anyhow::anyhow!("{}", advice(None, &e.to_string(), e.is_auth()))),
-            CheckResult::Status(s, _) if (200..300).contains(&s) => {
-                println!("  output check: token acquired, empty batch accepted (HTTP {s})");
-                Ok(())
-            }
-            CheckResult::Status(s, body) => Err(anyhow::anyhow!("{}", advice(Some(s), &body, false))),
-        }
-    })
+    println!("  dead-letter: {}", dead_letter.display());
+    for n in notes {
+        println!("{n}");
+    }
+    Ok(())
 }
 
-/// Plain advice for the usual failures of a first set-up.
+/// The online part of `validate`: a token, then an empty batch. Returns the line to print.
+async fn check_online(cfg: &Config) -> anyhow::Result<String> {
+    let net = Network::new(cfg, Arc::new(Metrics::default()))?;
+    let r = tokio::time::timeout(Duration::from_secs(60), net.check())
+        .await
+        .map_err(|_| anyhow::anyhow!("output.endpoint: the output did not answer within 60 s: check the endpoint URL and the network path (proxy, firewall, private link)"))?
+        .context("output.endpoint")?;
+    match r {
+        CheckResult::Skipped => {
+            Ok("  output check: skipped (only the Logs Ingestion output has a check)".to_owned())
+        }
+        CheckResult::Token(e) => Err(anyhow::anyhow!(
+            "{}",
+            advice(None, &e.to_string(), e.is_auth())
+        )),
+        CheckResult::Status(s, _) if (200..300).contains(&s) => Ok(format!(
+            "  output check: token acquired, empty batch accepted (HTTP {s})"
+        )),
+        CheckResult::Status(s, body) => Err(anyhow::anyhow!("{}", advice(Some(s), &body, false))),
+    }
+}
+
+/// Plain advice for the usual failures of a first set-up, starting with the key to check.
 fn advice(status: Option<u16>, detail: &str, auth: bool) -> String {
     let what = match status {
         Some(400) => {
-            "400 Bad Request: the stream exists but the request does not match it. Check output.stream (it must be the DCR's input stream, \"Custom-...\") and that the DCR declares the columns (see `mcas-forward dcr-template`)."
+            "output.stream: 400 Bad Request: the stream exists but the request does not match it. Check output.stream (it must be the DCR's input stream, \"Custom-...\") and that the DCR declares the columns (see `mcas-forward dcr-template`)."
         }
         Some(401) => {
-            "401 Unauthorized: the token was refused. Check output.auth.cloud (and authority_host/scope): a token for one cloud is not valid in another; check tenant_id and client_id."
+            "output.auth.cloud: 401 Unauthorized: the token was refused. Check output.auth.cloud (and authority_host/scope): a token for one cloud is not valid in another; check tenant_id and client_id."
         }
         Some(403) => {
-            "403 Forbidden: the identity has no right to ingest into this DCR. Assign the \"Monitoring Metrics Publisher\" role on the DCR to the app or managed identity; a new assignment can take up to 30 minutes to apply."
+            "output.auth.client_id: 403 Forbidden: the identity has no right to ingest into this DCR. Assign the \"Monitoring Metrics Publisher\" role on the DCR to the app or managed identity; a new assignment can take up to 30 minutes to apply."
         }
         Some(404) => {
-            "404 Not Found: wrong DCR id, stream or endpoint. Check output.dcr_immutable_id (the DCR's immutableId, \"dcr-...\"), output.stream, and that output.endpoint is the DCR's logsIngestion endpoint (or its DCE) in the same region and cloud."
+            "output.dcr_immutable_id: 404 Not Found: wrong DCR id, stream or endpoint. Check output.dcr_immutable_id (the DCR's immutableId, \"dcr-...\"), output.stream, and that output.endpoint is the DCR's logsIngestion endpoint (or its DCE) in the same region and cloud."
         }
         Some(413) => {
-            "413: the request was too large; this should not happen for an empty batch: check that the endpoint is a Logs Ingestion endpoint."
+            "output.endpoint: 413: the request was too large; this should not happen for an empty batch: check that the endpoint is a Logs Ingestion endpoint."
         }
         None if auth => {
-            "authentication failed: the token endpoint refused the credentials. Check tenant_id, client_id, the secret or certificate, and output.auth.cloud / authority_host."
+            "output.auth: authentication failed: the token endpoint refused the credentials. Check tenant_id, client_id, the secret or certificate, and output.auth.cloud / authority_host."
         }
         None => {
-            "no token: the token endpoint could not be reached or failed. Check output.auth (cloud, authority_host, imds_endpoint) and the network path."
+            "output.auth: no token: the token endpoint could not be reached or failed. Check output.auth (cloud, authority_host, imds_endpoint) and the network path."
         }
-        Some(_) => "the output answered with an unexpected status.",
+        Some(_) => "output.endpoint: the output answered with an unexpected status.",
     };
     let status = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
     format!("{what}\n  (detail: {status}{})", detail.trim())

@@ -33,7 +33,7 @@ pub(crate) const ENV_CLIENT_SECRET: &str = "MCAS_FORWARD_CLIENT_SECRET";
 pub(crate) const ENV_SHARED_KEY: &str = "MCAS_FORWARD_SHARED_KEY";
 
 /// The whole configuration file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     /// Listeners; at least one for `run`.
@@ -518,11 +518,62 @@ impl DurationStr {
             .parse()
             .map_err(|_| format!("not a duration: {s:?} (examples: \"1s\", \"250ms\", \"5m\")"))?;
         let v = n * secs_per;
-        if !(0.0..1e9).contains(&v) {
-            return Err(format!("duration out of range: {s:?}"));
+        if !(0.0..MAX_DURATION_SECS as f64).contains(&v) {
+            return Err(format!(
+                "duration out of range: {s:?} (at most {})",
+                describe(Duration::from_secs(MAX_DURATION_SECS))
+            ));
         }
         Ok(DurationStr(Duration::from_secs_f64(v)))
     }
+
+    /// Seconds given as an integer, range-checked like the string form.
+    fn from_int(n: i64) -> Result<DurationStr, String> {
+        match u64::try_from(n) {
+            Ok(secs) if secs < MAX_DURATION_SECS => Ok(DurationStr(Duration::from_secs(secs))),
+            Ok(_) => Err(format!(
+                "duration out of range: {n} seconds (at most {})",
+                describe(Duration::from_secs(MAX_DURATION_SECS))
+            )),
+            Err(_) => Err(format!("a duration cannot be negative: {n}")),
+        }
+    }
+}
+
+/// Beyond any sane setting, and far enough below the overflow of a clock reading plus a
+/// duration. Each key has its own, tighter, bound (see [`Config::validate`]).
+const MAX_DURATION_SECS: u64 = 1_000_000_000;
+
+/// The upper bound of every duration key: one day.
+const MAX_DURATION_KEY: Duration = Duration::from_secs(24 * 3600);
+
+/// `90s`, `2h`, `250ms`: a duration as a person writes it.
+fn describe(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 && d.subsec_nanos() == 0 {
+        "0s".to_owned()
+    } else if d.subsec_nanos() != 0 {
+        format!("{}ms", d.as_millis())
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// A duration key outside `min..=max`: an error naming the key.
+fn check_duration(key: &str, d: DurationStr, min: Duration, max: Duration) -> anyhow::Result<()> {
+    if d.0 < min || d.0 > max {
+        bail!(
+            "{key} = {} is out of range: it must be between {} and {}",
+            describe(d.0),
+            describe(min),
+            describe(max)
+        );
+    }
+    Ok(())
 }
 
 impl<'de> Deserialize<'de> for DurationStr {
@@ -530,11 +581,11 @@ impl<'de> Deserialize<'de> for DurationStr {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
-            N(u64),
+            N(i64),
             S(String),
         }
         match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(DurationStr(Duration::from_secs(n))),
+            Raw::N(n) => DurationStr::from_int(n).map_err(serde::de::Error::custom),
             Raw::S(s) => DurationStr::parse(&s).map_err(serde::de::Error::custom),
         }
     }
@@ -660,12 +711,32 @@ impl Config {
         Ok((cfg, source))
     }
 
-    /// Parse and validate TOML text.
+    /// Parse and validate TOML text. A syntax or type error names the line and the key,
+    /// and never quotes a secret's value.
     pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
-        let cfg: Config =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+        let cfg: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// A copy in which a missing client secret or shared key is replaced by a placeholder,
+    /// so the output can be built (every check but the secret's) by commands that do not
+    /// talk to Azure. The placeholder is never sent anywhere: nothing built from this copy
+    /// is used to connect.
+    pub(crate) fn with_placeholder_secrets(&self) -> Config {
+        let mut c = self.clone();
+        if let Some(a) = c.output.auth.as_mut()
+            && a.kind == AuthKind::ClientSecret
+            && a.resolve_client_secret().is_err()
+        {
+            a.client_secret = Some(Secret("placeholder".to_owned()));
+            a.client_secret_file = None;
+        }
+        if c.output.kind == OutputKind::DataCollector && c.output.resolve_shared_key().is_err() {
+            c.output.shared_key = Some(Secret("AAAA".to_owned()));
+            c.output.shared_key_file = None;
+        }
+        c
     }
 
     /// Cross-field checks, each with a message that names the key and the fix.
@@ -691,6 +762,12 @@ impl Config {
             if l.max_connections == 0 {
                 bail!("{at}: max_connections must be at least 1");
             }
+            check_duration(
+                &format!("listen[{i}].idle_timeout"),
+                l.idle_timeout,
+                Duration::from_secs(1),
+                MAX_DURATION_KEY,
+            )?;
             if let Some(tz) = &l.timezone {
                 parse_timezone(tz).with_context(|| format!("{at}: timezone"))?;
             }
@@ -715,9 +792,7 @@ impl Config {
                         "output.kind = \"logs-ingestion\" needs `endpoint` (the DCR's logsIngestion URL or a DCE URL)"
                     );
                 };
-                if !(ep.starts_with("https://") || ep.starts_with("http://")) {
-                    bail!("output.endpoint must be an https:// URL, got {ep:?}");
-                }
+                check_url("output.endpoint", ep, false)?;
                 match &o.dcr_immutable_id {
                     None => bail!(
                         "output.kind = \"logs-ingestion\" needs `dcr_immutable_id` (\"dcr-\" followed by 32 hex digits)"
@@ -752,11 +827,10 @@ impl Config {
                 if o.workspace_id.is_none() {
                     bail!("output.kind = \"data-collector\" needs `workspace_id`");
                 }
-                if o.shared_key.is_none() && o.shared_key_file.is_none() && !env_set(ENV_SHARED_KEY)
-                {
-                    bail!(
-                        "output.kind = \"data-collector\" needs the shared key: set {ENV_SHARED_KEY} or `shared_key_file`"
-                    );
+                // The shared key itself is read where the client is built: only the
+                // commands that talk to Azure need it.
+                if let Some(ep) = &o.endpoint {
+                    check_url("output.endpoint", ep, false)?;
                 }
             }
             OutputKind::File => {
@@ -772,6 +846,26 @@ impl Config {
         if o.concurrency == 0 || o.concurrency > 64 {
             bail!("output.concurrency must be between 1 and 64");
         }
+        check_duration(
+            "output.request_timeout",
+            o.request_timeout,
+            Duration::from_millis(100),
+            MAX_DURATION_KEY,
+        )?;
+        check_duration(
+            "output.retry_budget",
+            o.retry_budget,
+            Duration::ZERO,
+            MAX_DURATION_KEY,
+        )?;
+        if let Some(a) = &o.auth {
+            if let Some(h) = &a.authority_host {
+                check_url("output.auth.authority_host", h, false)?;
+            }
+            if let Some(h) = &a.imds_endpoint {
+                check_url("output.auth.imds_endpoint", h, true)?;
+            }
+        }
         if let Some(s) = &self.spool {
             if s.max_bytes.0 < (1 << 20) {
                 bail!("spool.max_bytes must be at least 1MiB");
@@ -783,6 +877,17 @@ impl Config {
         let p = &self.pipeline;
         if p.flush_interval.0 < Duration::from_millis(10) {
             bail!("pipeline.flush_interval must be at least 10ms");
+        }
+        for (key, d, min) in [
+            (
+                "pipeline.flush_interval",
+                p.flush_interval,
+                Duration::from_millis(10),
+            ),
+            ("pipeline.linger", p.linger, Duration::ZERO),
+            ("pipeline.shutdown_grace", p.shutdown_grace, Duration::ZERO),
+        ] {
+            check_duration(key, d, min, MAX_DURATION_KEY)?;
         }
         if p.batch_max_rows == 0 {
             bail!("pipeline.batch_max_rows must be at least 1");
@@ -833,16 +938,10 @@ impl AuthConfig {
         };
         match self.kind {
             AuthKind::ClientSecret => {
+                // The secret itself is read where the credential is built: only the
+                // commands that talk to Azure need it.
                 need(&self.tenant_id, "tenant_id")?;
                 need(&self.client_id, "client_id")?;
-                if self.client_secret.is_none()
-                    && self.client_secret_file.is_none()
-                    && !env_set(ENV_CLIENT_SECRET)
-                {
-                    bail!(
-                        "output.auth.kind = \"client-secret\" needs the secret: set {ENV_CLIENT_SECRET} or `client_secret_file`"
-                    );
-                }
             }
             AuthKind::ClientCertificate => {
                 need(&self.tenant_id, "tenant_id")?;
@@ -881,7 +980,7 @@ impl AuthConfig {
             ENV_CLIENT_SECRET,
             self.client_secret_file.as_deref(),
             self.client_secret.as_ref(),
-            "output.auth.client_secret_file",
+            "output.auth.client_secret",
         )
     }
 }
@@ -893,7 +992,7 @@ impl OutputConfig {
             ENV_SHARED_KEY,
             self.shared_key_file.as_deref(),
             self.shared_key.as_ref(),
-            "output.shared_key_file",
+            "output.shared_key",
         )
     }
 }
@@ -911,17 +1010,202 @@ fn resolve_secret(
     }
     if let Some(f) = file {
         let v = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read {key} {}", f.display()))?;
+            .with_context(|| format!("cannot read {key}_file {}", f.display()))?;
         let v = v.trim().to_owned();
         if v.is_empty() {
-            bail!("{key} {} is empty", f.display());
+            bail!("{key}_file {} is empty", f.display());
         }
         return Ok(Secret(v));
     }
     match inline {
         Some(s) => Ok(s.clone()),
-        None => bail!("no secret: set {env} or {key}"),
+        None => bail!("{key}: no secret: set {env} or `{key}_file`"),
     }
+}
+
+/// Refuse a URL that the output's client would refuse: anything but `https://`, except
+/// plain `http://` to a loopback host (the emulator), or to the IMDS address where
+/// `allow_imds` (that service is plain HTTP only).
+fn check_url(key: &str, url: &str, allow_imds: bool) -> anyhow::Result<()> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("{key} = {url:?}: not a URL: {e}"))?;
+    let host = parsed.host_str().unwrap_or("");
+    if host.is_empty() {
+        bail!("{key} = {url:?}: the URL has no host");
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = bare.eq_ignore_ascii_case("localhost")
+                || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback || (allow_imds && bare == "169.254.169.254") {
+                Ok(())
+            } else {
+                bail!(
+                    "{key} = {url:?}: plain http:// is refused except to a loopback host; use https://"
+                )
+            }
+        }
+        other => bail!("{key} = {url:?}: the scheme must be https, not {other}"),
+    }
+}
+
+/// Whether a key's value is (or may be) a secret: never quoted in an error.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    if k.ends_with("_file") {
+        return false;
+    }
+    ["secret", "secr", "passw", "token", "shared", "key", "cred"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+/// The bare key just before an `=` (the last segment of a dotted key, quotes removed).
+fn key_before(s: &str) -> &str {
+    let s = s.trim_end();
+    let start = s
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || "_-.\"'".contains(c)))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let k = &s[start..];
+    let k = k.rsplit('.').next().unwrap_or(k);
+    k.trim_matches(|c| c == '"' || c == '\'')
+}
+
+/// The extent of a TOML value at the start of `v`: its length, its content, and the
+/// delimiter of a multi-line string that goes on after this line.
+fn value_extent(v: &str) -> (usize, &str, Option<&'static str>) {
+    for delim in ["\"\"\"", "'''"] {
+        if let Some(rest) = v.strip_prefix(delim) {
+            return match rest.find(delim) {
+                Some(k) => (3 + k + 3, &rest[..k], None),
+                None => (v.len(), rest, Some(delim)),
+            };
+        }
+    }
+    if let Some(rest) = v.strip_prefix('"') {
+        let mut escaped = false;
+        for (i, c) in rest.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => return (1 + i + 1, &rest[..i], None),
+                _ => {}
+            }
+        }
+        return (v.len(), rest, None);
+    }
+    if let Some(rest) = v.strip_prefix('\'') {
+        return match rest.find('\'') {
+            Some(i) => (1 + i + 1, &rest[..i], None),
+            None => (v.len(), rest, None),
+        };
+    }
+    if v.starts_with(['{', '[']) {
+        // A table or array where a secret goes: hide the rest of the line.
+        return (v.len(), v, None);
+    }
+    let end = v
+        .find(|c: char| c == ',' || c == '}' || c == '#' || c.is_whitespace())
+        .unwrap_or(v.len());
+    (end, &v[..end], None)
+}
+
+/// The lines of `text` with the value of every secret key replaced, and the values found.
+fn mask_secrets(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut lines = Vec::new();
+    let mut secrets = Vec::new();
+    let mut open: Option<&'static str> = None;
+    for line in text.lines() {
+        if let Some(delim) = open {
+            match line.find(delim) {
+                Some(i) => {
+                    secrets.push(line[..i].to_owned());
+                    lines.push(format!("<redacted>{}", &line[i..]));
+                    open = None;
+                }
+                None => {
+                    secrets.push(line.to_owned());
+                    lines.push("<redacted>".to_owned());
+                }
+            }
+            continue;
+        }
+        let mut masked = String::with_capacity(line.len());
+        let (mut from, mut copied) = (0, 0);
+        while let Some(off) = line[from..].find('=') {
+            let eq = from + off;
+            from = eq + 1;
+            if !is_secret_key(key_before(&line[..eq])) {
+                continue;
+            }
+            let rest = &line[from..];
+            let start = from + (rest.len() - rest.trim_start().len());
+            let (len, inner, multi) = value_extent(&line[start..]);
+            secrets.push(line[start..start + len].to_owned());
+            secrets.push(inner.to_owned());
+            masked.push_str(&line[copied..start]);
+            masked.push_str("\"<redacted>\"");
+            copied = start + len;
+            from = copied;
+            if multi.is_some() {
+                open = multi;
+                break;
+            }
+        }
+        masked.push_str(&line[copied..]);
+        lines.push(masked);
+    }
+    secrets.retain(|s| !s.trim().is_empty());
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    (lines, secrets)
+}
+
+/// A TOML error as a message that names the line and the key (`table.key`) and quotes the
+/// line with every secret value replaced; a secret in the message itself is replaced too.
+fn toml_error(text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let (lines, secrets) = mask_secrets(text);
+    let mut msg = e.message().trim_end().to_owned();
+    for s in &secrets {
+        msg = msg.replace(s.as_str(), "<redacted>");
+    }
+    let Some(span) = e.span() else {
+        return anyhow::anyhow!("TOML error: {msg}");
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line = before.matches('\n').count();
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let shown = lines.get(line).map_or("", String::as_str);
+    // The table the line is in, and the key it sets, when it sets one.
+    let table = text
+        .lines()
+        .take(line + 1)
+        .filter_map(|l| {
+            let t = l.trim();
+            t.starts_with('[')
+                .then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+        })
+        .last();
+    let key = text
+        .lines()
+        .nth(line)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().trim_matches(|c| c == '"' || c == '\''))
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let at = match (table, key) {
+        (Some(t), Some(k)) => format!("{t}.{k}: "),
+        (None, Some(k)) => format!("{k}: "),
+        _ => String::new(),
+    };
+    anyhow::anyhow!(
+        "{at}{msg} (line {}, column {column})\n  {} | {shown}",
+        line + 1,
+        line + 1
+    )
 }
 
 /// Whether an environment variable is set to something non-empty.
@@ -1033,6 +1317,145 @@ mod tests {
         assert!(parse_timezone("+02:00").is_ok());
         assert!(parse_timezone("UTC").is_ok());
         assert!(parse_timezone("Mars/Olympus").is_err());
+    }
+
+    const LI: &str = "[output]\nkind = \"logs-ingestion\"\nendpoint = \"https://x.ingest.monitor.azure.com\"\ndcr_immutable_id = \"dcr-00000000000000000000000000000000\"\n[output.auth]\nkind = \"client-secret\"\ntenant_id = \"t\"\nclient_id = \"c\"\n";
+
+    #[test]
+    fn toml_errors_never_quote_a_secret() {
+        let secret = "Hunter2-Very-Secret~Value";
+        let cases = [
+            (
+                format!("{LI}client_secret = \"{secret}\" trailing\n"),
+                "output.auth.client_secret",
+            ),
+            (
+                format!("{LI}client_secret = '{secret}\n"),
+                "output.auth.client_secret",
+            ),
+            (
+                format!("{LI}client_secret = {{ v = \"{secret}\" }}\n"),
+                "output.auth.client_secret",
+            ),
+            (
+                format!("{LI}client_secret = \"\"\"\n{secret}\n\"\"\" x\n"),
+                "",
+            ),
+            (
+                format!("{LI}client_secrt = \"{secret}\"\n"),
+                "output.auth.client_secrt",
+            ),
+            (
+                format!("{LI}extra = {{ client_secret = \"{secret}\", n = 1 }}\n"),
+                "output.auth.extra",
+            ),
+            (
+                format!(
+                    "[output]\nkind = \"data-collector\"\nworkspace_id = \"w\"\nshared_key = \"{secret}\" ,\n"
+                ),
+                "output.shared_key",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = format!("{:#}", Config::parse(&text).unwrap_err());
+            assert!(!e.contains(secret), "secret quoted in: {e}");
+            assert!(!e.contains("Hunter2"), "part of the secret quoted in: {e}");
+            assert!(e.contains(key), "{key} not named in: {e}");
+            assert!(e.contains("line "), "no position in: {e}");
+        }
+        // A numeric value under a secret key is not quoted either.
+        let e = format!(
+            "{:#}",
+            Config::parse(&format!("{LI}client_secret = 987654321\n")).unwrap_err()
+        );
+        assert!(!e.contains("987654321"), "{e}");
+        assert!(e.contains("expected a string"), "{e}");
+        // Other values are still shown, to help.
+        let e = format!(
+            "{:#}",
+            Config::parse("[output]\nkind = \"kafka\"\n").unwrap_err()
+        );
+        assert!(
+            e.contains("unknown variant `kafka`") && e.contains("output.kind"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_duration_is_range_checked_in_both_forms_naming_the_key() {
+        let base = "[output]\nkind = \"stdout\"\n";
+        for (table, key) in [
+            ("pipeline", "shutdown_grace"),
+            ("pipeline", "flush_interval"),
+            ("pipeline", "linger"),
+            ("output", "request_timeout"),
+            ("output", "retry_budget"),
+        ] {
+            for v in [
+                "9223372036854775807",
+                "100000",
+                "\"100000s\"",
+                "\"999999h\"",
+                "-5",
+            ] {
+                let text = if table == "output" {
+                    format!("[output]\nkind = \"stdout\"\n{key} = {v}\n")
+                } else {
+                    format!("{base}[{table}]\n{key} = {v}\n")
+                };
+                let e = format!("{:#}", Config::parse(&text).unwrap_err());
+                assert!(e.contains(&format!("{table}.{key}")), "{text}: {e}");
+            }
+            let ok = if table == "output" {
+                format!("[output]\nkind = \"stdout\"\n{key} = 20\n")
+            } else {
+                format!("{base}[{table}]\n{key} = 20\n")
+            };
+            Config::parse(&ok).unwrap();
+        }
+        let e = Config::parse(&format!(
+            "[[listen]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:1\"\nidle_timeout = 100000000\n{base}"
+        ))
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("listen[0].idle_timeout"), "{e:#}");
+        assert_eq!(
+            DurationStr::from_int(30).unwrap().0,
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback_naming_the_key() {
+        let text = LI.replace("https://x", "http://x");
+        let e = format!("{:#}", Config::parse(&text).unwrap_err());
+        assert!(
+            e.contains("output.endpoint") && e.contains("plain http://"),
+            "{e}"
+        );
+        for ok in ["http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"] {
+            Config::parse(&LI.replace("https://x.ingest.monitor.azure.com", ok)).unwrap();
+        }
+        let e = Config::parse(&format!(
+            "{LI}authority_host = \"http://login.example.com\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("output.auth.authority_host"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn the_secret_is_not_needed_to_load_the_configuration() {
+        // Checked where the credential is built, by the commands that talk to Azure.
+        let c = Config::parse(LI).unwrap();
+        let a = c.output.auth.as_ref().unwrap();
+        assert!(a.client_secret.is_none() && a.client_secret_file.is_none());
+        let p = c.with_placeholder_secrets();
+        assert!(p.output.auth.unwrap().client_secret.is_some());
+        let dc =
+            Config::parse("[output]\nkind = \"data-collector\"\nworkspace_id = \"w\"\n").unwrap();
+        assert!(dc.output.shared_key.is_none());
     }
 
     #[test]
