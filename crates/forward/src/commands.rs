@@ -790,7 +790,7 @@ impl Replay<'_> {
                 // Still unroutable: back in the file as it was, first reason kept.
                 self.dead.write(&crate::deadletter::EntryOut {
                     time: when,
-                    reason: e.reason.as_deref().unwrap_or(&reason.to_string()),
+                    reason: e.reason.as_deref().unwrap_or(reason),
                     stream: None,
                     row: None,
                     peer: e.peer,
