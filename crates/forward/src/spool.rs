@@ -501,6 +501,9 @@ fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(&path)
+        // A directory that cannot be written to now (read-only remount) may still have
+        // its lock file: a read-only handle locks as well. The spool's writes then retry.
+        .or_else(|_| std::fs::File::open(&path))
         .with_context(|| format!("cannot open the spool lock file {}", path.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
