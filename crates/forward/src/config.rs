@@ -140,6 +140,34 @@ pub(crate) struct ListenConfig {
     /// UDP: the socket receive buffer (SO_RCVBUF); the OS default when unset.
     #[serde(default)]
     pub(crate) receive_buffer_bytes: Option<ByteSize>,
+    /// TCP/TLS: simultaneous connections from one source address.
+    #[serde(default = "default_max_connections_per_source")]
+    pub(crate) max_connections_per_source: usize,
+    /// TCP/TLS: a new connection must deliver its first complete frame (TLS handshake
+    /// included) within this time.
+    #[serde(default = "default_first_frame_timeout")]
+    pub(crate) first_frame_timeout: DurationStr,
+    /// TCP/TLS: once a frame has begun, it must complete within this time.
+    #[serde(default = "default_frame_timeout")]
+    pub(crate) frame_timeout: DurationStr,
+}
+
+impl ListenConfig {
+    /// Checks of the connection guards; `at` names the listener.
+    fn validate_guards(&self, at: &str) -> anyhow::Result<()> {
+        if self.max_connections_per_source == 0 {
+            bail!("{at}: max_connections_per_source must be at least 1");
+        }
+        for (key, d) in [
+            ("first_frame_timeout", self.first_frame_timeout),
+            ("frame_timeout", self.frame_timeout),
+        ] {
+            if d.0 < Duration::from_millis(100) {
+                bail!("{at}: {key} must be at least 100ms");
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_max_message() -> ByteSize {
@@ -150,6 +178,15 @@ fn default_max_connections() -> usize {
 }
 fn default_idle_timeout() -> DurationStr {
     DurationStr(Duration::from_secs(600))
+}
+fn default_max_connections_per_source() -> usize {
+    64
+}
+fn default_first_frame_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+fn default_frame_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
 }
 
 /// Output kind.
@@ -691,6 +728,7 @@ impl Config {
             if l.max_connections == 0 {
                 bail!("{at}: max_connections must be at least 1");
             }
+            l.validate_guards(&at)?;
             if let Some(tz) = &l.timezone {
                 parse_timezone(tz).with_context(|| format!("{at}: timezone"))?;
             }
@@ -1052,5 +1090,43 @@ mod tests {
             format!("{e:#}").contains("unknown size unit \"lots\""),
             "{e:#}"
         );
+    }
+
+    #[test]
+    fn connection_guards() {
+        let listen = |extra: &str| {
+            format!(
+                "[[listen]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:5514\"\n{extra}\n[output]\nkind = \"stdout\"\n"
+            )
+        };
+        let c = Config::parse(&listen("")).unwrap();
+        let l = &c.listen[0];
+        assert_eq!(l.max_connections_per_source, 64);
+        assert_eq!(l.first_frame_timeout.0, Duration::from_secs(30));
+        assert_eq!(l.frame_timeout.0, Duration::from_secs(30));
+        let c = Config::parse(&listen(
+            "max_connections_per_source = 4\nfirst_frame_timeout = \"2s\"\nframe_timeout = \"500ms\"",
+        ))
+        .unwrap();
+        assert_eq!(c.listen[0].max_connections_per_source, 4);
+        assert_eq!(c.listen[0].frame_timeout.0, Duration::from_millis(500));
+        for (bad, msg) in [
+            (
+                "max_connections_per_source = 0",
+                "max_connections_per_source must be at least 1",
+            ),
+            (
+                "first_frame_timeout = \"0s\"",
+                "first_frame_timeout must be at least 100ms",
+            ),
+            (
+                "frame_timeout = \"10ms\"",
+                "frame_timeout must be at least 100ms",
+            ),
+        ] {
+            let e = Config::parse(&listen(bad)).unwrap_err();
+            assert!(format!("{e:#}").contains(msg), "{e:#}");
+            assert!(format!("{e:#}").contains("listen[0]"), "{e:#}");
+        }
     }
 }

@@ -29,9 +29,14 @@ pub(crate) enum DropReason {
     TlsHandshake,
     /// Rows that could not be written to the dead-letter file.
     DeadLetterWrite,
+    /// Connections refused over `max_connections_per_source`.
+    SourceConnectionLimit,
+    /// Datagrams the kernel dropped for our UDP sockets (receive buffer full), read from
+    /// the `drops` column of `/proc/net/udp` and `/proc/net/udp6`.
+    UdpKernel,
 }
 
-const DROP_REASONS: [(DropReason, &str); 7] = [
+const DROP_REASONS: [(DropReason, &str); 9] = [
     (DropReason::UdpOverflow, "udp_overflow"),
     (DropReason::Oversize, "oversize"),
     (DropReason::SpoolFull, "spool_full"),
@@ -39,6 +44,8 @@ const DROP_REASONS: [(DropReason, &str); 7] = [
     (DropReason::ConnectionLimit, "connection_limit"),
     (DropReason::TlsHandshake, "tls_handshake"),
     (DropReason::DeadLetterWrite, "dead_letter_write"),
+    (DropReason::SourceConnectionLimit, "source_connection_limit"),
+    (DropReason::UdpKernel, "udp_kernel"),
 ];
 
 /// HTTP status classes kept per status code below 600.
@@ -56,7 +63,7 @@ pub(crate) struct Metrics {
     pub(crate) truncated: AtomicU64,
     pub(crate) connections: AtomicU64,
     pub(crate) connections_open: AtomicU64,
-    dropped: [AtomicU64; 7],
+    dropped: [AtomicU64; 9],
     pub(crate) batches: AtomicU64,
     pub(crate) sent_rows: AtomicU64,
     pub(crate) sent_bytes: AtomicU64,
@@ -76,7 +83,26 @@ pub(crate) struct Metrics {
     pub(crate) output_reachable: AtomicBool,
     /// Spool bytes above which readiness needs a reachable output.
     pub(crate) spool_ready_threshold: AtomicU64,
+    /// TCP/TLS connections closed by a deadline, by [`Timeout`].
+    connections_timed_out: [AtomicU64; 3],
 }
+
+/// The deadline that closed a TCP/TLS connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timeout {
+    /// No complete frame within `first_frame_timeout` of the accept.
+    FirstFrame,
+    /// A frame begun but not completed within `frame_timeout`.
+    Frame,
+    /// Nothing within `idle_timeout` of the last complete frame.
+    Idle,
+}
+
+const TIMEOUTS: [(Timeout, &str); 3] = [
+    (Timeout::FirstFrame, "first_frame"),
+    (Timeout::Frame, "frame"),
+    (Timeout::Idle, "idle"),
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -107,6 +133,7 @@ impl Default for Metrics {
             listeners_up: AtomicBool::new(false),
             output_reachable: AtomicBool::new(true),
             spool_ready_threshold: AtomicU64::new(u64::MAX),
+            connections_timed_out: Default::default(),
         }
     }
 }
@@ -124,6 +151,12 @@ impl Metrics {
     /// Drops so far for `reason`.
     pub(crate) fn dropped(&self, reason: DropReason) -> u64 {
         self.dropped[idx(reason)].load(Relaxed)
+    }
+
+    /// Count one connection closed by `t`.
+    pub(crate) fn count_timeout(&self, t: Timeout) {
+        let i = TIMEOUTS.iter().position(|(x, _)| *x == t).unwrap_or(0);
+        self.connections_timed_out[i].fetch_add(1, Relaxed);
     }
 
     /// Count one send outcome by the HTTP status that settled it (2xx: delivered).
@@ -287,6 +320,17 @@ impl Metrics {
             "1 when ready (listeners up; output reachable or spool below threshold).",
             u64::from(self.ready()),
         );
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_connections_timed_out_total TCP/TLS connections closed by a deadline (first_frame_timeout, frame_timeout, idle_timeout).\n# TYPE mcas_forward_connections_timed_out_total counter"
+        );
+        for ((_, name), c) in TIMEOUTS.iter().zip(&self.connections_timed_out) {
+            let _ = writeln!(
+                out,
+                "mcas_forward_connections_timed_out_total{{timeout=\"{name}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
         out
     }
 }
@@ -358,6 +402,24 @@ mod tests {
         assert!(t.contains("mcas_forward_responses_total{status=\"204\"} 1\n"));
         assert!(t.contains("mcas_forward_responses_total{status=\"429\"} 1\n"));
         assert!(t.contains("mcas_forward_ready 0\n"));
+    }
+
+    #[test]
+    fn renders_connection_guards() {
+        let m = Metrics::default();
+        m.count_drop(DropReason::SourceConnectionLimit, 3);
+        m.count_drop(DropReason::UdpKernel, 5);
+        m.count_timeout(Timeout::FirstFrame);
+        m.count_timeout(Timeout::Frame);
+        m.count_timeout(Timeout::Frame);
+        let t = m.render();
+        assert!(t.contains("mcas_forward_dropped_total{reason=\"source_connection_limit\"} 3\n"));
+        assert!(t.contains("mcas_forward_dropped_total{reason=\"udp_kernel\"} 5\n"));
+        assert!(
+            t.contains("mcas_forward_connections_timed_out_total{timeout=\"first_frame\"} 1\n")
+        );
+        assert!(t.contains("mcas_forward_connections_timed_out_total{timeout=\"frame\"} 2\n"));
+        assert!(t.contains("mcas_forward_connections_timed_out_total{timeout=\"idle\"} 0\n"));
     }
 
     #[test]

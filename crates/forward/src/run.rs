@@ -93,6 +93,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     for l in &cfg.listen {
         bound.push(listen::bind(l).await?);
     }
+    listen::check_open_file_limit(&cfg.listen);
     // The metrics endpoint comes up only once every listener is bound, so a supervisor or
     // test that sees it answer can connect to any listener (the kernel queues connections
     // until the accept loops run).
