@@ -200,6 +200,16 @@ pub(crate) enum OutputKind {
 }
 
 impl OutputKind {
+    /// The name used in the configuration file.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            OutputKind::LogsIngestion => "logs-ingestion",
+            OutputKind::DataCollector => "data-collector",
+            OutputKind::File => "file",
+            OutputKind::Stdout => "stdout",
+        }
+    }
+
     /// Whether this output goes over the network, through the spool.
     pub(crate) fn is_network(self) -> bool {
         matches!(self, OutputKind::LogsIngestion | OutputKind::DataCollector)
@@ -382,7 +392,23 @@ fn default_ready_threshold() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeadLetterConfig {
-    pub(crate) path: PathBuf,
+    /// The file (default: `dead-letter.ndjson` under the state directory).
+    #[serde(default)]
+    pub(crate) path: Option<PathBuf>,
+    /// The file is never grown past this size; entries beyond it are dropped and counted.
+    #[serde(default = "default_dead_letter_max")]
+    pub(crate) max_bytes: ByteSize,
+    /// Unroutable messages kept one by one per second; the rest are counted in one summary
+    /// line per flush. 0 keeps every one (up to `max_bytes`).
+    #[serde(default = "default_unroutable_per_second")]
+    pub(crate) unroutable_per_second: u32,
+}
+
+fn default_dead_letter_max() -> ByteSize {
+    ByteSize(crate::deadletter::DEFAULT_MAX_BYTES)
+}
+fn default_unroutable_per_second() -> u32 {
+    crate::deadletter::DEFAULT_UNROUTABLE_PER_SECOND
 }
 
 /// `[metrics]`.
@@ -418,6 +444,10 @@ pub(crate) struct PipelineConfig {
     /// On SIGTERM/SIGINT, how long to keep sending before exiting (the rest stays spooled).
     #[serde(default = "default_grace")]
     pub(crate) shutdown_grace: DurationStr,
+    /// On SIGTERM/SIGINT, the process exits within this long whatever happens: what could
+    /// not be stored by then (a full or read-only disk) is reported, counted and lost.
+    #[serde(default = "default_shutdown_timeout")]
+    pub(crate) shutdown_timeout: DurationStr,
 }
 
 impl Default for PipelineConfig {
@@ -430,6 +460,7 @@ impl Default for PipelineConfig {
             batch_max_bytes: default_batch_bytes(),
             queue_capacity: default_queue(),
             shutdown_grace: default_grace(),
+            shutdown_timeout: default_shutdown_timeout(),
         }
     }
 }
@@ -451,6 +482,9 @@ fn default_queue() -> usize {
 }
 fn default_grace() -> DurationStr {
     DurationStr(Duration::from_secs(10))
+}
+fn default_shutdown_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
 }
 
 /// Log format.
@@ -831,6 +865,18 @@ impl Config {
         if p.queue_capacity == 0 {
             bail!("pipeline.queue_capacity must be at least 1");
         }
+        if p.shutdown_timeout.0 <= p.shutdown_grace.0 {
+            bail!(
+                "pipeline.shutdown_timeout ({:?}) must be longer than pipeline.shutdown_grace ({:?}): the grace is spent sending, the rest of the timeout storing what is left",
+                p.shutdown_timeout.0,
+                p.shutdown_grace.0
+            );
+        }
+        if let Some(d) = &self.dead_letter
+            && d.max_bytes.0 < 4096
+        {
+            bail!("dead_letter.max_bytes must be at least 4KiB");
+        }
         crate::commands::mapper(self)?;
         Ok(())
     }
@@ -846,9 +892,20 @@ impl Config {
 
     /// The dead-letter file: configured, else under the state directory.
     pub(crate) fn dead_letter_path(&self) -> anyhow::Result<PathBuf> {
-        match &self.dead_letter {
-            Some(d) => Ok(d.path.clone()),
+        match self.dead_letter.as_ref().and_then(|d| d.path.clone()) {
+            Some(p) => Ok(p),
             None => Ok(state_dir()?.join("dead-letter.ndjson")),
+        }
+    }
+
+    /// The dead-letter file's limits.
+    pub(crate) fn dead_letter_limits(&self) -> crate::deadletter::Limits {
+        match &self.dead_letter {
+            Some(d) => crate::deadletter::Limits {
+                max_bytes: d.max_bytes.0,
+                unroutable_per_second: d.unroutable_per_second,
+            },
+            None => crate::deadletter::Limits::default(),
         }
     }
 

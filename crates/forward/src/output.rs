@@ -32,6 +32,20 @@ pub(crate) struct Sent {
     pub(crate) last_error: Option<String>,
 }
 
+impl Sent {
+    /// The NDJSON bytes of the delivered rows, out of a batch of `batch_len` bytes: neither
+    /// the refused rows nor those left to retry.
+    pub(crate) fn delivered_bytes(&self, batch_len: usize) -> usize {
+        if self.delivered == 0 {
+            return 0;
+        }
+        let refused: usize = self.rejected.iter().map(|(row, _)| row.len() + 1).sum();
+        batch_len
+            .saturating_sub(refused)
+            .saturating_sub(self.retry.len())
+    }
+}
+
 /// A network client for one route.
 #[derive(Debug)]
 enum Client {
@@ -426,6 +440,7 @@ pub(crate) async fn run_local(
             // stdout closed (a pipe reader went away) or the disk is full: say so and stop.
             return Err(anyhow::Error::new(e).context("cannot write the output"));
         }
+        metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
         metrics.sent_rows.fetch_add(b.rows as u64, Relaxed);
         metrics.sent_bytes.fetch_add(b.data.len() as u64, Relaxed);
         metrics
@@ -451,6 +466,7 @@ pub(crate) async fn run_spooler(
     spool: Arc<Spool>,
     mut rx: mpsc::Receiver<Batch>,
     queue: mpsc::UnboundedSender<Spooled>,
+    metrics: Arc<Metrics>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(SPOOL_WRITES_IN_FLIGHT));
     let mut writes = tokio::task::JoinSet::new();
@@ -460,14 +476,18 @@ pub(crate) async fn run_spooler(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
+        let rows = b.rows as u64;
         if !spool.admit(&b).await {
+            // Dropped and counted by the spool (drop-newest).
+            metrics.pending_rows.fetch_sub(rows, Relaxed);
             continue;
         }
-        let (spool, queue) = (spool.clone(), queue.clone());
+        let (spool, queue, metrics) = (spool.clone(), queue.clone(), metrics.clone());
         writes.spawn(async move {
             let _slot = slot;
-            let rows = b.rows;
-            match spool.store(b).await {
+            let result = spool.store(b).await;
+            metrics.pending_rows.fetch_sub(rows, Relaxed);
+            match result {
                 Ok(s) => {
                     let _ = queue.send(s);
                 }
@@ -482,72 +502,174 @@ pub(crate) async fn run_spooler(
     while writes.join_next().await.is_some() {}
 }
 
-/// The senders: take spooled batches, send them, delete them after delivery, dead-letter
-/// rejected rows, and put back what must be retried. Stops when `stop` fires.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the sender pool's wiring, called once"
-)]
-pub(crate) async fn run_senders(
-    net: Arc<Network>,
-    spool: Arc<Spool>,
+/// One way of sending a spooled batch: Ok(true) when it is done with (its file removed),
+/// Ok(false) or Err when it must be tried again later.
+pub(crate) trait SendBatch: Send + Sync + 'static {
+    fn send<'a>(
+        &'a self,
+        s: &'a mut Spooled,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// The network output's [`SendBatch`]: send, dead-letter refusals, delete or rewrite.
+#[derive(Debug)]
+pub(crate) struct NetworkSend {
+    pub(crate) net: Arc<Network>,
+    pub(crate) spool: Arc<Spool>,
+    pub(crate) dead: Arc<DeadLetter>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl SendBatch for NetworkSend {
+    fn send<'a>(
+        &'a self,
+        s: &'a mut Spooled,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(send_one(
+            &self.net,
+            &self.spool,
+            s,
+            &self.dead,
+            &self.metrics,
+        ))
+    }
+}
+
+/// The batch a sender task has in hand.
+type Slot = Arc<std::sync::Mutex<Option<Spooled>>>;
+
+/// Counts a running sender in `senders_alive` for as long as it lives, panics included.
+struct Alive<'a>(&'a Metrics);
+
+impl<'a> Alive<'a> {
+    fn new(m: &'a Metrics) -> Alive<'a> {
+        m.senders_alive.fetch_add(1, Relaxed);
+        Alive(m)
+    }
+}
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        self.0.senders_alive.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The senders: `senders` tasks take spooled batches and send them; what must be retried
+/// is put back after a pause. A send that panics (a bug, or a hostile answer that finds
+/// one) puts its batch back and is counted; a sender task that ends anyway is restarted,
+/// counted and logged, so the output never silently stops. Returns when `stop` fires.
+pub(crate) async fn run_senders<S: SendBatch>(
+    send: Arc<S>,
     queue: Arc<Mutex<mpsc::UnboundedReceiver<Spooled>>>,
     requeue: mpsc::UnboundedSender<Spooled>,
-    dead: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
     senders: usize,
     stop: CancellationToken,
 ) {
+    metrics.senders_wanted.store(senders as u64, Relaxed);
+    // Each task's batch in hand, so the batch of a task that dies goes back to the queue.
+    let mut holding = std::collections::HashMap::new();
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..senders {
-        let (net, spool, queue, requeue, dead, metrics, stop) = (
-            net.clone(),
-            spool.clone(),
+    let spawn = |set: &mut tokio::task::JoinSet<()>,
+                 holding: &mut std::collections::HashMap<tokio::task::Id, Slot>| {
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        let task = set.spawn(sender_loop(
+            send.clone(),
             queue.clone(),
             requeue.clone(),
-            dead.clone(),
             metrics.clone(),
             stop.clone(),
-        );
-        set.spawn(async move {
-            let mut failures: u32 = 0;
-            loop {
-                let next = {
-                    let mut q = queue.lock().await;
-                    tokio::select! {
-                        _ = stop.cancelled() => None,
-                        s = q.recv() => s,
-                    }
-                };
-                let Some(mut s) = next else { break };
-                let outcome = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    o = send_one(&net, &spool, &mut s, &dead, &metrics) => o,
-                };
-                match outcome {
-                    Ok(true) => failures = 0,
-                    Ok(false) | Err(_) => {
-                        if let Err(e) = &outcome {
-                            tracing::warn!(file = %s.path.display(), error = %format!("{e:#}"), "cannot send a spooled batch");
-                        }
-                        failures = failures.saturating_add(1);
-                        metrics.retries.fetch_add(1, Relaxed);
-                        let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(60));
-                        let requeue = requeue.clone();
-                        let stop = stop.clone();
-                        // Put it back after a pause; the other batches keep flowing meanwhile.
-                        tokio::spawn(async move {
-                            tokio::select! {
-                                _ = stop.cancelled() => {}
-                                _ = tokio::time::sleep(delay) => { let _ = requeue.send(s); }
-                            }
-                        });
-                    }
-                }
-            }
-        });
+            slot.clone(),
+        ));
+        holding.insert(task.id(), slot);
+    };
+    for _ in 0..senders {
+        spawn(&mut set, &mut holding);
     }
-    while set.join_next().await.is_some() {}
+    while let Some(ended) = set.join_next_with_id().await {
+        let id = match &ended {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let held = holding
+            .remove(&id)
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if stop.is_cancelled() {
+            continue;
+        }
+        metrics.sender_restarts.fetch_add(1, Relaxed);
+        match ended {
+            Err(e) if e.is_panic() => {
+                tracing::error!(error = %e, "a sender task panicked; restarting it");
+            }
+            _ => tracing::error!("a sender task stopped; restarting it"),
+        }
+        if let Some(s) = held {
+            let _ = requeue.send(s);
+        }
+        spawn(&mut set, &mut holding);
+    }
+}
+
+async fn sender_loop<S: SendBatch>(
+    send: Arc<S>,
+    queue: Arc<Mutex<mpsc::UnboundedReceiver<Spooled>>>,
+    requeue: mpsc::UnboundedSender<Spooled>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    holding: Slot,
+) {
+    use futures_util::FutureExt as _;
+    let _alive = Alive::new(&metrics);
+    let mut failures: u32 = 0;
+    loop {
+        let next = {
+            let mut q = queue.lock().await;
+            tokio::select! {
+                _ = stop.cancelled() => None,
+                s = q.recv() => s,
+            }
+        };
+        let Some(mut s) = next else { break };
+        *holding.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+        let attempt = std::panic::AssertUnwindSafe(send.send(&mut s)).catch_unwind();
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => break,
+            o = attempt => o,
+        };
+        holding.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let outcome = outcome.unwrap_or_else(|panic| {
+            metrics.sender_panics.fetch_add(1, Relaxed);
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|m| (*m).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!(file = %s.path.display(), panic = %what, "sending a batch panicked; the batch stays spooled and is tried again");
+            Err(anyhow::anyhow!("the send panicked: {what}"))
+        });
+        match outcome {
+            Ok(true) => failures = 0,
+            Ok(false) | Err(_) => {
+                if let Err(e) = &outcome {
+                    tracing::warn!(file = %s.path.display(), error = %format!("{e:#}"), "cannot send a spooled batch");
+                }
+                failures = failures.saturating_add(1);
+                metrics.retries.fetch_add(1, Relaxed);
+                let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7)))
+                    .min(Duration::from_secs(60));
+                let requeue = requeue.clone();
+                let stop = stop.clone();
+                // Put it back after a pause; the other batches keep flowing meanwhile.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::sleep(delay) => { let _ = requeue.send(s); }
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// Send one spooled batch. Ok(true): done (file removed). Ok(false): rows remain to retry.
@@ -607,8 +729,12 @@ async fn send_one(
         dead.flush();
         tracing::warn!(rows = sent.rejected.len(), file = %dead.path().display(), "rows rejected by the output were dead-lettered");
     }
+    if sent.delivered > 0 {
+        metrics
+            .sent_bytes
+            .fetch_add(sent.delivered_bytes(data.len()) as u64, Relaxed);
+    }
     if sent.retry_rows == 0 {
-        metrics.sent_bytes.fetch_add(data.len() as u64, Relaxed);
         spool.remove(s);
         return Ok(true);
     }
@@ -622,4 +748,158 @@ async fn send_one(
         spool.rewrite(s, &sent.retry)?;
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod sender_tests {
+    use super::*;
+    use crate::route::Route;
+
+    #[test]
+    fn sent_bytes_count_only_delivered_rows() {
+        let batch = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+        let all_refused = Sent {
+            rejected: vec![
+                (b"{\"a\":1}".to_vec(), "400".into()),
+                (b"{\"b\":2}".to_vec(), "400".into()),
+                (b"{\"c\":3}".to_vec(), "400".into()),
+            ],
+            ..Sent::default()
+        };
+        assert_eq!(all_refused.delivered_bytes(batch.len()), 0);
+        let one_refused_one_later = Sent {
+            delivered: 1,
+            rejected: vec![(b"{\"a\":1}".to_vec(), "400".into())],
+            retry: b"{\"c\":3}\n".to_vec(),
+            retry_rows: 1,
+            ..Sent::default()
+        };
+        assert_eq!(one_refused_one_later.delivered_bytes(batch.len()), 8);
+        let all = Sent {
+            delivered: 3,
+            ..Sent::default()
+        };
+        assert_eq!(all.delivered_bytes(batch.len()), batch.len());
+    }
+
+    /// Panics on the first attempt at each batch, then delivers it.
+    #[derive(Debug, Default)]
+    struct PanicsOnce {
+        tried: std::sync::Mutex<std::collections::HashSet<u64>>,
+        delivered: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl SendBatch for PanicsOnce {
+        fn send<'a>(
+            &'a self,
+            s: &'a mut Spooled,
+        ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>> {
+            Box::pin(async move {
+                let first = self.tried.lock().unwrap().insert(s.seq);
+                if first {
+                    // What an overflow on a hostile token lifetime did to every sender.
+                    panic!("overflow when adding duration to instant");
+                }
+                self.delivered.lock().unwrap().push(s.seq);
+                Ok(true)
+            })
+        }
+    }
+
+    fn spooled(seq: u64) -> Spooled {
+        Spooled {
+            seq,
+            route: Route::Csl,
+            path: std::path::PathBuf::from(format!("{seq:020}.csl.ndjson")),
+            len: 1,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_send_keeps_its_batch_and_the_senders_keep_running() {
+        let metrics = Arc::new(Metrics::default());
+        let send = Arc::new(PanicsOnce::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let pool = tokio::spawn(run_senders(
+            send.clone(),
+            Arc::new(Mutex::new(rx)),
+            tx.clone(),
+            metrics.clone(),
+            2,
+            stop.clone(),
+        ));
+        for seq in 1..=6 {
+            tx.send(spooled(seq)).unwrap();
+        }
+        // Paused time: the retry pauses (up to a minute) pass at once.
+        for _ in 0..600 {
+            if send.delivered.lock().unwrap().len() == 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut got = send.delivered.lock().unwrap().clone();
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6], "every batch delivered once");
+        assert_eq!(metrics.sender_panics.load(Relaxed), 6);
+        assert_eq!(metrics.senders_alive.load(Relaxed), 2);
+        assert_eq!(metrics.senders_wanted.load(Relaxed), 2);
+        stop.cancel();
+        pool.await.unwrap();
+        assert_eq!(metrics.senders_alive.load(Relaxed), 0);
+        assert_eq!(metrics.sender_restarts.load(Relaxed), 0);
+    }
+
+    /// Panics outside the guarded send: in the queue handling itself.
+    #[derive(Debug, Default)]
+    struct Dies {
+        calls: std::sync::atomic::AtomicU64,
+    }
+
+    impl SendBatch for Dies {
+        fn send<'a>(
+            &'a self,
+            _s: &'a mut Spooled,
+        ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>> {
+            if self.calls.fetch_add(1, Relaxed) == 0 {
+                // Before the future exists, so catch_unwind around it cannot see it.
+                panic!("the sender task itself dies");
+            }
+            Box::pin(async { Ok(true) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sender_task_that_dies_is_restarted_and_counted() {
+        let metrics = Arc::new(Metrics::default());
+        let send = Arc::new(Dies::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let pool = tokio::spawn(run_senders(
+            send.clone(),
+            Arc::new(Mutex::new(rx)),
+            tx.clone(),
+            metrics.clone(),
+            1,
+            stop.clone(),
+        ));
+        tx.send(spooled(1)).unwrap();
+        tx.send(spooled(2)).unwrap();
+        for _ in 0..100 {
+            if send.calls.load(Relaxed) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            send.calls.load(Relaxed),
+            3,
+            "the restarted sender took the dead task's batch again, then the next one"
+        );
+        assert_eq!(metrics.sender_restarts.load(Relaxed), 1);
+        assert_eq!(metrics.senders_alive.load(Relaxed), 1);
+        stop.cancel();
+        pool.await.unwrap();
+    }
 }

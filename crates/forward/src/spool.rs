@@ -209,6 +209,7 @@ impl Spool {
             .await;
             match res {
                 Ok((Ok(()), _)) => {
+                    self.metrics.spool_write_failing.store(false, Relaxed);
                     self.metrics.spool_written.fetch_add(1, Relaxed);
                     return Ok(Spooled {
                         seq,
@@ -220,6 +221,8 @@ impl Spool {
                 Ok((Err(e), back)) => {
                     // ENOSPC, EIO, a removed directory: keep the batch and try again; the
                     // pipeline waits meanwhile (back-pressure), so nothing read is dropped.
+                    // Not ready meanwhile: a load balancer should send elsewhere.
+                    self.metrics.spool_write_failing.store(true, Relaxed);
                     tracing::error!(dir = %self.dir.display(), error = %e, retry_in = ?pause, "cannot write a spool file; retrying");
                     batch = back;
                     let _ = std::fs::create_dir_all(&self.dir);
@@ -450,7 +453,7 @@ mod spooler_tests {
     async fn feed(spool: Arc<Spool>, n: usize, size: usize) -> Vec<Spooled> {
         let (tx, rx) = mpsc::channel(2);
         let (q_tx, mut q_rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(run_spooler(spool, rx, q_tx));
+        let writer = tokio::spawn(run_spooler(spool, rx, q_tx, Arc::new(Metrics::default())));
         for i in 0..n {
             let data = vec![b'a' + (i % 26) as u8; size];
             tx.send(Batch::unpooled(Route::Csl, data, 3)).await.unwrap();
