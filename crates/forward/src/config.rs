@@ -441,6 +441,10 @@ pub(crate) struct PipelineConfig {
     /// Messages queued per worker before readers are pushed back.
     #[serde(default = "default_queue")]
     pub(crate) queue_capacity: usize,
+    /// Bytes of messages read but not yet mapped, over every listener and worker: TCP and
+    /// TLS readers wait for room, UDP datagrams without room are dropped and counted.
+    #[serde(default = "default_max_queued_bytes")]
+    pub(crate) max_queued_bytes: ByteSize,
     /// On SIGTERM/SIGINT, how long to keep sending before exiting (the rest stays spooled).
     #[serde(default = "default_grace")]
     pub(crate) shutdown_grace: DurationStr,
@@ -459,6 +463,7 @@ impl Default for PipelineConfig {
             batch_max_rows: default_batch_rows(),
             batch_max_bytes: default_batch_bytes(),
             queue_capacity: default_queue(),
+            max_queued_bytes: default_max_queued_bytes(),
             shutdown_grace: default_grace(),
             shutdown_timeout: default_shutdown_timeout(),
         }
@@ -479,6 +484,9 @@ fn default_batch_bytes() -> ByteSize {
 }
 fn default_queue() -> usize {
     16 * 1024
+}
+fn default_max_queued_bytes() -> ByteSize {
+    ByteSize(256 << 20)
 }
 fn default_grace() -> DurationStr {
     DurationStr(Duration::from_secs(10))
@@ -864,6 +872,9 @@ impl Config {
         }
         if p.queue_capacity == 0 {
             bail!("pipeline.queue_capacity must be at least 1");
+        }
+        if p.max_queued_bytes.0 < (1 << 20) {
+            bail!("pipeline.max_queued_bytes must be at least 1MiB");
         }
         if p.shutdown_timeout.0 <= p.shutdown_grace.0 {
             bail!(

@@ -29,11 +29,15 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::{Budget, Permit};
 use crate::config::{Cidr, FramingConfig, ListenConfig, OversizeConfig, Protocol};
 use crate::metrics::{DropReason, Metrics, Timeout};
 
 /// Messages per chunk handed to a worker.
 pub(crate) const CHUNK: usize = 256;
+
+/// Bytes at which a TCP/TLS reader hands its chunk over before it holds [`CHUNK`] messages.
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// TCP/TLS read buffer: large reads mean few system calls at high rates.
 const READ_BUF: usize = 256 * 1024;
@@ -65,6 +69,8 @@ pub(crate) struct Chunk {
     pub(crate) listener: usize,
     pub(crate) received_at: jiff::Timestamp,
     pub(crate) msgs: Vec<Msg>,
+    /// Room in the byte budget for `msgs`, given back when the worker drops the chunk.
+    pub(crate) _budget: Permit,
 }
 
 /// The workers' queues; readers spread chunks over them round-robin.
@@ -72,13 +78,16 @@ pub(crate) struct Chunk {
 pub(crate) struct Workers {
     queues: Arc<[mpsc::Sender<Chunk>]>,
     next: Arc<AtomicUsize>,
+    /// The bytes of messages in flight, shared by every listener.
+    budget: Budget,
 }
 
 impl Workers {
-    pub(crate) fn new(queues: Vec<mpsc::Sender<Chunk>>) -> Workers {
+    pub(crate) fn new(queues: Vec<mpsc::Sender<Chunk>>, budget: Budget) -> Workers {
         Workers {
             queues: queues.into(),
             next: Arc::new(AtomicUsize::new(0)),
+            budget,
         }
     }
 
@@ -467,10 +476,16 @@ async fn run_udp(ctx: Arc<Ctx>, sock: UdpSocket) {
         let msgs = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
         let n = msgs.len() as u64;
         ctx.metrics.received.fetch_add(n, Relaxed);
+        // UDP cannot wait: with the byte budget spent, the datagrams go as with full queues.
+        let Some(budget) = ctx.workers.budget.try_acquire(bytes_of(&msgs)) else {
+            ctx.metrics.count_drop(DropReason::UdpOverflow, n);
+            continue;
+        };
         let c = Chunk {
             listener: ctx.index,
             received_at: jiff::Timestamp::now(),
             msgs,
+            _budget: budget,
         };
         if ctx.workers.try_send(c).is_err() {
             ctx.metrics.count_drop(DropReason::UdpOverflow, n);
@@ -828,6 +843,7 @@ async fn read_stream<S: AsyncRead + Unpin>(ctx: &Ctx, mut s: S, peer: IpAddr, al
     let mut deadlines = Deadlines::new(&ctx.cfg, already);
     let mut arrived = false;
     let mut msgs: Vec<Msg> = Vec::with_capacity(CHUNK);
+    let mut held = 0usize;
     let mut eof = false;
     loop {
         // Cut every complete frame in the buffer.
@@ -842,10 +858,16 @@ async fn read_stream<S: AsyncRead + Unpin>(ctx: &Ctx, mut s: S, peer: IpAddr, al
                 Ok(Some(frame)) => {
                     frames += 1;
                     if let Some(m) = crate::frames::into_msg(frame, peer, &ctx.metrics) {
+                        held += m.data.len();
                         msgs.push(m);
                     }
-                    if msgs.len() >= CHUNK && !flush(ctx, &mut msgs).await {
-                        return;
+                    // A chunk is handed over at CHUNK messages or CHUNK_BYTES, so big
+                    // messages wait for the byte budget one chunk at a time.
+                    if msgs.len() >= CHUNK || held >= CHUNK_BYTES {
+                        held = 0;
+                        if !flush(ctx, &mut msgs).await {
+                            return;
+                        }
                     }
                 }
                 Ok(None) => break,
@@ -856,6 +878,7 @@ async fn read_stream<S: AsyncRead + Unpin>(ctx: &Ctx, mut s: S, peer: IpAddr, al
                 }
             }
         }
+        held = 0;
         if eof || !flush(ctx, &mut msgs).await {
             return;
         }
@@ -898,6 +921,11 @@ async fn read_stream<S: AsyncRead + Unpin>(ctx: &Ctx, mut s: S, peer: IpAddr, al
     }
 }
 
+/// The bytes of a chunk's messages.
+fn bytes_of(msgs: &[Msg]) -> usize {
+    msgs.iter().map(|m| m.data.len()).sum()
+}
+
 /// Hand the messages to a worker; false when the workers are gone.
 async fn flush(ctx: &Ctx, msgs: &mut Vec<Msg>) -> bool {
     if msgs.is_empty() {
@@ -905,10 +933,13 @@ async fn flush(ctx: &Ctx, msgs: &mut Vec<Msg>) -> bool {
     }
     let batch = std::mem::replace(msgs, Vec::with_capacity(CHUNK));
     ctx.metrics.received.fetch_add(batch.len() as u64, Relaxed);
+    // Back-pressure on bytes, not only on chunks: wait for room in the budget.
+    let budget = ctx.workers.budget.acquire(bytes_of(&batch)).await;
     let chunk = Chunk {
         listener: ctx.index,
         received_at: jiff::Timestamp::now(),
         msgs: batch,
+        _budget: budget,
     };
     ctx.workers.send(chunk).await.is_ok()
 }

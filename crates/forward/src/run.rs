@@ -196,7 +196,8 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
         )));
     }
     drop(batch_tx);
-    let workers = Workers::new(queues);
+    let budget = usize::try_from(cfg.pipeline.max_queued_bytes.0).unwrap_or(usize::MAX);
+    let workers = Workers::new(queues, crate::budget::Budget::new(budget));
 
     // Listeners.
     let mut listener_tasks = Vec::with_capacity(bound.len());

@@ -259,3 +259,66 @@ async fn dead_letter_flushed(fwd: &Forwarder) {
         last = now;
     }
 }
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Defect 8: memory is bounded by bytes, not by chunks. With 16 MiB messages allowed, the
+/// output down and the spool full, a sender of 4 MiB messages is pushed back once
+/// `max_queued_bytes` is in flight, and the forwarder's peak memory stays near that budget
+/// (chunk counting alone let it grow to gigabytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_messages_are_bounded_by_the_byte_budget() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3600)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emulator_config(&emu.base_url(), "max_queued_bytes = \"16MiB\"\nworkers = 2")
+        .replace(
+            "address = \"127.0.0.1:{PORT}\"\n\n[output]",
+            "address = \"127.0.0.1:{PORT}\"\nmax_message_bytes = \"16MiB\"\n\n[output]",
+        )
+        .replace(
+            "dir = \"{DIR}/spool\"",
+            "dir = \"{DIR}/spool\"\nmax_bytes = \"1MiB\"\nwhen_full = \"block\"",
+        );
+    let d = dir.path().to_owned();
+    let (sent, peak_kb) = tokio::task::spawn_blocking(move || {
+        let fwd = Forwarder::start(&d, &cfg, &secret_env());
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut msg = b"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|1|big|5|msg=".to_vec();
+        msg.resize(4 << 20, b'x');
+        msg.push(b'\n');
+        let mut sent = 0;
+        for _ in 0..200 {
+            if s.write_all(&msg).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        let peak = peak_rss_kb(fwd.child.id());
+        (sent, peak)
+    })
+    .await
+    .unwrap();
+    assert!(
+        sent < 200,
+        "the sender was never pushed back ({sent} messages of 4 MiB taken)"
+    );
+    assert!(
+        peak_kb < 400 * 1024,
+        "peak RSS {peak_kb} kB with a 16 MiB budget ({sent} messages of 4 MiB taken)"
+    );
+    emu.shutdown().await;
+}
