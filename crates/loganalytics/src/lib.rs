@@ -78,6 +78,7 @@ accepted it is sent again.
 pub mod batch;
 pub mod classify;
 
+mod body;
 mod cloud;
 mod collector;
 mod credential;
@@ -85,9 +86,11 @@ mod engine;
 mod error;
 mod ingestion;
 mod limiter;
+mod observer;
 mod report;
 mod signature;
 
+pub use body::MAX_ANSWER_BYTES;
 pub use classify::{Action, Api, RetryPolicy};
 pub use cloud::{AuthorityHost, Cloud};
 pub use collector::{
@@ -96,8 +99,8 @@ pub use collector::{
 };
 pub use credential::{
     AccessToken, BoxFuture, ClientCertificateCredential, ClientSecretCredential,
-    DEFAULT_IMDS_ENDPOINT, ManagedIdentityCredential, REFRESH_MARGIN, TokenCache, TokenCredential,
-    WorkloadIdentityCredential,
+    DEFAULT_IMDS_ENDPOINT, MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME, ManagedIdentityCredential,
+    REFRESH_MARGIN, TokenCache, TokenCredential, WorkloadIdentityCredential,
 };
 pub use error::Error;
 pub use ingestion::{
@@ -106,6 +109,7 @@ pub use ingestion::{
     LogsIngestionClientBuilder,
 };
 pub use limiter::RateLimit;
+pub use observer::SendObserver;
 pub use report::{PendingRow, RejectReason, RejectedRow, RetryLater, SendReport};
 pub use signature::{
     CONTENT_TYPE_JSON, DATA_COLLECTOR_RESOURCE, SharedKey, authorization, signature, string_to_sign,
