@@ -637,6 +637,53 @@ mod tests {
         );
     }
 
+    /// Counts warning events per thread. Installed as the global subscriber: a scoped one
+    /// races with the callsite interest cache of tests running on other threads.
+    struct Warnings;
+
+    static WARNINGS: Mutex<Vec<(std::thread::ThreadId, usize)>> = Mutex::new(Vec::new());
+
+    fn warnings_here() -> usize {
+        let me = std::thread::current().id();
+        let all = WARNINGS.lock().unwrap();
+        all.iter().find(|(t, _)| *t == me).map_or(0, |(_, n)| *n)
+    }
+
+    impl tracing::Subscriber for Warnings {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                let me = std::thread::current().id();
+                let mut all = WARNINGS.lock().unwrap();
+                match all.iter_mut().find(|(t, _)| *t == me) {
+                    Some((_, n)) => *n += 1,
+                    None => all.push((me, 1)),
+                }
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_summary_warning_per_send_not_one_per_row() {
+        let _ = tracing::subscriber::set_global_default(Warnings);
+        let before = warnings_here();
+        let (report, _) = run(|i| i % 3 != 0, 64, "InvalidPayload").await;
+        assert_eq!(report.rejected.len(), 42);
+        assert_eq!(warnings_here() - before, 1);
+        let (report, _) = run(|_| false, 8, "InvalidPayload").await;
+        assert!(report.is_complete());
+        assert_eq!(warnings_here() - before, 1);
+    }
+
     #[tokio::test]
     async fn one_good_row_among_bad_ones_is_delivered() {
         for good in [0, 17, 63] {
