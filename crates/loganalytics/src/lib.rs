@@ -9,16 +9,22 @@ The client respects every limit of the API:
   a row that cannot fit alone is never sent but returned as rejected;
 - answers are classified by a pure function ([`classify`]): 2xx delivered,
   401 refresh the token once, 413 split in halves, 400
-  `RecordsTimeRangeIsMoreThan30Minutes` split by event time, other 400
-  bisected down to the bad rows, 403/404 configuration errors retried
-  slowly, 408/429/5xx and transport errors retried with full-jitter
-  exponential backoff that honours `Retry-After`;
+  `RecordsTimeRangeIsMoreThan30Minutes` split by event time, 400 codes
+  naming the setup treated as configuration errors, 400
+  `InvalidContentEncoding` rejecting the whole request at once, other 400
+  bisected down to the bad rows (row by row where refused rows are dense),
+  3xx/403/404 configuration errors retried slowly (redirects are never
+  followed), 408/429/5xx and transport errors retried with full-jitter
+  exponential backoff, never sooner than `Retry-After` nor than the backoff;
+- at most [`MAX_ANSWER_BYTES`] of any answer body is read;
+- an optional [`SendObserver`] is told of every HTTP attempt as it completes;
 - the retry budget is the caller's ([`RetryPolicy`]), and every outcome comes
   back as data ([`SendReport`]);
 - tokens come from a [`TokenCredential`] (client secret, client
   certificate, managed identity, workload identity) cached until five
   minutes before expiry (half-way, for tokens issued for less than ten
-  minutes), with single-flight refresh;
+  minutes), with single-flight refresh; lifetimes are believed up to
+  [`MAX_TOKEN_LIFETIME`];
 - requests go out through a pool (default 4 in flight), optionally under a
   per-DCR [`RateLimit`]; plain `http://` is refused except to loopback.
 
