@@ -292,7 +292,12 @@ fn float_secs(f: f64) -> Option<u64> {
 /// `expires_on` (seconds since the epoch), with checked arithmetic only: the lifetime is
 /// cut to [`MAX_TOKEN_LIFETIME`], an expiry already over becomes [`MIN_TOKEN_LIFETIME`]
 /// from now, and without either field the shortest lifetime Entra issues (1 h) is assumed.
-fn token_expiry(expires_in: Option<u64>, expires_on: Option<u64>, now: SystemTime) -> SystemTime {
+/// Also says whether the expiry was already over.
+fn token_expiry(
+    expires_in: Option<u64>,
+    expires_on: Option<u64>,
+    now: SystemTime,
+) -> (SystemTime, bool) {
     let lifetime = match (expires_in, expires_on) {
         (Some(secs), _) => Duration::from_secs(secs),
         (None, Some(on)) => match UNIX_EPOCH.checked_add(Duration::from_secs(on)) {
@@ -303,16 +308,14 @@ fn token_expiry(expires_in: Option<u64>, expires_on: Option<u64>, now: SystemTim
         },
         (None, None) => Duration::from_secs(3600),
     };
-    let lifetime = if lifetime.is_zero() {
-        tracing::warn!(
-            "the token endpoint sent a token that has already expired; keeping it briefly"
-        );
+    let over = lifetime.is_zero();
+    let lifetime = if over {
         MIN_TOKEN_LIFETIME
     } else {
         lifetime.min(MAX_TOKEN_LIFETIME)
     };
     // At most a day ahead of a real clock: this cannot overflow, but stay checked.
-    now.checked_add(lifetime).unwrap_or(now)
+    (now.checked_add(lifetime).unwrap_or(now), over)
 }
 
 #[derive(Deserialize)]
@@ -362,11 +365,15 @@ async fn token_request(req: reqwest::RequestBuilder) -> Result<AccessToken, Erro
     }
     let parsed: TokenResponse = serde_json::from_slice(&body)
         .map_err(|_| Error::decode("the token endpoint's answer is not a token"))?;
-    let expires_at = token_expiry(
-        parsed.expires_in.as_ref().and_then(NumOrString::get),
-        parsed.expires_on.as_ref().and_then(NumOrString::get),
-        SystemTime::now(),
-    );
+    let now = SystemTime::now();
+    let expires_in = parsed.expires_in.as_ref().and_then(NumOrString::get);
+    let expires_on = parsed.expires_on.as_ref().and_then(NumOrString::get);
+    let (expires_at, over) = token_expiry(expires_in, expires_on, now);
+    if over {
+        tracing::warn!(
+            "the token endpoint sent a token whose expiry is already over; keeping it for a minute"
+        );
+    }
     Ok(AccessToken::new(parsed.access_token, expires_at))
 }
 
@@ -805,34 +812,25 @@ mod tests {
     #[test]
     fn token_expiry_is_checked_and_capped() {
         let now = SystemTime::now();
+        let at = |i, o, now| token_expiry(i, o, now).0;
         let day = now + MAX_TOKEN_LIFETIME;
         // The hostile values of the issue: no panic, a day at most.
-        assert_eq!(
-            token_expiry(Some(10_000_000_000_000_000_000), None, now),
-            day
-        );
-        assert_eq!(token_expiry(Some(u64::MAX), None, now), day);
-        assert_eq!(token_expiry(None, Some(u64::MAX), now), day);
-        assert_eq!(token_expiry(Some(u64::MAX), Some(u64::MAX), now), day);
+        assert_eq!(at(Some(10_000_000_000_000_000_000), None, now), day);
+        assert_eq!(at(Some(u64::MAX), None, now), day);
+        assert_eq!(at(None, Some(u64::MAX), now), day);
+        assert_eq!(at(Some(u64::MAX), Some(u64::MAX), now), day);
         // Ordinary values are kept.
-        assert_eq!(
-            token_expiry(Some(3599), None, now),
-            now + Duration::from_secs(3599)
-        );
+        assert_eq!(at(Some(3599), None, now), now + Duration::from_secs(3599));
         let on = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
-        let at = token_expiry(None, Some(on), now);
-        assert!(at <= now + Duration::from_secs(600) && at > now + Duration::from_secs(598));
-        assert_eq!(
-            token_expiry(None, None, now),
-            now + Duration::from_secs(3600)
-        );
-        // Already over: kept briefly, not refreshed on every call.
-        assert_eq!(token_expiry(Some(0), None, now), now + MIN_TOKEN_LIFETIME);
-        assert_eq!(
-            token_expiry(None, Some(1000), now),
-            now + MIN_TOKEN_LIFETIME
-        );
-        assert_eq!(token_expiry(None, Some(0), now), now + MIN_TOKEN_LIFETIME);
+        let soon = at(None, Some(on), now);
+        assert!(soon <= now + Duration::from_secs(600) && soon > now + Duration::from_secs(598));
+        assert_eq!(at(None, None, now), now + Duration::from_secs(3600));
+        // Already over: kept briefly, not refreshed on every call, and said so.
+        assert!(token_expiry(Some(0), None, now).1);
+        assert!(!token_expiry(Some(60), None, now).1);
+        assert_eq!(at(Some(0), None, now), now + MIN_TOKEN_LIFETIME);
+        assert_eq!(at(None, Some(1000), now), now + MIN_TOKEN_LIFETIME);
+        assert_eq!(at(None, Some(0), now), now + MIN_TOKEN_LIFETIME);
     }
 
     #[test]
