@@ -485,7 +485,7 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
                         failed += rows;
                         continue;
                     };
-                    let sent = net.send(route, data, &metrics).await;
+                    let sent = net.send(route, data).await;
                     delivered += sent.delivered;
                     let mut again = Vec::new();
                     let mut n_again = 0u64;

@@ -299,12 +299,12 @@ impl Metrics {
         );
         counter(
             "requests_total",
-            "HTTP requests made to the output (retries, splits and bisection included).",
+            "HTTP requests made to the output, counted as each completes (retries, splits and bisection included).",
             self.requests.load(Relaxed),
         );
         counter(
             "request_errors_total",
-            "Sends left to retry after a failure without an HTTP status (connection, timeout).",
+            "HTTP attempts that failed without an answer (connection, timeout, no token).",
             self.request_errors.load(Relaxed),
         );
         counter(
@@ -350,7 +350,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP mcas_forward_responses_total Send outcomes by the HTTP status that settled them (2xx: delivered; others: rows rejected or left to retry).\n# TYPE mcas_forward_responses_total counter"
+            "# HELP mcas_forward_responses_total HTTP answers of the output by status, counted as each arrives.\n# TYPE mcas_forward_responses_total counter"
         );
         for (code, c) in self.requests_by_status.iter().enumerate() {
             let v = c.load(Relaxed);

@@ -322,3 +322,68 @@ async fn big_messages_are_bounded_by_the_byte_budget() {
     );
     emu.shutdown().await;
 }
+
+/// Defect 16: an outage shows at the first failed attempt (not when a send's 20 s retry
+/// budget is spent), every attempt is counted as it happens, and the recovery is logged
+/// with the number of batches drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_shows_at_the_first_attempt_and_the_recovery_is_logged() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emulator_config(&emu.base_url(), "")
+        .replace("retry_budget = \"2s\"", "retry_budget = \"20s\"")
+        .replace("[spool]", "[spool]\nready_threshold = 0.0");
+    let fwd = start_forwarder(dir.path(), cfg).await;
+    let port = fwd.port;
+    let send = move |from: usize| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let buf: String = (from..from + 100).map(line).collect();
+        s.write_all(buf.as_bytes()).unwrap();
+    };
+    send(0);
+    assert!(wait_until_async(Duration::from_secs(20), || emu.count(CSL) == 100).await);
+    emu.set_faults(Faults::none().with_rate_503(1.0));
+    let t0 = Instant::now();
+    send(100);
+    assert!(
+        wait_until_async(Duration::from_secs(10), || fwd
+            .metric("mcas_forward_responses_total{status=\"503\"}")
+            .is_some_and(|v| v >= 1.0))
+        .await,
+        "a 503 is counted as it arrives"
+    );
+    assert!(
+        wait_until_async(Duration::from_secs(10), || fwd
+            .http_get("/health")
+            .is_some_and(|(st, _)| st == 503))
+        .await
+    );
+    let seen = t0.elapsed();
+    assert!(
+        seen < Duration::from_secs(15),
+        "the outage took {seen:?} to show, the retry budget is 20 s"
+    );
+    emu.set_faults(Faults::none());
+    assert!(
+        wait_until_async(Duration::from_secs(60), || emu.count(CSL) == 200).await,
+        "{}",
+        fwd.stderr_text()
+    );
+    assert!(
+        wait_until_async(Duration::from_secs(10), || fwd
+            .stderr_text()
+            .contains("recovered: the spool is drained"))
+        .await,
+        "{}",
+        fwd.stderr_text()
+    );
+    let log = fwd.stderr_text();
+    assert!(log.contains("the output is failing"), "{log}");
+    assert!(log.contains("the output answers again"), "{log}");
+    let (st, _) = fwd.http_get("/health").unwrap();
+    assert_eq!(st, 200, "ready again");
+    drop(fwd);
+    emu.shutdown().await;
+}
