@@ -97,6 +97,8 @@ const TESTS: &[(&str, TestFn)] = &[
     ("connection-flood", test_connection_flood),
     ("allow-list", test_allow_list),
     ("mutual-tls", test_mtls),
+    ("dead-letter-flood", test_dead_letter_flood),
+    ("sigterm-unwritable-spool", test_sigterm_unwritable_spool),
 ];
 
 fn main() -> ExitCode {
@@ -350,6 +352,16 @@ struct FwdCfg {
     idle_timeout: &'static str,
     /// A TLS listener: (address, cert, key, client CA).
     tls: Option<(SocketAddr, PathBuf, PathBuf, PathBuf)>,
+    /// The spool directory (default: `spool` in the test's directory).
+    spool_dir: Option<PathBuf>,
+    /// The dead-letter file (default: `dead-letter.ndjson` in the test's directory).
+    dead_letter: Option<PathBuf>,
+    /// Non-CEF to the Syslog stream (true) or to the dead-letter file (false).
+    syslog_stream: bool,
+    /// More keys for the TCP `[[listen]]` table, one per line.
+    listen_extra: String,
+    /// More keys for `[pipeline]`, one per line (replacing the default shutdown_grace).
+    pipeline_extra: String,
 }
 
 impl FwdCfg {
@@ -368,6 +380,11 @@ impl FwdCfg {
             retry_budget: "10s",
             idle_timeout: "600s",
             tls: None,
+            spool_dir: None,
+            dead_letter: None,
+            syslog_stream: true,
+            listen_extra: String::new(),
+            pipeline_extra: "shutdown_grace = \"20s\"\n".to_owned(),
         })
     }
 
@@ -378,6 +395,7 @@ impl FwdCfg {
              max_connections = {}\nmax_message_bytes = {}\nidle_timeout = \"{}\"\n",
             self.tcp, self.max_connections, self.max_message, self.idle_timeout
         );
+        s.push_str(&self.listen_extra);
         if let Some(a) = self.allow {
             let _ = writeln!(s, "allow = [\"{a}\"]");
         }
@@ -400,15 +418,31 @@ impl FwdCfg {
             s,
             "\n[output]\nkind = \"logs-ingestion\"\nendpoint = \"{base}\"\n\
              dcr_immutable_id = \"{DEFAULT_DCR_ID}\"\nstream = \"Custom-CommonSecurityLog\"\n\
-             syslog_stream = \"Custom-Syslog\"\nretry_budget = \"{rb}\"\nrequest_timeout = \"10s\"\n\
+             {syslog}retry_budget = \"{rb}\"\nrequest_timeout = \"10s\"\n\
              \n[output.auth]\nkind = \"client-secret\"\ntenant_id = \"{DEFAULT_TENANT_ID}\"\n\
              client_id = \"{DEFAULT_CLIENT_ID}\"\nauthority_host = \"{base}\"\n\
              client_secret_file = \"{d}/client-secret\"\n\
-             \n[spool]\ndir = \"{d}/spool\"\nmax_bytes = \"{max}\"\nwhen_full = \"{wf}\"\n\
-             \n[dead_letter]\npath = \"{d}/dead-letter.ndjson\"\n\
+             \n[spool]\ndir = \"{spool}\"\nmax_bytes = \"{max}\"\nwhen_full = \"{wf}\"\n\
+             \n[dead_letter]\npath = \"{dead}\"\n\
              \n[metrics]\naddress = \"{m}\"\n\
-             \n[pipeline]\nflush_interval = \"{fl}\"\nshutdown_grace = \"20s\"\n\
+             \n[pipeline]\nflush_interval = \"{fl}\"\n{pipeline}\
              \n[log]\nlevel = \"warn\"\n",
+            syslog = if self.syslog_stream {
+                "syslog_stream = \"Custom-Syslog\"\n"
+            } else {
+                ""
+            },
+            spool = self
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| dir.join("spool"))
+                .display(),
+            dead = self
+                .dead_letter
+                .clone()
+                .unwrap_or_else(|| dir.join("dead-letter.ndjson"))
+                .display(),
+            pipeline = self.pipeline_extra,
             base = self.base,
             rb = self.retry_budget,
             max = self.spool_max,
@@ -540,7 +574,8 @@ impl Fwd {
     }
 
     fn dead_lettered(&self) -> u64 {
-        count_lines(&self.dir.join("dead-letter.ndjson"))
+        let path = self.cfg.dead_letter.clone();
+        count_lines(&path.unwrap_or_else(|| self.dir.join("dead-letter.ndjson")))
     }
 }
 
@@ -582,6 +617,9 @@ impl Prom {
             "oversize",
             "spool_full",
             "dead_letter_write",
+            "dead_letter_full",
+            "dead_letter_sampled",
+            "shutdown_deadline",
         ]
         .iter()
         .map(|r| self.dropped(r))
@@ -1669,4 +1707,201 @@ mod tests {
             assert!(t.contains(want), "{want} missing in\n{t}");
         }
     }
+}
+
+// ------------------------------------------------------------------ disk faults
+
+/// A tmpfs mounted for one test (the suite runs as root in CI), unmounted on drop.
+#[derive(Debug)]
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Res<Tmpfs> {
+        std::fs::create_dir_all(at)?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "cannot mount a tmpfs at {} (the disk-fault tests need root): {}",
+                at.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into());
+        }
+        Ok(Tmpfs(at.to_owned()))
+    }
+
+    fn remount(&self, opts: &str) -> Res<()> {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .status()?;
+        if !st.success() {
+            return Err(format!("remount {opts} failed").into());
+        }
+        Ok(())
+    }
+
+    fn used_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            std::fs::read_dir(p).map_or(0, |d| {
+                d.filter_map(Result::ok)
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => walk(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+        }
+        walk(&self.0)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// 8a. A flood of one-byte UDP datagrams (non-CEF, no Syslog stream: all unroutable) on a
+/// 20 MiB disk that also holds the spool: the dead-letter file stays small (sampled and
+/// summarised), the disk keeps room, 1,000 CEF events sent after the flood all arrive, and
+/// the forwarder stays ready. Every datagram is accounted for.
+fn test_dead_letter_flood(ctx: &Ctx) -> Res<Outcome> {
+    let flood = ctx.pick(100_000u64, 400_000);
+    let disk = Tmpfs::mount(&ctx.dir.join("disk"), "20m")?;
+    let emu = Emu::start(None, None)?;
+    let mut cfg = FwdCfg::new(emu.base())?;
+    let udp = free_port()?;
+    cfg.udp = Some(udp);
+    cfg.syslog_stream = false;
+    cfg.spool_dir = Some(ctx.dir.join("disk/spool"));
+    cfg.dead_letter = Some(ctx.dir.join("disk/dead-letter.ndjson"));
+    let fwd = Fwd::start(ctx, cfg)?;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    for i in 0..flood {
+        let _ = sock.send_to(&[b'a' + (i % 26) as u8], udp);
+        if i % 2_000 == 1_999 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let good = events(1_000, 11)?;
+    let mut s = TcpStream::connect(fwd.cfg.tcp)?;
+    for e in &good {
+        s.write_all(e)?;
+    }
+    s.shutdown(std::net::Shutdown::Write)?;
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while emu.rows() < 1_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let the last flush tick write the summary line.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let m = fwd.metrics()?;
+    let ready =
+        load::http_get(fwd.cfg.metrics, "/health").is_ok_and(|b| b.contains("\"ready\":true"));
+    let dl_bytes =
+        std::fs::metadata(ctx.dir.join("disk/dead-letter.ndjson")).map_or(0, |m| m.len());
+    let kept = m.get("mcas_forward_dead_lettered_total");
+    let sampled = m.dropped("dead_letter_sampled");
+    let udp_overflow = m.dropped("udp_overflow");
+    let kernel = m.dropped("udp_kernel") + m.get("mcas_forward_udp_kernel_drops");
+    let non_cef = m.get("mcas_forward_non_cef_total");
+    let mut out = Outcome::default();
+    out.fig("datagrams", flood);
+    out.fig("dead_letter_bytes", dl_bytes);
+    out.fig("disk_used_bytes", disk.used_bytes());
+    out.fig("kept_one_by_one", kept);
+    out.fig("counted_in_summaries", sampled);
+    out.fig("udp_overflow", udp_overflow);
+    out.fig("udp_kernel_drops", kernel);
+    out.fig("cef_delivered", emu.rows());
+    out.eq("CEF events delivered after the flood", emu.rows(), 1_000);
+    out.eq(
+        "non-CEF kept or counted in a summary",
+        kept + sampled,
+        non_cef,
+    );
+    out.eq(
+        "datagrams processed or counted as dropped",
+        non_cef + udp_overflow + kernel,
+        flood,
+    );
+    out.check(
+        dl_bytes < 2 << 20,
+        format!("the flood cost {dl_bytes} bytes of dead-letter file"),
+    );
+    out.check(ready, "not ready after the flood");
+    drop(fwd);
+    emu.stop();
+    drop(disk);
+    Ok(out)
+}
+
+/// 8b. The output is down and the spool's disk turns read-only: SIGTERM still ends the
+/// process by `shutdown_timeout`, not ready meanwhile, with the loss reported and counted.
+fn test_sigterm_unwritable_spool(ctx: &Ctx) -> Res<Outcome> {
+    let disk = Tmpfs::mount(&ctx.dir.join("disk"), "8m")?;
+    let emu = Emu::start(None, None)?;
+    emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3_600)));
+    let mut cfg = FwdCfg::new(emu.base())?;
+    cfg.spool_dir = Some(ctx.dir.join("disk/spool"));
+    cfg.pipeline_extra = "shutdown_grace = \"2s\"\nshutdown_timeout = \"5s\"\n".to_owned();
+    let mut fwd = Fwd::start(ctx, cfg)?;
+    disk.remount("ro")?;
+    let n = 2_000;
+    let good = events(n, 12)?;
+    let mut s = TcpStream::connect(fwd.cfg.tcp)?;
+    for e in &good {
+        s.write_all(e)?;
+    }
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut failing = false;
+    while Instant::now() < deadline {
+        if fwd.metrics()?.get("mcas_forward_storage_failing") == 1 {
+            failing = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let health = load::http_get(fwd.cfg.metrics, "/health").unwrap_or_default();
+    let t0 = Instant::now();
+    let exited = fwd.term(Duration::from_secs(30));
+    let exit_secs = t0.elapsed().as_secs_f64();
+    let log = std::fs::read_to_string(ctx.dir.join("forward.log")).unwrap_or_default();
+    let reported = log
+        .lines()
+        .find(|l| l.contains("shutdown deadline passed"))
+        .and_then(|l| l.split("unstored_rows=").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut out = Outcome::default();
+    out.fig("events", n);
+    out.fig("exit_seconds", format!("{exit_secs:.1}"));
+    out.fig("reported_unstored_rows", reported.unwrap_or(0));
+    out.check(
+        failing,
+        "storage_failing never rose on a read-only spool disk",
+    );
+    out.check(
+        !health.contains("\"ready\":true"),
+        "ready while the spool cannot be written",
+    );
+    out.check(exited.is_ok(), "no exit after SIGTERM within 30 s");
+    out.check(
+        exit_secs < 5.0 + 3.0,
+        format!("exit took {exit_secs:.1} s, past the 5 s deadline"),
+    );
+    out.check(
+        reported == Some(n as u64),
+        format!("the log reports {reported:?} unstored rows, not {n}"),
+    );
+    emu.stop();
+    drop(disk);
+    Ok(out)
 }

@@ -439,7 +439,6 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
         Box::new(NetworkReplay {
             net: Network::new(&cfg, metrics.clone())?,
             rt: runtime()?,
-            metrics: metrics.clone(),
         })
     } else {
         Box::new(StdoutReplay)
@@ -449,7 +448,11 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
     let taken = path.with_extension(format!("replaying-{stamp}"));
     std::fs::rename(&path, &taken)
         .with_context(|| format!("cannot move {} aside", path.display()))?;
-    let dead = DeadLetter::new(cfg.dead_letter_path()?, metrics.clone());
+    let dead = DeadLetter::with_limits(
+        cfg.dead_letter_path()?,
+        cfg.dead_letter_limits(),
+        metrics.clone(),
+    );
     let aside = path.with_extension(format!("overlong-{stamp}.ndjson"));
     let input =
         std::fs::File::open(&taken).with_context(|| format!("cannot open {}", taken.display()))?;
@@ -512,7 +515,6 @@ pub(crate) trait ReplayOutput {
 struct NetworkReplay {
     net: Network,
     rt: tokio::runtime::Runtime,
-    metrics: Arc<Metrics>,
 }
 
 impl ReplayOutput for NetworkReplay {
@@ -525,9 +527,7 @@ impl ReplayOutput for NetworkReplay {
             .net
             .route_of(stream)
             .with_context(|| format!("stream {stream} is not configured"))?;
-        Ok(self
-            .rt
-            .block_on(self.net.send(route, ndjson, &self.metrics)))
+        Ok(self.rt.block_on(self.net.send(route, ndjson)))
     }
 }
 

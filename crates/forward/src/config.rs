@@ -140,6 +140,34 @@ pub(crate) struct ListenConfig {
     /// UDP: the socket receive buffer (SO_RCVBUF); the OS default when unset.
     #[serde(default)]
     pub(crate) receive_buffer_bytes: Option<ByteSize>,
+    /// TCP/TLS: simultaneous connections from one source address.
+    #[serde(default = "default_max_connections_per_source")]
+    pub(crate) max_connections_per_source: usize,
+    /// TCP/TLS: a new connection must deliver its first complete frame (TLS handshake
+    /// included) within this time.
+    #[serde(default = "default_first_frame_timeout")]
+    pub(crate) first_frame_timeout: DurationStr,
+    /// TCP/TLS: once a frame has begun, it must complete within this time.
+    #[serde(default = "default_frame_timeout")]
+    pub(crate) frame_timeout: DurationStr,
+}
+
+impl ListenConfig {
+    /// Checks of the connection guards; `at` names the listener.
+    fn validate_guards(&self, at: &str) -> anyhow::Result<()> {
+        if self.max_connections_per_source == 0 {
+            bail!("{at}: max_connections_per_source must be at least 1");
+        }
+        for (key, d) in [
+            ("first_frame_timeout", self.first_frame_timeout),
+            ("frame_timeout", self.frame_timeout),
+        ] {
+            if d.0 < Duration::from_millis(100) {
+                bail!("{at}: {key} must be at least 100ms");
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_max_message() -> ByteSize {
@@ -150,6 +178,15 @@ fn default_max_connections() -> usize {
 }
 fn default_idle_timeout() -> DurationStr {
     DurationStr(Duration::from_secs(600))
+}
+fn default_max_connections_per_source() -> usize {
+    64
+}
+fn default_first_frame_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+fn default_frame_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
 }
 
 /// Output kind.
@@ -163,6 +200,16 @@ pub(crate) enum OutputKind {
 }
 
 impl OutputKind {
+    /// The name used in the configuration file.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            OutputKind::LogsIngestion => "logs-ingestion",
+            OutputKind::DataCollector => "data-collector",
+            OutputKind::File => "file",
+            OutputKind::Stdout => "stdout",
+        }
+    }
+
     /// Whether this output goes over the network, through the spool.
     pub(crate) fn is_network(self) -> bool {
         matches!(self, OutputKind::LogsIngestion | OutputKind::DataCollector)
@@ -345,7 +392,23 @@ fn default_ready_threshold() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeadLetterConfig {
-    pub(crate) path: PathBuf,
+    /// The file (default: `dead-letter.ndjson` under the state directory).
+    #[serde(default)]
+    pub(crate) path: Option<PathBuf>,
+    /// The file is never grown past this size; entries beyond it are dropped and counted.
+    #[serde(default = "default_dead_letter_max")]
+    pub(crate) max_bytes: ByteSize,
+    /// Unroutable messages kept one by one per second; the rest are counted in one summary
+    /// line per flush. 0 keeps every one (up to `max_bytes`).
+    #[serde(default = "default_unroutable_per_second")]
+    pub(crate) unroutable_per_second: u32,
+}
+
+fn default_dead_letter_max() -> ByteSize {
+    ByteSize(crate::deadletter::DEFAULT_MAX_BYTES)
+}
+fn default_unroutable_per_second() -> u32 {
+    crate::deadletter::DEFAULT_UNROUTABLE_PER_SECOND
 }
 
 /// `[metrics]`.
@@ -378,9 +441,17 @@ pub(crate) struct PipelineConfig {
     /// Messages queued per worker before readers are pushed back.
     #[serde(default = "default_queue")]
     pub(crate) queue_capacity: usize,
+    /// Bytes of messages read but not yet mapped, over every listener and worker: TCP and
+    /// TLS readers wait for room, UDP datagrams without room are dropped and counted.
+    #[serde(default = "default_max_queued_bytes")]
+    pub(crate) max_queued_bytes: ByteSize,
     /// On SIGTERM/SIGINT, how long to keep sending before exiting (the rest stays spooled).
     #[serde(default = "default_grace")]
     pub(crate) shutdown_grace: DurationStr,
+    /// On SIGTERM/SIGINT, the process exits within this long whatever happens: what could
+    /// not be stored by then (a full or read-only disk) is reported, counted and lost.
+    #[serde(default = "default_shutdown_timeout")]
+    pub(crate) shutdown_timeout: DurationStr,
 }
 
 impl Default for PipelineConfig {
@@ -392,7 +463,9 @@ impl Default for PipelineConfig {
             batch_max_rows: default_batch_rows(),
             batch_max_bytes: default_batch_bytes(),
             queue_capacity: default_queue(),
+            max_queued_bytes: default_max_queued_bytes(),
             shutdown_grace: default_grace(),
+            shutdown_timeout: default_shutdown_timeout(),
         }
     }
 }
@@ -412,8 +485,14 @@ fn default_batch_bytes() -> ByteSize {
 fn default_queue() -> usize {
     16 * 1024
 }
+fn default_max_queued_bytes() -> ByteSize {
+    ByteSize(256 << 20)
+}
 fn default_grace() -> DurationStr {
     DurationStr(Duration::from_secs(10))
+}
+fn default_shutdown_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
 }
 
 /// Log format.
@@ -768,6 +847,19 @@ impl Config {
                 Duration::from_secs(1),
                 MAX_DURATION_KEY,
             )?;
+            for (key, d) in [
+                ("first_frame_timeout", l.first_frame_timeout),
+                ("frame_timeout", l.frame_timeout),
+            ] {
+                // The lower bound is validate_guards'.
+                check_duration(
+                    &format!("listen[{i}].{key}"),
+                    d,
+                    Duration::ZERO,
+                    MAX_DURATION_KEY,
+                )?;
+            }
+            l.validate_guards(&at)?;
             if let Some(tz) = &l.timezone {
                 parse_timezone(tz).with_context(|| format!("{at}: timezone"))?;
             }
@@ -886,6 +978,11 @@ impl Config {
             ),
             ("pipeline.linger", p.linger, Duration::ZERO),
             ("pipeline.shutdown_grace", p.shutdown_grace, Duration::ZERO),
+            (
+                "pipeline.shutdown_timeout",
+                p.shutdown_timeout,
+                Duration::ZERO,
+            ),
         ] {
             check_duration(key, d, min, MAX_DURATION_KEY)?;
         }
@@ -897,6 +994,21 @@ impl Config {
         }
         if p.queue_capacity == 0 {
             bail!("pipeline.queue_capacity must be at least 1");
+        }
+        if p.max_queued_bytes.0 < (1 << 20) {
+            bail!("pipeline.max_queued_bytes must be at least 1MiB");
+        }
+        if p.shutdown_timeout.0 <= p.shutdown_grace.0 {
+            bail!(
+                "pipeline.shutdown_timeout ({:?}) must be longer than pipeline.shutdown_grace ({:?}): the grace is spent sending, the rest of the timeout storing what is left",
+                p.shutdown_timeout.0,
+                p.shutdown_grace.0
+            );
+        }
+        if let Some(d) = &self.dead_letter
+            && d.max_bytes.0 < 4096
+        {
+            bail!("dead_letter.max_bytes must be at least 4KiB");
         }
         crate::commands::mapper(self)?;
         Ok(())
@@ -913,9 +1025,20 @@ impl Config {
 
     /// The dead-letter file: configured, else under the state directory.
     pub(crate) fn dead_letter_path(&self) -> anyhow::Result<PathBuf> {
-        match &self.dead_letter {
-            Some(d) => Ok(d.path.clone()),
+        match self.dead_letter.as_ref().and_then(|d| d.path.clone()) {
+            Some(p) => Ok(p),
             None => Ok(state_dir()?.join("dead-letter.ndjson")),
+        }
+    }
+
+    /// The dead-letter file's limits.
+    pub(crate) fn dead_letter_limits(&self) -> crate::deadletter::Limits {
+        match &self.dead_letter {
+            Some(d) => crate::deadletter::Limits {
+                max_bytes: d.max_bytes.0,
+                unroutable_per_second: d.unroutable_per_second,
+            },
+            None => crate::deadletter::Limits::default(),
         }
     }
 
@@ -1475,5 +1598,43 @@ mod tests {
             format!("{e:#}").contains("unknown size unit \"lots\""),
             "{e:#}"
         );
+    }
+
+    #[test]
+    fn connection_guards() {
+        let listen = |extra: &str| {
+            format!(
+                "[[listen]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:5514\"\n{extra}\n[output]\nkind = \"stdout\"\n"
+            )
+        };
+        let c = Config::parse(&listen("")).unwrap();
+        let l = &c.listen[0];
+        assert_eq!(l.max_connections_per_source, 64);
+        assert_eq!(l.first_frame_timeout.0, Duration::from_secs(30));
+        assert_eq!(l.frame_timeout.0, Duration::from_secs(30));
+        let c = Config::parse(&listen(
+            "max_connections_per_source = 4\nfirst_frame_timeout = \"2s\"\nframe_timeout = \"500ms\"",
+        ))
+        .unwrap();
+        assert_eq!(c.listen[0].max_connections_per_source, 4);
+        assert_eq!(c.listen[0].frame_timeout.0, Duration::from_millis(500));
+        for (bad, msg) in [
+            (
+                "max_connections_per_source = 0",
+                "max_connections_per_source must be at least 1",
+            ),
+            (
+                "first_frame_timeout = \"0s\"",
+                "first_frame_timeout must be at least 100ms",
+            ),
+            (
+                "frame_timeout = \"10ms\"",
+                "frame_timeout must be at least 100ms",
+            ),
+        ] {
+            let e = Config::parse(&listen(bad)).unwrap_err();
+            assert!(format!("{e:#}").contains(msg), "{e:#}");
+            assert!(format!("{e:#}").contains("listen[0]"), "{e:#}");
+        }
     }
 }

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 use mcas_syslog::codec::{Frame, Framing, Notice, OversizePolicy, SyslogCodec};
 
 use crate::listen::Msg;
+use std::sync::atomic::Ordering::Relaxed;
+
 use crate::metrics::{DropReason, Metrics};
 
 /// A decoder for one TCP/TLS connection.
@@ -21,6 +23,22 @@ pub(crate) fn codec(framing: Framing, max: usize, truncate: bool) -> SyslogCodec
 /// Turn a frame into a message, counting what the decoder reported. `None` for a frame
 /// that holds nothing (discarded oversize, empty line).
 pub(crate) fn into_msg(frame: Frame, peer: IpAddr, metrics: &Metrics) -> Option<Msg> {
+    // Framing repairs are counted before the empty-frame check: the notices that report
+    // them often ride on empty frames.
+    match frame.notice() {
+        Some(Notice::Resync { skipped, .. }) => {
+            metrics.framing_resyncs.fetch_add(1, Relaxed);
+            metrics.skipped_bytes.fetch_add(skipped as u64, Relaxed);
+            if skipped > 0 {
+                metrics.skipped_frames.fetch_add(1, Relaxed);
+            }
+        }
+        Some(Notice::Skipped { bytes }) => {
+            metrics.skipped_bytes.fetch_add(bytes as u64, Relaxed);
+            metrics.skipped_frames.fetch_add(1, Relaxed);
+        }
+        _ => {}
+    }
     let truncated = frame.is_truncated();
     let discarded = matches!(
         frame.notice(),
@@ -45,4 +63,54 @@ pub(crate) fn into_msg(frame: Frame, peer: IpAddr, metrics: &Metrics) -> Option<
         peer,
         truncated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use tokio_util::codec::Decoder as _;
+
+    /// Defect 9: a bogus octet count must not swallow the LF-framed events after it, and
+    /// what the decoder skips or repairs is counted.
+    #[test]
+    fn a_bogus_count_swallows_nothing_and_the_repair_is_counted() {
+        let m = Metrics::default();
+        let mut c = codec(Framing::Auto, 64 * 1024, true);
+        let mut buf = BytesMut::from(&b"999999999 <13>bogus count\n"[..]);
+        for i in 0..1000 {
+            buf.extend_from_slice(format!("<134>h CEF:0|V|P|1|1|n|3|externalId={i}\n").as_bytes());
+        }
+        let mut msgs = 0;
+        while let Some(f) = c.decode_eof(&mut buf).unwrap() {
+            if into_msg(f, "127.0.0.1".parse().unwrap(), &m).is_some() {
+                msgs += 1;
+            }
+        }
+        assert_eq!(msgs, 1001);
+        assert_eq!(m.framing_resyncs.load(Relaxed), 1);
+        assert!(
+            m.render()
+                .contains("mcas_forward_framing_resyncs_total 1\n")
+        );
+    }
+
+    #[test]
+    fn strict_octet_counting_counts_every_skipped_byte() {
+        let m = Metrics::default();
+        let mut c = codec(Framing::OctetCounting, 64, false);
+        // A 100-byte frame over the 64-byte limit: discarded, every byte counted.
+        let body = "x".repeat(100);
+        let mut buf = BytesMut::from(format!("100 {body}5 <13>a").as_bytes());
+        let mut msgs = Vec::new();
+        while let Some(f) = c.decode_eof(&mut buf).unwrap() {
+            if let Some(msg) = into_msg(f, "127.0.0.1".parse().unwrap(), &m) {
+                msgs.push(msg.data);
+            }
+        }
+        assert_eq!(msgs, vec![bytes::Bytes::from_static(b"<13>a")]);
+        assert_eq!(m.dropped(DropReason::Oversize), 1);
+        assert_eq!(m.skipped_bytes.load(Relaxed), 100);
+        assert_eq!(m.skipped_frames.load(Relaxed), 1);
+    }
 }

@@ -29,12 +29,24 @@ pub(crate) enum DropReason {
     TlsHandshake,
     /// Rows that could not be written to the dead-letter file.
     DeadLetterWrite,
+    /// Dead-letter entries dropped because the file reached `dead_letter.max_bytes`.
+    DeadLetterFull,
+    /// Unroutable messages over `dead_letter.unroutable_per_second`, counted in a summary
+    /// line of the dead-letter file instead of kept one by one.
+    DeadLetterSampled,
+    /// Messages and rows still in memory when the shutdown deadline passed.
+    ShutdownDeadline,
+    /// Connections refused over `max_connections_per_source`.
+    SourceConnectionLimit,
+    /// Datagrams the kernel dropped for our UDP sockets (receive buffer full), read from
+    /// the `drops` column of `/proc/net/udp` and `/proc/net/udp6`.
+    UdpKernel,
     /// Spooled batch files that vanished before they were sent, or could be neither read
     /// nor moved to `quarantine/` (counted in batch files).
     SpoolLost,
 }
 
-const DROP_REASONS: [(DropReason, &str); 8] = [
+const DROP_REASONS: [(DropReason, &str); 13] = [
     (DropReason::UdpOverflow, "udp_overflow"),
     (DropReason::Oversize, "oversize"),
     (DropReason::SpoolFull, "spool_full"),
@@ -42,6 +54,11 @@ const DROP_REASONS: [(DropReason, &str); 8] = [
     (DropReason::ConnectionLimit, "connection_limit"),
     (DropReason::TlsHandshake, "tls_handshake"),
     (DropReason::DeadLetterWrite, "dead_letter_write"),
+    (DropReason::DeadLetterFull, "dead_letter_full"),
+    (DropReason::DeadLetterSampled, "dead_letter_sampled"),
+    (DropReason::ShutdownDeadline, "shutdown_deadline"),
+    (DropReason::SourceConnectionLimit, "source_connection_limit"),
+    (DropReason::UdpKernel, "udp_kernel"),
     (DropReason::SpoolLost, "spool_lost"),
 ];
 
@@ -80,9 +97,48 @@ pub(crate) struct Metrics {
     pub(crate) output_reachable: AtomicBool,
     /// Spool bytes above which readiness needs a reachable output.
     pub(crate) spool_ready_threshold: AtomicU64,
+    /// Set while spool writes fail (disk full, read-only, I/O error); not ready meanwhile.
+    pub(crate) spool_write_failing: AtomicBool,
+    /// Set while dead-letter writes fail; not ready meanwhile.
+    pub(crate) dead_letter_failing: AtomicBool,
+    /// Sender tasks running (network outputs); a network output with none is not ready.
+    pub(crate) senders_alive: AtomicU64,
+    /// Sender tasks configured (0 for local outputs).
+    pub(crate) senders_wanted: AtomicU64,
+    /// Sends that panicked; the batch went back to the queue and the sender went on.
+    pub(crate) sender_panics: AtomicU64,
+    /// Sender tasks that ended while the output was running, and were started again.
+    pub(crate) sender_restarts: AtomicU64,
+    /// Rows in closed batches not yet durable (spool) or written (file, stdout).
+    pub(crate) pending_rows: AtomicU64,
+    /// Bogus octet counts the `auto` framing did not honour (it re-synchronised instead).
+    pub(crate) framing_resyncs: AtomicU64,
+    /// Stream bytes the framing dropped that no message holds.
+    pub(crate) skipped_bytes: AtomicU64,
+    /// Frames (or runs of bytes) the framing dropped.
+    pub(crate) skipped_frames: AtomicU64,
+    /// TCP/TLS connections closed by a deadline, by [`Timeout`].
+    connections_timed_out: [AtomicU64; 3],
     /// Spooled batch files that could not be read and were moved to `quarantine/`.
     pub(crate) spool_quarantined: AtomicU64,
 }
+
+/// The deadline that closed a TCP/TLS connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timeout {
+    /// No complete frame within `first_frame_timeout` of the accept.
+    FirstFrame,
+    /// A frame begun but not completed within `frame_timeout`.
+    Frame,
+    /// Nothing within `idle_timeout` of the last complete frame.
+    Idle,
+}
+
+const TIMEOUTS: [(Timeout, &str); 3] = [
+    (Timeout::FirstFrame, "first_frame"),
+    (Timeout::Frame, "frame"),
+    (Timeout::Idle, "idle"),
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -113,6 +169,17 @@ impl Default for Metrics {
             listeners_up: AtomicBool::new(false),
             output_reachable: AtomicBool::new(true),
             spool_ready_threshold: AtomicU64::new(u64::MAX),
+            spool_write_failing: AtomicBool::new(false),
+            dead_letter_failing: AtomicBool::new(false),
+            senders_alive: AtomicU64::new(0),
+            senders_wanted: AtomicU64::new(0),
+            sender_panics: AtomicU64::new(0),
+            sender_restarts: AtomicU64::new(0),
+            pending_rows: AtomicU64::new(0),
+            framing_resyncs: AtomicU64::new(0),
+            skipped_bytes: AtomicU64::new(0),
+            skipped_frames: AtomicU64::new(0),
+            connections_timed_out: Default::default(),
             spool_quarantined: AtomicU64::new(0),
         }
     }
@@ -133,6 +200,12 @@ impl Metrics {
         self.dropped[idx(reason)].load(Relaxed)
     }
 
+    /// Count one connection closed by `t`.
+    pub(crate) fn count_timeout(&self, t: Timeout) {
+        let i = TIMEOUTS.iter().position(|(x, _)| *x == t).unwrap_or(0);
+        self.connections_timed_out[i].fetch_add(1, Relaxed);
+    }
+
     /// Count one send outcome by the HTTP status that settled it (2xx: delivered).
     pub(crate) fn status(&self, status: u16) {
         if let Some(c) = self.requests_by_status.get(usize::from(status)) {
@@ -140,12 +213,16 @@ impl Metrics {
         }
     }
 
-    /// Whether the process is ready: listeners bound, and the output reachable or the
-    /// spool below its threshold.
+    /// Whether the process is ready: listeners bound; the output reachable or the spool
+    /// below its threshold; spool and dead-letter writes succeeding; and, for a network
+    /// output, at least one sender running.
     pub(crate) fn ready(&self) -> bool {
         self.listeners_up.load(Relaxed)
             && (self.output_reachable.load(Relaxed)
                 || self.spool_bytes.load(Relaxed) < self.spool_ready_threshold.load(Relaxed))
+            && !self.spool_write_failing.load(Relaxed)
+            && !self.dead_letter_failing.load(Relaxed)
+            && (self.senders_wanted.load(Relaxed) == 0 || self.senders_alive.load(Relaxed) > 0)
     }
 
     /// The Prometheus text exposition.
@@ -193,6 +270,21 @@ impl Metrics {
             self.truncated.load(Relaxed),
         );
         counter(
+            "framing_resyncs_total",
+            "Octet counts over the frame limit not honoured by auto framing (it re-synchronised on the next frame).",
+            self.framing_resyncs.load(Relaxed),
+        );
+        counter(
+            "skipped_bytes_total",
+            "Stream bytes dropped by the framing that no message holds.",
+            self.skipped_bytes.load(Relaxed),
+        );
+        counter(
+            "skipped_frames_total",
+            "Frames, or runs of bytes, dropped by the framing.",
+            self.skipped_frames.load(Relaxed),
+        );
+        counter(
             "connections_total",
             "TCP/TLS connections accepted.",
             self.connections.load(Relaxed),
@@ -214,12 +306,12 @@ impl Metrics {
         );
         counter(
             "requests_total",
-            "HTTP requests made to the output (retries, splits and bisection included).",
+            "HTTP requests made to the output, counted as each completes (retries, splits and bisection included).",
             self.requests.load(Relaxed),
         );
         counter(
             "request_errors_total",
-            "Sends left to retry after a failure without an HTTP status (connection, timeout).",
+            "HTTP attempts that failed without an answer (connection, timeout, no token).",
             self.request_errors.load(Relaxed),
         );
         counter(
@@ -236,6 +328,16 @@ impl Metrics {
             "dead_lettered_total",
             "Rows or messages appended to the dead-letter file.",
             self.dead_lettered.load(Relaxed),
+        );
+        counter(
+            "sender_panics_total",
+            "Sends that panicked; the batch was queued again and the sender went on.",
+            self.sender_panics.load(Relaxed),
+        );
+        counter(
+            "sender_restarts_total",
+            "Sender tasks that stopped while the output ran, and were started again.",
+            self.sender_restarts.load(Relaxed),
         );
         counter(
             "token_refreshes_total",
@@ -260,7 +362,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP mcas_forward_responses_total Send outcomes by the HTTP status that settled them (2xx: delivered; others: rows rejected or left to retry).\n# TYPE mcas_forward_responses_total counter"
+            "# HELP mcas_forward_responses_total HTTP answers of the output by status, counted as each arrives.\n# TYPE mcas_forward_responses_total counter"
         );
         for (code, c) in self.requests_by_status.iter().enumerate() {
             let v = c.load(Relaxed);
@@ -295,10 +397,38 @@ impl Metrics {
             self.last_success_unix.load(Relaxed),
         );
         gauge(
+            "senders_alive",
+            "Sender tasks running (network outputs).",
+            self.senders_alive.load(Relaxed),
+        );
+        gauge(
+            "pending_rows",
+            "Rows in closed batches not yet durable in the spool (or written, for local outputs).",
+            self.pending_rows.load(Relaxed),
+        );
+        gauge(
+            "storage_failing",
+            "1 while spool or dead-letter writes fail.",
+            u64::from(
+                self.spool_write_failing.load(Relaxed) || self.dead_letter_failing.load(Relaxed),
+            ),
+        );
+        gauge(
             "ready",
             "1 when ready (listeners up; output reachable or spool below threshold).",
             u64::from(self.ready()),
         );
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_connections_timed_out_total TCP/TLS connections closed by a deadline (first_frame_timeout, frame_timeout, idle_timeout).\n# TYPE mcas_forward_connections_timed_out_total counter"
+        );
+        for ((_, name), c) in TIMEOUTS.iter().zip(&self.connections_timed_out) {
+            let _ = writeln!(
+                out,
+                "mcas_forward_connections_timed_out_total{{timeout=\"{name}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
         out
     }
 }
@@ -344,6 +474,9 @@ async fn health(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
         "listeners_up": m.listeners_up.load(Relaxed),
         "output_reachable": m.output_reachable.load(Relaxed),
         "spool_bytes": m.spool_bytes.load(Relaxed),
+        "spool_write_failing": m.spool_write_failing.load(Relaxed),
+        "dead_letter_failing": m.dead_letter_failing.load(Relaxed),
+        "senders_alive": m.senders_alive.load(Relaxed),
     });
     let code = if ready {
         StatusCode::OK
@@ -373,6 +506,24 @@ mod tests {
     }
 
     #[test]
+    fn renders_connection_guards() {
+        let m = Metrics::default();
+        m.count_drop(DropReason::SourceConnectionLimit, 3);
+        m.count_drop(DropReason::UdpKernel, 5);
+        m.count_timeout(Timeout::FirstFrame);
+        m.count_timeout(Timeout::Frame);
+        m.count_timeout(Timeout::Frame);
+        let t = m.render();
+        assert!(t.contains("mcas_forward_dropped_total{reason=\"source_connection_limit\"} 3\n"));
+        assert!(t.contains("mcas_forward_dropped_total{reason=\"udp_kernel\"} 5\n"));
+        assert!(
+            t.contains("mcas_forward_connections_timed_out_total{timeout=\"first_frame\"} 1\n")
+        );
+        assert!(t.contains("mcas_forward_connections_timed_out_total{timeout=\"frame\"} 2\n"));
+        assert!(t.contains("mcas_forward_connections_timed_out_total{timeout=\"idle\"} 0\n"));
+    }
+
+    #[test]
     fn readiness() {
         let m = Metrics::default();
         assert!(!m.ready());
@@ -384,5 +535,26 @@ mod tests {
         assert!(m.ready());
         m.spool_bytes.store(150, Relaxed);
         assert!(!m.ready());
+    }
+
+    #[test]
+    fn failing_storage_and_dead_senders_are_not_ready() {
+        let m = Metrics::default();
+        m.listeners_up.store(true, Relaxed);
+        assert!(m.ready());
+        m.spool_write_failing.store(true, Relaxed);
+        assert!(!m.ready());
+        m.spool_write_failing.store(false, Relaxed);
+        m.dead_letter_failing.store(true, Relaxed);
+        assert!(!m.ready());
+        assert!(m.render().contains("mcas_forward_storage_failing 1\n"));
+        m.dead_letter_failing.store(false, Relaxed);
+        m.senders_wanted.store(4, Relaxed);
+        assert!(
+            !m.ready(),
+            "a network output with no sender running is not ready"
+        );
+        m.senders_alive.store(1, Relaxed);
+        assert!(m.ready());
     }
 }

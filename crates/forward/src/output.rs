@@ -32,6 +32,20 @@ pub(crate) struct Sent {
     pub(crate) last_error: Option<String>,
 }
 
+impl Sent {
+    /// The NDJSON bytes of the delivered rows, out of a batch of `batch_len` bytes: neither
+    /// the refused rows nor those left to retry.
+    pub(crate) fn delivered_bytes(&self, batch_len: usize) -> usize {
+        if self.delivered == 0 {
+            return 0;
+        }
+        let refused: usize = self.rejected.iter().map(|(row, _)| row.len() + 1).sum();
+        batch_len
+            .saturating_sub(refused)
+            .saturating_sub(self.retry.len())
+    }
+}
+
 /// A network client for one route.
 #[derive(Debug)]
 enum Client {
@@ -47,6 +61,7 @@ pub(crate) struct Network {
     csl_stream: String,
     syslog_stream: Option<String>,
     check: Option<Check>,
+    health: Arc<Health>,
 }
 
 fn cloud(c: CloudConfig) -> mcas_loganalytics::Cloud {
@@ -151,6 +166,8 @@ impl Network {
         let o = &cfg.output;
         let timeout = o.request_timeout.0;
         let retry = mcas_loganalytics::RetryPolicy::bounded(o.retry_budget.0);
+        let health = Arc::new(Health::new(metrics.clone()));
+        let observer: Arc<dyn mcas_loganalytics::SendObserver> = health.clone();
         match o.kind {
             OutputKind::LogsIngestion => {
                 let Some(auth) = &o.auth else {
@@ -175,6 +192,7 @@ impl Network {
                             .scope(scope.clone())
                             .max_in_flight(o.concurrency)
                             .request_timeout(timeout)
+                            .observer(observer.clone())
                             .retry(retry.clone());
                     if let Some(level) = o.gzip_level {
                         b = b.gzip_level(level);
@@ -196,6 +214,7 @@ impl Network {
                         scope,
                         cred,
                     }),
+                    health,
                 })
             }
             OutputKind::DataCollector => {
@@ -208,6 +227,7 @@ impl Network {
                         .max_in_flight(o.concurrency)
                         .request_timeout(timeout)
                         .time_generated_field(crate::route::COLLECTED_TIME)
+                        .observer(observer.clone())
                         .retry(retry.clone());
                     if let Some(ep) = &o.endpoint {
                         b = b.endpoint(ep.clone());
@@ -225,6 +245,7 @@ impl Network {
                     csl_stream: o.log_type.clone(),
                     syslog_stream: o.syslog_stream.clone(),
                     check: None,
+                    health,
                 })
             }
             OutputKind::Stdout | OutputKind::File => bail!("not a network output"),
@@ -251,7 +272,7 @@ impl Network {
     }
 
     /// Send an NDJSON batch for `route`.
-    pub(crate) async fn send(&self, route: Route, ndjson: &[u8], metrics: &Metrics) -> Sent {
+    pub(crate) async fn send(&self, route: Route, ndjson: &[u8]) -> Sent {
         let client = match route {
             Route::Csl => Some(&self.csl),
             Route::Syslog => self.syslog.as_ref(),
@@ -276,7 +297,7 @@ impl Network {
             Client::Logs(c) => c.send_ndjson(ndjson).await,
             Client::Collector(c) => c.send_ndjson(ndjson).await,
         };
-        report_to_sent(report, metrics)
+        report_to_sent(report)
     }
 
     /// The `validate` check, as Vector's healthcheck does it: a token, then an empty batch
@@ -296,7 +317,12 @@ impl Network {
             c.stream,
             mcas_loganalytics::LOGS_INGESTION_API_VERSION
         );
-        let resp = reqwest::Client::new()
+        // As the clients do: never follow a redirect (it would carry the token elsewhere).
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("cannot build the HTTP client")?;
+        let resp = http
             .post(&url)
             .bearer_auth(token.secret())
             .header("Content-Type", "application/json")
@@ -306,9 +332,23 @@ impl Network {
             .await
             .with_context(|| format!("cannot reach {url}"))?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
+        let body = read_capped(resp, mcas_loganalytics::MAX_ANSWER_BYTES).await;
         Ok(CheckResult::Status(status, body))
     }
+}
+
+/// At most `cap` bytes of an answer's body, as text: a hostile endpoint cannot make
+/// `validate` read a gigabyte.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = cap.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= cap {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// What `validate` learnt from the output.
@@ -365,8 +405,94 @@ impl mcas_loganalytics::TokenCredential for CountingCredential {
     }
 }
 
-fn report_to_sent(r: mcas_loganalytics::SendReport, metrics: &Metrics) -> Sent {
-    metrics.requests.fetch_add(r.requests as u64, Relaxed);
+/// The output's health as seen from every HTTP attempt: counts each attempt as it completes,
+/// flips reachability at the first failure (not when a send's retry budget is spent), and
+/// logs the recovery, then the draining of what the outage left in the spool.
+#[derive(Debug)]
+pub(crate) struct Health {
+    metrics: Arc<Metrics>,
+    /// When the current outage began; None while the output answers.
+    down_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Set from the recovery until the spool is empty again.
+    draining: std::sync::atomic::AtomicBool,
+    /// Batches delivered since the recovery.
+    drained: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Health {
+        Health {
+            metrics,
+            down_since: std::sync::Mutex::new(None),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            drained: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn down(&self, why: &dyn std::fmt::Display) {
+        self.metrics.output_reachable.store(false, Relaxed);
+        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if since.is_none() {
+            *since = Some(std::time::Instant::now());
+            tracing::warn!(error = %why, "the output is failing; rows stay spooled and are retried");
+        }
+    }
+
+    fn up(&self) {
+        self.metrics.output_reachable.store(true, Relaxed);
+        let was = self
+            .down_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = was {
+            self.drained.store(0, Relaxed);
+            self.draining.store(true, Relaxed);
+            tracing::info!(
+                outage_seconds = t.elapsed().as_secs(),
+                spooled_batches = self.metrics.spool_files.load(Relaxed),
+                "the output answers again; sending what was spooled"
+            );
+        }
+    }
+
+    /// A batch was delivered (and its file removed); `spool_empty` after it.
+    fn delivered(&self, spool_empty: bool) {
+        if !self.draining.load(Relaxed) {
+            return;
+        }
+        let n = self.drained.fetch_add(1, Relaxed) + 1;
+        if spool_empty && self.draining.swap(false, Relaxed) {
+            tracing::info!(
+                batches = n,
+                "recovered: the spool is drained of what the outage left"
+            );
+        }
+    }
+}
+
+impl mcas_loganalytics::SendObserver for Health {
+    fn answered(&self, status: u16) {
+        self.metrics.requests.fetch_add(1, Relaxed);
+        self.metrics.status(status);
+        match status {
+            200..=299 => self.up(),
+            // Refused rows: the output is there, the rows are at fault.
+            400 | 413 => {}
+            _ => self.down(&format_args!("HTTP {status}")),
+        }
+    }
+
+    fn failed(&self, error: &mcas_loganalytics::Error) {
+        self.metrics.requests.fetch_add(1, Relaxed);
+        self.metrics.request_errors.fetch_add(1, Relaxed);
+        self.down(error);
+    }
+}
+
+/// A send's report as the forwarder uses it. The attempts themselves (requests, statuses,
+/// errors) were counted by [`Health`] as they happened.
+fn report_to_sent(r: mcas_loganalytics::SendReport) -> Sent {
     let retry = r.retry_later_ndjson();
     let mut sent = Sent {
         delivered: r.delivered_rows,
@@ -374,25 +500,11 @@ fn report_to_sent(r: mcas_loganalytics::SendReport, metrics: &Metrics) -> Sent {
         ..Sent::default()
     };
     for x in r.rejected {
-        if let mcas_loganalytics::RejectReason::Refused(e) = &x.reason
-            && let Some(st) = e.status()
-        {
-            metrics.status(st);
-        }
         sent.rejected.push((x.row, x.reason.to_string()));
     }
     if let Some(later) = r.retry_later {
         sent.retry_rows = later.rows.len();
-        match later.error.status() {
-            Some(st) => metrics.status(st),
-            None => {
-                metrics.request_errors.fetch_add(1, Relaxed);
-            }
-        }
         sent.last_error = Some(later.error.to_string());
-    }
-    if sent.delivered > 0 {
-        metrics.status(204);
     }
     sent
 }
@@ -426,6 +538,7 @@ pub(crate) async fn run_local(
             // stdout closed (a pipe reader went away) or the disk is full: say so and stop.
             return Err(anyhow::Error::new(e).context("cannot write the output"));
         }
+        metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
         metrics.sent_rows.fetch_add(b.rows as u64, Relaxed);
         metrics.sent_bytes.fetch_add(b.data.len() as u64, Relaxed);
         metrics
@@ -451,6 +564,7 @@ pub(crate) async fn run_spooler(
     spool: Arc<Spool>,
     mut rx: mpsc::Receiver<Batch>,
     queue: mpsc::UnboundedSender<Spooled>,
+    metrics: Arc<Metrics>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(SPOOL_WRITES_IN_FLIGHT));
     let mut writes = tokio::task::JoinSet::new();
@@ -460,14 +574,18 @@ pub(crate) async fn run_spooler(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
+        let rows = b.rows as u64;
         if !spool.admit(&b).await {
+            // Dropped and counted by the spool (drop-newest).
+            metrics.pending_rows.fetch_sub(rows, Relaxed);
             continue;
         }
-        let (spool, queue) = (spool.clone(), queue.clone());
+        let (spool, queue, metrics) = (spool.clone(), queue.clone(), metrics.clone());
         writes.spawn(async move {
             let _slot = slot;
-            let rows = b.rows;
-            match spool.store(b).await {
+            let result = spool.store(b).await;
+            metrics.pending_rows.fetch_sub(rows, Relaxed);
+            match result {
                 Ok(s) => {
                     let _ = queue.send(s);
                 }
@@ -482,72 +600,174 @@ pub(crate) async fn run_spooler(
     while writes.join_next().await.is_some() {}
 }
 
-/// The senders: take spooled batches, send them, delete them after delivery, dead-letter
-/// rejected rows, and put back what must be retried. Stops when `stop` fires.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the sender pool's wiring, called once"
-)]
-pub(crate) async fn run_senders(
-    net: Arc<Network>,
-    spool: Arc<Spool>,
+/// One way of sending a spooled batch: Ok(true) when it is done with (its file removed),
+/// Ok(false) or Err when it must be tried again later.
+pub(crate) trait SendBatch: Send + Sync + 'static {
+    fn send<'a>(
+        &'a self,
+        s: &'a mut Spooled,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// The network output's [`SendBatch`]: send, dead-letter refusals, delete or rewrite.
+#[derive(Debug)]
+pub(crate) struct NetworkSend {
+    pub(crate) net: Arc<Network>,
+    pub(crate) spool: Arc<Spool>,
+    pub(crate) dead: Arc<DeadLetter>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl SendBatch for NetworkSend {
+    fn send<'a>(
+        &'a self,
+        s: &'a mut Spooled,
+    ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(send_one(
+            &self.net,
+            &self.spool,
+            s,
+            &self.dead,
+            &self.metrics,
+        ))
+    }
+}
+
+/// The batch a sender task has in hand.
+type Slot = Arc<std::sync::Mutex<Option<Spooled>>>;
+
+/// Counts a running sender in `senders_alive` for as long as it lives, panics included.
+struct Alive<'a>(&'a Metrics);
+
+impl<'a> Alive<'a> {
+    fn new(m: &'a Metrics) -> Alive<'a> {
+        m.senders_alive.fetch_add(1, Relaxed);
+        Alive(m)
+    }
+}
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        self.0.senders_alive.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The senders: `senders` tasks take spooled batches and send them; what must be retried
+/// is put back after a pause. A send that panics (a bug, or a hostile answer that finds
+/// one) puts its batch back and is counted; a sender task that ends anyway is restarted,
+/// counted and logged, so the output never silently stops. Returns when `stop` fires.
+pub(crate) async fn run_senders<S: SendBatch>(
+    send: Arc<S>,
     queue: Arc<Mutex<mpsc::UnboundedReceiver<Spooled>>>,
     requeue: mpsc::UnboundedSender<Spooled>,
-    dead: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
     senders: usize,
     stop: CancellationToken,
 ) {
+    metrics.senders_wanted.store(senders as u64, Relaxed);
+    // Each task's batch in hand, so the batch of a task that dies goes back to the queue.
+    let mut holding = std::collections::HashMap::new();
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..senders {
-        let (net, spool, queue, requeue, dead, metrics, stop) = (
-            net.clone(),
-            spool.clone(),
+    let spawn = |set: &mut tokio::task::JoinSet<()>,
+                 holding: &mut std::collections::HashMap<tokio::task::Id, Slot>| {
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        let task = set.spawn(sender_loop(
+            send.clone(),
             queue.clone(),
             requeue.clone(),
-            dead.clone(),
             metrics.clone(),
             stop.clone(),
-        );
-        set.spawn(async move {
-            let mut failures: u32 = 0;
-            loop {
-                let next = {
-                    let mut q = queue.lock().await;
-                    tokio::select! {
-                        _ = stop.cancelled() => None,
-                        s = q.recv() => s,
-                    }
-                };
-                let Some(mut s) = next else { break };
-                let outcome = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    o = send_one(&net, &spool, &mut s, &dead, &metrics) => o,
-                };
-                match outcome {
-                    Ok(true) => failures = 0,
-                    Ok(false) | Err(_) => {
-                        if let Err(e) = &outcome {
-                            tracing::warn!(file = %s.path.display(), error = %format!("{e:#}"), "cannot send a spooled batch");
-                        }
-                        failures = failures.saturating_add(1);
-                        metrics.retries.fetch_add(1, Relaxed);
-                        let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(60));
-                        let requeue = requeue.clone();
-                        let stop = stop.clone();
-                        // Put it back after a pause; the other batches keep flowing meanwhile.
-                        tokio::spawn(async move {
-                            tokio::select! {
-                                _ = stop.cancelled() => {}
-                                _ = tokio::time::sleep(delay) => { let _ = requeue.send(s); }
-                            }
-                        });
-                    }
-                }
-            }
-        });
+            slot.clone(),
+        ));
+        holding.insert(task.id(), slot);
+    };
+    for _ in 0..senders {
+        spawn(&mut set, &mut holding);
     }
-    while set.join_next().await.is_some() {}
+    while let Some(ended) = set.join_next_with_id().await {
+        let id = match &ended {
+            Ok((id, ())) => *id,
+            Err(e) => e.id(),
+        };
+        let held = holding
+            .remove(&id)
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if stop.is_cancelled() {
+            continue;
+        }
+        metrics.sender_restarts.fetch_add(1, Relaxed);
+        match ended {
+            Err(e) if e.is_panic() => {
+                tracing::error!(error = %e, "a sender task panicked; restarting it");
+            }
+            _ => tracing::error!("a sender task stopped; restarting it"),
+        }
+        if let Some(s) = held {
+            let _ = requeue.send(s);
+        }
+        spawn(&mut set, &mut holding);
+    }
+}
+
+async fn sender_loop<S: SendBatch>(
+    send: Arc<S>,
+    queue: Arc<Mutex<mpsc::UnboundedReceiver<Spooled>>>,
+    requeue: mpsc::UnboundedSender<Spooled>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    holding: Slot,
+) {
+    use futures_util::FutureExt as _;
+    let _alive = Alive::new(&metrics);
+    let mut failures: u32 = 0;
+    loop {
+        let next = {
+            let mut q = queue.lock().await;
+            tokio::select! {
+                _ = stop.cancelled() => None,
+                s = q.recv() => s,
+            }
+        };
+        let Some(mut s) = next else { break };
+        *holding.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+        let attempt = std::panic::AssertUnwindSafe(send.send(&mut s)).catch_unwind();
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => break,
+            o = attempt => o,
+        };
+        holding.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let outcome = outcome.unwrap_or_else(|panic| {
+            metrics.sender_panics.fetch_add(1, Relaxed);
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|m| (*m).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!(file = %s.path.display(), panic = %what, "sending a batch panicked; the batch stays spooled and is tried again");
+            Err(anyhow::anyhow!("the send panicked: {what}"))
+        });
+        match outcome {
+            Ok(true) => failures = 0,
+            Ok(false) | Err(_) => {
+                if let Err(e) = &outcome {
+                    tracing::warn!(file = %s.path.display(), error = %format!("{e:#}"), "cannot send a spooled batch");
+                }
+                failures = failures.saturating_add(1);
+                metrics.retries.fetch_add(1, Relaxed);
+                let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(7)))
+                    .min(Duration::from_secs(60));
+                let requeue = requeue.clone();
+                let stop = stop.clone();
+                // Put it back after a pause; the other batches keep flowing meanwhile.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::sleep(delay) => { let _ = requeue.send(s); }
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// Send one spooled batch. Ok(true): done (file removed). Ok(false): rows remain to retry.
@@ -564,10 +784,9 @@ async fn send_one(
         ReadOutcome::Gone => return Ok(true),
         ReadOutcome::Retry(e) => return Err(e),
     };
-    let sent = net.send(s.route, &data, metrics).await;
+    let sent = net.send(s.route, &data).await;
     if sent.delivered > 0 {
         metrics.sent_rows.fetch_add(sent.delivered as u64, Relaxed);
-        metrics.output_reachable.store(true, Relaxed);
         metrics
             .last_success_unix
             .store(jiff::Timestamp::now().as_second().max(0) as u64, Relaxed);
@@ -610,9 +829,14 @@ async fn send_one(
         dead.flush();
         tracing::warn!(rows = sent.rejected.len(), file = %dead.path().display(), "rows rejected by the output were dead-lettered");
     }
+    if sent.delivered > 0 {
+        metrics
+            .sent_bytes
+            .fetch_add(sent.delivered_bytes(data.len()) as u64, Relaxed);
+    }
     if sent.retry_rows == 0 {
-        metrics.sent_bytes.fetch_add(data.len() as u64, Relaxed);
         spool.remove(s);
+        net.health.delivered(spool.bytes() == 0);
         return Ok(true);
     }
     metrics.output_reachable.store(false, Relaxed);
@@ -625,4 +849,158 @@ async fn send_one(
         spool.rewrite(s, &sent.retry)?;
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod sender_tests {
+    use super::*;
+    use crate::route::Route;
+
+    #[test]
+    fn sent_bytes_count_only_delivered_rows() {
+        let batch = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+        let all_refused = Sent {
+            rejected: vec![
+                (b"{\"a\":1}".to_vec(), "400".into()),
+                (b"{\"b\":2}".to_vec(), "400".into()),
+                (b"{\"c\":3}".to_vec(), "400".into()),
+            ],
+            ..Sent::default()
+        };
+        assert_eq!(all_refused.delivered_bytes(batch.len()), 0);
+        let one_refused_one_later = Sent {
+            delivered: 1,
+            rejected: vec![(b"{\"a\":1}".to_vec(), "400".into())],
+            retry: b"{\"c\":3}\n".to_vec(),
+            retry_rows: 1,
+            ..Sent::default()
+        };
+        assert_eq!(one_refused_one_later.delivered_bytes(batch.len()), 8);
+        let all = Sent {
+            delivered: 3,
+            ..Sent::default()
+        };
+        assert_eq!(all.delivered_bytes(batch.len()), batch.len());
+    }
+
+    /// Panics on the first attempt at each batch, then delivers it.
+    #[derive(Debug, Default)]
+    struct PanicsOnce {
+        tried: std::sync::Mutex<std::collections::HashSet<u64>>,
+        delivered: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl SendBatch for PanicsOnce {
+        fn send<'a>(
+            &'a self,
+            s: &'a mut Spooled,
+        ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>> {
+            Box::pin(async move {
+                let first = self.tried.lock().unwrap().insert(s.seq);
+                if first {
+                    // What an overflow on a hostile token lifetime did to every sender.
+                    panic!("overflow when adding duration to instant");
+                }
+                self.delivered.lock().unwrap().push(s.seq);
+                Ok(true)
+            })
+        }
+    }
+
+    fn spooled(seq: u64) -> Spooled {
+        Spooled {
+            seq,
+            route: Route::Csl,
+            path: std::path::PathBuf::from(format!("{seq:020}.csl.ndjson")),
+            len: 1,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_send_keeps_its_batch_and_the_senders_keep_running() {
+        let metrics = Arc::new(Metrics::default());
+        let send = Arc::new(PanicsOnce::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let pool = tokio::spawn(run_senders(
+            send.clone(),
+            Arc::new(Mutex::new(rx)),
+            tx.clone(),
+            metrics.clone(),
+            2,
+            stop.clone(),
+        ));
+        for seq in 1..=6 {
+            tx.send(spooled(seq)).unwrap();
+        }
+        // Paused time: the retry pauses (up to a minute) pass at once.
+        for _ in 0..600 {
+            if send.delivered.lock().unwrap().len() == 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut got = send.delivered.lock().unwrap().clone();
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6], "every batch delivered once");
+        assert_eq!(metrics.sender_panics.load(Relaxed), 6);
+        assert_eq!(metrics.senders_alive.load(Relaxed), 2);
+        assert_eq!(metrics.senders_wanted.load(Relaxed), 2);
+        stop.cancel();
+        pool.await.unwrap();
+        assert_eq!(metrics.senders_alive.load(Relaxed), 0);
+        assert_eq!(metrics.sender_restarts.load(Relaxed), 0);
+    }
+
+    /// Panics outside the guarded send: in the queue handling itself.
+    #[derive(Debug, Default)]
+    struct Dies {
+        calls: std::sync::atomic::AtomicU64,
+    }
+
+    impl SendBatch for Dies {
+        fn send<'a>(
+            &'a self,
+            _s: &'a mut Spooled,
+        ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>> {
+            if self.calls.fetch_add(1, Relaxed) == 0 {
+                // Before the future exists, so catch_unwind around it cannot see it.
+                panic!("the sender task itself dies");
+            }
+            Box::pin(async { Ok(true) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sender_task_that_dies_is_restarted_and_counted() {
+        let metrics = Arc::new(Metrics::default());
+        let send = Arc::new(Dies::default());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let pool = tokio::spawn(run_senders(
+            send.clone(),
+            Arc::new(Mutex::new(rx)),
+            tx.clone(),
+            metrics.clone(),
+            1,
+            stop.clone(),
+        ));
+        tx.send(spooled(1)).unwrap();
+        tx.send(spooled(2)).unwrap();
+        for _ in 0..100 {
+            if send.calls.load(Relaxed) >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            send.calls.load(Relaxed),
+            3,
+            "the restarted sender took the dead task's batch again, then the next one"
+        );
+        assert_eq!(metrics.sender_restarts.load(Relaxed), 1);
+        assert_eq!(metrics.senders_alive.load(Relaxed), 1);
+        stop.cancel();
+        pool.await.unwrap();
+    }
 }

@@ -108,5 +108,7 @@ async fn close(
         return true;
     };
     metrics.batches.fetch_add(1, Relaxed);
+    // Pending until the output stage has stored (or written, or dropped and counted) it.
+    metrics.pending_rows.fetch_add(batch.rows as u64, Relaxed);
     out.send(batch).await.is_ok()
 }

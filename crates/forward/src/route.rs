@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::deadletter::{DeadLetter, EntryOut};
+use crate::deadletter::DeadLetter;
 use crate::listen::Msg;
 use crate::metrics::Metrics;
 use crate::spool::Batch;
@@ -247,15 +247,7 @@ impl Router {
         match self.map_into(parser, &msg.data, msg.peer, received_at, bufs) {
             Ok(route) => Outcome::Routed(route),
             Err(reason) => {
-                let raw = String::from_utf8_lossy(&msg.data);
-                dead.write(&EntryOut {
-                    time: received_at,
-                    reason,
-                    stream: None,
-                    row: None,
-                    peer: Some(msg.peer),
-                    raw: Some(&raw),
-                });
+                dead.unroutable(received_at, reason, msg.peer, &msg.data);
                 Outcome::DeadLettered
             }
         }

@@ -80,10 +80,17 @@ pub(crate) fn main(config: Option<&Path>) -> anyhow::Result<()> {
         .thread_name("mcas-forward")
         .build()
         .context("cannot start the runtime")?;
-    rt.block_on(run(cfg, source, workers))
+    let result = rt.block_on(run(cfg, source, workers));
+    // A spool write stuck in the kernel (a dead disk) must not hold the exit: blocking
+    // threads still running are abandoned after a moment.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> anyhow::Result<()> {
+    // Signal handlers first: a SIGHUP that arrives while the listeners bind must not kill
+    // the process (the default action of HUP, USR1 and USR2 is to terminate).
+    let mut signals = Signals::install()?;
     let metrics = Arc::new(Metrics::default());
     let stop_listeners = CancellationToken::new();
     let stop_all = CancellationToken::new();
@@ -93,6 +100,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     for l in &cfg.listen {
         bound.push(listen::bind(l).await?);
     }
+    listen::check_open_file_limit(&cfg.listen);
     // The metrics endpoint comes up only once every listener is bound, so a supervisor or
     // test that sees it answer can connect to any listener (the kernel queues connections
     // until the accept loops run).
@@ -101,7 +109,12 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
         None => None,
     };
 
-    let dead = Arc::new(DeadLetter::new(cfg.dead_letter_path()?, metrics.clone()));
+    let dead = Arc::new(DeadLetter::with_limits(
+        cfg.dead_letter_path()?,
+        cfg.dead_letter_limits(),
+        metrics.clone(),
+    ));
+    dead.check_writable()?;
     let router = Arc::new(router(&cfg, metrics.clone())?);
     let limits = Limits {
         flush_interval: cfg.pipeline.flush_interval.0,
@@ -128,13 +141,22 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
         for s in left {
             let _ = q_tx.send(s);
         }
-        let spooler = tokio::spawn(output::run_spooler(spool.clone(), batch_rx, q_tx.clone()));
-        let senders = tokio::spawn(output::run_senders(
-            net.clone(),
+        let spooler = tokio::spawn(output::run_spooler(
             spool.clone(),
+            batch_rx,
+            q_tx.clone(),
+            metrics.clone(),
+        ));
+        let send = Arc::new(output::NetworkSend {
+            net: net.clone(),
+            spool: spool.clone(),
+            dead: dead.clone(),
+            metrics: metrics.clone(),
+        });
+        let senders = tokio::spawn(output::run_senders(
+            send,
             Arc::new(Mutex::new(q_rx)),
             q_tx,
-            dead.clone(),
             metrics.clone(),
             cfg.output.concurrency,
             sender_stop.clone(),
@@ -174,7 +196,8 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
         )));
     }
     drop(batch_tx);
-    let workers = Workers::new(queues);
+    let budget = usize::try_from(cfg.pipeline.max_queued_bytes.0).unwrap_or(usize::MAX);
+    let workers = Workers::new(queues, crate::budget::Budget::new(budget));
 
     // Listeners.
     let mut listener_tasks = Vec::with_capacity(bound.len());
@@ -194,21 +217,84 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     metrics.listeners_up.store(true, Relaxed);
     tracing::info!(
         config = %source,
-        output = ?kind,
+        output = kind.name(),
         workers = n_workers,
-        metrics = ?metrics_addr,
+        metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         "mcas-forward {} started",
         env!("CARGO_PKG_VERSION")
     );
 
     // Wait for a signal, or for the local output to fail.
     let failed = tokio::select! {
-        s = shutdown_signal() => { tracing::info!(signal = s, "shutting down"); None }
+        s = signals.shutdown(&metrics) => { tracing::info!(signal = s, "shutting down"); None }
         r = async { match local.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
             Some(match r { Ok(Ok(())) => anyhow::anyhow!("the output stopped"), Ok(Err(e)) => e, Err(e) => anyhow::anyhow!("output task: {e}") })
         }
     };
-    let deadline = Instant::now() + cfg.pipeline.shutdown_grace.0;
+    let grace_end = Instant::now() + cfg.pipeline.shutdown_grace.0;
+    let timeout = cfg.pipeline.shutdown_timeout.0;
+    let stages = Stages {
+        network,
+        local,
+        listener_tasks,
+        worker_tasks,
+        sender_stop,
+    };
+    // Everything below must finish within shutdown_timeout: a disk that cannot be written
+    // (full, read-only) must not keep the process alive until systemd kills it, losing what
+    // it holds without a word.
+    let drained = tokio::time::timeout(
+        timeout,
+        drain(stages, failed, &metrics, &dead, &stop_listeners, grace_end),
+    )
+    .await;
+    let result = match drained {
+        Ok(r) => r,
+        Err(_) => {
+            let lost = report_unstored(&metrics);
+            Err(anyhow::anyhow!(
+                "the shutdown deadline (pipeline.shutdown_timeout = {timeout:?}) passed before everything read was stored: {lost} messages or rows lost (see the log)"
+            ))
+        }
+    };
+    dead.flush();
+    stop_all.cancel();
+    tracing::info!(
+        received = metrics.received.load(Relaxed),
+        sent_rows = metrics.sent_rows.load(Relaxed),
+        dead_lettered = metrics.dead_lettered.load(Relaxed),
+        "stopped"
+    );
+    result
+}
+
+/// The running stages, handed to [`drain`] at shutdown.
+#[derive(Debug)]
+struct Stages {
+    network: Option<NetworkStage>,
+    local: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    listener_tasks: Vec<tokio::task::JoinHandle<()>>,
+    worker_tasks: Vec<tokio::task::JoinHandle<()>>,
+    sender_stop: CancellationToken,
+}
+
+/// The orderly shutdown: listeners stop, workers drain their queues, batches are stored,
+/// and the senders send until the spool is empty or the grace period has passed.
+async fn drain(
+    stages: Stages,
+    failed: Option<anyhow::Error>,
+    metrics: &Metrics,
+    dead: &DeadLetter,
+    stop_listeners: &CancellationToken,
+    grace_end: Instant,
+) -> anyhow::Result<()> {
+    let Stages {
+        network,
+        local,
+        listener_tasks,
+        worker_tasks,
+        sender_stop,
+    } = stages;
     if let Some(n) = &network {
         // A full spool must not wedge the drain (output down, `when_full = "block"`).
         n.spool.drain();
@@ -223,7 +309,6 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     }
     dead.flush();
     if let Some(e) = failed {
-        stop_all.cancel();
         return Err(e);
     }
     if let Some(h) = local {
@@ -239,7 +324,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
         let _ = spooler.await;
         // Everything read is now spooled. Send what can be sent within the grace period.
         loop {
-            if spool.bytes() == 0 || Instant::now() >= deadline {
+            if spool.bytes() == 0 || Instant::now() >= grace_end {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -254,15 +339,27 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
             );
         }
     }
-    dead.flush();
-    stop_all.cancel();
-    tracing::info!(
-        received = metrics.received.load(Relaxed),
-        sent_rows = metrics.sent_rows.load(Relaxed),
-        dead_lettered = metrics.dead_lettered.load(Relaxed),
-        "stopped"
-    );
     Ok(())
+}
+
+/// At the shutdown deadline: say what is still in memory, count it, and return how much.
+fn report_unstored(metrics: &Metrics) -> u64 {
+    let received = metrics.received.load(Relaxed);
+    let processed =
+        metrics.parsed.load(Relaxed) + metrics.dropped(crate::metrics::DropReason::UdpOverflow);
+    let messages = received.saturating_sub(processed);
+    let rows = metrics.pending_rows.load(Relaxed);
+    metrics.count_drop(
+        crate::metrics::DropReason::ShutdownDeadline,
+        messages + rows,
+    );
+    tracing::error!(
+        unprocessed_messages = messages,
+        unstored_rows = rows,
+        spool_write_failing = metrics.spool_write_failing.load(Relaxed),
+        "shutdown deadline passed: these messages and rows were never stored and are lost (rows still being mapped by a worker are not included)"
+    );
+    messages + rows
 }
 
 /// The running parts of a network output.
@@ -274,19 +371,53 @@ struct NetworkStage {
     senders: tokio::task::JoinHandle<()>,
 }
 
-async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
+/// The signals the forwarder handles. SIGTERM and SIGINT shut it down; SIGHUP, SIGUSR1 and
+/// SIGUSR2, whose default action would kill the process and lose what it holds, are logged
+/// and otherwise ignored (SIGUSR1 logs the counters) until configuration reload exists.
+#[derive(Debug)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        if let (Ok(mut term), Ok(mut int)) = (term, int) {
-            return tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
+        let on = |k: SignalKind, name: &str| {
+            signal(k).with_context(|| format!("cannot install the {name} handler"))
+        };
+        Ok(Signals {
+            term: on(SignalKind::terminate(), "SIGTERM")?,
+            int: on(SignalKind::interrupt(), "SIGINT")?,
+            hup: on(SignalKind::hangup(), "SIGHUP")?,
+            usr1: on(SignalKind::user_defined1(), "SIGUSR1")?,
+            usr2: on(SignalKind::user_defined2(), "SIGUSR2")?,
+        })
+    }
+
+    /// Wait for SIGTERM or SIGINT, handling the others meanwhile.
+    async fn shutdown(&mut self, metrics: &Metrics) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => tracing::warn!(
+                    "SIGHUP received and ignored: configuration reload is not supported yet (the dead-letter file is reopened at each write, so moving it aside needs no signal)"
+                ),
+                _ = self.usr1.recv() => tracing::info!(
+                    received = metrics.received.load(Relaxed),
+                    sent_rows = metrics.sent_rows.load(Relaxed),
+                    dead_lettered = metrics.dead_lettered.load(Relaxed),
+                    spool_files = metrics.spool_files.load(Relaxed),
+                    spool_bytes = metrics.spool_bytes.load(Relaxed),
+                    ready = metrics.ready(),
+                    "SIGUSR1: counters"
+                ),
+                _ = self.usr2.recv() => tracing::warn!("SIGUSR2 received and ignored"),
+            }
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
-    "ctrl-c"
 }

@@ -63,8 +63,6 @@ pub(crate) struct Spooled {
     pub(crate) route: Route,
     pub(crate) path: PathBuf,
     pub(crate) len: u64,
-    /// Failed reads in a row (see [`Spool::read`]).
-    read_failures: u32,
 }
 
 impl Spooled {
@@ -74,7 +72,6 @@ impl Spooled {
             route,
             path,
             len,
-            read_failures: 0,
         }
     }
 }
@@ -123,6 +120,8 @@ pub(crate) struct Spool {
     metrics: Arc<Metrics>,
     /// The open lock file: the directory's exclusive lock lasts as long as this handle.
     _lock: std::fs::File,
+    /// Failed reads in a row, by sequence number, of the files that failed their last read.
+    read_failures: std::sync::Mutex<std::collections::HashMap<u64, u32>>,
 }
 
 impl Spool {
@@ -199,6 +198,7 @@ impl Spool {
             draining: std::sync::atomic::AtomicBool::new(false),
             metrics,
             _lock: lock,
+            read_failures: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         Ok((spool, left))
     }
@@ -297,6 +297,7 @@ impl Spool {
             .await;
             match res {
                 Ok((Ok(()), _)) => {
+                    self.metrics.spool_write_failing.store(false, Relaxed);
                     self.metrics.spool_written.fetch_add(1, Relaxed);
                     return Ok(Spooled::new(seq, route, path, len));
                 }
@@ -309,6 +310,8 @@ impl Spool {
                 Ok((Err(e), back)) => {
                     // ENOSPC, EIO, a removed directory: keep the batch and try again; the
                     // pipeline waits meanwhile (back-pressure), so nothing read is dropped.
+                    // Not ready meanwhile: a load balancer should send elsewhere.
+                    self.metrics.spool_write_failing.store(true, Relaxed);
                     tracing::error!(dir = %self.dir.display(), error = %e, retry_in = ?pause, "cannot write a spool file; retrying");
                     batch = back;
                     let _ = std::fs::create_dir_all(&self.dir);
@@ -328,20 +331,38 @@ impl Spool {
     /// logged, instead of being retried for ever. A file that cannot be read
     /// [`READ_ATTEMPTS`] times in a row is moved to [`QUARANTINE_DIR`] (counted, logged,
     /// never sent); one that cannot even be moved is released and counted as `spool_lost`.
-    pub(crate) async fn read(&self, s: &mut Spooled) -> ReadOutcome {
-        let err = match tokio::fs::read(&s.path).await {
-            Ok(data) => {
-                s.read_failures = 0;
-                return ReadOutcome::Data(data);
+    pub(crate) async fn read(&self, s: &Spooled) -> ReadOutcome {
+        let res = tokio::fs::read(&s.path).await;
+        let failures = {
+            let mut f = self
+                .read_failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &res {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    let n = f.entry(s.seq).or_insert(0);
+                    *n = n.saturating_add(1);
+                    let n = *n;
+                    if n >= READ_ATTEMPTS {
+                        f.remove(&s.seq);
+                    }
+                    n
+                }
+                _ => {
+                    f.remove(&s.seq);
+                    0
+                }
             }
+        };
+        let err = match res {
+            Ok(data) => return ReadOutcome::Data(data),
             Err(e) => e,
         };
         if err.kind() == std::io::ErrorKind::NotFound {
             self.lost(s, &err);
             return ReadOutcome::Gone;
         }
-        s.read_failures = s.read_failures.saturating_add(1);
-        if s.read_failures < READ_ATTEMPTS {
+        if failures < READ_ATTEMPTS {
             return ReadOutcome::Retry(
                 anyhow::Error::new(err).context(format!("cannot read {}", s.path.display())),
             );
@@ -496,14 +517,22 @@ fn write_file(
 /// Take the directory's exclusive lock, or say who has it.
 fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join(LOCK_FILE);
-    let f = std::fs::OpenOptions::new()
+    // Create it if need be, then hold it through a read-only handle: that locks as well,
+    // and an open file written to would keep the file system from being remounted
+    // read-only (an operator's way to freeze a disk; the spool's writes then retry).
+    if let Err(e) = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        // A directory that cannot be written to now (read-only remount) may still have
-        // its lock file: a read-only handle locks as well. The spool's writes then retry.
-        .or_else(|_| std::fs::File::open(&path))
+        && !path.exists()
+    {
+        return Err(anyhow::Error::new(e).context(format!(
+            "cannot create the spool lock file {}",
+            path.display()
+        )));
+    }
+    let f = std::fs::File::open(&path)
         .with_context(|| format!("cannot open the spool lock file {}", path.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
@@ -793,20 +822,20 @@ mod tests {
         let m = Arc::new(Metrics::default());
         let (s, _) = Spool::open(&sub, &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
         let s = Arc::new(s);
-        let mut a = s.write(batch(10)).await.unwrap().unwrap();
-        let mut b = s.write(batch(20)).await.unwrap().unwrap();
+        let a = s.write(batch(10)).await.unwrap().unwrap();
+        let b = s.write(batch(20)).await.unwrap().unwrap();
         assert_eq!(s.bytes(), 30);
         // The whole directory is deleted while the batches wait for the output.
         std::fs::remove_dir_all(&sub).unwrap();
-        assert!(matches!(s.read(&mut a).await, ReadOutcome::Gone));
-        assert!(matches!(s.read(&mut b).await, ReadOutcome::Gone));
+        assert!(matches!(s.read(&a).await, ReadOutcome::Gone));
+        assert!(matches!(s.read(&b).await, ReadOutcome::Gone));
         assert_eq!(s.bytes(), 0);
         assert_eq!(m.spool_bytes.load(Relaxed), 0);
         assert_eq!(m.spool_files.load(Relaxed), 0);
         assert_eq!(m.dropped(DropReason::SpoolLost), 2);
         // The spool goes on: a new batch is written and read back.
-        let mut c = s.write(batch(5)).await.unwrap().unwrap();
-        assert!(matches!(s.read(&mut c).await, ReadOutcome::Data(d) if d.len() == 5));
+        let c = s.write(batch(5)).await.unwrap().unwrap();
+        assert!(matches!(s.read(&c).await, ReadOutcome::Data(d) if d.len() == 5));
     }
 
     #[tokio::test]
@@ -815,15 +844,15 @@ mod tests {
         let m = Arc::new(Metrics::default());
         let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
         let s = Arc::new(s);
-        let mut a = s.write(batch(10)).await.unwrap().unwrap();
+        let a = s.write(batch(10)).await.unwrap().unwrap();
         // Unreadable even for root: the name now holds a directory.
         std::fs::remove_file(&a.path).unwrap();
         std::fs::create_dir(&a.path).unwrap();
         for _ in 1..READ_ATTEMPTS {
-            assert!(matches!(s.read(&mut a).await, ReadOutcome::Retry(_)));
+            assert!(matches!(s.read(&a).await, ReadOutcome::Retry(_)));
             assert_eq!(s.bytes(), 10, "kept while it may be transient");
         }
-        assert!(matches!(s.read(&mut a).await, ReadOutcome::Gone));
+        assert!(matches!(s.read(&a).await, ReadOutcome::Gone));
         let q = d
             .path()
             .join(QUARANTINE_DIR)
@@ -846,14 +875,14 @@ mod tests {
         let m = Arc::new(Metrics::default());
         let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
         let s = Arc::new(s);
-        let mut a = s.write(batch(10)).await.unwrap().unwrap();
+        let a = s.write(batch(10)).await.unwrap().unwrap();
         std::fs::remove_file(&a.path).unwrap();
         std::fs::create_dir(&a.path).unwrap();
         // No quarantine directory can be made: a file has its name.
         std::fs::write(d.path().join(QUARANTINE_DIR), b"in the way").unwrap();
-        let mut outcome = s.read(&mut a).await;
+        let mut outcome = s.read(&a).await;
         for _ in 1..READ_ATTEMPTS {
-            outcome = s.read(&mut a).await;
+            outcome = s.read(&a).await;
         }
         assert!(matches!(outcome, ReadOutcome::Gone));
         assert_eq!(m.dropped(DropReason::SpoolLost), 1);
@@ -894,7 +923,7 @@ mod spooler_tests {
     async fn feed(spool: Arc<Spool>, n: usize, size: usize) -> Vec<Spooled> {
         let (tx, rx) = mpsc::channel(2);
         let (q_tx, mut q_rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(run_spooler(spool, rx, q_tx));
+        let writer = tokio::spawn(run_spooler(spool, rx, q_tx, Arc::new(Metrics::default())));
         for i in 0..n {
             let data = vec![b'a' + (i % 26) as u8; size];
             tx.send(Batch::unpooled(Route::Csl, data, 3)).await.unwrap();
