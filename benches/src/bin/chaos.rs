@@ -74,7 +74,16 @@ fn parse_opts() -> Res<Option<Opts>> {
                 let addr: SocketAddr = v()?.parse()?;
                 let n: usize = v()?.parse()?;
                 let secs: u64 = v()?.parse()?;
-                hold_connections(addr, n, Duration::from_secs(secs))?;
+                let dribble_ms: u64 = match it.next() {
+                    Some(d) => d.parse()?,
+                    None => 0,
+                };
+                hold_connections(
+                    addr,
+                    n,
+                    Duration::from_secs(secs),
+                    Duration::from_millis(dribble_ms),
+                )?;
                 return Ok(None);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -99,6 +108,8 @@ const TESTS: &[(&str, TestFn)] = &[
     ("mutual-tls", test_mtls),
     ("dead-letter-flood", test_dead_letter_flood),
     ("sigterm-unwritable-spool", test_sigterm_unwritable_spool),
+    ("slowloris", test_slowloris),
+    ("token-overflow", test_token_overflow),
 ];
 
 fn main() -> ExitCode {
@@ -620,6 +631,7 @@ impl Prom {
             "dead_letter_full",
             "dead_letter_sampled",
             "shutdown_deadline",
+            "udp_kernel",
         ]
         .iter()
         .map(|r| self.dropped(r))
@@ -1332,6 +1344,13 @@ fn test_connection_flood(ctx: &Ctx) -> Res<Outcome> {
     let emu = Emu::start(None, None)?;
     let mut cfg = FwdCfg::new(emu.base())?;
     cfg.max_connections = limit;
+    // This scenario measures the global limit from one host: the per-source limit (above
+    // the global one, so the global one refuses) and the frame deadlines (the slowloris
+    // scenario's subject) are opened wide here.
+    cfg.listen_extra = format!(
+        "max_connections_per_source = {}\nfirst_frame_timeout = \"600s\"\nframe_timeout = \"600s\"\n",
+        limit + extra
+    );
     let fwd = Fwd::start(ctx, cfg)?;
     let hold_secs = 120u64;
     let (mut holder, opened) = spawn_holder(fwd.cfg.tcp, idle, hold_secs)?;
@@ -1382,11 +1401,18 @@ fn test_connection_flood(ctx: &Ctx) -> Res<Outcome> {
 
 /// Starts `chaos --hold` and waits until it has opened its connections.
 fn spawn_holder(addr: SocketAddr, n: usize, secs: u64) -> Res<(Child, u64)> {
+    spawn_dribbler(addr, n, secs, 0)
+}
+
+/// Like [`spawn_holder`], and each held connection sends one byte every `dribble_ms`
+/// (0: one byte at the start only).
+fn spawn_dribbler(addr: SocketAddr, n: usize, secs: u64, dribble_ms: u64) -> Res<(Child, u64)> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("--hold")
         .arg(addr.to_string())
         .arg(n.to_string())
         .arg(secs.to_string())
+        .arg(dribble_ms.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -1397,8 +1423,9 @@ fn spawn_holder(addr: SocketAddr, n: usize, secs: u64) -> Res<(Child, u64)> {
     Ok((child, line.trim().parse().unwrap_or(0)))
 }
 
-/// Holds `n` connections to `addr` open without sending, for `secs`.
-fn hold_connections(addr: SocketAddr, n: usize, secs: Duration) -> Res<()> {
+/// Holds `n` connections to `addr` open for `secs`, sending one byte at the start and then
+/// one byte every `dribble` (zero: never), never a whole frame.
+fn hold_connections(addr: SocketAddr, n: usize, secs: Duration, dribble: Duration) -> Res<()> {
     load::require_loopback(addr)?;
     let mut socks = Vec::with_capacity(n);
     let mut failures = 0u32;
@@ -1424,7 +1451,17 @@ fn hold_connections(addr: SocketAddr, n: usize, secs: Duration) -> Res<()> {
     }
     println!("{}", socks.len());
     std::io::stdout().flush()?;
-    std::thread::sleep(secs);
+    if dribble.is_zero() {
+        std::thread::sleep(secs);
+        return Ok(());
+    }
+    let end = Instant::now() + secs;
+    while Instant::now() < end {
+        std::thread::sleep(dribble.min(end.saturating_duration_since(Instant::now())));
+        for s in &mut socks {
+            let _ = s.write_all(b"1");
+        }
+    }
     Ok(())
 }
 
@@ -1903,5 +1940,132 @@ fn test_sigterm_unwritable_spool(ctx: &Ctx) -> Res<Outcome> {
     );
     emu.stop();
     drop(disk);
+    Ok(out)
+}
+
+/// 9a. The slowloris of issue 13: 1,030 connections from one host, each dribbling one byte
+/// every 2 s and never a whole frame. With the default limits, the host gets at most
+/// `max_connections_per_source` slots, those are cut by the frame deadlines, and a sender
+/// from another address (127.0.0.2) gets every event through meanwhile.
+fn test_slowloris(ctx: &Ctx) -> Res<Outcome> {
+    let holders = 1_030usize;
+    // The deadlines are shortened in the short form so the cut is seen within the run.
+    let (deadline, hold_secs) = ctx.pick(("5s", 20u64), ("30s", 60));
+    let emu = Emu::start(None, None)?;
+    let mut cfg = FwdCfg::new(emu.base())?;
+    cfg.listen_extra =
+        format!("first_frame_timeout = \"{deadline}\"\nframe_timeout = \"{deadline}\"\n");
+    let fwd = Fwd::start(ctx, cfg)?;
+    let (mut holder, opened) = spawn_dribbler(fwd.cfg.tcp, holders, hold_secs, 2_000)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let m = fwd.metrics()?;
+    let open_held = m.get("mcas_forward_connections_open");
+    let refused_source = m.dropped("source_connection_limit");
+    // Good traffic from another source address while the holders dribble.
+    let good = events(20_000, 13)?;
+    let mut s = socket2_connect_from("127.0.0.2", fwd.cfg.tcp)?
+        .ok_or("cannot connect from 127.0.0.2 while the slowloris holds its slots")?;
+    for e in &good {
+        s.write_all(e)?;
+    }
+    s.shutdown(std::net::Shutdown::Write)?;
+    drop(s);
+    let t = settle(&emu, &fwd, good.len() as u64, 0, Duration::from_secs(60));
+    // Wait for the deadlines to cut the holders' slots.
+    let cut_by = Instant::now() + Duration::from_secs(hold_secs);
+    let mut timed_out = 0;
+    while Instant::now() < cut_by {
+        let m = fwd.metrics()?;
+        timed_out = m.get("mcas_forward_connections_timed_out_total{timeout=\"first_frame\"}")
+            + m.get("mcas_forward_connections_timed_out_total{timeout=\"frame\"}");
+        if timed_out >= open_held.min(64) && open_held > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = fwd.metrics()?;
+    let global_refused = m.dropped("connection_limit");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let mut out = Outcome::default();
+    out.fig("holder_connections_attempted", holders);
+    out.fig("holder_connections_opened", opened);
+    out.fig("held_slots", open_held);
+    out.fig("refused_per_source", refused_source);
+    out.fig("refused_global", global_refused);
+    out.fig("cut_by_deadlines", timed_out);
+    report_tally(&mut out, good.len() as u64, &t);
+    out.eq("good events delivered", t.rows, good.len() as u64);
+    out.check(
+        open_held <= 64 + 1,
+        format!("one host holds {open_held} slots, over the per-source limit of 64"),
+    );
+    out.check(
+        refused_source >= (holders as u64).saturating_sub(64 + 1),
+        format!("only {refused_source} connections refused by the per-source limit"),
+    );
+    out.eq("refused by the global limit", global_refused, 0);
+    out.check(
+        timed_out >= open_held.min(64),
+        format!("{timed_out} of {open_held} held slots cut by the frame deadlines"),
+    );
+    drop(fwd);
+    emu.stop();
+    Ok(out)
+}
+
+/// 9b. A token endpoint (or anything on the IMDS path) answers lifetimes that overflow:
+/// `expires_in` = 10^19, then `expires_on` = u64::MAX. Senders neither panic nor stop:
+/// every event is delivered and the forwarder stays ready.
+fn test_token_overflow(ctx: &Ctx) -> Res<Outcome> {
+    let n = ctx.pick(20_000usize, 100_000);
+    let emu = Emu::start(None, None)?;
+    emu.set_faults(Faults::none().with_token_expires_in(
+        mcas_azure_emulator::LifetimeValue::Number(10_000_000_000_000_000_000),
+    ));
+    let mut fwd = Fwd::start(ctx, FwdCfg::new(emu.base())?)?;
+    let lines = Arc::new(events(n, 14)?);
+    let half = n / 2;
+    let first = Arc::new(lines[..half].to_vec());
+    let second = Arc::new(lines[half..].to_vec());
+    let mut sent = stream_for(&fwd, first, 10_000, |_| Ok(()))?;
+    emu.set_faults(
+        Faults::none()
+            .with_token_omit_expires_in(true)
+            .with_token_expires_on(mcas_azure_emulator::LifetimeValue::Number(u64::MAX)),
+    );
+    // A token is kept for up to 24 h: a restart fetches one with the new lifetime. SIGTERM
+    // spools what was read; the restarted forwarder sends it.
+    fwd.term(Duration::from_secs(60))?;
+    fwd.spawn()?;
+    sent += stream_for(&fwd, second, 10_000, |_| Ok(()))?;
+    let t = settle(&emu, &fwd, sent, 0, Duration::from_secs(120));
+    let m = fwd.metrics()?;
+    let health = load::http_get(fwd.cfg.metrics, "/health").unwrap_or_default();
+    let mut out = Outcome::default();
+    report_tally(&mut out, sent, &t);
+    out.fig("sender_panics", m.get("mcas_forward_sender_panics_total"));
+    out.fig(
+        "sender_restarts",
+        m.get("mcas_forward_sender_restarts_total"),
+    );
+    out.fig("senders_alive", m.get("mcas_forward_senders_alive"));
+    out.fig(
+        "token_refreshes",
+        m.get("mcas_forward_token_refreshes_total"),
+    );
+    out.eq("rows delivered", t.rows, sent);
+    out.eq(
+        "sender panics",
+        m.get("mcas_forward_sender_panics_total"),
+        0,
+    );
+    out.check(m.get("mcas_forward_senders_alive") > 0, "no sender running");
+    out.check(
+        health.contains("\"ready\":true"),
+        "not ready after hostile token lifetimes",
+    );
+    drop(fwd);
+    emu.stop();
     Ok(out)
 }
