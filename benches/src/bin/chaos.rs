@@ -110,6 +110,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("sigterm-unwritable-spool", test_sigterm_unwritable_spool),
     ("slowloris", test_slowloris),
     ("token-overflow", test_token_overflow),
+    ("spool-deletion", test_spool_deletion),
 ];
 
 fn main() -> ExitCode {
@@ -2064,6 +2065,105 @@ fn test_token_overflow(ctx: &Ctx) -> Res<Outcome> {
     out.check(
         health.contains("\"ready\":true"),
         "not ready after hostile token lifetimes",
+    );
+    drop(fwd);
+    emu.stop();
+    Ok(out)
+}
+
+/// 9c. An operator deletes the spool directory while the output is down. When the output
+/// returns, the vanished batches are released from the spool's accounting and counted
+/// (`spool_lost`, one per file), nothing wedges, and what is sent afterwards is delivered.
+/// A batch a sender was already retrying from memory may still be delivered: each deleted
+/// file is either delivered whole or counted lost, never both, never neither.
+fn test_spool_deletion(ctx: &Ctx) -> Res<Outcome> {
+    let n = ctx.pick(5_000usize, 50_000);
+    let emu = Emu::start(None, None)?;
+    emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3_600)));
+    let fwd = Fwd::start(ctx, FwdCfg::new(emu.base())?)?;
+    let lines = events(2 * n, 15)?;
+    let first = Arc::new(lines[..n].to_vec());
+    let second = Arc::new(lines[n..].to_vec());
+    let sent_first = stream_for(&fwd, first, 10_000, |_| Ok(()))?;
+    // Wait until everything read is spooled, then note each file's ids and delete them all.
+    let spool = ctx.dir.join("spool");
+    let files = || -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        if let Ok(d) = std::fs::read_dir(&spool) {
+            for e in d.filter_map(Result::ok) {
+                if !e.file_name().to_string_lossy().ends_with(".ndjson") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let ids = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|v| v.get("ExtID").and_then(|x| x.as_str()).map(str::to_owned))
+                    .collect();
+                out.push(ids);
+            }
+        }
+        out
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut deleted = files();
+    while deleted.iter().map(Vec::len).sum::<usize>() < sent_first as usize
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        deleted = files();
+    }
+    std::fs::remove_dir_all(&spool)?;
+    emu.set_faults(Faults::none());
+    let sent_second = stream_for(&fwd, second, 10_000, |_| Ok(()))?;
+    let spooled: u64 = deleted.iter().map(|f| f.len() as u64).sum();
+    let t = settle(&emu, &fwd, sent_second, 0, Duration::from_secs(120));
+    // Let the senders finish with the batches they held.
+    std::thread::sleep(Duration::from_secs(2));
+    let m = fwd.metrics()?;
+    let ids = emu.ext_ids()?;
+    let (mut whole, mut none, mut partial) = (0u64, 0u64, 0u64);
+    for f in &deleted {
+        let got = f.iter().filter(|id| ids.contains_key(*id)).count();
+        if got == f.len() {
+            whole += 1;
+        } else if got == 0 {
+            none += 1;
+        } else {
+            partial += 1;
+        }
+    }
+    let second_ids = lines[n..]
+        .iter()
+        .filter_map(|l| ext_id(l))
+        .filter(|id| ids.contains_key(String::from_utf8_lossy(id).as_ref()));
+    let second_delivered = second_ids.count() as u64;
+    let health = load::http_get(fwd.cfg.metrics, "/health").unwrap_or_default();
+    let mut out = Outcome::default();
+    out.fig("sent_before_deletion", sent_first);
+    out.fig("files_deleted", deleted.len());
+    out.fig("rows_deleted", spooled);
+    out.fig("files_delivered_from_memory", whole);
+    out.fig("files_lost", none);
+    out.fig("spool_lost", m.dropped("spool_lost"));
+    out.fig("sent_after", sent_second);
+    out.fig("delivered_after", second_delivered);
+    out.eq("rows spooled before the deletion", spooled, sent_first);
+    out.eq(
+        "rows sent after the deletion, delivered",
+        second_delivered,
+        sent_second,
+    );
+    out.eq("deleted files partly delivered", partial, 0);
+    out.eq(
+        "deleted files not delivered = spool_lost",
+        none,
+        m.dropped("spool_lost"),
+    );
+    out.eq("spool bytes at the end", t.spool_bytes, 0);
+    out.check(
+        health.contains("\"ready\":true"),
+        "not ready after the deletion",
     );
     drop(fwd);
     emu.stop();

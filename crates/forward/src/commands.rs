@@ -123,8 +123,9 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
         ),
         OutputKind::LogsIngestion | OutputKind::DataCollector => {
             println!(
-                "  output: {:?} stream {}",
-                cfg.output.kind, cfg.output.stream
+                "  output: {} stream {}",
+                cfg.output.kind.name(),
+                cfg.output.stream
             );
         }
     }

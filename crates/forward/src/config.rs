@@ -1000,9 +1000,9 @@ impl Config {
         }
         if p.shutdown_timeout.0 <= p.shutdown_grace.0 {
             bail!(
-                "pipeline.shutdown_timeout ({:?}) must be longer than pipeline.shutdown_grace ({:?}): the grace is spent sending, the rest of the timeout storing what is left",
-                p.shutdown_timeout.0,
-                p.shutdown_grace.0
+                "pipeline.shutdown_timeout ({} ms) must be longer than pipeline.shutdown_grace ({} ms): the grace is spent sending, the rest of the timeout storing what is left",
+                p.shutdown_timeout.0.as_millis(),
+                p.shutdown_grace.0.as_millis()
             );
         }
         if let Some(d) = &self.dead_letter

@@ -253,7 +253,8 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
         Err(_) => {
             let lost = report_unstored(&metrics);
             Err(anyhow::anyhow!(
-                "the shutdown deadline (pipeline.shutdown_timeout = {timeout:?}) passed before everything read was stored: {lost} messages or rows lost (see the log)"
+                "the shutdown deadline (pipeline.shutdown_timeout = {} ms) passed before everything read was stored: {lost} messages or rows lost (see the log)",
+                timeout.as_millis()
             ))
         }
     };

@@ -312,7 +312,7 @@ impl Spool {
                     // pipeline waits meanwhile (back-pressure), so nothing read is dropped.
                     // Not ready meanwhile: a load balancer should send elsewhere.
                     self.metrics.spool_write_failing.store(true, Relaxed);
-                    tracing::error!(dir = %self.dir.display(), error = %e, retry_in = ?pause, "cannot write a spool file; retrying");
+                    tracing::error!(dir = %self.dir.display(), error = %e, retry_in_ms = pause.as_millis() as u64, "cannot write a spool file; retrying");
                     batch = back;
                     let _ = std::fs::create_dir_all(&self.dir);
                     tokio::time::sleep(pause).await;
