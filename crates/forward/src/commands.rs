@@ -15,39 +15,6 @@ use crate::metrics::Metrics;
 use crate::output::{CheckResult, Network, Sent};
 use crate::route::{Buffers, Route};
 
-/// The mcas-csl mapper for the configuration's `[mapping]` table.
-pub(crate) fn mapper(cfg: &Config) -> anyhow::Result<mcas_csl::Mapper> {
-    let (rules, policy) = mapping_rules(cfg)?;
-    Ok(mcas_csl::Mapper::new(rules, policy))
-}
-
-/// `[mapping]`: mcas-csl's `MappingRules`, plus `time_generated` (`receive_time`, `rt`, `start`).
-fn mapping_rules(
-    cfg: &Config,
-) -> anyhow::Result<(mcas_csl::MappingRules, mcas_csl::TimeGeneratedPolicy)> {
-    let Some(v) = &cfg.mapping else {
-        return Ok((
-            mcas_csl::MappingRules::default(),
-            mcas_csl::TimeGeneratedPolicy::default(),
-        ));
-    };
-    let toml::Value::Table(mut table) = v.clone() else {
-        bail!("[mapping] must be a table");
-    };
-    let policy = match table.remove("time_generated") {
-        None => mcas_csl::TimeGeneratedPolicy::default(),
-        Some(p) => p.try_into().map_err(|e| {
-            anyhow::anyhow!(
-                "[mapping] time_generated: {e} (use \"receive_time\", \"rt\" or \"start\")"
-            )
-        })?,
-    };
-    let rules: mcas_csl::MappingRules = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| anyhow::anyhow!("[mapping]: {e}"))?;
-    Ok((rules, policy))
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -61,7 +28,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// check has passed, and each failure names the key to look at.
 pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<()> {
     let (cfg, source) = Config::load(config)?;
-    mapper(&cfg)?;
     for (i, l) in cfg.listen.iter().enumerate() {
         if l.protocol == crate::config::Protocol::Tls {
             crate::tls::acceptor(l).with_context(|| {
@@ -328,14 +294,14 @@ pub(crate) fn send_test(to: &str, count: u64, framing: &str) -> anyhow::Result<(
 /// `dcr-template`: an ARM template for a DCR with our stream(s).
 pub(crate) fn dcr_template(config: Option<&Path>, stream: Option<&str>) -> anyhow::Result<()> {
     let (cfg, _) = Config::load(config)?;
-    let (rules, _) = mapping_rules(&cfg)?;
+    let rules = &cfg.mapping.rules;
     let stream = stream
         .map(str::to_owned)
         .unwrap_or_else(|| cfg.output.stream.clone());
     if !stream.starts_with("Custom-") {
         bail!("--stream {stream:?}: a DCR input stream must begin with \"Custom-\"");
     }
-    let t = template(&stream, cfg.output.syslog_stream.as_deref(), &rules);
+    let t = template(&stream, cfg.output.syslog_stream.as_deref(), rules);
     println!("{}", serde_json::to_string_pretty(&t)?);
     Ok(())
 }

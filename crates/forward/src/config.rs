@@ -50,15 +50,51 @@ pub(crate) struct Config {
     /// The `/metrics` and `/health` server.
     #[serde(default)]
     pub(crate) metrics: Option<MetricsConfig>,
-    /// User mapping rules for mcas-csl.
+    /// User mapping rules for mcas-csl, parsed once here.
     #[serde(default)]
-    pub(crate) mapping: Option<toml::Value>,
+    pub(crate) mapping: MappingConfig,
     /// Batching, workers and shutdown.
     #[serde(default)]
     pub(crate) pipeline: PipelineConfig,
     /// Logging.
     #[serde(default)]
     pub(crate) log: LogConfig,
+}
+
+/// `[mapping]`, parsed once at load: mcas-csl's `MappingRules`, plus `time_generated`
+/// (`receive_time`, `rt`, `start`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MappingConfig {
+    pub(crate) rules: mcas_csl::MappingRules,
+    pub(crate) time_generated: mcas_csl::TimeGeneratedPolicy,
+}
+
+impl MappingConfig {
+    fn from_value(v: toml::Value) -> Result<MappingConfig, String> {
+        let toml::Value::Table(mut table) = v else {
+            return Err("[mapping] must be a table".to_owned());
+        };
+        let time_generated = match table.remove("time_generated") {
+            None => mcas_csl::TimeGeneratedPolicy::default(),
+            Some(p) => p.try_into().map_err(|e| {
+                format!("[mapping] time_generated: {e} (use \"receive_time\", \"rt\" or \"start\")")
+            })?,
+        };
+        let rules: mcas_csl::MappingRules = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| format!("[mapping]: {e}"))?;
+        Ok(MappingConfig {
+            rules,
+            time_generated,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for MappingConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        MappingConfig::from_value(v).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Listener protocol.
@@ -1010,7 +1046,6 @@ impl Config {
         {
             bail!("dead_letter.max_bytes must be at least 4KiB");
         }
-        crate::commands::mapper(self)?;
         Ok(())
     }
 
@@ -1029,6 +1064,11 @@ impl Config {
             Some(p) => Ok(p),
             None => Ok(state_dir()?.join("dead-letter.ndjson")),
         }
+    }
+
+    /// The mapper of `[mapping]`.
+    pub(crate) fn mapper(&self) -> mcas_csl::Mapper {
+        mcas_csl::Mapper::new(self.mapping.rules.clone(), self.mapping.time_generated)
     }
 
     /// The dead-letter file's limits.

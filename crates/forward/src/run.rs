@@ -57,7 +57,7 @@ pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Rout
         }
         parsers.push(p);
     }
-    let mapper = crate::commands::mapper(cfg)?;
+    let mapper = cfg.mapper();
     Ok(
         Router::new(parsers, mapper, cfg.output.syslog_stream.is_some(), metrics)
             .rename_time_generated(cfg.output.kind == crate::config::OutputKind::DataCollector),
