@@ -22,15 +22,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use crate::budget::{Budget, Permit};
+use crate::budget::Budget;
 use crate::config::{Cidr, FramingConfig, ListenConfig, OversizeConfig, Protocol};
+use crate::frames::{Chunk, Msg};
 use crate::metrics::{DropReason, Metrics, Timeout};
 
 /// Messages per chunk handed to a worker.
@@ -54,24 +55,6 @@ const UDP_DROPS_EVERY: Duration = Duration::from_secs(1);
 /// File descriptors the process needs besides its TCP/TLS connections (spool and
 /// dead-letter files, output connections, listening sockets, the runtime), roughly.
 const FD_RESERVE: u64 = 64;
-
-/// One message as read from a socket.
-#[derive(Debug)]
-pub(crate) struct Msg {
-    pub(crate) data: Bytes,
-    pub(crate) peer: IpAddr,
-    pub(crate) truncated: bool,
-}
-
-/// Messages read together, with the listener they came from and when.
-#[derive(Debug)]
-pub(crate) struct Chunk {
-    pub(crate) listener: usize,
-    pub(crate) received_at: jiff::Timestamp,
-    pub(crate) msgs: Vec<Msg>,
-    /// Room in the byte budget for `msgs`, given back when the worker drops the chunk.
-    pub(crate) _budget: Permit,
-}
 
 /// The workers' queues; readers spread chunks over them round-robin.
 #[derive(Debug, Clone)]

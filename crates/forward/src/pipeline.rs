@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::deadletter::DeadLetter;
-use crate::listen::Chunk;
+use crate::frames::Chunk;
 use crate::metrics::Metrics;
 use crate::route::{BufPool, Buffers, Outcome, Route, Router};
 use crate::spool::Batch;

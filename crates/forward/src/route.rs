@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::deadletter::DeadLetter;
-use crate::listen::Msg;
+use crate::frames::Msg;
 use crate::metrics::Metrics;
 use crate::spool::Batch;
 
