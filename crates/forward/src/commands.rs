@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use crate::batch::{Buffers, Route};
 use crate::config::{Config, OutputKind};
 use crate::deadletter::{DeadLetter, EntryIn};
 use crate::metrics::Metrics;
 use crate::output::{CheckResult, Network, Sent};
-use crate::route::{Buffers, Route};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -11,11 +11,11 @@ use anyhow::{Context as _, bail};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{Batch, Route};
 use crate::config::{AuthConfig, AuthKind, CloudConfig, Config, OutputKind};
 use crate::deadletter::{DeadLetter, EntryOut};
 use crate::metrics::Metrics;
-use crate::route::Route;
-use crate::spool::{Batch, ReadOutcome, Spool, Spooled};
+use crate::spool::{ReadOutcome, Spool, Spooled};
 
 /// Result of sending one NDJSON batch.
 #[derive(Debug, Default)]
@@ -854,7 +854,6 @@ async fn send_one(
 #[cfg(test)]
 mod sender_tests {
     use super::*;
-    use crate::route::Route;
 
     #[test]
     fn sent_bytes_count_only_delivered_rows() {

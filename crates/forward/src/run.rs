@@ -181,7 +181,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     let per_worker = (cfg.pipeline.queue_capacity / CHUNK).max(2);
     let mut queues = Vec::with_capacity(n_workers);
     let mut worker_tasks = Vec::with_capacity(n_workers);
-    let pool = crate::route::BufPool::new(limits.max_bytes);
+    let pool = crate::batch::BufPool::new(limits.max_bytes);
     for _ in 0..n_workers {
         let (tx, rx) = mpsc::channel(per_worker);
         queues.push(tx);

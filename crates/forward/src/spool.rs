@@ -21,40 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
+use crate::batch::{Batch, Route};
 use crate::config::{FsyncPolicy, SpoolConfig, WhenFull};
 use crate::metrics::{DropReason, Metrics};
-use crate::route::{BufPool, Route};
-
-/// A closed batch: NDJSON rows for one route.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    pub(crate) route: Route,
-    pub(crate) data: Vec<u8>,
-    pub(crate) rows: usize,
-    /// Where `data` goes back when the batch is dropped (after it was written).
-    pub(crate) pool: Option<Arc<BufPool>>,
-}
-
-#[cfg(test)]
-impl Batch {
-    /// A batch whose buffer goes back to no pool.
-    pub(crate) fn unpooled(route: Route, data: Vec<u8>, rows: usize) -> Batch {
-        Batch {
-            route,
-            data,
-            rows,
-            pool: None,
-        }
-    }
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            pool.put(std::mem::take(&mut self.data));
-        }
-    }
-}
 
 /// A batch that is safely on disk.
 #[derive(Debug, Clone)]
