@@ -104,8 +104,9 @@ impl Router {
         }
     }
 
-    /// The core: parse and map `data`, serialise the row into `bufs`. Err is the
-    /// dead-letter reason.
+    /// The chain, stage by stage: parse the syslog header, classify the body, map it to a
+    /// row, pick its route, append the row to that route's batch buffer. Err is the
+    /// dead-letter reason of a message no route takes.
     pub(crate) fn map_into(
         &self,
         parser: &mcas_syslog::ParserConfig,
@@ -114,11 +115,7 @@ impl Router {
         received_at: jiff::Timestamp,
         bufs: &mut Buffers,
     ) -> Result<Route, &'static str> {
-        let m = &self.metrics;
-        let mut cfg = parser.clone();
-        cfg.reference_time(received_at);
-        let parsed = mcas_syslog::parse_with(&cfg, data);
-        m.parsed.fetch_add(1, Relaxed);
+        let parsed = self.parse(parser, data, received_at);
         let (host, body) = match &parsed {
             Ok(msg) => (msg.hostname(), msg.msg()),
             Err(_) => (None, data),
@@ -131,48 +128,68 @@ impl Router {
                 peer_text.as_str()
             }
         };
-        let zone = parser.zone();
         let ctx = mcas_csl::Context::new(received_at)
             .with_computer(Some(computer))
             .with_collector_host_name(Some(&self.collector))
             .with_host_ip(Some(peer))
-            .with_default_zone(Some(zone));
+            .with_default_zone(Some(parser.zone()));
+        match self.classify(body) {
+            Class::Cef(event) => {
+                let mapped = self.mapper.map(&event, &ctx);
+                Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)))
+            }
+            Class::Plain => {
+                let route = self.route_plain()?;
+                let row = mcas_csl::map_syslog(syslog_input(&parsed, data), &ctx);
+                Ok(self.append_row(bufs, route, |out| row.write_json(out)))
+            }
+        }
+    }
+
+    /// Stage 1, parse: the syslog header, with the receive time as the reference for
+    /// year-less timestamps. A line that is not syslog is an Err, mapped as a raw message.
+    fn parse<'a>(
+        &self,
+        parser: &mcas_syslog::ParserConfig,
+        data: &'a [u8],
+        received_at: jiff::Timestamp,
+    ) -> Result<mcas_syslog::Message<'a>, mcas_syslog::ParseError> {
+        let mut cfg = parser.clone();
+        cfg.reference_time(received_at);
+        self.metrics.parsed.fetch_add(1, Relaxed);
+        mcas_syslog::parse_with(&cfg, data)
+    }
+
+    /// Stage 2, classify: CEF, or plain syslog. No `CEF:` at all is plain; a marker with a
+    /// broken header is plain too, and counted.
+    fn classify<'a>(&self, body: &'a [u8]) -> Class<'a> {
+        let m = &self.metrics;
         match mcas_cef::parse(body) {
             Ok(event) => {
                 m.cef.fetch_add(1, Relaxed);
-                let mapped = self.mapper.map(&event, &ctx);
-                return Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)));
+                return Class::Cef(event);
             }
-            // No `CEF:` at all is plain syslog; a marker with a broken header is counted.
             Err(e) if *e.kind() == mcas_cef::ErrorKind::MissingMarker => {}
             Err(_) => {
                 m.malformed_cef.fetch_add(1, Relaxed);
             }
         }
         m.non_cef.fetch_add(1, Relaxed);
-        if !self.syslog_route {
-            return Err("not CEF, and output.syslog_stream is not set");
-        }
-        let input = match &parsed {
-            Ok(msg) => mcas_csl::SyslogInput {
-                facility: msg.facility(),
-                severity: msg.severity(),
-                hostname: msg.hostname(),
-                process_name: msg.app_name(),
-                process_id: msg.proc_id(),
-                message: msg.msg(),
-                event_time: msg.timestamp(),
-            },
-            Err(_) => mcas_csl::SyslogInput {
-                message: data,
-                ..Default::default()
-            },
-        };
-        let row = mcas_csl::map_syslog(input, &ctx);
-        Ok(self.append_row(bufs, Route::Syslog, |out| row.write_json(out)))
+        Class::Plain
     }
 
-    /// Append one NDJSON line to `route`'s batch buffer: the row `write` writes, then a newline.
+    /// Stage 4, route (for plain syslog; CEF always goes to CommonSecurityLog): the Syslog
+    /// stream when it is configured, else no route (the reason, for the dead-letter file).
+    fn route_plain(&self) -> Result<Route, &'static str> {
+        if self.syslog_route {
+            Ok(Route::Syslog)
+        } else {
+            Err("not CEF, and output.syslog_stream is not set")
+        }
+    }
+
+    /// Stage 6, append: one NDJSON line to `route`'s batch buffer, the row `write` writes
+    /// (with the output's key rename), then a newline.
     fn append_row(
         &self,
         bufs: &mut Buffers,
@@ -189,6 +206,35 @@ impl Router {
     }
 }
 
+/// What stage 2 found in a message's body.
+#[derive(Debug)]
+enum Class<'a> {
+    Cef(mcas_cef::Event<'a>),
+    Plain,
+}
+
+/// Stage 3 for plain syslog: the parsed header's fields, or the raw line as the message.
+fn syslog_input<'a>(
+    parsed: &'a Result<mcas_syslog::Message<'a>, mcas_syslog::ParseError>,
+    data: &'a [u8],
+) -> mcas_csl::SyslogInput<'a> {
+    match parsed {
+        Ok(msg) => mcas_csl::SyslogInput {
+            facility: msg.facility(),
+            severity: msg.severity(),
+            hostname: msg.hostname(),
+            process_name: msg.app_name(),
+            process_id: msg.proc_id(),
+            message: msg.msg(),
+            event_time: msg.timestamp(),
+        },
+        Err(_) => mcas_csl::SyslogInput {
+            message: data,
+            ..Default::default()
+        },
+    }
+}
+
 /// This host's name, for CollectorHostName.
 pub(crate) fn collector_host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -198,4 +244,104 @@ pub(crate) fn collector_host_name() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(syslog_route: bool) -> (Router, Arc<Metrics>) {
+        let m = Arc::new(Metrics::default());
+        let r = Router::new(
+            vec![mcas_syslog::ParserConfig::new()],
+            mcas_csl::Mapper::default(),
+            syslog_route,
+            m.clone(),
+        );
+        (r, m)
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2024-05-08T16:07:11Z".parse().unwrap()
+    }
+
+    #[test]
+    fn classify_tells_cef_from_plain_and_counts_broken_headers() {
+        let (r, m) = router(true);
+        assert!(matches!(
+            r.classify(b"CEF:0|V|P|1|100|name|5|src=10.0.0.1"),
+            Class::Cef(_)
+        ));
+        assert!(matches!(r.classify(b"CEF:0|V|P|broken"), Class::Plain));
+        assert!(matches!(r.classify(b"sshd: Accepted"), Class::Plain));
+        assert_eq!(m.cef.load(Relaxed), 1);
+        assert_eq!(m.malformed_cef.load(Relaxed), 1);
+        assert_eq!(m.non_cef.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn plain_syslog_goes_to_the_syslog_stream_only_when_there_is_one() {
+        assert_eq!(router(true).0.route_plain(), Ok(Route::Syslog));
+        assert!(
+            router(false)
+                .0
+                .route_plain()
+                .unwrap_err()
+                .contains("syslog_stream")
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_syslog_is_mapped_whole_as_the_message() {
+        let parsed = mcas_syslog::parse("just words".as_bytes());
+        let raw: &[u8] = b"just words";
+        let input = syslog_input(&parsed, raw);
+        assert_eq!(input.message, raw);
+        let ok = mcas_syslog::parse(b"<13>May  8 16:07:11 host app[42]: hello");
+        let input = syslog_input(&ok, b"");
+        assert_eq!(input.message, b"hello");
+        assert_eq!(input.process_id, Some("42"));
+        assert_eq!(input.hostname, Some("host"));
+    }
+
+    #[test]
+    fn the_chain_appends_each_row_to_its_route() {
+        let (r, m) = router(true);
+        let mut bufs = Buffers::with_capacity(1 << 16);
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let p = mcas_syslog::ParserConfig::new();
+        let cef = b"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|100|name|5|src=10.0.0.1";
+        assert_eq!(r.map_into(&p, cef, peer, now(), &mut bufs), Ok(Route::Csl));
+        assert_eq!(
+            r.map_into(&p, b"no header at all", peer, now(), &mut bufs),
+            Ok(Route::Syslog)
+        );
+        let csl: serde_json::Value =
+            serde_json::from_slice(bufs.get(Route::Csl).data.trim_ascii_end()).unwrap();
+        assert_eq!(csl["Computer"], "fw01");
+        assert_eq!(csl["SourceIP"], "10.0.0.1");
+        let syslog: serde_json::Value =
+            serde_json::from_slice(bufs.get(Route::Syslog).data.trim_ascii_end()).unwrap();
+        assert_eq!(syslog["SyslogMessage"], "no header at all");
+        assert_eq!(syslog["Computer"], "10.0.0.9", "no hostname: the peer");
+        assert_eq!(m.parsed.load(Relaxed), 2);
+        let (none, _) = router(false);
+        assert!(none.map_into(&p, b"plain", peer, now(), &mut bufs).is_err());
+    }
+
+    #[test]
+    fn append_renames_time_generated_for_the_data_collector() {
+        let (r, _) = router(false);
+        let r = r.rename_time_generated(true);
+        let mut bufs = Buffers::with_capacity(1 << 16);
+        r.append_row(&mut bufs, Route::Csl, |out| {
+            out.extend_from_slice(br#"{"TimeGenerated":"2024-05-08T16:07:11.000Z","X":1}"#)
+        });
+        let b = bufs.get(Route::Csl);
+        assert_eq!(b.rows, 1);
+        assert_eq!(
+            b.data,
+            b"{\"CollectedTime\":\"2024-05-08T16:07:11.000Z\",\"X\":1}\n"
+        );
+    }
 }
