@@ -134,11 +134,11 @@ impl Router {
             .with_host_ip(Some(peer))
             .with_default_zone(Some(parser.zone()));
         match self.classify(body) {
-            Class::Cef(event) => {
+            Some(event) => {
                 let mapped = self.mapper.map(&event, &ctx);
                 Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)))
             }
-            Class::Plain => {
+            None => {
                 let route = self.route_plain()?;
                 let row = mcas_csl::map_syslog(syslog_input(&parsed, data), &ctx);
                 Ok(self.append_row(bufs, route, |out| row.write_json(out)))
@@ -160,14 +160,14 @@ impl Router {
         mcas_syslog::parse_with(&cfg, data)
     }
 
-    /// Stage 2, classify: CEF, or plain syslog. No `CEF:` at all is plain; a marker with a
-    /// broken header is plain too, and counted.
-    fn classify<'a>(&self, body: &'a [u8]) -> Class<'a> {
+    /// Stage 2, classify: the CEF event, or None for plain syslog. No `CEF:` at all is
+    /// plain; a marker with a broken header is plain too, and counted.
+    fn classify<'a>(&self, body: &'a [u8]) -> Option<mcas_cef::Event<'a>> {
         let m = &self.metrics;
         match mcas_cef::parse(body) {
             Ok(event) => {
                 m.cef.fetch_add(1, Relaxed);
-                return Class::Cef(event);
+                return Some(event);
             }
             Err(e) if *e.kind() == mcas_cef::ErrorKind::MissingMarker => {}
             Err(_) => {
@@ -175,7 +175,7 @@ impl Router {
             }
         }
         m.non_cef.fetch_add(1, Relaxed);
-        Class::Plain
+        None
     }
 
     /// Stage 4, route (for plain syslog; CEF always goes to CommonSecurityLog): the Syslog
@@ -204,13 +204,6 @@ impl Router {
         b.rows += 1;
         route
     }
-}
-
-/// What stage 2 found in a message's body.
-#[derive(Debug)]
-enum Class<'a> {
-    Cef(mcas_cef::Event<'a>),
-    Plain,
 }
 
 /// Stage 3 for plain syslog: the parsed header's fields, or the raw line as the message.
@@ -268,12 +261,9 @@ mod tests {
     #[test]
     fn classify_tells_cef_from_plain_and_counts_broken_headers() {
         let (r, m) = router(true);
-        assert!(matches!(
-            r.classify(b"CEF:0|V|P|1|100|name|5|src=10.0.0.1"),
-            Class::Cef(_)
-        ));
-        assert!(matches!(r.classify(b"CEF:0|V|P|broken"), Class::Plain));
-        assert!(matches!(r.classify(b"sshd: Accepted"), Class::Plain));
+        assert!(r.classify(b"CEF:0|V|P|1|100|name|5|src=10.0.0.1").is_some());
+        assert!(r.classify(b"CEF:0|V|P|broken").is_none());
+        assert!(r.classify(b"sshd: Accepted").is_none());
         assert_eq!(m.cef.load(Relaxed), 1);
         assert_eq!(m.malformed_cef.load(Relaxed), 1);
         assert_eq!(m.non_cef.load(Relaxed), 2);
