@@ -74,7 +74,16 @@ fn parse_opts() -> Res<Option<Opts>> {
                 let addr: SocketAddr = v()?.parse()?;
                 let n: usize = v()?.parse()?;
                 let secs: u64 = v()?.parse()?;
-                hold_connections(addr, n, Duration::from_secs(secs))?;
+                let dribble_ms: u64 = match it.next() {
+                    Some(d) => d.parse()?,
+                    None => 0,
+                };
+                hold_connections(
+                    addr,
+                    n,
+                    Duration::from_secs(secs),
+                    Duration::from_millis(dribble_ms),
+                )?;
                 return Ok(None);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -99,6 +108,9 @@ const TESTS: &[(&str, TestFn)] = &[
     ("mutual-tls", test_mtls),
     ("dead-letter-flood", test_dead_letter_flood),
     ("sigterm-unwritable-spool", test_sigterm_unwritable_spool),
+    ("slowloris", test_slowloris),
+    ("token-overflow", test_token_overflow),
+    ("spool-deletion", test_spool_deletion),
 ];
 
 fn main() -> ExitCode {
@@ -620,6 +632,7 @@ impl Prom {
             "dead_letter_full",
             "dead_letter_sampled",
             "shutdown_deadline",
+            "udp_kernel",
         ]
         .iter()
         .map(|r| self.dropped(r))
@@ -1332,6 +1345,13 @@ fn test_connection_flood(ctx: &Ctx) -> Res<Outcome> {
     let emu = Emu::start(None, None)?;
     let mut cfg = FwdCfg::new(emu.base())?;
     cfg.max_connections = limit;
+    // This scenario measures the global limit from one host: the per-source limit (above
+    // the global one, so the global one refuses) and the frame deadlines (the slowloris
+    // scenario's subject) are opened wide here.
+    cfg.listen_extra = format!(
+        "max_connections_per_source = {}\nfirst_frame_timeout = \"600s\"\nframe_timeout = \"600s\"\n",
+        limit + extra
+    );
     let fwd = Fwd::start(ctx, cfg)?;
     let hold_secs = 120u64;
     let (mut holder, opened) = spawn_holder(fwd.cfg.tcp, idle, hold_secs)?;
@@ -1382,11 +1402,18 @@ fn test_connection_flood(ctx: &Ctx) -> Res<Outcome> {
 
 /// Starts `chaos --hold` and waits until it has opened its connections.
 fn spawn_holder(addr: SocketAddr, n: usize, secs: u64) -> Res<(Child, u64)> {
+    spawn_dribbler(addr, n, secs, 0)
+}
+
+/// Like [`spawn_holder`], and each held connection sends one byte every `dribble_ms`
+/// (0: one byte at the start only).
+fn spawn_dribbler(addr: SocketAddr, n: usize, secs: u64, dribble_ms: u64) -> Res<(Child, u64)> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("--hold")
         .arg(addr.to_string())
         .arg(n.to_string())
         .arg(secs.to_string())
+        .arg(dribble_ms.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -1397,8 +1424,9 @@ fn spawn_holder(addr: SocketAddr, n: usize, secs: u64) -> Res<(Child, u64)> {
     Ok((child, line.trim().parse().unwrap_or(0)))
 }
 
-/// Holds `n` connections to `addr` open without sending, for `secs`.
-fn hold_connections(addr: SocketAddr, n: usize, secs: Duration) -> Res<()> {
+/// Holds `n` connections to `addr` open for `secs`, sending one byte at the start and then
+/// one byte every `dribble` (zero: never), never a whole frame.
+fn hold_connections(addr: SocketAddr, n: usize, secs: Duration, dribble: Duration) -> Res<()> {
     load::require_loopback(addr)?;
     let mut socks = Vec::with_capacity(n);
     let mut failures = 0u32;
@@ -1424,7 +1452,17 @@ fn hold_connections(addr: SocketAddr, n: usize, secs: Duration) -> Res<()> {
     }
     println!("{}", socks.len());
     std::io::stdout().flush()?;
-    std::thread::sleep(secs);
+    if dribble.is_zero() {
+        std::thread::sleep(secs);
+        return Ok(());
+    }
+    let end = Instant::now() + secs;
+    while Instant::now() < end {
+        std::thread::sleep(dribble.min(end.saturating_duration_since(Instant::now())));
+        for s in &mut socks {
+            let _ = s.write_all(b"1");
+        }
+    }
     Ok(())
 }
 
@@ -1903,5 +1941,231 @@ fn test_sigterm_unwritable_spool(ctx: &Ctx) -> Res<Outcome> {
     );
     emu.stop();
     drop(disk);
+    Ok(out)
+}
+
+/// 9a. The slowloris of issue 13: 1,030 connections from one host, each dribbling one byte
+/// every 2 s and never a whole frame. With the default limits, the host gets at most
+/// `max_connections_per_source` slots, those are cut by the frame deadlines, and a sender
+/// from another address (127.0.0.2) gets every event through meanwhile.
+fn test_slowloris(ctx: &Ctx) -> Res<Outcome> {
+    let holders = 1_030usize;
+    // The deadlines are shortened in the short form so the cut is seen within the run.
+    let (deadline, hold_secs) = ctx.pick(("5s", 20u64), ("30s", 60));
+    let emu = Emu::start(None, None)?;
+    let mut cfg = FwdCfg::new(emu.base())?;
+    cfg.listen_extra =
+        format!("first_frame_timeout = \"{deadline}\"\nframe_timeout = \"{deadline}\"\n");
+    let fwd = Fwd::start(ctx, cfg)?;
+    let (mut holder, opened) = spawn_dribbler(fwd.cfg.tcp, holders, hold_secs, 2_000)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let m = fwd.metrics()?;
+    let open_held = m.get("mcas_forward_connections_open");
+    let refused_source = m.dropped("source_connection_limit");
+    // Good traffic from another source address while the holders dribble.
+    let good = events(20_000, 13)?;
+    let mut s = socket2_connect_from("127.0.0.2", fwd.cfg.tcp)?
+        .ok_or("cannot connect from 127.0.0.2 while the slowloris holds its slots")?;
+    for e in &good {
+        s.write_all(e)?;
+    }
+    s.shutdown(std::net::Shutdown::Write)?;
+    drop(s);
+    let t = settle(&emu, &fwd, good.len() as u64, 0, Duration::from_secs(60));
+    // Wait for the deadlines to cut the holders' slots.
+    let cut_by = Instant::now() + Duration::from_secs(hold_secs);
+    let mut timed_out = 0;
+    while Instant::now() < cut_by {
+        let m = fwd.metrics()?;
+        timed_out = m.get("mcas_forward_connections_timed_out_total{timeout=\"first_frame\"}")
+            + m.get("mcas_forward_connections_timed_out_total{timeout=\"frame\"}");
+        if timed_out >= open_held.min(64) && open_held > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let m = fwd.metrics()?;
+    let global_refused = m.dropped("connection_limit");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let mut out = Outcome::default();
+    out.fig("holder_connections_attempted", holders);
+    out.fig("holder_connections_opened", opened);
+    out.fig("held_slots", open_held);
+    out.fig("refused_per_source", refused_source);
+    out.fig("refused_global", global_refused);
+    out.fig("cut_by_deadlines", timed_out);
+    report_tally(&mut out, good.len() as u64, &t);
+    out.eq("good events delivered", t.rows, good.len() as u64);
+    out.check(
+        open_held <= 64 + 1,
+        format!("one host holds {open_held} slots, over the per-source limit of 64"),
+    );
+    out.check(
+        refused_source >= (holders as u64).saturating_sub(64 + 1),
+        format!("only {refused_source} connections refused by the per-source limit"),
+    );
+    out.eq("refused by the global limit", global_refused, 0);
+    out.check(
+        timed_out >= open_held.min(64),
+        format!("{timed_out} of {open_held} held slots cut by the frame deadlines"),
+    );
+    drop(fwd);
+    emu.stop();
+    Ok(out)
+}
+
+/// 9b. A token endpoint (or anything on the IMDS path) answers lifetimes that overflow:
+/// `expires_in` = 10^19, then `expires_on` = u64::MAX. Senders neither panic nor stop:
+/// every event is delivered and the forwarder stays ready.
+fn test_token_overflow(ctx: &Ctx) -> Res<Outcome> {
+    let n = ctx.pick(20_000usize, 100_000);
+    let emu = Emu::start(None, None)?;
+    emu.set_faults(Faults::none().with_token_expires_in(
+        mcas_azure_emulator::LifetimeValue::Number(10_000_000_000_000_000_000),
+    ));
+    let mut fwd = Fwd::start(ctx, FwdCfg::new(emu.base())?)?;
+    let lines = Arc::new(events(n, 14)?);
+    let half = n / 2;
+    let first = Arc::new(lines[..half].to_vec());
+    let second = Arc::new(lines[half..].to_vec());
+    let mut sent = stream_for(&fwd, first, 10_000, |_| Ok(()))?;
+    emu.set_faults(
+        Faults::none()
+            .with_token_omit_expires_in(true)
+            .with_token_expires_on(mcas_azure_emulator::LifetimeValue::Number(u64::MAX)),
+    );
+    // A token is kept for up to 24 h: a restart fetches one with the new lifetime. SIGTERM
+    // spools what was read; the restarted forwarder sends it.
+    fwd.term(Duration::from_secs(60))?;
+    fwd.spawn()?;
+    sent += stream_for(&fwd, second, 10_000, |_| Ok(()))?;
+    let t = settle(&emu, &fwd, sent, 0, Duration::from_secs(120));
+    let m = fwd.metrics()?;
+    let health = load::http_get(fwd.cfg.metrics, "/health").unwrap_or_default();
+    let mut out = Outcome::default();
+    report_tally(&mut out, sent, &t);
+    out.fig("sender_panics", m.get("mcas_forward_sender_panics_total"));
+    out.fig(
+        "sender_restarts",
+        m.get("mcas_forward_sender_restarts_total"),
+    );
+    out.fig("senders_alive", m.get("mcas_forward_senders_alive"));
+    out.fig(
+        "token_refreshes",
+        m.get("mcas_forward_token_refreshes_total"),
+    );
+    out.eq("rows delivered", t.rows, sent);
+    out.eq(
+        "sender panics",
+        m.get("mcas_forward_sender_panics_total"),
+        0,
+    );
+    out.check(m.get("mcas_forward_senders_alive") > 0, "no sender running");
+    out.check(
+        health.contains("\"ready\":true"),
+        "not ready after hostile token lifetimes",
+    );
+    drop(fwd);
+    emu.stop();
+    Ok(out)
+}
+
+/// 9c. An operator deletes the spool directory while the output is down. When the output
+/// returns, the vanished batches are released from the spool's accounting and counted
+/// (`spool_lost`, one per file), nothing wedges, and what is sent afterwards is delivered.
+/// A batch a sender was already retrying from memory may still be delivered: each deleted
+/// file is either delivered whole or counted lost, never both, never neither.
+fn test_spool_deletion(ctx: &Ctx) -> Res<Outcome> {
+    let n = ctx.pick(5_000usize, 50_000);
+    let emu = Emu::start(None, None)?;
+    emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3_600)));
+    let fwd = Fwd::start(ctx, FwdCfg::new(emu.base())?)?;
+    let lines = events(2 * n, 15)?;
+    let first = Arc::new(lines[..n].to_vec());
+    let second = Arc::new(lines[n..].to_vec());
+    let sent_first = stream_for(&fwd, first, 10_000, |_| Ok(()))?;
+    // Wait until everything read is spooled, then note each file's ids and delete them all.
+    let spool = ctx.dir.join("spool");
+    let files = || -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        if let Ok(d) = std::fs::read_dir(&spool) {
+            for e in d.filter_map(Result::ok) {
+                if !e.file_name().to_string_lossy().ends_with(".ndjson") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let ids = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|v| v.get("ExtID").and_then(|x| x.as_str()).map(str::to_owned))
+                    .collect();
+                out.push(ids);
+            }
+        }
+        out
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut deleted = files();
+    while deleted.iter().map(Vec::len).sum::<usize>() < sent_first as usize
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+        deleted = files();
+    }
+    std::fs::remove_dir_all(&spool)?;
+    emu.set_faults(Faults::none());
+    let sent_second = stream_for(&fwd, second, 10_000, |_| Ok(()))?;
+    let spooled: u64 = deleted.iter().map(|f| f.len() as u64).sum();
+    let t = settle(&emu, &fwd, sent_second, 0, Duration::from_secs(120));
+    // Let the senders finish with the batches they held.
+    std::thread::sleep(Duration::from_secs(2));
+    let m = fwd.metrics()?;
+    let ids = emu.ext_ids()?;
+    let (mut whole, mut none, mut partial) = (0u64, 0u64, 0u64);
+    for f in &deleted {
+        let got = f.iter().filter(|id| ids.contains_key(*id)).count();
+        if got == f.len() {
+            whole += 1;
+        } else if got == 0 {
+            none += 1;
+        } else {
+            partial += 1;
+        }
+    }
+    let second_ids = lines[n..]
+        .iter()
+        .filter_map(|l| ext_id(l))
+        .filter(|id| ids.contains_key(String::from_utf8_lossy(id).as_ref()));
+    let second_delivered = second_ids.count() as u64;
+    let health = load::http_get(fwd.cfg.metrics, "/health").unwrap_or_default();
+    let mut out = Outcome::default();
+    out.fig("sent_before_deletion", sent_first);
+    out.fig("files_deleted", deleted.len());
+    out.fig("rows_deleted", spooled);
+    out.fig("files_delivered_from_memory", whole);
+    out.fig("files_lost", none);
+    out.fig("spool_lost", m.dropped("spool_lost"));
+    out.fig("sent_after", sent_second);
+    out.fig("delivered_after", second_delivered);
+    out.eq("rows spooled before the deletion", spooled, sent_first);
+    out.eq(
+        "rows sent after the deletion, delivered",
+        second_delivered,
+        sent_second,
+    );
+    out.eq("deleted files partly delivered", partial, 0);
+    out.eq(
+        "deleted files not delivered = spool_lost",
+        none,
+        m.dropped("spool_lost"),
+    );
+    out.eq("spool bytes at the end", t.spool_bytes, 0);
+    out.check(
+        health.contains("\"ready\":true"),
+        "not ready after the deletion",
+    );
+    drop(fwd);
+    emu.stop();
     Ok(out)
 }

@@ -20,6 +20,16 @@ pub enum FaultScope {
     Token,
 }
 
+impl FaultScope {
+    pub(crate) fn covers(self, is_token: bool) -> bool {
+        match self {
+            FaultScope::All => true,
+            FaultScope::Ingestion => !is_token,
+            FaultScope::Token => is_token,
+        }
+    }
+}
+
 /// One injected outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -41,6 +51,128 @@ pub enum FaultKind {
     Reset,
 }
 
+/// A value written into a token answer's `expires_in` or `expires_on`: a JSON number, or a
+/// string (IMDS's form, and the way to send values beyond `u64` or that are not numbers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum LifetimeValue {
+    /// Written as a JSON number.
+    Number(u64),
+    /// Written as a JSON string, verbatim.
+    Text(String),
+}
+
+impl LifetimeValue {
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            LifetimeValue::Number(n) => serde_json::Value::from(*n),
+            LifetimeValue::Text(s) => serde_json::Value::from(s.as_str()),
+        }
+    }
+}
+
+/// Every request to the faulted endpoints is answered with a redirect instead of being served.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedirectFault {
+    /// The status, 300 to 399 (default 307, which tells a client to repeat the POST with its
+    /// body at `location`).
+    #[serde(default = "default_redirect_status")]
+    pub status: u16,
+    /// The `Location` header.
+    pub location: String,
+    /// Endpoints redirected (default all: token, IMDS and both ingestion APIs).
+    #[serde(default)]
+    pub scope: FaultScope,
+}
+
+fn default_redirect_status() -> u16 {
+    307
+}
+
+impl RedirectFault {
+    /// A 307 to `location` for every faultable endpoint.
+    pub fn new(location: impl Into<String>) -> Self {
+        Self {
+            status: 307,
+            location: location.into(),
+            scope: FaultScope::All,
+        }
+    }
+
+    /// Sets the status (300 to 399).
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Restricts the endpoints redirected.
+    pub fn with_scope(mut self, scope: FaultScope) -> Self {
+        self.scope = scope;
+        self
+    }
+}
+
+/// Every request to the faulted endpoints is answered with a body of `bytes` bytes, streamed
+/// in chunks as the client reads it (never held in memory). The body starts like the endpoint's
+/// usual JSON (`{"access_token":"AAAA…` for tokens, `{"error":{"code":"HugeAnswer","message":"xxxx…`
+/// for the Logs Ingestion API, `{"Error":"HugeAnswer","Message":"xxxx…` for the Data Collector
+/// API) and never ends it. The bytes actually handed to the connection are counted in
+/// `huge_body_bytes_sent` of the metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HugeBodyFault {
+    /// Length of the body in bytes.
+    pub bytes: u64,
+    /// The answer's status (default 200).
+    #[serde(default = "default_huge_status")]
+    pub status: u16,
+    /// Send `Content-Length` (default false: chunked, so the client learns the size only by
+    /// reading).
+    #[serde(default)]
+    pub content_length: bool,
+    /// Endpoints answered so (default all).
+    #[serde(default)]
+    pub scope: FaultScope,
+}
+
+fn default_huge_status() -> u16 {
+    200
+}
+
+impl HugeBodyFault {
+    /// A chunked 200 answer of `bytes` bytes for every faultable endpoint.
+    pub fn new(bytes: u64) -> Self {
+        Self {
+            bytes,
+            status: 200,
+            content_length: false,
+            scope: FaultScope::All,
+        }
+    }
+
+    /// Sets the status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sends `Content-Length` instead of chunked encoding.
+    pub fn with_content_length(mut self, on: bool) -> Self {
+        self.content_length = on;
+        self
+    }
+
+    /// Restricts the endpoints answered so.
+    pub fn with_scope(mut self, scope: FaultScope) -> Self {
+        self.scope = scope;
+        self
+    }
+}
+
 /// A window, relative to when the faults were set, during which the emulator refuses
 /// connections: the listener is closed (connects get `ECONNREFUSED`) and open connections are
 /// reset.
@@ -57,10 +189,17 @@ pub struct DownWindow {
 /// from one seeded generator in arrival order, so a sequential client sees the same sequence
 /// on every run. `script` entries are consumed first, one per request.
 ///
+/// The hostile answers (`redirect`, `huge_body`, and the token lifetime overrides) are not
+/// drawn: while set they apply to every request of their scope, before the script and rates.
+///
 /// As JSON (for `POST /_emulator/faults`), every field is optional:
 /// `{"seed":7,"rate_429":0.1,"retry_after_secs":2,"rate_500":0,"rate_503":0,"rate_reset":0,
 ///   "latency_ms":0,"latency_jitter_ms":0,"down":[{"start_ms":0,"duration_ms":500}],
-///   "token_outage":false,"scope":"all","script":["429","pass","reset"]}`
+///   "token_outage":false,"scope":"all","script":["429","pass","reset"],
+///   "token_expires_in":10000000000000000000,"token_expires_on":"18446744073709551615",
+///   "token_omit_expires_in":false,
+///   "redirect":{"status":307,"location":"http://127.0.0.1:9/x","scope":"token"},
+///   "huge_body":{"bytes":1073741824,"status":200,"content_length":false,"scope":"token"}}`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -89,6 +228,18 @@ pub struct Faults {
     pub scope: FaultScope,
     /// Outcomes for the next requests, in order, before the rates apply.
     pub script: Vec<FaultKind>,
+    /// Replaces `expires_in` (and `ext_expires_in`) in every successful token and IMDS answer.
+    pub token_expires_in: Option<LifetimeValue>,
+    /// Sets `expires_on` in every successful token and IMDS answer (the token endpoint
+    /// normally sends none).
+    pub token_expires_on: Option<LifetimeValue>,
+    /// Leaves `expires_in` and `ext_expires_in` out of successful token and IMDS answers, so a
+    /// client has only `expires_on` (or nothing) to go by.
+    pub token_omit_expires_in: bool,
+    /// Redirect every request of its scope.
+    pub redirect: Option<RedirectFault>,
+    /// Answer every request of its scope with a huge streamed body.
+    pub huge_body: Option<HugeBodyFault>,
 }
 
 impl Default for Faults {
@@ -106,6 +257,11 @@ impl Default for Faults {
             token_outage: false,
             scope: FaultScope::All,
             script: Vec::new(),
+            token_expires_in: None,
+            token_expires_on: None,
+            token_omit_expires_in: false,
+            redirect: None,
+            huge_body: None,
         }
     }
 }
@@ -187,7 +343,68 @@ impl Faults {
         self
     }
 
+    /// Sets the `expires_in` of successful token answers (a number or a string).
+    pub fn with_token_expires_in(mut self, value: LifetimeValue) -> Self {
+        self.token_expires_in = Some(value);
+        self
+    }
+
+    /// Sets the `expires_on` of successful token answers (a number or a string).
+    pub fn with_token_expires_on(mut self, value: LifetimeValue) -> Self {
+        self.token_expires_on = Some(value);
+        self
+    }
+
+    /// Leaves `expires_in` out of successful token answers.
+    pub fn with_token_omit_expires_in(mut self, on: bool) -> Self {
+        self.token_omit_expires_in = on;
+        self
+    }
+
+    /// Redirects every request of the redirect's scope.
+    pub fn with_redirect(mut self, redirect: RedirectFault) -> Self {
+        self.redirect = Some(redirect);
+        self
+    }
+
+    /// Answers every request of the fault's scope with a huge streamed body.
+    pub fn with_huge_body(mut self, huge: HugeBodyFault) -> Self {
+        self.huge_body = Some(huge);
+        self
+    }
+
+    /// Applies the token lifetime overrides to a successful token answer.
+    pub(crate) fn apply_token_lifetime(&self, body: &mut serde_json::Value) {
+        let Some(obj) = body.as_object_mut() else {
+            return;
+        };
+        if self.token_omit_expires_in {
+            obj.remove("expires_in");
+            obj.remove("ext_expires_in");
+        }
+        if let Some(v) = &self.token_expires_in {
+            obj.insert("expires_in".to_owned(), v.to_json());
+            obj.insert("ext_expires_in".to_owned(), v.to_json());
+        }
+        if let Some(v) = &self.token_expires_on {
+            obj.insert("expires_on".to_owned(), v.to_json());
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
+        if let Some(r) = &self.redirect {
+            if !(300..=399).contains(&r.status) {
+                return Err("redirect.status must be within 300..=399".to_owned());
+            }
+            if axum::http::HeaderValue::from_str(&r.location).is_err() {
+                return Err("redirect.location is not a valid header value".to_owned());
+            }
+        }
+        if let Some(h) = &self.huge_body
+            && axum::http::StatusCode::from_u16(h.status).is_err()
+        {
+            return Err("huge_body.status is not an HTTP status".to_owned());
+        }
         let rates = [self.rate_429, self.rate_500, self.rate_503, self.rate_reset];
         if rates.iter().any(|r| !(0.0..=1.0).contains(r)) {
             return Err("every rate must be within [0, 1]".to_owned());
@@ -225,11 +442,7 @@ impl FaultState {
     }
 
     pub(crate) fn applies(&self, is_token: bool) -> bool {
-        match self.faults.scope {
-            FaultScope::All => true,
-            FaultScope::Ingestion => !is_token,
-            FaultScope::Token => is_token,
-        }
+        self.faults.scope.covers(is_token)
     }
 
     /// Draws the outcome of the next faultable request.

@@ -58,7 +58,9 @@ pub use config::{
     DEFAULT_WORKSPACE_ID, Dcr, EmulatorConfig, FederatedCredential, Limits, MONITOR_AUDIENCE,
     ManagedIdentityConfig, Secret, Storage, Stream, TOKEN_EXCHANGE_AUDIENCE, TablePlan, Workspace,
 };
-pub use faults::{DownWindow, FaultKind, FaultScope, Faults};
+pub use faults::{
+    DownWindow, FaultKind, FaultScope, Faults, HugeBodyFault, LifetimeValue, RedirectFault,
+};
 pub use ingest::INGESTION_API_VERSIONS;
 pub use server::{Emulator, EmulatorHandle, StartError};
 pub use store::{Endpoint, Metrics, RequestRecord};

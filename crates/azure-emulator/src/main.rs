@@ -1,5 +1,6 @@
 //! `azure-emulator`: run the Azure token and ingestion emulator from the command line.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -53,11 +54,16 @@ fn parse_cloud(s: &str) -> Result<Cloud, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr (stdout carries the banner), coloured only when stderr is a terminal
+    // and NO_COLOR is unset: a log redirected to a file must hold no escape codes.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     let args = Args::parse();
     let mut config = EmulatorConfig::for_cloud(args.cloud);

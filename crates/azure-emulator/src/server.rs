@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,7 +22,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::EmulatorConfig;
-use crate::faults::{FaultKind, FaultState, Faults};
+use crate::faults::{FaultKind, FaultState, Faults, HugeBodyFault, RedirectFault};
 use crate::http::{
     BodyBytes, ErrorCode, RowsStored, azure_error, collector_error, entra_error, with_retry_after,
 };
@@ -512,6 +513,26 @@ async fn observe(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Res
         is_token || matches!(endpoint, Endpoint::LogsIngestion | Endpoint::DataCollector);
     let mut injected = None;
     if faultable {
+        let (redirect, huge) = {
+            let f = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                f.faults
+                    .redirect
+                    .clone()
+                    .filter(|r| r.scope.covers(is_token)),
+                f.faults
+                    .huge_body
+                    .clone()
+                    .filter(|h| h.scope.covers(is_token)),
+            )
+        };
+        if let Some(r) = redirect {
+            injected = Some(redirect_response(&r));
+        } else if let Some(h) = huge {
+            injected = Some(huge_response(&sh, &h, endpoint));
+        }
+    }
+    if faultable && injected.is_none() {
         let (decision, outage, retry_after) = {
             let mut f = sh.faults.lock().unwrap_or_else(|p| p.into_inner());
             let outage = is_token && f.faults.token_outage;
@@ -581,6 +602,69 @@ async fn observe(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Res
         "request"
     );
     sh.store.log(rec);
+    resp
+}
+
+/// A redirect to the configured location, with an empty body.
+fn redirect_response(r: &RedirectFault) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+    let mut resp = status.into_response();
+    if let Ok(v) = HeaderValue::from_str(&r.location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.extensions_mut()
+        .insert(ErrorCode("EmulatedRedirect".to_owned()));
+    resp
+}
+
+/// The size of each chunk of a huge body.
+const HUGE_CHUNK: usize = 64 * 1024;
+
+/// A body of `h.bytes` bytes, produced chunk by chunk as the connection takes them.
+fn huge_response(sh: &Arc<Shared>, h: &HugeBodyFault, endpoint: Endpoint) -> Response {
+    let (prefix, fill): (&[u8], u8) = match endpoint {
+        Endpoint::Token | Endpoint::Imds => (b"{\"access_token\":\"", b'A'),
+        Endpoint::DataCollector => (b"{\"Error\":\"HugeAnswer\",\"Message\":\"", b'x'),
+        _ => (b"{\"error\":{\"code\":\"HugeAnswer\",\"message\":\"", b'x'),
+    };
+    let total = h.bytes;
+    let prefix_len = (prefix.len() as u64).min(total);
+    let first = Bytes::copy_from_slice(&prefix[..usize::try_from(prefix_len).unwrap_or(0)]);
+    let chunk = Bytes::from(vec![fill; HUGE_CHUNK]);
+    let sh = sh.clone();
+    // State: bytes still to send, and whether the prefix went out.
+    let stream = futures_util::stream::unfold((total, false), move |(left, prefixed)| {
+        let sh = sh.clone();
+        let first = first.clone();
+        let chunk = chunk.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let piece = if prefixed {
+                let n = usize::try_from(left.min(HUGE_CHUNK as u64)).unwrap_or(HUGE_CHUNK);
+                chunk.slice(..n)
+            } else {
+                first
+            };
+            let n = piece.len() as u64;
+            sh.store.add_streamed(n);
+            Some((Ok::<_, std::convert::Infallible>(piece), (left - n, true)))
+        }
+    });
+    let status = StatusCode::from_u16(h.status).unwrap_or(StatusCode::OK);
+    let mut resp = Response::new(axum::body::Body::from_stream(stream));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if h.content_length {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    }
+    resp.extensions_mut()
+        .insert(ErrorCode("HugeAnswer".to_owned()));
     resp
 }
 

@@ -110,6 +110,9 @@ pub struct Metrics {
     pub bytes_decoded: u64,
     /// Connections reset by faults or down windows.
     pub connections_reset: u64,
+    /// Bytes of huge-body fault answers handed to connections (a client that stops reading
+    /// early keeps this far below the configured size).
+    pub huge_body_bytes_sent: u64,
 }
 
 #[derive(Debug)]
@@ -254,6 +257,10 @@ impl Store {
         let s = g.next_seq;
         g.next_seq += 1;
         s
+    }
+
+    pub(crate) fn add_streamed(&self, n: u64) {
+        self.lock().metrics.huge_body_bytes_sent += n;
     }
 
     pub(crate) fn add_bytes(&self, wire: u64, decoded: u64) {

@@ -264,13 +264,14 @@ pub(crate) async fn token_endpoint(
         );
     }
     let (access_token, lifetime, _) = issue(&sh, &client.client_id, resource);
-    Json(json!({
+    let mut body = json!({
         "token_type": "Bearer",
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
         "access_token": access_token,
-    }))
-    .into_response()
+    });
+    apply_lifetime_faults(&sh, &mut body);
+    Json(body).into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -649,7 +650,7 @@ pub(crate) async fn imds_endpoint(
     }
     let (access_token, lifetime, expires_on) = issue(&sh, &client_id, resource);
     let now = sh.now_secs();
-    Json(json!({
+    let mut body = json!({
         "access_token": access_token,
         "client_id": client_id,
         "expires_in": lifetime.to_string(),
@@ -658,8 +659,18 @@ pub(crate) async fn imds_endpoint(
         "not_before": now.to_string(),
         "resource": resource,
         "token_type": "Bearer",
-    }))
-    .into_response()
+    });
+    apply_lifetime_faults(&sh, &mut body);
+    Json(body).into_response()
+}
+
+/// The `token_expires_in` / `token_expires_on` / `token_omit_expires_in` faults.
+fn apply_lifetime_faults(sh: &Shared, body: &mut Value) {
+    sh.faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .faults
+        .apply_token_lifetime(body);
 }
 
 #[cfg(test)]

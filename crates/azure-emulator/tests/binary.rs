@@ -152,3 +152,80 @@ fn readme_curl_commands_work_against_the_binary() {
         "{stdout}"
     );
 }
+
+/// Logs go to stderr, and a stderr that is a file gets no ANSI colour codes; stdout (the
+/// banner) and the data files hold none either.
+#[tokio::test]
+async fn logs_redirected_to_a_file_hold_no_escape_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("emulator-data");
+    let err_path = dir.path().join("stderr.log");
+    let err_file = std::fs::File::create(&err_path).expect("stderr file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_azure-emulator"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+        ])
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(err_file))
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("first line");
+    let banner = std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut reader, &mut rest);
+        rest
+    });
+    let base = first.trim().rsplit(' ').next().expect("url").to_owned();
+    let http = common::http();
+    // A refused token request and an upload: both are logged at debug.
+    let _ = http
+        .post(format!(
+            "{base}/{}/oauth2/v2.0/token",
+            mcas_azure_emulator::DEFAULT_TENANT_ID
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "nobody"),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    let _ = http
+        .post(format!(
+            "{base}/dataCollectionRules/{DEFAULT_DCR_ID}/streams/{DEFAULT_CSL_STREAM}?api-version=2023-01-01"
+        ))
+        .body("[]")
+        .send()
+        .await
+        .expect("ingest request");
+    let _ = child.kill();
+    let _ = child.wait();
+    let rest = banner.join().expect("reader");
+    let logs = std::fs::read(&err_path).expect("stderr log");
+    let text = String::from_utf8_lossy(&logs);
+    assert!(text.contains("azure emulator listening"), "{text}");
+    assert!(text.contains("request"), "{text}");
+    assert!(
+        !logs.contains(&0x1b),
+        "escape codes in the log file: {text:?}"
+    );
+    let mut out = first.into_bytes();
+    out.extend_from_slice(&rest);
+    assert!(
+        !out.contains(&0x1b),
+        "escape codes on stdout: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    for entry in std::fs::read_dir(&data).into_iter().flatten().flatten() {
+        let bytes = std::fs::read(entry.path()).expect("data file");
+        assert!(!bytes.contains(&0x1b), "{}", entry.path().display());
+    }
+}

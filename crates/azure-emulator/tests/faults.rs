@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use mcas_azure_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_CSL_STREAM, DEFAULT_TENANT_ID,
-    EmulatorConfig, EmulatorHandle, FaultKind, FaultScope, Faults,
+    EmulatorConfig, EmulatorHandle, FaultKind, FaultScope, Faults, HugeBodyFault, LifetimeValue,
+    RedirectFault,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -531,4 +532,238 @@ async fn concurrent_clients_under_faults_lose_nothing_that_was_acknowledged() {
     assert!(m.faults_injected.get("503").is_some_and(|n| *n > 0));
     assert!(m.faults_injected.get("reset").is_some_and(|n| *n > 0));
     emu.shutdown().await;
+}
+
+fn imds_url(emu: &EmulatorHandle) -> String {
+    format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://monitor.azure.com/",
+        emu.base_url()
+    )
+}
+
+#[tokio::test]
+async fn token_lifetime_overrides_in_number_and_string_form() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    emu.set_faults(
+        Faults::default()
+            .with_token_expires_in(LifetimeValue::Number(10_000_000_000_000_000_000))
+            .with_token_expires_on(LifetimeValue::Text(u64::MAX.to_string())),
+    );
+    let (status, body) = token_status(&emu).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["expires_in"],
+        serde_json::json!(10_000_000_000_000_000_000u64)
+    );
+    assert_eq!(body["ext_expires_in"], body["expires_in"]);
+    assert_eq!(
+        body["expires_on"],
+        serde_json::json!("18446744073709551615")
+    );
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+    // IMDS too, and expires_in can be dropped so that only expires_on is left.
+    emu.set_faults(
+        Faults::default()
+            .with_token_expires_on(LifetimeValue::Number(u64::MAX))
+            .with_token_omit_expires_in(true),
+    );
+    let r = common::http()
+        .get(imds_url(&emu))
+        .header("Metadata", "true")
+        .send()
+        .await
+        .expect("send");
+    let a = common::answer(r).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["expires_on"], serde_json::json!(u64::MAX));
+    assert!(a.body.get("expires_in").is_none(), "{}", a.body);
+    assert!(a.body.get("ext_expires_in").is_none(), "{}", a.body);
+    // The JSON control takes both forms, and values beyond u64 as strings.
+    let set: Faults = serde_json::from_str(
+        r#"{"token_expires_in":"99999999999999999999999","token_expires_on":18446744073709551615}"#,
+    )
+    .expect("json");
+    assert_eq!(
+        set.token_expires_in,
+        Some(LifetimeValue::Text("99999999999999999999999".into()))
+    );
+    assert_eq!(set.token_expires_on, Some(LifetimeValue::Number(u64::MAX)));
+    // Refusals are left alone.
+    emu.set_faults(Faults::default().with_token_expires_in(LifetimeValue::Number(1)));
+    let (status, body) = common::token_request(
+        &emu,
+        DEFAULT_TENANT_ID,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "nobody"),
+        ],
+    )
+    .await;
+    assert_ne!(status, 200);
+    assert!(body.get("expires_in").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn redirects_by_scope_with_status_and_location() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client");
+    emu.set_faults(Faults::default().with_redirect(
+        RedirectFault::new("http://127.0.0.1:9/elsewhere").with_scope(FaultScope::Token),
+    ));
+    let r = no_follow
+        .post(format!(
+            "{}/{DEFAULT_TENANT_ID}/oauth2/v2.0/token",
+            emu.base_url()
+        ))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 307);
+    assert_eq!(
+        r.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("http://127.0.0.1:9/elsewhere")
+    );
+    // Out of scope: ingestion is served.
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+    assert_eq!(a.status, 204);
+    emu.set_faults(
+        Faults::default().with_redirect(
+            RedirectFault::new("http://127.0.0.1:9/rows")
+                .with_status(308)
+                .with_scope(FaultScope::Ingestion),
+        ),
+    );
+    let r = no_follow
+        .post(emu.ingestion_url(mcas_azure_emulator::DEFAULT_DCR_ID, DEFAULT_CSL_STREAM))
+        .bearer_auth(&tok)
+        .body(BODY)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 308);
+    assert_eq!(emu.count("CommonSecurityLog"), 1);
+    let last = emu.requests().pop().expect("logged");
+    assert_eq!(
+        (last.status, last.error_code.as_deref()),
+        (Some(308), Some("EmulatedRedirect"))
+    );
+    // A status outside 3xx is refused by the control endpoint.
+    let r = common::http()
+        .post(format!("{}/_emulator/faults", emu.base_url()))
+        .body(r#"{"redirect":{"status":200,"location":"http://x/"}}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+/// Reads at most `limit` bytes of an answer, then drops it.
+async fn read_some(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < limit {
+        match resp.chunk().await.expect("chunk") {
+            Some(c) => got.extend_from_slice(&c),
+            None => break,
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn huge_bodies_are_streamed_not_held() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    const HUGE: u64 = 4 << 30;
+    emu.set_faults(
+        Faults::default().with_huge_body(HugeBodyFault::new(HUGE).with_scope(FaultScope::Token)),
+    );
+    let r = common::http()
+        .post(format!(
+            "{}/{DEFAULT_TENANT_ID}/oauth2/v2.0/token",
+            emu.base_url()
+        ))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.content_length().is_none(), "chunked by default");
+    let got = read_some(r, 256 * 1024).await;
+    assert!(got.starts_with(br#"{"access_token":"AAAA"#));
+    // A 4 GiB answer, of which the client read 256 KiB: the emulator stopped soon after.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = emu.metrics().huge_body_bytes_sent;
+    assert!(
+        (256 * 1024..64 << 20).contains(&sent),
+        "{sent} bytes streamed"
+    );
+    // Ingestion: an error status, with the code in the body only, and Content-Length.
+    emu.set_faults(
+        Faults::default().with_huge_body(
+            HugeBodyFault::new(HUGE)
+                .with_status(503)
+                .with_content_length(true)
+                .with_scope(FaultScope::Ingestion),
+        ),
+    );
+    let r = common::http()
+        .post(emu.ingestion_url(mcas_azure_emulator::DEFAULT_DCR_ID, DEFAULT_CSL_STREAM))
+        .bearer_auth(&tok)
+        .body(BODY)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.content_length(), Some(HUGE));
+    assert!(r.headers().get("x-ms-error-code").is_none());
+    let got = read_some(r, 1024).await;
+    assert!(got.starts_with(br#"{"error":{"code":"HugeAnswer","message":"xxx"#));
+    // A small one is whole.
+    emu.set_faults(
+        Faults::default().with_huge_body(HugeBodyFault::new(10).with_scope(FaultScope::Token)),
+    );
+    let r = common::http()
+        .post(format!(
+            "{}/{DEFAULT_TENANT_ID}/oauth2/v2.0/token",
+            emu.base_url()
+        ))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(&r.bytes().await.expect("body")[..], br#"{"access_t"#);
+}
+
+#[tokio::test]
+async fn retry_after_zero_on_429_for_token_and_ingestion() {
+    let emu = common::start(EmulatorConfig::default()).await;
+    let tok = common::token(&emu).await;
+    let f: Faults = serde_json::from_str(r#"{"rate_429":1,"retry_after_secs":0}"#).expect("json");
+    emu.set_faults(f);
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, BODY).await;
+    assert_eq!(a.status, 429);
+    assert_eq!(
+        a.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("0")
+    );
+    let r = common::http()
+        .post(format!(
+            "{}/{DEFAULT_TENANT_ID}/oauth2/v2.0/token",
+            emu.base_url()
+        ))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("0")
+    );
 }

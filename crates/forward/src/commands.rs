@@ -9,44 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use crate::batch::{Buffers, Route};
 use crate::config::{Config, OutputKind};
 use crate::deadletter::{DeadLetter, EntryIn};
 use crate::metrics::Metrics;
-use crate::output::{CheckResult, Network};
-use crate::route::{Buffers, Route};
-
-/// The mcas-csl mapper for the configuration's `[mapping]` table.
-pub(crate) fn mapper(cfg: &Config) -> anyhow::Result<mcas_csl::Mapper> {
-    let (rules, policy) = mapping_rules(cfg)?;
-    Ok(mcas_csl::Mapper::new(rules, policy))
-}
-
-/// `[mapping]`: mcas-csl's `MappingRules`, plus `time_generated` (`receive_time`, `rt`, `start`).
-fn mapping_rules(
-    cfg: &Config,
-) -> anyhow::Result<(mcas_csl::MappingRules, mcas_csl::TimeGeneratedPolicy)> {
-    let Some(v) = &cfg.mapping else {
-        return Ok((
-            mcas_csl::MappingRules::default(),
-            mcas_csl::TimeGeneratedPolicy::default(),
-        ));
-    };
-    let toml::Value::Table(mut table) = v.clone() else {
-        bail!("[mapping] must be a table");
-    };
-    let policy = match table.remove("time_generated") {
-        None => mcas_csl::TimeGeneratedPolicy::default(),
-        Some(p) => p.try_into().map_err(|e| {
-            anyhow::anyhow!(
-                "[mapping] time_generated: {e} (use \"receive_time\", \"rt\" or \"start\")"
-            )
-        })?,
-    };
-    let rules: mcas_csl::MappingRules = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| anyhow::anyhow!("[mapping]: {e}"))?;
-    Ok((rules, policy))
-}
+use crate::output::{CheckResult, Network, Sent};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -56,13 +23,54 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// `validate`: check the file; for network outputs, fetch a token and send an empty batch.
+/// `validate`: check the file, and build the output as `run` does (without contacting it);
+/// online, also fetch a token and send an empty batch. Nothing is reported OK before every
+/// check has passed, and each failure names the key to look at.
 pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<()> {
     let (cfg, source) = Config::load(config)?;
-    mapper(&cfg)?;
-    for l in &cfg.listen {
+    for (i, l) in cfg.listen.iter().enumerate() {
         if l.protocol == crate::config::Protocol::Tls {
-            crate::tls::acceptor(l).with_context(|| format!("listen tls {}", l.address))?;
+            crate::tls::acceptor(l).with_context(|| {
+                format!("listen[{i}] (tls {}): cert, key or client_ca", l.address)
+            })?;
+        }
+    }
+    let spool = if cfg.output.kind.is_network() {
+        Some(cfg.spool_dir()?)
+    } else {
+        None
+    };
+    let dead_letter = cfg.dead_letter_path()?;
+    let mut notes = Vec::new();
+    if cfg.output.kind.is_network() {
+        let rt = runtime()?;
+        let _enter = rt.enter();
+        // The output as `run` builds it: URLs, ids, names, certificate files, credential
+        // settings. Without its secret (not there yet, or given only to the service), a
+        // placeholder stands in: only the commands that talk to Azure need the secret.
+        let secret = match (&cfg.output.auth, cfg.output.kind) {
+            (Some(a), OutputKind::LogsIngestion)
+                if a.kind == crate::config::AuthKind::ClientSecret =>
+            {
+                a.resolve_client_secret().err()
+            }
+            (_, OutputKind::DataCollector) => cfg.output.resolve_shared_key().err(),
+            _ => None,
+        };
+        Network::new(
+            &cfg.with_placeholder_secrets(),
+            Arc::new(Metrics::default()),
+        )?;
+        if let Some(e) = &secret {
+            if !offline {
+                return Err(anyhow::anyhow!("{e:#}"));
+            }
+            notes.push(format!(
+                "  secret: not available ({e:#}); `run`, `validate` online and `replay-dead-letter` need it"
+            ));
+        }
+        if !offline {
+            notes.push(rt.block_on(check_online(&cfg))?);
         }
     }
     println!("{source}: configuration OK");
@@ -81,62 +89,69 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
         ),
         OutputKind::LogsIngestion | OutputKind::DataCollector => {
             println!(
-                "  output: {:?} stream {}",
-                cfg.output.kind, cfg.output.stream
+                "  output: {} stream {}",
+                cfg.output.kind.name(),
+                cfg.output.stream
             );
-            println!("  spool: {}", cfg.spool_dir()?.display());
         }
     }
-    println!("  dead-letter: {}", cfg.dead_letter_path()?.display());
-    if !cfg.output.kind.is_network() || offline {
-        return Ok(());
+    if let Some(s) = spool {
+        println!("  spool: {}", s.display());
     }
-    let rt = runtime()?;
-    rt.block_on(async {
-        let net = Network::new(&cfg, Arc::new(Metrics::default()))?;
-        let r = tokio::time::timeout(Duration::from_secs(60), net.check())
-            .await
-            .map_err(|_| anyhow::anyhow!("the output did not answer within 60 s: check the endpoint URL and the network path (proxy, firewall, private link)"))??;
-        match r {
-            CheckResult::Skipped => {
-                println!("  output check: skipped (only the Logs Ingestion output has a check)");
-                Ok(())
-            }
-            CheckResult::Token(e) => Err(anyhow::anyhow!("{}", advice(None, &e.to_string(), e.is_auth()))),
-            CheckResult::Status(s, _) if (200..300).contains(&s) => {
-                println!("  output check: token acquired, empty batch accepted (HTTP {s})");
-                Ok(())
-            }
-            CheckResult::Status(s, body) => Err(anyhow::anyhow!("{}", advice(Some(s), &body, false))),
-        }
-    })
+    println!("  dead-letter: {}", dead_letter.display());
+    for n in notes {
+        println!("{n}");
+    }
+    Ok(())
 }
 
-/// Plain advice for the usual failures of a first set-up.
+/// The online part of `validate`: a token, then an empty batch. Returns the line to print.
+async fn check_online(cfg: &Config) -> anyhow::Result<String> {
+    let net = Network::new(cfg, Arc::new(Metrics::default()))?;
+    let r = tokio::time::timeout(Duration::from_secs(60), net.check())
+        .await
+        .map_err(|_| anyhow::anyhow!("output.endpoint: the output did not answer within 60 s: check the endpoint URL and the network path (proxy, firewall, private link)"))?
+        .context("output.endpoint")?;
+    match r {
+        CheckResult::Skipped => {
+            Ok("  output check: skipped (only the Logs Ingestion output has a check)".to_owned())
+        }
+        CheckResult::Token(e) => Err(anyhow::anyhow!(
+            "{}",
+            advice(None, &e.to_string(), e.is_auth())
+        )),
+        CheckResult::Status(s, _) if (200..300).contains(&s) => Ok(format!(
+            "  output check: token acquired, empty batch accepted (HTTP {s})"
+        )),
+        CheckResult::Status(s, body) => Err(anyhow::anyhow!("{}", advice(Some(s), &body, false))),
+    }
+}
+
+/// Plain advice for the usual failures of a first set-up, starting with the key to check.
 fn advice(status: Option<u16>, detail: &str, auth: bool) -> String {
     let what = match status {
         Some(400) => {
-            "400 Bad Request: the stream exists but the request does not match it. Check output.stream (it must be the DCR's input stream, \"Custom-...\") and that the DCR declares the columns (see `mcas-forward dcr-template`)."
+            "output.stream: 400 Bad Request: the stream exists but the request does not match it. Check output.stream (it must be the DCR's input stream, \"Custom-...\") and that the DCR declares the columns (see `mcas-forward dcr-template`)."
         }
         Some(401) => {
-            "401 Unauthorized: the token was refused. Check output.auth.cloud (and authority_host/scope): a token for one cloud is not valid in another; check tenant_id and client_id."
+            "output.auth.cloud: 401 Unauthorized: the token was refused. Check output.auth.cloud (and authority_host/scope): a token for one cloud is not valid in another; check tenant_id and client_id."
         }
         Some(403) => {
-            "403 Forbidden: the identity has no right to ingest into this DCR. Assign the \"Monitoring Metrics Publisher\" role on the DCR to the app or managed identity; a new assignment can take up to 30 minutes to apply."
+            "output.auth.client_id: 403 Forbidden: the identity has no right to ingest into this DCR. Assign the \"Monitoring Metrics Publisher\" role on the DCR to the app or managed identity; a new assignment can take up to 30 minutes to apply."
         }
         Some(404) => {
-            "404 Not Found: wrong DCR id, stream or endpoint. Check output.dcr_immutable_id (the DCR's immutableId, \"dcr-...\"), output.stream, and that output.endpoint is the DCR's logsIngestion endpoint (or its DCE) in the same region and cloud."
+            "output.dcr_immutable_id: 404 Not Found: wrong DCR id, stream or endpoint. Check output.dcr_immutable_id (the DCR's immutableId, \"dcr-...\"), output.stream, and that output.endpoint is the DCR's logsIngestion endpoint (or its DCE) in the same region and cloud."
         }
         Some(413) => {
-            "413: the request was too large; this should not happen for an empty batch: check that the endpoint is a Logs Ingestion endpoint."
+            "output.endpoint: 413: the request was too large; this should not happen for an empty batch: check that the endpoint is a Logs Ingestion endpoint."
         }
         None if auth => {
-            "authentication failed: the token endpoint refused the credentials. Check tenant_id, client_id, the secret or certificate, and output.auth.cloud / authority_host."
+            "output.auth: authentication failed: the token endpoint refused the credentials. Check tenant_id, client_id, the secret or certificate, and output.auth.cloud / authority_host."
         }
         None => {
-            "no token: the token endpoint could not be reached or failed. Check output.auth (cloud, authority_host, imds_endpoint) and the network path."
+            "output.auth: no token: the token endpoint could not be reached or failed. Check output.auth (cloud, authority_host, imds_endpoint) and the network path."
         }
-        Some(_) => "the output answered with an unexpected status.",
+        Some(_) => "output.endpoint: the output answered with an unexpected status.",
     };
     let status = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
     format!("{what}\n  (detail: {status}{})", detail.trim())
@@ -279,14 +294,14 @@ pub(crate) fn send_test(to: &str, count: u64, framing: &str) -> anyhow::Result<(
 /// `dcr-template`: an ARM template for a DCR with our stream(s).
 pub(crate) fn dcr_template(config: Option<&Path>, stream: Option<&str>) -> anyhow::Result<()> {
     let (cfg, _) = Config::load(config)?;
-    let (rules, _) = mapping_rules(&cfg)?;
+    let rules = &cfg.mapping.rules;
     let stream = stream
         .map(str::to_owned)
         .unwrap_or_else(|| cfg.output.stream.clone());
     if !stream.starts_with("Custom-") {
         bail!("--stream {stream:?}: a DCR input stream must begin with \"Custom-\"");
     }
-    let t = template(&stream, cfg.output.syslog_stream.as_deref(), &rules);
+    let t = template(&stream, cfg.output.syslog_stream.as_deref(), rules);
     println!("{}", serde_json::to_string_pretty(&t)?);
     Ok(())
 }
@@ -364,9 +379,15 @@ pub(crate) fn template(
     })
 }
 
+/// Longest dead-letter line `replay-dead-letter` reads into memory (a 16 MiB message, the
+/// largest a listener takes, with room for JSON escaping). A longer line is copied aside as
+/// it is, piece by piece, and counted.
+pub(crate) const REPLAY_MAX_LINE: usize = 32 << 20;
+
 /// `replay-dead-letter`: send dead-lettered rows again, and re-route dead-lettered messages
 /// (for example after setting `output.syslog_stream`). What fails again is dead-lettered
-/// again, in a fresh file.
+/// again, in a fresh file, with its first reason. The file is read line by line: memory
+/// stays bounded by one line and one batch per stream, whatever the file's size.
 pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> anyhow::Result<()> {
     let (cfg, _) = Config::load(config)?;
     crate::run::init_logging(&cfg);
@@ -378,183 +399,696 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
         println!("{}: no dead-letter file, nothing to replay", path.display());
         return Ok(());
     }
+    let metrics = Arc::new(Metrics::default());
+    let router = crate::run::router(&cfg, metrics.clone())?;
+    // Build the output (and its credential) before touching the file.
+    let mut output: Box<dyn ReplayOutput> = if cfg.output.kind.is_network() {
+        Box::new(NetworkReplay {
+            net: Network::new(&cfg, metrics.clone())?,
+            rt: runtime()?,
+        })
+    } else {
+        Box::new(StdoutReplay)
+    };
     // Move the file aside first, so rows that fail again start a new dead-letter file.
     let stamp = jiff::Timestamp::now().as_millisecond();
     let taken = path.with_extension(format!("replaying-{stamp}"));
     std::fs::rename(&path, &taken)
         .with_context(|| format!("cannot move {} aside", path.display()))?;
-    let metrics = Arc::new(Metrics::default());
-    let router = crate::run::router(&cfg, metrics.clone())?;
-    let dead = DeadLetter::new(cfg.dead_letter_path()?, metrics.clone());
-    let parser = mcas_syslog::ParserConfig::new();
-    let text = std::fs::read(&taken)?;
-    let mut bufs = Buffers::with_capacity(1 << 20);
-    let mut by_stream: Vec<(String, Vec<u8>, usize)> = Vec::new();
-    let mut push = |stream: &str, row: &[u8]| {
-        let i = match by_stream.iter().position(|(s, _, _)| s == stream) {
-            Some(i) => i,
-            None => {
-                by_stream.push((stream.to_owned(), Vec::new(), 0));
-                by_stream.len() - 1
-            }
-        };
-        by_stream[i].1.extend_from_slice(row);
-        if !row.ends_with(b"\n") {
-            by_stream[i].1.push(b'\n');
-        }
-        by_stream[i].2 += 1;
+    let dead = DeadLetter::with_limits(
+        cfg.dead_letter_path()?,
+        cfg.dead_letter_limits(),
+        metrics.clone(),
+    );
+    let aside = path.with_extension(format!("overlong-{stamp}.ndjson"));
+    let input =
+        std::fs::File::open(&taken).with_context(|| format!("cannot open {}", taken.display()))?;
+    let mut replay = Replay {
+        router: &router,
+        parser: mcas_syslog::ParserConfig::new(),
+        csl_name: cfg.output.stream.clone(),
+        syslog_name: cfg.output.syslog_stream.clone(),
+        dead: &dead,
+        output: output.as_mut(),
+        limits: ReplayLimits {
+            max_line: REPLAY_MAX_LINE,
+            batch_rows: cfg.pipeline.batch_max_rows,
+            batch_bytes: usize::try_from(cfg.pipeline.batch_max_bytes.0).unwrap_or(usize::MAX),
+        },
+        aside: Aside::new(aside),
+        pending: Vec::new(),
+        counts: ReplayCounts::default(),
     };
-    let csl_name = cfg.output.stream.clone();
-    let syslog_name = cfg.output.syslog_stream.clone();
-    let (mut entries, mut bad) = (0usize, 0usize);
-    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        entries += 1;
-        let keep = |line: &[u8]| {
-            // Never lose an entry we cannot read: it goes back as it was.
-            let mut l = line.to_vec();
-            l.push(b'\n');
-            dead.write_lines(&l, 1);
-        };
-        let Ok(e) = serde_json::from_slice::<EntryIn>(line) else {
-            bad += 1;
-            keep(line);
-            continue;
-        };
-        match (e.row, e.raw) {
-            (Some(row), _) => {
-                let stream = e.stream.unwrap_or_else(|| csl_name.clone());
-                push(&stream, row.get().as_bytes());
-            }
-            (None, Some(raw)) => {
-                let when = e.time.unwrap_or_else(jiff::Timestamp::now);
-                let peer = e.peer.unwrap_or(IpAddr::from([127, 0, 0, 1]));
-                match router.map_into(&parser, raw.as_bytes(), peer, when, &mut bufs) {
-                    Ok(route) => {
-                        if let Some(b) = bufs.take(route) {
-                            let name = match route {
-                                Route::Csl => csl_name.clone(),
-                                Route::Syslog => syslog_name.clone().unwrap_or_default(),
-                            };
-                            push(&name, &b.data);
-                        }
-                    }
-                    Err(reason) => {
-                        dead.write(&crate::deadletter::EntryOut {
-                            time: when,
-                            reason: &format!(
-                                "{reason} (replayed; first: {})",
-                                e.reason.as_deref().unwrap_or("?")
-                            ),
-                            stream: None,
-                            row: None,
-                            peer: e.peer,
-                            raw: Some(&raw),
-                        });
-                    }
-                }
-            }
-            (None, None) => {
-                bad += 1;
-                keep(line);
-            }
-        }
-    }
-    let rt = runtime()?;
-    let mut delivered = 0usize;
-    let mut failed = 0usize;
-    rt.block_on(async {
-        let out_kind = cfg.output.kind;
-        let net = if out_kind.is_network() {
-            Some(Network::new(&cfg, metrics.clone())?)
-        } else {
-            None
-        };
-        for (stream, data, rows) in &by_stream {
-            match &net {
-                Some(net) => {
-                    let Some(route) = net.route_of(stream) else {
-                        tracing::warn!(
-                            stream,
-                            rows,
-                            "stream not in the configuration; rows kept in the dead-letter file"
-                        );
-                        dead.write_lines(
-                            &rewrap(stream, data, "stream not configured at replay"),
-                            *rows as u64,
-                        );
-                        failed += rows;
-                        continue;
-                    };
-                    let sent = net.send(route, data, &metrics).await;
-                    delivered += sent.delivered;
-                    let mut again = Vec::new();
-                    let mut n_again = 0u64;
-                    for (row, reason) in &sent.rejected {
-                        again.extend_from_slice(&rewrap(stream, row, reason));
-                        n_again += 1;
-                    }
-                    if sent.retry_rows > 0 {
-                        again.extend_from_slice(&rewrap(
-                            stream,
-                            &sent.retry,
-                            "output unavailable at replay",
-                        ));
-                        n_again += sent.retry_rows as u64;
-                    }
-                    failed += n_again as usize;
-                    dead.write_lines(&again, n_again);
-                }
-                None => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(data)?;
-                    delivered += rows;
-                }
-            }
-        }
-        anyhow::Ok(())
-    })?;
-    // A running forwarder may have appended to the file in the instant of the rename:
-    // carry any such tail over before removing it.
-    if let Ok(now) = std::fs::read(&taken)
-        && now.len() > text.len()
-    {
-        let tail = &now[text.len()..];
-        let n = tail.iter().filter(|&&b| b == b'\n').count() as u64;
-        dead.write_lines(tail, n.max(1));
-    }
+    // A running forwarder may append to the file in the instant of the rename: reading the
+    // same open file on to its end carries that over too.
+    replay.run(std::io::BufReader::with_capacity(64 * 1024, input))?;
+    let counts = replay.counts;
+    let aside_path = replay.aside.used().map(Path::to_owned);
     dead.flush();
+    let written = metrics
+        .dead_lettered
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let want = counts.again + counts.malformed;
+    if written != want {
+        bail!(
+            "only {written} of {want} entries could be written back to {}: {} is kept, replay it again once the cause is fixed (rows delivered meanwhile may then be sent twice)",
+            dead.path().display(),
+            taken.display()
+        );
+    }
     std::fs::remove_file(&taken).with_context(|| format!("cannot remove {}", taken.display()))?;
     println!(
-        "replayed {entries} dead-letter entries: {delivered} rows delivered, {failed} dead-lettered again, {bad} unreadable lines kept as they were"
+        "replayed {} dead-letter entries: {} rows delivered, {} dead-lettered again, {} unreadable and {} over-long lines skipped (kept as they were)",
+        counts.entries, counts.sent, counts.again, counts.malformed, counts.overlong
     );
-    if bad > 0 || failed > 0 {
+    if counts.again > 0 || counts.malformed > 0 {
         println!("what failed again is in {}", dead.path().display());
+    }
+    if let Some(p) = aside_path {
+        println!("over-long lines are in {}", p.display());
     }
     Ok(())
 }
 
-/// Dead-letter lines for rows of `data` (NDJSON) that failed again.
-fn rewrap(stream: &str, data: &[u8], reason: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let now = jiff::Timestamp::now();
-    for l in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let Ok(s) = std::str::from_utf8(l) else {
-            continue;
+/// Where `replay-dead-letter` sends rows.
+pub(crate) trait ReplayOutput {
+    /// Whether rows of `stream` can be sent here.
+    fn accepts(&self, stream: &str) -> bool;
+    /// Send NDJSON rows of `stream`; every row ends delivered, rejected or to retry.
+    fn send(&mut self, stream: &str, ndjson: &[u8], rows: usize) -> anyhow::Result<Sent>;
+}
+
+/// A network output.
+struct NetworkReplay {
+    net: Network,
+    rt: tokio::runtime::Runtime,
+}
+
+impl ReplayOutput for NetworkReplay {
+    fn accepts(&self, stream: &str) -> bool {
+        self.net.route_of(stream).is_some()
+    }
+
+    fn send(&mut self, stream: &str, ndjson: &[u8], _rows: usize) -> anyhow::Result<Sent> {
+        let route = self
+            .net
+            .route_of(stream)
+            .with_context(|| format!("stream {stream} is not configured"))?;
+        Ok(self.rt.block_on(self.net.send(route, ndjson)))
+    }
+}
+
+/// stdout (and file) outputs: the rows are printed.
+struct StdoutReplay;
+
+impl ReplayOutput for StdoutReplay {
+    fn accepts(&self, _stream: &str) -> bool {
+        true
+    }
+
+    fn send(&mut self, _stream: &str, ndjson: &[u8], rows: usize) -> anyhow::Result<Sent> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(ndjson)?;
+        out.flush()?;
+        Ok(Sent {
+            delivered: rows,
+            ..Sent::default()
+        })
+    }
+}
+
+/// The bounds of a replay.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReplayLimits {
+    /// Longest line read into memory.
+    pub(crate) max_line: usize,
+    /// Rows held before the pending batches are sent.
+    pub(crate) batch_rows: usize,
+    /// Bytes held before the pending batches are sent.
+    pub(crate) batch_bytes: usize,
+}
+
+/// What a replay did. Every entry read is counted once: delivered (`sent`, in rows: an
+/// entry is one row), dead-lettered again, or skipped (malformed or over-long).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplayCounts {
+    /// Non-empty lines read.
+    pub(crate) entries: u64,
+    /// Rows delivered.
+    pub(crate) sent: u64,
+    /// Entries written to the fresh dead-letter file with their first reason.
+    pub(crate) again: u64,
+    /// Lines that are not a dead-letter entry: written back as they were.
+    pub(crate) malformed: u64,
+    /// Lines over the length limit: copied aside as they were.
+    pub(crate) overlong: u64,
+    /// The most bytes held in pending batches at once.
+    pub(crate) peak_pending: usize,
+    /// The longest line held in memory.
+    pub(crate) peak_line: usize,
+    /// Sends made.
+    pub(crate) sends: u64,
+}
+
+/// The first reason and time of a pending row.
+#[derive(Debug)]
+struct Origin {
+    time: Option<jiff::Timestamp>,
+    reason: Option<String>,
+    len: usize,
+}
+
+/// Rows waiting to be sent to one stream.
+#[derive(Debug)]
+struct Pending {
+    stream: String,
+    data: Vec<u8>,
+    origins: Vec<Origin>,
+}
+
+/// The file for over-long lines, created at the first one.
+#[derive(Debug)]
+struct Aside {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl Aside {
+    fn new(path: std::path::PathBuf) -> Aside {
+        Aside { path, file: None }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let f = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .with_context(|| format!("cannot create {}", self.path.display()))?,
+            ),
         };
-        let Ok(rv) = serde_json::value::RawValue::from_string(s.to_owned()) else {
-            continue;
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    fn used(&self) -> Option<&Path> {
+        self.file.as_ref().map(|_| self.path.as_path())
+    }
+}
+
+/// How a line was read.
+#[derive(Debug, PartialEq, Eq)]
+enum LineRead {
+    /// No more input.
+    Eof,
+    /// A line (without its newline) is in the buffer.
+    Line,
+    /// The line was longer than the limit: it went to the `aside` writer as it was.
+    TooLong,
+}
+
+/// Read one line into `buf` (cleared first), holding at most `max` bytes; the bytes of a
+/// longer line are handed to `aside` as they come, newline included, and the rest of it is
+/// read through without being kept.
+fn read_line_limited(
+    r: &mut impl std::io::BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+    aside: &mut dyn FnMut(&[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<LineRead> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            if too_long {
+                aside(b"\n")?;
+                return Ok(LineRead::TooLong);
+            }
+            return Ok(if any { LineRead::Line } else { LineRead::Eof });
+        }
+        any = true;
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], true),
+            None => (chunk, false),
         };
-        let e = crate::deadletter::EntryOut {
-            time: now,
-            reason,
-            stream: Some(stream),
-            row: Some(&rv),
-            peer: None,
-            raw: None,
-        };
-        if serde_json::to_writer(&mut out, &e).is_ok() {
-            out.push(b'\n');
+        let used = part.len() + usize::from(done);
+        if !too_long && buf.len() + part.len() > max {
+            too_long = true;
+            aside(buf)?;
+            buf.clear();
+        }
+        if too_long {
+            aside(part)?;
+        } else {
+            buf.extend_from_slice(part);
+        }
+        r.consume(used);
+        if done {
+            if too_long {
+                aside(b"\n")?;
+                return Ok(LineRead::TooLong);
+            }
+            return Ok(LineRead::Line);
         }
     }
-    out
+}
+
+/// One replay: its configuration, its output and what it holds.
+struct Replay<'a> {
+    router: &'a crate::route::Router,
+    parser: mcas_syslog::ParserConfig,
+    csl_name: String,
+    syslog_name: Option<String>,
+    dead: &'a DeadLetter,
+    output: &'a mut dyn ReplayOutput,
+    limits: ReplayLimits,
+    aside: Aside,
+    pending: Vec<Pending>,
+    counts: ReplayCounts,
+}
+
+impl Replay<'_> {
+    /// Read `input` to its end, sending as batches fill, then send what is left; read on
+    /// while the input still grows.
+    fn run(&mut self, mut input: impl std::io::BufRead) -> anyhow::Result<()> {
+        let mut line = Vec::new();
+        let mut bufs = Buffers::with_capacity(64 * 1024);
+        loop {
+            let mut read_any = false;
+            loop {
+                let aside = &mut self.aside;
+                let got =
+                    read_line_limited(&mut input, &mut line, self.limits.max_line, &mut |b| {
+                        aside.write(b)
+                    })?;
+                match got {
+                    LineRead::Eof => break,
+                    LineRead::TooLong => {
+                        read_any = true;
+                        self.counts.entries += 1;
+                        self.counts.overlong += 1;
+                        tracing::warn!(
+                            limit = self.limits.max_line,
+                            file = %self.aside.path.display(),
+                            "a dead-letter line is longer than the limit: skipped and copied aside as it was"
+                        );
+                    }
+                    LineRead::Line => {
+                        read_any = true;
+                        self.counts.peak_line = self.counts.peak_line.max(line.len());
+                        let l = strip_eol(&line);
+                        if l.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        self.counts.entries += 1;
+                        self.entry(l, &mut bufs)?;
+                    }
+                }
+            }
+            self.flush()?;
+            if !read_any {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One dead-letter line.
+    fn entry(&mut self, line: &[u8], bufs: &mut Buffers) -> anyhow::Result<()> {
+        let e = match serde_json::from_slice::<EntryIn>(line) {
+            Ok(e) if e.row.is_some() || e.raw.is_some() => e,
+            _ => {
+                // Never lose an entry we cannot read: it goes back as it was.
+                let mut l = line.to_vec();
+                l.push(b'\n');
+                self.dead.write_lines(&l, 1);
+                self.counts.malformed += 1;
+                return Ok(());
+            }
+        };
+        if let Some(row) = &e.row {
+            let stream = e.stream.clone().unwrap_or_else(|| self.csl_name.clone());
+            return self.push(&stream, row.get().as_bytes(), e.time, e.reason);
+        }
+        let Some(raw) = e.raw.as_deref() else {
+            return Ok(());
+        };
+        let when = e.time.unwrap_or_else(jiff::Timestamp::now);
+        let peer = e.peer.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        match self
+            .router
+            .map_into(&self.parser, raw.as_bytes(), peer, when, bufs)
+        {
+            Ok(route) => {
+                let Some(b) = bufs.take(route) else {
+                    return Ok(());
+                };
+                let name = match route {
+                    Route::Csl => self.csl_name.clone(),
+                    Route::Syslog => self.syslog_name.clone().unwrap_or_default(),
+                };
+                let row = strip_eol(&b.data).to_vec();
+                self.push(&name, &row, e.time, e.reason)
+            }
+            Err(reason) => {
+                // Still unroutable: back in the file as it was, first reason kept.
+                self.dead.write(&crate::deadletter::EntryOut {
+                    time: when,
+                    reason: e.reason.as_deref().unwrap_or(reason),
+                    stream: None,
+                    row: None,
+                    peer: e.peer,
+                    raw: Some(raw),
+                });
+                self.counts.again += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Queue a row for `stream`, sending the pending batches when they are full.
+    fn push(
+        &mut self,
+        stream: &str,
+        row: &[u8],
+        time: Option<jiff::Timestamp>,
+        reason: Option<String>,
+    ) -> anyhow::Result<()> {
+        if !self.output.accepts(stream) {
+            self.again(
+                stream,
+                row,
+                time,
+                reason
+                    .as_deref()
+                    .unwrap_or("stream not configured at replay"),
+            );
+            return Ok(());
+        }
+        let i = match self.pending.iter().position(|p| p.stream == stream) {
+            Some(i) => i,
+            None => {
+                self.pending.push(Pending {
+                    stream: stream.to_owned(),
+                    data: Vec::new(),
+                    origins: Vec::new(),
+                });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[i];
+        p.data.extend_from_slice(row);
+        p.data.push(b'\n');
+        p.origins.push(Origin {
+            time,
+            reason,
+            len: row.len() + 1,
+        });
+        let (bytes, rows) = self
+            .pending
+            .iter()
+            .fold((0, 0), |(b, r), p| (b + p.data.len(), r + p.origins.len()));
+        self.counts.peak_pending = self.counts.peak_pending.max(bytes);
+        if bytes >= self.limits.batch_bytes || rows >= self.limits.batch_rows {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Send every pending batch; dead-letter again what is refused or left to retry.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        for p in std::mem::take(&mut self.pending) {
+            if p.origins.is_empty() {
+                continue;
+            }
+            self.counts.sends += 1;
+            let sent = self.output.send(&p.stream, &p.data, p.origins.len())?;
+            self.counts.sent += sent.delivered as u64;
+            if sent.rejected.is_empty() && sent.retry_rows == 0 {
+                continue;
+            }
+            // Find each failed row's first reason by its bytes.
+            let mut first: std::collections::HashMap<&[u8], &Origin> =
+                std::collections::HashMap::with_capacity(p.origins.len());
+            let mut at = 0;
+            for o in &p.origins {
+                let row = &p.data[at..at + o.len - 1];
+                first.entry(row).or_insert(o);
+                at += o.len;
+            }
+            for (row, reason) in &sent.rejected {
+                let o = first.get(row.as_slice());
+                let reason = o.and_then(|o| o.reason.as_deref()).unwrap_or(reason);
+                self.again(&p.stream, row, o.and_then(|o| o.time), reason);
+            }
+            let retry_reason = format!(
+                "output unavailable at replay: {}",
+                sent.last_error.as_deref().unwrap_or("transient failure")
+            );
+            for row in sent.retry.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let o = first.get(row);
+                let reason = o.and_then(|o| o.reason.as_deref()).unwrap_or(&retry_reason);
+                self.again(&p.stream, row, o.and_then(|o| o.time), reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a row back to the dead-letter file with its first reason.
+    fn again(&mut self, stream: &str, row: &[u8], time: Option<jiff::Timestamp>, reason: &str) {
+        let text = String::from_utf8_lossy(row).into_owned();
+        let rv = serde_json::value::RawValue::from_string(text.clone()).ok();
+        let e = crate::deadletter::EntryOut {
+            time: time.unwrap_or_else(jiff::Timestamp::now),
+            reason,
+            stream: Some(stream),
+            row: rv.as_deref(),
+            peer: None,
+            raw: if rv.is_some() { None } else { Some(&text) },
+        };
+        self.dead.write(&e);
+        self.counts.again += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output that takes the main stream only, refuses rows that contain `bad`, leaves
+    /// rows that contain `later` to retry, and delivers the rest.
+    #[derive(Default)]
+    struct Fake {
+        sends: usize,
+    }
+
+    fn has(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    impl ReplayOutput for Fake {
+        fn accepts(&self, stream: &str) -> bool {
+            stream == "Custom-CommonSecurityLog"
+        }
+
+        fn send(&mut self, _stream: &str, ndjson: &[u8], rows: usize) -> anyhow::Result<Sent> {
+            self.sends += 1;
+            let mut sent = Sent::default();
+            let lines: Vec<&[u8]> = ndjson
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert_eq!(lines.len(), rows);
+            for l in lines {
+                if has(l, b"bad") {
+                    sent.rejected
+                        .push((l.to_vec(), "refused by the service: 400 (now)".to_owned()));
+                } else if has(l, b"later") {
+                    sent.retry.extend_from_slice(l);
+                    sent.retry.push(b'\n');
+                    sent.retry_rows += 1;
+                    sent.last_error = Some("HTTP 503".to_owned());
+                } else {
+                    sent.delivered += 1;
+                }
+            }
+            Ok(sent)
+        }
+    }
+
+    /// Replay `input` into a fresh dead-letter file `out`.
+    fn replay(input: &[u8], out: &Path, limits: ReplayLimits) -> (ReplayCounts, usize) {
+        let cfg = Config::parse("[output]\nkind = \"stdout\"\n").unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let router = crate::run::router(&cfg, metrics.clone()).unwrap();
+        let dead = DeadLetter::new(out.to_owned(), metrics.clone());
+        let mut fake = Fake::default();
+        let mut r = Replay {
+            router: &router,
+            parser: mcas_syslog::ParserConfig::new(),
+            csl_name: cfg.output.stream.clone(),
+            syslog_name: None,
+            dead: &dead,
+            output: &mut fake,
+            limits,
+            aside: Aside::new(out.with_extension("overlong")),
+            pending: Vec::new(),
+            counts: ReplayCounts::default(),
+        };
+        r.run(std::io::BufReader::with_capacity(4096, input))
+            .unwrap();
+        let counts = r.counts;
+        dead.flush();
+        assert_eq!(
+            metrics
+                .dead_lettered
+                .load(std::sync::atomic::Ordering::Relaxed),
+            counts.again + counts.malformed,
+            "every entry written back is counted"
+        );
+        (counts, fake.sends)
+    }
+
+    fn reasons(path: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+                Ok(e) => e["reason"].as_str().unwrap_or("").to_owned(),
+                Err(_) => format!("as it was: {l}"),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    const SMALL: ReplayLimits = ReplayLimits {
+        max_line: 1024,
+        batch_rows: 10_000,
+        batch_bytes: 1 << 20,
+    };
+
+    #[test]
+    fn replay_counts_each_entry_once_and_keeps_the_first_reason_over_two_replays() {
+        let d = tempfile::tempdir().unwrap();
+        let mut input = String::new();
+        let t = "2024-01-01T00:00:00Z";
+        for l in [
+            format!(
+                r#"{{"time":"{t}","reason":"r0","stream":"Custom-CommonSecurityLog","row":{{"ExtID":"ok-1"}}}}"#
+            ),
+            format!(
+                r#"{{"time":"{t}","reason":"first: refused 400 column","stream":"Custom-CommonSecurityLog","row":{{"ExtID":"bad-1"}}}}"#
+            ),
+            format!(
+                r#"{{"time":"{t}","reason":"first: 503","stream":"Custom-CommonSecurityLog","row":{{"ExtID":"later-1"}}}}"#
+            ),
+            format!(
+                r#"{{"time":"{t}","reason":"not CEF and no syslog_stream","peer":"10.0.0.1","raw":"<13>Jan  1 00:00:00 host app: hello"}}"#
+            ),
+            format!(
+                r#"{{"time":"{t}","reason":"earlier failure","raw":"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|100|n|5|externalId=ev-1"}}"#
+            ),
+            format!(
+                r#"{{"time":"{t}","reason":"first other","stream":"Custom-Other","row":{{"a":1}}}}"#
+            ),
+            "not json at all".to_owned(),
+            "x".repeat(SMALL.max_line + 10),
+            String::new(),
+        ] {
+            input.push_str(&l);
+            input.push('\n');
+        }
+        let out1 = d.path().join("dl1.ndjson");
+        let (c1, _) = replay(input.as_bytes(), &out1, SMALL);
+        assert_eq!(
+            (c1.entries, c1.sent, c1.again, c1.malformed, c1.overlong),
+            (8, 2, 4, 1, 1),
+            "{c1:?}"
+        );
+        assert_eq!(c1.sent + c1.again + c1.malformed + c1.overlong, c1.entries);
+        let first = reasons(&out1);
+        assert_eq!(
+            first,
+            vec![
+                "as it was: not json at all".to_owned(),
+                "first other".to_owned(),
+                "first: 503".to_owned(),
+                "first: refused 400 column".to_owned(),
+                "not CEF and no syslog_stream".to_owned(),
+            ]
+        );
+        // The over-long line was copied aside whole, not kept in memory.
+        let aside = std::fs::read(out1.with_extension("overlong")).unwrap();
+        assert_eq!(aside.len(), SMALL.max_line + 11);
+        assert!(c1.peak_line <= SMALL.max_line);
+
+        // The second replay of what failed: same counts for the same entries, same reasons.
+        let out2 = d.path().join("dl2.ndjson");
+        let (c2, _) = replay(&std::fs::read(&out1).unwrap(), &out2, SMALL);
+        assert_eq!(
+            (c2.entries, c2.sent, c2.again, c2.malformed, c2.overlong),
+            (5, 0, 4, 1, 0),
+            "{c2:?}"
+        );
+        assert_eq!(reasons(&out2), first, "no reason wrapped again");
+        // The original times are kept too.
+        let text = std::fs::read_to_string(&out2).unwrap();
+        assert_eq!(text.matches(t).count(), 4, "{text}");
+    }
+
+    #[test]
+    fn a_large_file_is_replayed_with_bounded_buffering() {
+        let d = tempfile::tempdir().unwrap();
+        let n = 20_000usize;
+        let mut input = Vec::new();
+        for i in 0..n {
+            writeln!(
+                input,
+                r#"{{"time":"2024-01-01T00:00:00Z","reason":"refused","stream":"Custom-CommonSecurityLog","row":{{"ExtID":"ev-{i}","Message":"{}"}}}}"#,
+                "m".repeat(40)
+            )
+            .unwrap();
+        }
+        let limits = ReplayLimits {
+            max_line: 4096,
+            batch_rows: 10_000,
+            batch_bytes: 64 * 1024,
+        };
+        let (c, sends) = replay(&input, &d.path().join("dl.ndjson"), limits);
+        assert_eq!((c.entries, c.sent, c.again), (n as u64, n as u64, 0));
+        // Held at most one batch (plus the row that filled it) and one line, whatever the
+        // size of the input (about 40 batches here).
+        assert!(input.len() > 30 * limits.batch_bytes);
+        assert!(c.peak_pending < limits.batch_bytes + 256, "{c:?}");
+        assert!(c.peak_line < 256, "{c:?}");
+        // Each row is over 60 bytes: the rows went out in many batches, not one.
+        assert!(sends >= n * 60 / limits.batch_bytes, "{sends}");
+        assert_eq!(c.sends as usize, sends);
+    }
+
+    #[test]
+    fn read_line_limited_hands_over_long_lines_aside_whole() {
+        let text = format!("short\n{}\nnext", "y".repeat(100));
+        let mut r = std::io::BufReader::with_capacity(7, text.as_bytes());
+        let mut buf = Vec::new();
+        let mut aside = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            let mut put = |b: &[u8]| {
+                aside.extend_from_slice(b);
+                Ok(())
+            };
+            match read_line_limited(&mut r, &mut buf, 10, &mut put).unwrap() {
+                LineRead::Eof => break,
+                LineRead::Line => got.push(String::from_utf8(buf.clone()).unwrap()),
+                LineRead::TooLong => got.push("<too long>".to_owned()),
+            }
+        }
+        assert_eq!(got, vec!["short", "<too long>", "next"]);
+        assert_eq!(aside, format!("{}\n", "y".repeat(100)).into_bytes());
+    }
 }

@@ -163,6 +163,7 @@ const FLUSH_AT: usize = 1 << 20;
 
 impl DeadLetter {
     /// A dead-letter file with the default [`Limits`].
+    #[cfg(test)]
     pub(crate) fn new(path: PathBuf, metrics: Arc<Metrics>) -> DeadLetter {
         DeadLetter::with_limits(path, Limits::default(), metrics)
     }

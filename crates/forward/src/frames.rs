@@ -1,13 +1,32 @@
-//! The link between `mcas-syslog`'s framing codec and the pipeline's [`Msg`].
+//! Frames become messages: `mcas-syslog`'s framing codec, and the message and chunk types
+//! the listeners hand to the workers.
 
 use std::net::IpAddr;
-
-use mcas_syslog::codec::{Frame, Framing, Notice, OversizePolicy, SyslogCodec};
-
-use crate::listen::Msg;
 use std::sync::atomic::Ordering::Relaxed;
 
+use bytes::Bytes;
+use mcas_syslog::codec::{Frame, Framing, Notice, OversizePolicy, SyslogCodec};
+
+use crate::budget::Permit;
 use crate::metrics::{DropReason, Metrics};
+
+/// One message as read from a socket.
+#[derive(Debug)]
+pub(crate) struct Msg {
+    pub(crate) data: Bytes,
+    pub(crate) peer: IpAddr,
+    pub(crate) truncated: bool,
+}
+
+/// Messages read together, with the listener they came from and when.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub(crate) listener: usize,
+    pub(crate) received_at: jiff::Timestamp,
+    pub(crate) msgs: Vec<Msg>,
+    /// Room in the byte budget for `msgs`, given back when the worker drops the chunk.
+    pub(crate) _budget: Permit,
+}
 
 /// A decoder for one TCP/TLS connection.
 pub(crate) fn codec(framing: Framing, max: usize, truncate: bool) -> SyslogCodec {

@@ -9,6 +9,8 @@
     reason = "a binary: its items are documented for readers, not rustdoc users"
 )]
 
+mod batch;
+mod budget;
 mod commands;
 mod config;
 mod deadletter;

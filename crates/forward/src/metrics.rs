@@ -36,9 +36,17 @@ pub(crate) enum DropReason {
     DeadLetterSampled,
     /// Messages and rows still in memory when the shutdown deadline passed.
     ShutdownDeadline,
+    /// Connections refused over `max_connections_per_source`.
+    SourceConnectionLimit,
+    /// Datagrams the kernel dropped for our UDP sockets (receive buffer full), read from
+    /// the `drops` column of `/proc/net/udp` and `/proc/net/udp6`.
+    UdpKernel,
+    /// Spooled batch files that vanished before they were sent, or could be neither read
+    /// nor moved to `quarantine/` (counted in batch files).
+    SpoolLost,
 }
 
-const DROP_REASONS: [(DropReason, &str); 10] = [
+const DROP_REASONS: [(DropReason, &str); 13] = [
     (DropReason::UdpOverflow, "udp_overflow"),
     (DropReason::Oversize, "oversize"),
     (DropReason::SpoolFull, "spool_full"),
@@ -49,6 +57,9 @@ const DROP_REASONS: [(DropReason, &str); 10] = [
     (DropReason::DeadLetterFull, "dead_letter_full"),
     (DropReason::DeadLetterSampled, "dead_letter_sampled"),
     (DropReason::ShutdownDeadline, "shutdown_deadline"),
+    (DropReason::SourceConnectionLimit, "source_connection_limit"),
+    (DropReason::UdpKernel, "udp_kernel"),
+    (DropReason::SpoolLost, "spool_lost"),
 ];
 
 /// HTTP status classes kept per status code below 600.
@@ -106,7 +117,28 @@ pub(crate) struct Metrics {
     pub(crate) skipped_bytes: AtomicU64,
     /// Frames (or runs of bytes) the framing dropped.
     pub(crate) skipped_frames: AtomicU64,
+    /// TCP/TLS connections closed by a deadline, by [`Timeout`].
+    connections_timed_out: [AtomicU64; 3],
+    /// Spooled batch files that could not be read and were moved to `quarantine/`.
+    pub(crate) spool_quarantined: AtomicU64,
 }
+
+/// The deadline that closed a TCP/TLS connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timeout {
+    /// No complete frame within `first_frame_timeout` of the accept.
+    FirstFrame,
+    /// A frame begun but not completed within `frame_timeout`.
+    Frame,
+    /// Nothing within `idle_timeout` of the last complete frame.
+    Idle,
+}
+
+const TIMEOUTS: [(Timeout, &str); 3] = [
+    (Timeout::FirstFrame, "first_frame"),
+    (Timeout::Frame, "frame"),
+    (Timeout::Idle, "idle"),
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -147,6 +179,8 @@ impl Default for Metrics {
             framing_resyncs: AtomicU64::new(0),
             skipped_bytes: AtomicU64::new(0),
             skipped_frames: AtomicU64::new(0),
+            connections_timed_out: Default::default(),
+            spool_quarantined: AtomicU64::new(0),
         }
     }
 }
@@ -164,6 +198,12 @@ impl Metrics {
     /// Drops so far for `reason`.
     pub(crate) fn dropped(&self, reason: DropReason) -> u64 {
         self.dropped[idx(reason)].load(Relaxed)
+    }
+
+    /// Count one connection closed by `t`.
+    pub(crate) fn count_timeout(&self, t: Timeout) {
+        let i = TIMEOUTS.iter().position(|(x, _)| *x == t).unwrap_or(0);
+        self.connections_timed_out[i].fetch_add(1, Relaxed);
     }
 
     /// Count one send outcome by the HTTP status that settled it (2xx: delivered).
@@ -266,12 +306,12 @@ impl Metrics {
         );
         counter(
             "requests_total",
-            "HTTP requests made to the output (retries, splits and bisection included).",
+            "HTTP requests made to the output, counted as each completes (retries, splits and bisection included).",
             self.requests.load(Relaxed),
         );
         counter(
             "request_errors_total",
-            "Sends left to retry after a failure without an HTTP status (connection, timeout).",
+            "HTTP attempts that failed without an answer (connection, timeout, no token).",
             self.request_errors.load(Relaxed),
         );
         counter(
@@ -304,6 +344,11 @@ impl Metrics {
             "Access tokens fetched.",
             self.token_refreshes.load(Relaxed),
         );
+        counter(
+            "spool_quarantined_total",
+            "Spooled batch files that could not be read, moved to the spool's quarantine/ directory and never sent.",
+            self.spool_quarantined.load(Relaxed),
+        );
         let _ = writeln!(
             out,
             "# HELP mcas_forward_dropped_total Events, rows or connections dropped, by reason.\n# TYPE mcas_forward_dropped_total counter"
@@ -317,7 +362,7 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP mcas_forward_responses_total Send outcomes by the HTTP status that settled them (2xx: delivered; others: rows rejected or left to retry).\n# TYPE mcas_forward_responses_total counter"
+            "# HELP mcas_forward_responses_total HTTP answers of the output by status, counted as each arrives.\n# TYPE mcas_forward_responses_total counter"
         );
         for (code, c) in self.requests_by_status.iter().enumerate() {
             let v = c.load(Relaxed);
@@ -373,6 +418,17 @@ impl Metrics {
             "1 when ready (listeners up; output reachable or spool below threshold).",
             u64::from(self.ready()),
         );
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_connections_timed_out_total TCP/TLS connections closed by a deadline (first_frame_timeout, frame_timeout, idle_timeout).\n# TYPE mcas_forward_connections_timed_out_total counter"
+        );
+        for ((_, name), c) in TIMEOUTS.iter().zip(&self.connections_timed_out) {
+            let _ = writeln!(
+                out,
+                "mcas_forward_connections_timed_out_total{{timeout=\"{name}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
         out
     }
 }
@@ -447,6 +503,24 @@ mod tests {
         assert!(t.contains("mcas_forward_responses_total{status=\"204\"} 1\n"));
         assert!(t.contains("mcas_forward_responses_total{status=\"429\"} 1\n"));
         assert!(t.contains("mcas_forward_ready 0\n"));
+    }
+
+    #[test]
+    fn renders_connection_guards() {
+        let m = Metrics::default();
+        m.count_drop(DropReason::SourceConnectionLimit, 3);
+        m.count_drop(DropReason::UdpKernel, 5);
+        m.count_timeout(Timeout::FirstFrame);
+        m.count_timeout(Timeout::Frame);
+        m.count_timeout(Timeout::Frame);
+        let t = m.render();
+        assert!(t.contains("mcas_forward_dropped_total{reason=\"source_connection_limit\"} 3\n"));
+        assert!(t.contains("mcas_forward_dropped_total{reason=\"udp_kernel\"} 5\n"));
+        assert!(
+            t.contains("mcas_forward_connections_timed_out_total{timeout=\"first_frame\"} 1\n")
+        );
+        assert!(t.contains("mcas_forward_connections_timed_out_total{timeout=\"frame\"} 2\n"));
+        assert!(t.contains("mcas_forward_connections_timed_out_total{timeout=\"idle\"} 0\n"));
     }
 
     #[test]

@@ -11,11 +11,11 @@ use anyhow::{Context as _, bail};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{Batch, Route};
 use crate::config::{AuthConfig, AuthKind, CloudConfig, Config, OutputKind};
 use crate::deadletter::{DeadLetter, EntryOut};
 use crate::metrics::Metrics;
-use crate::route::Route;
-use crate::spool::{Batch, Spool, Spooled};
+use crate::spool::{ReadOutcome, Spool, Spooled};
 
 /// Result of sending one NDJSON batch.
 #[derive(Debug, Default)]
@@ -61,6 +61,7 @@ pub(crate) struct Network {
     csl_stream: String,
     syslog_stream: Option<String>,
     check: Option<Check>,
+    health: Arc<Health>,
 }
 
 fn cloud(c: CloudConfig) -> mcas_loganalytics::Cloud {
@@ -165,6 +166,8 @@ impl Network {
         let o = &cfg.output;
         let timeout = o.request_timeout.0;
         let retry = mcas_loganalytics::RetryPolicy::bounded(o.retry_budget.0);
+        let health = Arc::new(Health::new(metrics.clone()));
+        let observer: Arc<dyn mcas_loganalytics::SendObserver> = health.clone();
         match o.kind {
             OutputKind::LogsIngestion => {
                 let Some(auth) = &o.auth else {
@@ -189,6 +192,7 @@ impl Network {
                             .scope(scope.clone())
                             .max_in_flight(o.concurrency)
                             .request_timeout(timeout)
+                            .observer(observer.clone())
                             .retry(retry.clone());
                     if let Some(level) = o.gzip_level {
                         b = b.gzip_level(level);
@@ -210,6 +214,7 @@ impl Network {
                         scope,
                         cred,
                     }),
+                    health,
                 })
             }
             OutputKind::DataCollector => {
@@ -222,6 +227,7 @@ impl Network {
                         .max_in_flight(o.concurrency)
                         .request_timeout(timeout)
                         .time_generated_field(crate::route::COLLECTED_TIME)
+                        .observer(observer.clone())
                         .retry(retry.clone());
                     if let Some(ep) = &o.endpoint {
                         b = b.endpoint(ep.clone());
@@ -239,6 +245,7 @@ impl Network {
                     csl_stream: o.log_type.clone(),
                     syslog_stream: o.syslog_stream.clone(),
                     check: None,
+                    health,
                 })
             }
             OutputKind::Stdout | OutputKind::File => bail!("not a network output"),
@@ -265,7 +272,7 @@ impl Network {
     }
 
     /// Send an NDJSON batch for `route`.
-    pub(crate) async fn send(&self, route: Route, ndjson: &[u8], metrics: &Metrics) -> Sent {
+    pub(crate) async fn send(&self, route: Route, ndjson: &[u8]) -> Sent {
         let client = match route {
             Route::Csl => Some(&self.csl),
             Route::Syslog => self.syslog.as_ref(),
@@ -290,7 +297,7 @@ impl Network {
             Client::Logs(c) => c.send_ndjson(ndjson).await,
             Client::Collector(c) => c.send_ndjson(ndjson).await,
         };
-        report_to_sent(report, metrics)
+        report_to_sent(report)
     }
 
     /// The `validate` check, as Vector's healthcheck does it: a token, then an empty batch
@@ -310,7 +317,12 @@ impl Network {
             c.stream,
             mcas_loganalytics::LOGS_INGESTION_API_VERSION
         );
-        let resp = reqwest::Client::new()
+        // As the clients do: never follow a redirect (it would carry the token elsewhere).
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("cannot build the HTTP client")?;
+        let resp = http
             .post(&url)
             .bearer_auth(token.secret())
             .header("Content-Type", "application/json")
@@ -320,9 +332,23 @@ impl Network {
             .await
             .with_context(|| format!("cannot reach {url}"))?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
+        let body = read_capped(resp, mcas_loganalytics::MAX_ANSWER_BYTES).await;
         Ok(CheckResult::Status(status, body))
     }
+}
+
+/// At most `cap` bytes of an answer's body, as text: a hostile endpoint cannot make
+/// `validate` read a gigabyte.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = cap.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= cap {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// What `validate` learnt from the output.
@@ -379,8 +405,94 @@ impl mcas_loganalytics::TokenCredential for CountingCredential {
     }
 }
 
-fn report_to_sent(r: mcas_loganalytics::SendReport, metrics: &Metrics) -> Sent {
-    metrics.requests.fetch_add(r.requests as u64, Relaxed);
+/// The output's health as seen from every HTTP attempt: counts each attempt as it completes,
+/// flips reachability at the first failure (not when a send's retry budget is spent), and
+/// logs the recovery, then the draining of what the outage left in the spool.
+#[derive(Debug)]
+pub(crate) struct Health {
+    metrics: Arc<Metrics>,
+    /// When the current outage began; None while the output answers.
+    down_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Set from the recovery until the spool is empty again.
+    draining: std::sync::atomic::AtomicBool,
+    /// Batches delivered since the recovery.
+    drained: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Health {
+        Health {
+            metrics,
+            down_since: std::sync::Mutex::new(None),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            drained: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn down(&self, why: &dyn std::fmt::Display) {
+        self.metrics.output_reachable.store(false, Relaxed);
+        let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if since.is_none() {
+            *since = Some(std::time::Instant::now());
+            tracing::warn!(error = %why, "the output is failing; rows stay spooled and are retried");
+        }
+    }
+
+    fn up(&self) {
+        self.metrics.output_reachable.store(true, Relaxed);
+        let was = self
+            .down_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = was {
+            self.drained.store(0, Relaxed);
+            self.draining.store(true, Relaxed);
+            tracing::info!(
+                outage_seconds = t.elapsed().as_secs(),
+                spooled_batches = self.metrics.spool_files.load(Relaxed),
+                "the output answers again; sending what was spooled"
+            );
+        }
+    }
+
+    /// A batch was delivered (and its file removed); `spool_empty` after it.
+    fn delivered(&self, spool_empty: bool) {
+        if !self.draining.load(Relaxed) {
+            return;
+        }
+        let n = self.drained.fetch_add(1, Relaxed) + 1;
+        if spool_empty && self.draining.swap(false, Relaxed) {
+            tracing::info!(
+                batches = n,
+                "recovered: the spool is drained of what the outage left"
+            );
+        }
+    }
+}
+
+impl mcas_loganalytics::SendObserver for Health {
+    fn answered(&self, status: u16) {
+        self.metrics.requests.fetch_add(1, Relaxed);
+        self.metrics.status(status);
+        match status {
+            200..=299 => self.up(),
+            // Refused rows: the output is there, the rows are at fault.
+            400 | 413 => {}
+            _ => self.down(&format_args!("HTTP {status}")),
+        }
+    }
+
+    fn failed(&self, error: &mcas_loganalytics::Error) {
+        self.metrics.requests.fetch_add(1, Relaxed);
+        self.metrics.request_errors.fetch_add(1, Relaxed);
+        self.down(error);
+    }
+}
+
+/// A send's report as the forwarder uses it. The attempts themselves (requests, statuses,
+/// errors) were counted by [`Health`] as they happened.
+fn report_to_sent(r: mcas_loganalytics::SendReport) -> Sent {
     let retry = r.retry_later_ndjson();
     let mut sent = Sent {
         delivered: r.delivered_rows,
@@ -388,25 +500,11 @@ fn report_to_sent(r: mcas_loganalytics::SendReport, metrics: &Metrics) -> Sent {
         ..Sent::default()
     };
     for x in r.rejected {
-        if let mcas_loganalytics::RejectReason::Refused(e) = &x.reason
-            && let Some(st) = e.status()
-        {
-            metrics.status(st);
-        }
         sent.rejected.push((x.row, x.reason.to_string()));
     }
     if let Some(later) = r.retry_later {
         sent.retry_rows = later.rows.len();
-        match later.error.status() {
-            Some(st) => metrics.status(st),
-            None => {
-                metrics.request_errors.fetch_add(1, Relaxed);
-            }
-        }
         sent.last_error = Some(later.error.to_string());
-    }
-    if sent.delivered > 0 {
-        metrics.status(204);
     }
     sent
 }
@@ -680,13 +778,15 @@ async fn send_one(
     dead: &DeadLetter,
     metrics: &Metrics,
 ) -> anyhow::Result<bool> {
-    let data = tokio::fs::read(&s.path)
-        .await
-        .with_context(|| format!("cannot read {}", s.path.display()))?;
-    let sent = net.send(s.route, &data, metrics).await;
+    let data = match spool.read(s).await {
+        ReadOutcome::Data(d) => d,
+        // Vanished or quarantined: released, counted and logged by the spool.
+        ReadOutcome::Gone => return Ok(true),
+        ReadOutcome::Retry(e) => return Err(e),
+    };
+    let sent = net.send(s.route, &data).await;
     if sent.delivered > 0 {
         metrics.sent_rows.fetch_add(sent.delivered as u64, Relaxed);
-        metrics.output_reachable.store(true, Relaxed);
         metrics
             .last_success_unix
             .store(jiff::Timestamp::now().as_second().max(0) as u64, Relaxed);
@@ -736,6 +836,7 @@ async fn send_one(
     }
     if sent.retry_rows == 0 {
         spool.remove(s);
+        net.health.delivered(spool.bytes() == 0);
         return Ok(true);
     }
     metrics.output_reachable.store(false, Relaxed);
@@ -753,7 +854,6 @@ async fn send_one(
 #[cfg(test)]
 mod sender_tests {
     use super::*;
-    use crate::route::Route;
 
     #[test]
     fn sent_bytes_count_only_delivered_rows() {

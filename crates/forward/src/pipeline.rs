@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::batch::{Batch, BufPool, Buffers, Route};
 use crate::deadletter::DeadLetter;
-use crate::listen::Chunk;
+use crate::frames::Chunk;
 use crate::metrics::Metrics;
-use crate::route::{BufPool, Buffers, Outcome, Route, Router};
-use crate::spool::Batch;
+use crate::route::{Outcome, Router};
 
 /// Batch limits.
 #[derive(Debug, Clone, Copy)]

@@ -10,159 +10,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::batch::{Buffers, Route};
 use crate::deadletter::DeadLetter;
-use crate::listen::Msg;
+use crate::frames::Msg;
 use crate::metrics::Metrics;
-use crate::spool::Batch;
-
-/// Where a row goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Route {
-    /// CommonSecurityLog rows (`output.stream`).
-    Csl,
-    /// Syslog rows (`output.syslog_stream`).
-    Syslog,
-}
-
-impl Route {
-    pub(crate) const ALL: [Route; 2] = [Route::Csl, Route::Syslog];
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Route::Csl => "csl",
-            Route::Syslog => "syslog",
-        }
-    }
-
-    pub(crate) fn from_str(s: &str) -> Option<Route> {
-        match s {
-            "csl" => Some(Route::Csl),
-            "syslog" => Some(Route::Syslog),
-            _ => None,
-        }
-    }
-}
-
-/// An open batch buffer.
-#[derive(Debug, Default)]
-pub(crate) struct RouteBuf {
-    pub(crate) data: Vec<u8>,
-    pub(crate) rows: usize,
-}
-
-/// Bytes a batch may run past its byte limit without its buffer growing: a batch closes
-/// after the row that crosses `batch_max_bytes`, so buffers are sized for the limit plus
-/// one ordinary row.
-const ROW_HEADROOM: usize = 64 * 1024;
-
-/// Batch buffers given back once their batch is written (a [`Batch`] returns its buffer
-/// when dropped). Without it every batch mapped, faulted in and unmapped megabytes of fresh
-/// memory, and a buffer that started below the batch limit was copied each time it grew.
-#[derive(Debug)]
-pub(crate) struct BufPool {
-    free: std::sync::Mutex<Vec<Vec<u8>>>,
-    capacity: usize,
-}
-
-impl BufPool {
-    /// Idle buffers kept; more are freed.
-    const MAX_FREE: usize = 4;
-
-    /// A pool of buffers for batches of up to `batch_bytes`.
-    pub(crate) fn new(batch_bytes: usize) -> Arc<BufPool> {
-        Arc::new(BufPool {
-            free: std::sync::Mutex::new(Vec::new()),
-            capacity: batch_bytes.saturating_add(ROW_HEADROOM),
-        })
-    }
-
-    fn get(&self) -> Vec<u8> {
-        let reused = self
-            .free
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
-        reused.unwrap_or_else(|| Vec::with_capacity(self.capacity))
-    }
-
-    pub(crate) fn put(&self, mut buf: Vec<u8>) {
-        // A buffer an outsized row grew far past the limit is not kept.
-        if buf.capacity() < self.capacity || buf.capacity() > 2 * self.capacity {
-            return;
-        }
-        buf.clear();
-        let mut free = self
-            .free
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if free.len() < Self::MAX_FREE {
-            free.push(buf);
-        }
-    }
-}
-
-/// The open batch buffers of one worker, one per route.
-#[derive(Debug)]
-pub(crate) struct Buffers {
-    csl: RouteBuf,
-    syslog: RouteBuf,
-    pool: Arc<BufPool>,
-}
-
-impl Buffers {
-    /// Buffers for batches of up to `batch_bytes`, with a pool of their own.
-    pub(crate) fn with_capacity(batch_bytes: usize) -> Buffers {
-        Buffers::with_pool(BufPool::new(batch_bytes))
-    }
-
-    /// Buffers drawn from (and, through their batches, given back to) `pool`.
-    pub(crate) fn with_pool(pool: Arc<BufPool>) -> Buffers {
-        Buffers {
-            csl: RouteBuf {
-                data: pool.get(),
-                rows: 0,
-            },
-            syslog: RouteBuf::default(),
-            pool,
-        }
-    }
-
-    pub(crate) fn get(&self, r: Route) -> &RouteBuf {
-        match r {
-            Route::Csl => &self.csl,
-            Route::Syslog => &self.syslog,
-        }
-    }
-
-    fn get_mut(&mut self, r: Route) -> &mut RouteBuf {
-        match r {
-            Route::Csl => &mut self.csl,
-            Route::Syslog => &mut self.syslog,
-        }
-    }
-
-    /// True when any route's open batch holds a row.
-    pub(crate) fn has_rows(&self) -> bool {
-        self.csl.rows > 0 || self.syslog.rows > 0
-    }
-
-    /// Close the batch of `r`, if it holds rows.
-    pub(crate) fn take(&mut self, r: Route) -> Option<Batch> {
-        if self.get(r).rows == 0 {
-            return None;
-        }
-        let pool = self.pool.clone();
-        let b = self.get_mut(r);
-        let data = std::mem::replace(&mut b.data, pool.get());
-        let rows = std::mem::take(&mut b.rows);
-        Some(Batch {
-            route: r,
-            data,
-            rows,
-            pool: Some(pool),
-        })
-    }
-}
 
 /// What happened to one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,8 +104,9 @@ impl Router {
         }
     }
 
-    /// The core: parse and map `data`, serialise the row into `bufs`. Err is the
-    /// dead-letter reason.
+    /// The chain, stage by stage: parse the syslog header, classify the body, map it to a
+    /// row, pick its route, append the row to that route's batch buffer. Err is the
+    /// dead-letter reason of a message no route takes.
     pub(crate) fn map_into(
         &self,
         parser: &mcas_syslog::ParserConfig,
@@ -263,11 +115,7 @@ impl Router {
         received_at: jiff::Timestamp,
         bufs: &mut Buffers,
     ) -> Result<Route, &'static str> {
-        let m = &self.metrics;
-        let mut cfg = parser.clone();
-        cfg.reference_time(received_at);
-        let parsed = mcas_syslog::parse_with(&cfg, data);
-        m.parsed.fetch_add(1, Relaxed);
+        let parsed = self.parse(parser, data, received_at);
         let (host, body) = match &parsed {
             Ok(msg) => (msg.hostname(), msg.msg()),
             Err(_) => (None, data),
@@ -280,48 +128,68 @@ impl Router {
                 peer_text.as_str()
             }
         };
-        let zone = parser.zone();
         let ctx = mcas_csl::Context::new(received_at)
             .with_computer(Some(computer))
             .with_collector_host_name(Some(&self.collector))
             .with_host_ip(Some(peer))
-            .with_default_zone(Some(zone));
+            .with_default_zone(Some(parser.zone()));
+        match self.classify(body) {
+            Some(event) => {
+                let mapped = self.mapper.map(&event, &ctx);
+                Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)))
+            }
+            None => {
+                let route = self.route_plain()?;
+                let row = mcas_csl::map_syslog(syslog_input(&parsed, data), &ctx);
+                Ok(self.append_row(bufs, route, |out| row.write_json(out)))
+            }
+        }
+    }
+
+    /// Stage 1, parse: the syslog header, with the receive time as the reference for
+    /// year-less timestamps. A line that is not syslog is an Err, mapped as a raw message.
+    fn parse<'a>(
+        &self,
+        parser: &mcas_syslog::ParserConfig,
+        data: &'a [u8],
+        received_at: jiff::Timestamp,
+    ) -> Result<mcas_syslog::Message<'a>, mcas_syslog::ParseError> {
+        let mut cfg = parser.clone();
+        cfg.reference_time(received_at);
+        self.metrics.parsed.fetch_add(1, Relaxed);
+        mcas_syslog::parse_with(&cfg, data)
+    }
+
+    /// Stage 2, classify: the CEF event, or None for plain syslog. No `CEF:` at all is
+    /// plain; a marker with a broken header is plain too, and counted.
+    fn classify<'a>(&self, body: &'a [u8]) -> Option<mcas_cef::Event<'a>> {
+        let m = &self.metrics;
         match mcas_cef::parse(body) {
             Ok(event) => {
                 m.cef.fetch_add(1, Relaxed);
-                let mapped = self.mapper.map(&event, &ctx);
-                return Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)));
+                return Some(event);
             }
-            // No `CEF:` at all is plain syslog; a marker with a broken header is counted.
             Err(e) if *e.kind() == mcas_cef::ErrorKind::MissingMarker => {}
             Err(_) => {
                 m.malformed_cef.fetch_add(1, Relaxed);
             }
         }
         m.non_cef.fetch_add(1, Relaxed);
-        if !self.syslog_route {
-            return Err("not CEF, and output.syslog_stream is not set");
-        }
-        let input = match &parsed {
-            Ok(msg) => mcas_csl::SyslogInput {
-                facility: msg.facility(),
-                severity: msg.severity(),
-                hostname: msg.hostname(),
-                process_name: msg.app_name(),
-                process_id: msg.proc_id(),
-                message: msg.msg(),
-                event_time: msg.timestamp(),
-            },
-            Err(_) => mcas_csl::SyslogInput {
-                message: data,
-                ..Default::default()
-            },
-        };
-        let row = mcas_csl::map_syslog(input, &ctx);
-        Ok(self.append_row(bufs, Route::Syslog, |out| row.write_json(out)))
+        None
     }
 
-    /// Append one NDJSON line to `route`'s batch buffer: the row `write` writes, then a newline.
+    /// Stage 4, route (for plain syslog; CEF always goes to CommonSecurityLog): the Syslog
+    /// stream when it is configured, else no route (the reason, for the dead-letter file).
+    fn route_plain(&self) -> Result<Route, &'static str> {
+        if self.syslog_route {
+            Ok(Route::Syslog)
+        } else {
+            Err("not CEF, and output.syslog_stream is not set")
+        }
+    }
+
+    /// Stage 6, append: one NDJSON line to `route`'s batch buffer, the row `write` writes
+    /// (with the output's key rename), then a newline.
     fn append_row(
         &self,
         bufs: &mut Buffers,
@@ -335,6 +203,28 @@ impl Router {
         b.data.push(b'\n');
         b.rows += 1;
         route
+    }
+}
+
+/// Stage 3 for plain syslog: the parsed header's fields, or the raw line as the message.
+fn syslog_input<'a>(
+    parsed: &'a Result<mcas_syslog::Message<'a>, mcas_syslog::ParseError>,
+    data: &'a [u8],
+) -> mcas_csl::SyslogInput<'a> {
+    match parsed {
+        Ok(msg) => mcas_csl::SyslogInput {
+            facility: msg.facility(),
+            severity: msg.severity(),
+            hostname: msg.hostname(),
+            process_name: msg.app_name(),
+            process_id: msg.proc_id(),
+            message: msg.msg(),
+            event_time: msg.timestamp(),
+        },
+        Err(_) => mcas_csl::SyslogInput {
+            message: data,
+            ..Default::default()
+        },
     }
 }
 
@@ -353,32 +243,95 @@ pub(crate) fn collector_host_name() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_written_batch_gives_its_buffer_back_for_the_next_one() {
-        let pool = BufPool::new(4096);
-        let mut bufs = Buffers::with_pool(pool.clone());
-        let first = bufs.get(Route::Csl).data.as_ptr();
-        bufs.get_mut(Route::Csl).data.extend_from_slice(b"{}\n");
-        bufs.get_mut(Route::Csl).rows = 1;
-        let batch = bufs.take(Route::Csl).expect("a batch");
-        assert_eq!(batch.data.as_ptr(), first);
-        assert!(batch.data.capacity() >= 4096 + ROW_HEADROOM);
-        drop(batch);
-        // The next buffer taken from the pool is the one just given back, emptied.
-        let again = pool.get();
-        assert_eq!(again.as_ptr(), first);
-        assert!(again.is_empty());
+    fn router(syslog_route: bool) -> (Router, Arc<Metrics>) {
+        let m = Arc::new(Metrics::default());
+        let r = Router::new(
+            vec![mcas_syslog::ParserConfig::new()],
+            mcas_csl::Mapper::default(),
+            syslog_route,
+            m.clone(),
+        );
+        (r, m)
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2024-05-08T16:07:11Z".parse().unwrap()
     }
 
     #[test]
-    fn the_pool_keeps_a_few_buffers_of_its_size_only() {
-        let pool = BufPool::new(4096);
-        pool.put(Vec::with_capacity(16)); // too small
-        pool.put(Vec::with_capacity(1 << 20)); // grown by an outsized row
-        assert!(pool.free.lock().unwrap().is_empty());
-        for _ in 0..10 {
-            pool.put(Vec::with_capacity(4096 + ROW_HEADROOM));
-        }
-        assert_eq!(pool.free.lock().unwrap().len(), BufPool::MAX_FREE);
+    fn classify_tells_cef_from_plain_and_counts_broken_headers() {
+        let (r, m) = router(true);
+        assert!(r.classify(b"CEF:0|V|P|1|100|name|5|src=10.0.0.1").is_some());
+        assert!(r.classify(b"CEF:0|V|P|broken").is_none());
+        assert!(r.classify(b"sshd: Accepted").is_none());
+        assert_eq!(m.cef.load(Relaxed), 1);
+        assert_eq!(m.malformed_cef.load(Relaxed), 1);
+        assert_eq!(m.non_cef.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn plain_syslog_goes_to_the_syslog_stream_only_when_there_is_one() {
+        assert_eq!(router(true).0.route_plain(), Ok(Route::Syslog));
+        assert!(
+            router(false)
+                .0
+                .route_plain()
+                .unwrap_err()
+                .contains("syslog_stream")
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_syslog_is_mapped_whole_as_the_message() {
+        let parsed = mcas_syslog::parse("just words".as_bytes());
+        let raw: &[u8] = b"just words";
+        let input = syslog_input(&parsed, raw);
+        assert_eq!(input.message, raw);
+        let ok = mcas_syslog::parse(b"<13>May  8 16:07:11 host app[42]: hello");
+        let input = syslog_input(&ok, b"");
+        assert_eq!(input.message, b"hello");
+        assert_eq!(input.process_id, Some("42"));
+        assert_eq!(input.hostname, Some("host"));
+    }
+
+    #[test]
+    fn the_chain_appends_each_row_to_its_route() {
+        let (r, m) = router(true);
+        let mut bufs = Buffers::with_capacity(1 << 16);
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let p = mcas_syslog::ParserConfig::new();
+        let cef = b"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|100|name|5|src=10.0.0.1";
+        assert_eq!(r.map_into(&p, cef, peer, now(), &mut bufs), Ok(Route::Csl));
+        assert_eq!(
+            r.map_into(&p, b"no header at all", peer, now(), &mut bufs),
+            Ok(Route::Syslog)
+        );
+        let csl: serde_json::Value =
+            serde_json::from_slice(bufs.get(Route::Csl).data.trim_ascii_end()).unwrap();
+        assert_eq!(csl["Computer"], "fw01");
+        assert_eq!(csl["SourceIP"], "10.0.0.1");
+        let syslog: serde_json::Value =
+            serde_json::from_slice(bufs.get(Route::Syslog).data.trim_ascii_end()).unwrap();
+        assert_eq!(syslog["SyslogMessage"], "no header at all");
+        assert_eq!(syslog["Computer"], "10.0.0.9", "no hostname: the peer");
+        assert_eq!(m.parsed.load(Relaxed), 2);
+        let (none, _) = router(false);
+        assert!(none.map_into(&p, b"plain", peer, now(), &mut bufs).is_err());
+    }
+
+    #[test]
+    fn append_renames_time_generated_for_the_data_collector() {
+        let (r, _) = router(false);
+        let r = r.rename_time_generated(true);
+        let mut bufs = Buffers::with_capacity(1 << 16);
+        r.append_row(&mut bufs, Route::Csl, |out| {
+            out.extend_from_slice(br#"{"TimeGenerated":"2024-05-08T16:07:11.000Z","X":1}"#)
+        });
+        let b = bufs.get(Route::Csl);
+        assert_eq!(b.rows, 1);
+        assert_eq!(
+            b.data,
+            b"{\"CollectedTime\":\"2024-05-08T16:07:11.000Z\",\"X\":1}\n"
+        );
     }
 }

@@ -57,7 +57,7 @@ pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Rout
         }
         parsers.push(p);
     }
-    let mapper = crate::commands::mapper(cfg)?;
+    let mapper = cfg.mapper();
     Ok(
         Router::new(parsers, mapper, cfg.output.syslog_stream.is_some(), metrics)
             .rename_time_generated(cfg.output.kind == crate::config::OutputKind::DataCollector),
@@ -91,179 +91,295 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     // Signal handlers first: a SIGHUP that arrives while the listeners bind must not kill
     // the process (the default action of HUP, USR1 and USR2 is to terminate).
     let mut signals = Signals::install()?;
-    let metrics = Arc::new(Metrics::default());
-    let stop_listeners = CancellationToken::new();
-    let stop_all = CancellationToken::new();
+    let built = Pipeline::build(cfg, n_workers).await?;
+    let mut running = built.start(&source);
+    let failed = running.wait(&mut signals).await;
+    running.drain(failed).await
+}
 
-    // Bind everything first: a bad address or certificate fails before anything runs.
-    let mut bound = Vec::with_capacity(cfg.listen.len());
-    for l in &cfg.listen {
-        bound.push(listen::bind(l).await?);
-    }
-    // The metrics endpoint comes up only once every listener is bound, so a supervisor or
-    // test that sees it answer can connect to any listener (the kernel queues connections
-    // until the accept loops run).
-    let metrics_addr = match &cfg.metrics {
-        Some(m) => Some(crate::metrics::serve(m.address, metrics.clone(), stop_all.clone()).await?),
-        None => None,
-    };
+/// The forwarder, phase by phase: [`Pipeline::build`] binds and opens everything (a bad
+/// address, certificate or directory fails before anything runs), [`Pipeline::start`]
+/// spawns the stages, [`Running::wait`] waits for a signal or a failed output, and
+/// [`Running::drain`] stops the stages in order within `shutdown_timeout`, then stops the
+/// rest.
+#[derive(Debug)]
+struct Pipeline {
+    cfg: Config,
+    n_workers: usize,
+    metrics: Arc<Metrics>,
+    stop_listeners: CancellationToken,
+    stop_all: CancellationToken,
+    bound: Vec<listen::Bound>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    dead: Arc<DeadLetter>,
+    router: Arc<Router>,
+    output: Output,
+}
 
-    let dead = Arc::new(DeadLetter::with_limits(
-        cfg.dead_letter_path()?,
-        cfg.dead_letter_limits(),
-        metrics.clone(),
-    ));
-    dead.check_writable()?;
-    let router = Arc::new(router(&cfg, metrics.clone())?);
-    let limits = Limits {
-        flush_interval: cfg.pipeline.flush_interval.0,
-        linger: cfg.pipeline.linger.0,
-        max_rows: cfg.pipeline.batch_max_rows,
-        max_bytes: usize::try_from(cfg.pipeline.batch_max_bytes.0).unwrap_or(usize::MAX),
-    };
+/// The output stage, before it runs.
+#[derive(Debug)]
+enum Output {
+    /// Logs Ingestion or Data Collector: the clients, the spool and what a previous run
+    /// left in it.
+    Network {
+        net: Arc<Network>,
+        spool: Arc<Spool>,
+        left: Vec<crate::spool::Spooled>,
+    },
+    /// stdout or a file.
+    Local,
+}
 
-    // Output stage.
-    let (batch_tx, batch_rx) = mpsc::channel(n_workers * 2);
-    let kind = cfg.output.kind;
-    let mut network: Option<NetworkStage> = None;
-    let mut local: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
-    let sender_stop = CancellationToken::new();
-    if kind.is_network() {
-        let net = Arc::new(Network::new(&cfg, metrics.clone())?);
-        let dir = cfg.spool_dir()?;
-        let (spool, left) = Spool::open(&dir, &cfg.spool_settings(), metrics.clone())?;
-        let spool = Arc::new(spool);
-        let (q_tx, q_rx) = mpsc::unbounded_channel();
-        if !left.is_empty() {
-            tracing::info!(batches = left.len(), bytes = spool.bytes(), dir = %dir.display(), "resending batches spooled by a previous run");
+impl Pipeline {
+    async fn build(cfg: Config, n_workers: usize) -> anyhow::Result<Pipeline> {
+        let metrics = Arc::new(Metrics::default());
+        let stop_all = CancellationToken::new();
+        let mut bound = Vec::with_capacity(cfg.listen.len());
+        for l in &cfg.listen {
+            bound.push(listen::bind(l).await?);
         }
-        for s in left {
-            let _ = q_tx.send(s);
-        }
-        let spooler = tokio::spawn(output::run_spooler(
-            spool.clone(),
-            batch_rx,
-            q_tx.clone(),
+        listen::check_open_file_limit(&cfg.listen);
+        // The metrics endpoint comes up only once every listener is bound, so a supervisor
+        // or test that sees it answer can connect to any listener (the kernel queues
+        // connections until the accept loops run).
+        let metrics_addr = match &cfg.metrics {
+            Some(m) => {
+                Some(crate::metrics::serve(m.address, metrics.clone(), stop_all.clone()).await?)
+            }
+            None => None,
+        };
+        let dead = Arc::new(DeadLetter::with_limits(
+            cfg.dead_letter_path()?,
+            cfg.dead_letter_limits(),
             metrics.clone(),
         ));
-        let send = Arc::new(output::NetworkSend {
-            net: net.clone(),
-            spool: spool.clone(),
-            dead: dead.clone(),
-            metrics: metrics.clone(),
-        });
-        let senders = tokio::spawn(output::run_senders(
-            send,
-            Arc::new(Mutex::new(q_rx)),
-            q_tx,
-            metrics.clone(),
-            cfg.output.concurrency,
-            sender_stop.clone(),
-        ));
-        network = Some(NetworkStage {
-            _net: net,
-            spool,
-            spooler,
-            senders,
-        });
-    } else {
-        metrics.spool_ready_threshold.store(u64::MAX, Relaxed);
-        local = Some(tokio::spawn(output::run_local(
-            kind,
-            cfg.output.path.clone(),
-            batch_rx,
-            metrics.clone(),
-        )));
+        dead.check_writable()?;
+        let router = Arc::new(router(&cfg, metrics.clone())?);
+        let output = if cfg.output.kind.is_network() {
+            let net = Arc::new(Network::new(&cfg, metrics.clone())?);
+            let dir = cfg.spool_dir()?;
+            let (spool, left) = Spool::open(&dir, &cfg.spool_settings(), metrics.clone())?;
+            if !left.is_empty() {
+                tracing::info!(batches = left.len(), bytes = spool.bytes(), dir = %dir.display(), "resending batches spooled by a previous run");
+            }
+            Output::Network {
+                net,
+                spool: Arc::new(spool),
+                left,
+            }
+        } else {
+            metrics.spool_ready_threshold.store(u64::MAX, Relaxed);
+            Output::Local
+        };
+        Ok(Pipeline {
+            cfg,
+            n_workers,
+            metrics,
+            stop_listeners: CancellationToken::new(),
+            stop_all,
+            bound,
+            metrics_addr,
+            dead,
+            router,
+            output,
+        })
     }
 
-    // Workers.
-    let per_worker = (cfg.pipeline.queue_capacity / CHUNK).max(2);
-    let mut queues = Vec::with_capacity(n_workers);
-    let mut worker_tasks = Vec::with_capacity(n_workers);
-    let pool = crate::route::BufPool::new(limits.max_bytes);
-    for _ in 0..n_workers {
-        let (tx, rx) = mpsc::channel(per_worker);
-        queues.push(tx);
-        worker_tasks.push(tokio::spawn(pipeline::worker(
-            rx,
-            router.clone(),
-            batch_tx.clone(),
-            dead.clone(),
-            metrics.clone(),
-            limits,
-            pool.clone(),
-        )));
-    }
-    drop(batch_tx);
-    let workers = Workers::new(queues);
+    /// Spawn the output stage, the workers and the listeners, in that order (each stage
+    /// exists before the one that feeds it).
+    fn start(self, source: &crate::config::Source) -> Running {
+        let Pipeline {
+            cfg,
+            n_workers,
+            metrics,
+            stop_listeners,
+            stop_all,
+            bound,
+            metrics_addr,
+            dead,
+            router,
+            output,
+        } = self;
+        let (batch_tx, batch_rx) = mpsc::channel(n_workers * 2);
+        let sender_stop = CancellationToken::new();
+        let (network, local) = match output {
+            Output::Network { net, spool, left } => {
+                let (q_tx, q_rx) = mpsc::unbounded_channel();
+                for s in left {
+                    let _ = q_tx.send(s);
+                }
+                let spooler = tokio::spawn(output::run_spooler(
+                    spool.clone(),
+                    batch_rx,
+                    q_tx.clone(),
+                    metrics.clone(),
+                ));
+                let send = Arc::new(output::NetworkSend {
+                    net: net.clone(),
+                    spool: spool.clone(),
+                    dead: dead.clone(),
+                    metrics: metrics.clone(),
+                });
+                let senders = tokio::spawn(output::run_senders(
+                    send,
+                    Arc::new(Mutex::new(q_rx)),
+                    q_tx,
+                    metrics.clone(),
+                    cfg.output.concurrency,
+                    sender_stop.clone(),
+                ));
+                let stage = NetworkStage {
+                    _net: net,
+                    spool,
+                    spooler,
+                    senders,
+                };
+                (Some(stage), None)
+            }
+            Output::Local => {
+                let task = tokio::spawn(output::run_local(
+                    cfg.output.kind,
+                    cfg.output.path.clone(),
+                    batch_rx,
+                    metrics.clone(),
+                ));
+                (None, Some(task))
+            }
+        };
 
-    // Listeners.
-    let mut listener_tasks = Vec::with_capacity(bound.len());
-    for (i, (b, l)) in bound.into_iter().zip(cfg.listen.iter()).enumerate() {
-        let addr = listen::local_addr(&b);
-        tracing::info!(protocol = %l.protocol, address = %addr.map_or(l.address, |a| a), "listening");
-        listener_tasks.push(tokio::spawn(listen::run(
-            i,
-            l.clone(),
-            b,
-            workers.clone(),
-            metrics.clone(),
-            stop_listeners.clone(),
-        )));
-    }
-    drop(workers);
-    metrics.listeners_up.store(true, Relaxed);
-    tracing::info!(
-        config = %source,
-        output = kind.name(),
-        workers = n_workers,
-        metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
-        "mcas-forward {} started",
-        env!("CARGO_PKG_VERSION")
-    );
-
-    // Wait for a signal, or for the local output to fail.
-    let failed = tokio::select! {
-        s = signals.shutdown(&metrics) => { tracing::info!(signal = s, "shutting down"); None }
-        r = async { match local.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
-            Some(match r { Ok(Ok(())) => anyhow::anyhow!("the output stopped"), Ok(Err(e)) => e, Err(e) => anyhow::anyhow!("output task: {e}") })
+        let limits = Limits {
+            flush_interval: cfg.pipeline.flush_interval.0,
+            linger: cfg.pipeline.linger.0,
+            max_rows: cfg.pipeline.batch_max_rows,
+            max_bytes: usize::try_from(cfg.pipeline.batch_max_bytes.0).unwrap_or(usize::MAX),
+        };
+        let per_worker = (cfg.pipeline.queue_capacity / CHUNK).max(2);
+        let mut queues = Vec::with_capacity(n_workers);
+        let mut worker_tasks = Vec::with_capacity(n_workers);
+        let pool = crate::batch::BufPool::new(limits.max_bytes);
+        for _ in 0..n_workers {
+            let (tx, rx) = mpsc::channel(per_worker);
+            queues.push(tx);
+            worker_tasks.push(tokio::spawn(pipeline::worker(
+                rx,
+                router.clone(),
+                batch_tx.clone(),
+                dead.clone(),
+                metrics.clone(),
+                limits,
+                pool.clone(),
+            )));
         }
-    };
-    let grace_end = Instant::now() + cfg.pipeline.shutdown_grace.0;
-    let timeout = cfg.pipeline.shutdown_timeout.0;
-    let stages = Stages {
-        network,
-        local,
-        listener_tasks,
-        worker_tasks,
-        sender_stop,
-    };
-    // Everything below must finish within shutdown_timeout: a disk that cannot be written
-    // (full, read-only) must not keep the process alive until systemd kills it, losing what
-    // it holds without a word.
-    let drained = tokio::time::timeout(
-        timeout,
-        drain(stages, failed, &metrics, &dead, &stop_listeners, grace_end),
-    )
-    .await;
-    let result = match drained {
-        Ok(r) => r,
-        Err(_) => {
-            let lost = report_unstored(&metrics);
-            Err(anyhow::anyhow!(
-                "the shutdown deadline (pipeline.shutdown_timeout = {timeout:?}) passed before everything read was stored: {lost} messages or rows lost (see the log)"
-            ))
+        drop(batch_tx);
+        let budget = usize::try_from(cfg.pipeline.max_queued_bytes.0).unwrap_or(usize::MAX);
+        let workers = Workers::new(queues, crate::budget::Budget::new(budget));
+
+        let mut listener_tasks = Vec::with_capacity(bound.len());
+        for (i, (b, l)) in bound.into_iter().zip(cfg.listen.iter()).enumerate() {
+            let addr = listen::local_addr(&b);
+            tracing::info!(protocol = %l.protocol, address = %addr.map_or(l.address, |a| a), "listening");
+            listener_tasks.push(tokio::spawn(listen::run(
+                i,
+                l.clone(),
+                b,
+                workers.clone(),
+                metrics.clone(),
+                stop_listeners.clone(),
+            )));
         }
-    };
-    dead.flush();
-    stop_all.cancel();
-    tracing::info!(
-        received = metrics.received.load(Relaxed),
-        sent_rows = metrics.sent_rows.load(Relaxed),
-        dead_lettered = metrics.dead_lettered.load(Relaxed),
-        "stopped"
-    );
-    result
+        drop(workers);
+        metrics.listeners_up.store(true, Relaxed);
+        tracing::info!(
+            config = %source,
+            output = cfg.output.kind.name(),
+            workers = n_workers,
+            metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+            "mcas-forward {} started",
+            env!("CARGO_PKG_VERSION")
+        );
+        Running {
+            grace: cfg.pipeline.shutdown_grace.0,
+            timeout: cfg.pipeline.shutdown_timeout.0,
+            metrics,
+            dead,
+            stop_listeners,
+            stop_all,
+            stages: Stages {
+                network,
+                local,
+                listener_tasks,
+                worker_tasks,
+                sender_stop,
+            },
+        }
+    }
+}
+
+/// The started forwarder.
+#[derive(Debug)]
+struct Running {
+    grace: Duration,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+    dead: Arc<DeadLetter>,
+    stop_listeners: CancellationToken,
+    stop_all: CancellationToken,
+    stages: Stages,
+}
+
+impl Running {
+    /// Wait for SIGTERM or SIGINT, or for the local output to fail (its error).
+    async fn wait(&mut self, signals: &mut Signals) -> Option<anyhow::Error> {
+        let local = &mut self.stages.local;
+        tokio::select! {
+            s = signals.shutdown(&self.metrics) => { tracing::info!(signal = s, "shutting down"); None }
+            r = async { match local.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
+                // The task is finished: drain must not wait for it again.
+                *local = None;
+                Some(match r { Ok(Ok(())) => anyhow::anyhow!("the output stopped"), Ok(Err(e)) => e, Err(e) => anyhow::anyhow!("output task: {e}") })
+            }
+        }
+    }
+
+    /// Stop in order within `shutdown_timeout`: a disk that cannot be written (full,
+    /// read-only) must not keep the process alive until systemd kills it, losing what it
+    /// holds without a word. Then stop the metrics server.
+    async fn drain(self, failed: Option<anyhow::Error>) -> anyhow::Result<()> {
+        let Running {
+            grace,
+            timeout,
+            metrics,
+            dead,
+            stop_listeners,
+            stop_all,
+            stages,
+        } = self;
+        let grace_end = Instant::now() + grace;
+        let drained = tokio::time::timeout(
+            timeout,
+            drain(stages, failed, &metrics, &dead, &stop_listeners, grace_end),
+        )
+        .await;
+        let result = match drained {
+            Ok(r) => r,
+            Err(_) => {
+                let lost = report_unstored(&metrics);
+                Err(anyhow::anyhow!(
+                    "the shutdown deadline (pipeline.shutdown_timeout = {} ms) passed before everything read was stored: {lost} messages or rows lost (see the log)",
+                    timeout.as_millis()
+                ))
+            }
+        };
+        dead.flush();
+        stop_all.cancel();
+        tracing::info!(
+            received = metrics.received.load(Relaxed),
+            sent_rows = metrics.sent_rows.load(Relaxed),
+            dead_lettered = metrics.dead_lettered.load(Relaxed),
+            "stopped"
+        );
+        result
+    }
 }
 
 /// The running stages, handed to [`drain`] at shutdown.

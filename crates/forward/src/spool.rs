@@ -4,6 +4,14 @@
 //! File names are `<20-digit sequence>.<route>.ndjson`; the sequence gives the resend order at
 //! start-up. A `*.tmp` file is a write that a crash interrupted: it was never acknowledged
 //! to anyone and is removed at start-up.
+//!
+//! The directory belongs to one process at a time: [`Spool::open`] takes an exclusive lock on
+//! [`LOCK_FILE`] inside it and holds it for the life of the spool. A batch file is never
+//! replaced by another: each write goes to a fresh temporary file that is then given a name
+//! that does not exist yet. Sequence numbers beyond [`MAX_SEQ`] (a leftover or hand-made
+//! file) are renumbered after the others at start-up, so the sequence never wraps. A queued
+//! file that vanished is released from the accounting and counted (`spool_lost`); one that
+//! cannot be read is moved to [`QUARANTINE_DIR`], counted, and never sent.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,40 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use anyhow::Context as _;
 use tokio::sync::Notify;
 
+use crate::batch::{Batch, Route};
 use crate::config::{FsyncPolicy, SpoolConfig, WhenFull};
 use crate::metrics::{DropReason, Metrics};
-use crate::route::{BufPool, Route};
-
-/// A closed batch: NDJSON rows for one route.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    pub(crate) route: Route,
-    pub(crate) data: Vec<u8>,
-    pub(crate) rows: usize,
-    /// Where `data` goes back when the batch is dropped (after it was written).
-    pub(crate) pool: Option<Arc<BufPool>>,
-}
-
-#[cfg(test)]
-impl Batch {
-    /// A batch whose buffer goes back to no pool.
-    pub(crate) fn unpooled(route: Route, data: Vec<u8>, rows: usize) -> Batch {
-        Batch {
-            route,
-            data,
-            rows,
-            pool: None,
-        }
-    }
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            pool.put(std::mem::take(&mut self.data));
-        }
-    }
-}
 
 /// A batch that is safely on disk.
 #[derive(Debug, Clone)]
@@ -55,6 +32,45 @@ pub(crate) struct Spooled {
     pub(crate) route: Route,
     pub(crate) path: PathBuf,
     pub(crate) len: u64,
+}
+
+impl Spooled {
+    fn new(seq: u64, route: Route, path: PathBuf, len: u64) -> Spooled {
+        Spooled {
+            seq,
+            route,
+            path,
+            len,
+        }
+    }
+}
+
+/// The lock file inside the spool directory, held (`flock`) by the process that owns it.
+pub(crate) const LOCK_FILE: &str = "mcas-forward.lock";
+
+/// The subdirectory of the spool that holds batch files that could not be read.
+pub(crate) const QUARANTINE_DIR: &str = "quarantine";
+
+/// The largest sequence number taken as it is at start-up; a file named beyond it is
+/// renumbered after the others. No process writes 10^18 batches, so only a stray or
+/// hand-made name gets there, and the sequence keeps room to grow without wrapping.
+pub(crate) const MAX_SEQ: u64 = 999_999_999_999_999_999;
+
+/// How many times in a row a queued file may fail to be read (other than vanishing)
+/// before it is quarantined. Transient causes (too many open files) pass in between.
+const READ_ATTEMPTS: u32 = 3;
+
+/// What [`Spool::read`] found.
+#[derive(Debug)]
+pub(crate) enum ReadOutcome {
+    /// The batch's NDJSON rows.
+    Data(Vec<u8>),
+    /// The batch is no longer the spool's to send: its file vanished, or it could not be
+    /// read and was quarantined (or could not even be moved). It was released from the
+    /// accounting, counted and logged; the caller forgets it.
+    Gone,
+    /// The read failed; try again later (the file stays queued and accounted).
+    Retry(anyhow::Error),
 }
 
 /// The spool directory and its accounting.
@@ -71,11 +87,15 @@ pub(crate) struct Spool {
     /// Set at shutdown: the cap no longer blocks, so everything read can be drained to disk.
     draining: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
+    /// The open lock file: the directory's exclusive lock lasts as long as this handle.
+    _lock: std::fs::File,
+    /// Failed reads in a row, by sequence number, of the files that failed their last read.
+    read_failures: std::sync::Mutex<std::collections::HashMap<u64, u32>>,
 }
 
 impl Spool {
-    /// Open (creating) the directory; returns the spool and the batches left by a previous run,
-    /// oldest first.
+    /// Open (creating) the directory and lock it; returns the spool and the batches left by
+    /// a previous run, oldest first. Fails when another process holds the directory.
     pub(crate) fn open(
         dir: &Path,
         cfg: &SpoolConfig,
@@ -83,12 +103,15 @@ impl Spool {
     ) -> anyhow::Result<(Spool, Vec<Spooled>)> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the spool directory {}", dir.display()))?;
+        let lock = lock_dir(dir)?;
         let mut left = Vec::new();
+        let mut out_of_range = Vec::new();
         let mut bytes = 0;
         for entry in std::fs::read_dir(dir)
             .with_context(|| format!("cannot read the spool directory {}", dir.display()))?
         {
-            let entry = entry?;
+            let entry = entry
+                .with_context(|| format!("cannot read the spool directory {}", dir.display()))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if name.ends_with(".tmp") {
@@ -99,17 +122,33 @@ impl Spool {
             let Some((seq, route)) = parse_name(name) else {
                 continue;
             };
-            let len = entry.metadata()?.len();
-            bytes += len;
-            left.push(Spooled {
-                seq,
-                route,
-                path: entry.path(),
-                len,
-            });
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot read {}", entry.path().display())));
+                }
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            bytes += meta.len();
+            let s = Spooled::new(seq, route, entry.path(), meta.len());
+            if seq <= MAX_SEQ {
+                left.push(s);
+            } else {
+                out_of_range.push(s);
+            }
         }
         left.sort_by_key(|s| s.seq);
-        let next = left.last().map_or(1, |s| s.seq + 1);
+        out_of_range.sort_by_key(|s| s.seq);
+        // At most MAX_SEQ + 1: no overflow.
+        let mut next = left.last().map_or(1, |s| s.seq + 1);
+        for mut s in out_of_range {
+            next = renumber(dir, &mut s, next)?;
+            left.push(s);
+        }
         metrics.spool_bytes.store(bytes, Relaxed);
         metrics.spool_files.store(left.len() as u64, Relaxed);
         metrics.spool_ready_threshold.store(
@@ -127,8 +166,18 @@ impl Spool {
             space: Notify::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             metrics,
+            _lock: lock,
+            read_failures: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         Ok((spool, left))
+    }
+
+    /// Take the next sequence number; `None` once the sequence is spent (never in practice:
+    /// it starts at most a few files above [`MAX_SEQ`]), so it can never wrap.
+    fn take_seq(&self) -> Option<u64> {
+        self.next_seq
+            .fetch_update(Relaxed, Relaxed, |s| s.checked_add(1))
+            .ok()
     }
 
     /// Bytes held now.
@@ -193,7 +242,15 @@ impl Spool {
         let mut batch = batch;
         let mut pause = std::time::Duration::from_millis(500);
         loop {
-            let seq = self.next_seq.fetch_add(1, Relaxed);
+            let Some(seq) = self.take_seq() else {
+                self.account(-(len as i64), -1);
+                self.metrics.count_drop(DropReason::SpoolLost, 1);
+                return Err(anyhow::anyhow!(
+                    "the spool sequence of {} is spent; batch of {} rows not written",
+                    self.dir.display(),
+                    batch.rows
+                ));
+            };
             let path = self.dir.join(file_name(seq, route));
             let tmp = self.dir.join(format!("{seq:020}.{}.tmp", route.as_str()));
             let fsync = self.fsync;
@@ -211,19 +268,20 @@ impl Spool {
                 Ok((Ok(()), _)) => {
                     self.metrics.spool_write_failing.store(false, Relaxed);
                     self.metrics.spool_written.fetch_add(1, Relaxed);
-                    return Ok(Spooled {
-                        seq,
-                        route,
-                        path,
-                        len,
-                    });
+                    return Ok(Spooled::new(seq, route, path, len));
+                }
+                Ok((Err(e), back)) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A file already has this name (not one of ours: we never reuse a
+                    // number). Never replace it: take the next number at once.
+                    tracing::warn!(file = %path.display(), "a spool file name is taken; writing the batch under the next sequence number");
+                    batch = back;
                 }
                 Ok((Err(e), back)) => {
                     // ENOSPC, EIO, a removed directory: keep the batch and try again; the
                     // pipeline waits meanwhile (back-pressure), so nothing read is dropped.
                     // Not ready meanwhile: a load balancer should send elsewhere.
                     self.metrics.spool_write_failing.store(true, Relaxed);
-                    tracing::error!(dir = %self.dir.display(), error = %e, retry_in = ?pause, "cannot write a spool file; retrying");
+                    tracing::error!(dir = %self.dir.display(), error = %e, retry_in_ms = pause.as_millis() as u64, "cannot write a spool file; retrying");
                     batch = back;
                     let _ = std::fs::create_dir_all(&self.dir);
                     tokio::time::sleep(pause).await;
@@ -233,6 +291,117 @@ impl Spool {
                     self.account(-(len as i64), -1);
                     return Err(anyhow::anyhow!("spool writer task failed: {e}"));
                 }
+            }
+        }
+    }
+
+    /// Read a queued batch for sending. A file that vanished (the directory was deleted, an
+    /// operator cleaned up) is released from the accounting, counted as `spool_lost` and
+    /// logged, instead of being retried for ever. A file that cannot be read
+    /// [`READ_ATTEMPTS`] times in a row is moved to [`QUARANTINE_DIR`] (counted, logged,
+    /// never sent); one that cannot even be moved is released and counted as `spool_lost`.
+    pub(crate) async fn read(&self, s: &Spooled) -> ReadOutcome {
+        let res = tokio::fs::read(&s.path).await;
+        let failures = {
+            let mut f = self
+                .read_failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &res {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    let n = f.entry(s.seq).or_insert(0);
+                    *n = n.saturating_add(1);
+                    let n = *n;
+                    if n >= READ_ATTEMPTS {
+                        f.remove(&s.seq);
+                    }
+                    n
+                }
+                _ => {
+                    f.remove(&s.seq);
+                    0
+                }
+            }
+        };
+        let err = match res {
+            Ok(data) => return ReadOutcome::Data(data),
+            Err(e) => e,
+        };
+        if err.kind() == std::io::ErrorKind::NotFound {
+            self.lost(s, &err);
+            return ReadOutcome::Gone;
+        }
+        if failures < READ_ATTEMPTS {
+            return ReadOutcome::Retry(
+                anyhow::Error::new(err).context(format!("cannot read {}", s.path.display())),
+            );
+        }
+        self.quarantine(s, &err).await;
+        ReadOutcome::Gone
+    }
+
+    /// A queued file vanished: release it, count it, say so.
+    fn lost(&self, s: &Spooled, err: &std::io::Error) {
+        self.metrics.count_drop(DropReason::SpoolLost, 1);
+        tracing::error!(
+            file = %s.path.display(),
+            bytes = s.len,
+            error = %err,
+            "a spooled batch file vanished before it was sent: its rows are lost"
+        );
+        self.account(-(s.len as i64), -1);
+    }
+
+    /// Move an unreadable file out of the way, into the quarantine directory.
+    async fn quarantine(&self, s: &Spooled, err: &std::io::Error) {
+        let qdir = self.dir.join(QUARANTINE_DIR);
+        let from = s.path.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&qdir)?;
+            let name = from
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "batch".to_owned());
+            let mut n = 0u32;
+            loop {
+                let to = if n == 0 {
+                    qdir.join(&name)
+                } else {
+                    qdir.join(format!("{name}.{n}"))
+                };
+                match rename_noreplace(&from, &to) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
+                        n += 1;
+                    }
+                    r => return r.map(|()| to),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match moved {
+            Ok(to) => {
+                self.metrics.spool_quarantined.fetch_add(1, Relaxed);
+                tracing::error!(
+                    file = %s.path.display(),
+                    quarantined = %to.display(),
+                    bytes = s.len,
+                    error = %err,
+                    "a spooled batch file cannot be read: moved to quarantine, it will not be sent"
+                );
+                self.account(-(s.len as i64), -1);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.lost(s, err),
+            Err(e) => {
+                self.metrics.count_drop(DropReason::SpoolLost, 1);
+                tracing::error!(
+                    file = %s.path.display(),
+                    bytes = s.len,
+                    error = %err,
+                    move_error = %e,
+                    "a spooled batch file can be neither read nor moved to quarantine: released, it will not be sent"
+                );
+                self.account(-(s.len as i64), -1);
             }
         }
     }
@@ -298,17 +467,115 @@ fn write_file(
     data: &[u8],
     fsync: FsyncPolicy,
 ) -> std::io::Result<()> {
-    let mut f = std::fs::File::create(tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)?;
     f.write_all(data)?;
     if fsync == FsyncPolicy::Always {
         f.sync_data()?;
     }
     drop(f);
-    std::fs::rename(tmp, path)?;
+    rename_noreplace(tmp, path)?;
     if fsync == FsyncPolicy::Always {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+/// Take the directory's exclusive lock, or say who has it.
+fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    // Create it if need be, then hold it through a read-only handle: that locks as well,
+    // and an open file written to would keep the file system from being remounted
+    // read-only (an operator's way to freeze a disk; the spool's writes then retry).
+    if let Err(e) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        && !path.exists()
+    {
+        return Err(anyhow::Error::new(e).context(format!(
+            "cannot create the spool lock file {}",
+            path.display()
+        )));
+    }
+    let f = std::fs::File::open(&path)
+        .with_context(|| format!("cannot open the spool lock file {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the spool directory {} is in use by another mcas-forward process (it holds {}): give each instance its own [spool] dir",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(anyhow::Error::new(e)
+            .context(format!("cannot lock the spool directory {}", dir.display()))),
+    }
+}
+
+/// Give `s` (a file whose sequence number is beyond [`MAX_SEQ`]) the number `next` or the
+/// first free one after it, keeping its content; returns the number after the one taken.
+/// When the file cannot be renamed it keeps its name, and only its place in the queue
+/// changes: its name can never be taken by a new batch, whose numbers stay far below it.
+fn renumber(dir: &Path, s: &mut Spooled, mut next: u64) -> anyhow::Result<u64> {
+    loop {
+        let to = dir.join(file_name(next, s.route));
+        let after = next.checked_add(1).context("the spool sequence is spent")?;
+        match rename_noreplace(&s.path, &to) {
+            Ok(()) => {
+                tracing::warn!(
+                    from = %s.path.display(),
+                    to = %to.display(),
+                    "spool file renumbered: its sequence number was out of range"
+                );
+                s.path = to;
+                s.seq = next;
+                return Ok(after);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next = after,
+            Err(e) => {
+                tracing::warn!(
+                    file = %s.path.display(),
+                    error = %e,
+                    "cannot renumber a spool file whose sequence number is out of range; it is sent after the others under its name"
+                );
+                s.seq = next;
+                return Ok(after);
+            }
+        }
+    }
+}
+
+/// Rename `from` to `to` only if `to` does not exist (then: `AlreadyExists`): a hard link
+/// then an unlink, so an existing file is never replaced. On a file system without hard
+/// links, a check then a rename (the directory lock keeps other instances out).
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {
+            if let Err(e) = std::fs::remove_file(from) {
+                // Keep one name only, the old one.
+                let _ = std::fs::remove_file(to);
+                return Err(e);
+            }
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotFound
+            ) =>
+        {
+            Err(e)
+        }
+        Err(_) => {
+            if to.try_exists()? {
+                return Err(std::io::ErrorKind::AlreadyExists.into());
+            }
+            std::fs::rename(from, to)
+        }
+    }
 }
 
 fn file_name(seq: u64, route: Route) -> String {
@@ -420,6 +687,178 @@ mod tests {
         assert_eq!(m.dropped(DropReason::SpoolFull), 1);
     }
 
+    /// The hostile campaign's reproduction: older batches on disk plus a leftover file named
+    /// with the largest u64. The sequence used to wrap to 0 and new batches overwrote the
+    /// older files (20 rows lost).
+    #[tokio::test]
+    async fn a_leftover_u64_max_name_never_makes_new_batches_overwrite_old_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let row = |tag: &str, i: usize| format!("{{\"tag\":\"{tag}\",\"i\":{i}}}\n");
+        let rows = |tag: &str| (0..4).map(|i| row(tag, i)).collect::<String>();
+        for seq in 0..5u64 {
+            std::fs::write(
+                d.path().join(file_name(seq, Route::Csl)),
+                rows(&format!("old{seq}")),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            d.path().join("18446744073709551615.csl.ndjson"),
+            rows("leftover"),
+        )
+        .unwrap();
+        let m = Arc::new(Metrics::default());
+        let (s, left) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
+        // The leftover is renumbered after the others, content kept, queued last.
+        assert_eq!(left.len(), 6);
+        assert_eq!(
+            left.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&left[5].path).unwrap(),
+            rows("leftover")
+        );
+        assert!(!d.path().join("18446744073709551615.csl.ndjson").exists());
+        let s = Arc::new(s);
+        let mut new = Vec::new();
+        for i in 0..8 {
+            let b = Batch::unpooled(Route::Csl, rows(&format!("new{i}")).into_bytes(), 4);
+            new.push(s.write(b).await.unwrap().unwrap());
+        }
+        assert!(new.iter().all(|n| n.seq > 5 && n.seq <= MAX_SEQ));
+        // Every row of every batch, old and new, is on disk once.
+        for seq in 0..5u64 {
+            assert_eq!(
+                std::fs::read_to_string(&left[seq as usize].path).unwrap(),
+                rows(&format!("old{seq}")),
+                "old batch {seq} intact"
+            );
+        }
+        let mut all = String::new();
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "ndjson") {
+                all.push_str(&std::fs::read_to_string(p).unwrap());
+            }
+        }
+        assert_eq!(all.lines().count(), (5 + 1 + 8) * 4, "no row lost");
+        assert_eq!(m.spool_files.load(Relaxed), 14);
+        // A restart orders the same files the same way, nothing renumbered again.
+        drop(s);
+        let (_s, again) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m).unwrap();
+        assert_eq!(again.len(), 14);
+        assert_eq!(
+            std::fs::read_to_string(&again[5].path).unwrap(),
+            rows("leftover")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_never_replaces_an_existing_file() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m).unwrap();
+        // A file appears under the name the next batch would take.
+        let taken = d.path().join(file_name(1, Route::Csl));
+        std::fs::write(&taken, b"precious\n").unwrap();
+        let w = Arc::new(s).write(batch(10)).await.unwrap().unwrap();
+        assert_ne!(w.path, taken);
+        assert_eq!(std::fs::read(&taken).unwrap(), b"precious\n");
+        assert_eq!(std::fs::read(&w.path).unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_a_held_directory_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let (first, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
+        let e = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("in use by another mcas-forward process"),
+            "{msg}"
+        );
+        assert!(msg.contains(&d.path().display().to_string()), "{msg}");
+        drop(first);
+        assert!(Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_vanished_file_is_released_counted_and_not_retried() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("spool");
+        let m = Arc::new(Metrics::default());
+        let (s, _) = Spool::open(&sub, &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
+        let s = Arc::new(s);
+        let a = s.write(batch(10)).await.unwrap().unwrap();
+        let b = s.write(batch(20)).await.unwrap().unwrap();
+        assert_eq!(s.bytes(), 30);
+        // The whole directory is deleted while the batches wait for the output.
+        std::fs::remove_dir_all(&sub).unwrap();
+        assert!(matches!(s.read(&a).await, ReadOutcome::Gone));
+        assert!(matches!(s.read(&b).await, ReadOutcome::Gone));
+        assert_eq!(s.bytes(), 0);
+        assert_eq!(m.spool_bytes.load(Relaxed), 0);
+        assert_eq!(m.spool_files.load(Relaxed), 0);
+        assert_eq!(m.dropped(DropReason::SpoolLost), 2);
+        // The spool goes on: a new batch is written and read back.
+        let c = s.write(batch(5)).await.unwrap().unwrap();
+        assert!(matches!(s.read(&c).await, ReadOutcome::Data(d) if d.len() == 5));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_file_is_quarantined_after_a_few_tries() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
+        let s = Arc::new(s);
+        let a = s.write(batch(10)).await.unwrap().unwrap();
+        // Unreadable even for root: the name now holds a directory.
+        std::fs::remove_file(&a.path).unwrap();
+        std::fs::create_dir(&a.path).unwrap();
+        for _ in 1..READ_ATTEMPTS {
+            assert!(matches!(s.read(&a).await, ReadOutcome::Retry(_)));
+            assert_eq!(s.bytes(), 10, "kept while it may be transient");
+        }
+        assert!(matches!(s.read(&a).await, ReadOutcome::Gone));
+        let q = d
+            .path()
+            .join(QUARANTINE_DIR)
+            .join(a.path.file_name().unwrap());
+        assert!(q.exists(), "moved to quarantine");
+        assert!(!a.path.exists());
+        assert_eq!(m.spool_quarantined.load(Relaxed), 1);
+        assert_eq!(m.dropped(DropReason::SpoolLost), 0);
+        assert_eq!(s.bytes(), 0);
+        assert_eq!(m.spool_files.load(Relaxed), 0);
+        // The quarantine directory is not taken for batches at the next start.
+        drop(s);
+        let (_s, left) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m).unwrap();
+        assert!(left.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_file_that_can_be_neither_read_nor_moved_is_released_and_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::default());
+        let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m.clone()).unwrap();
+        let s = Arc::new(s);
+        let a = s.write(batch(10)).await.unwrap().unwrap();
+        std::fs::remove_file(&a.path).unwrap();
+        std::fs::create_dir(&a.path).unwrap();
+        // No quarantine directory can be made: a file has its name.
+        std::fs::write(d.path().join(QUARANTINE_DIR), b"in the way").unwrap();
+        let mut outcome = s.read(&a).await;
+        for _ in 1..READ_ATTEMPTS {
+            outcome = s.read(&a).await;
+        }
+        assert!(matches!(outcome, ReadOutcome::Gone));
+        assert_eq!(m.dropped(DropReason::SpoolLost), 1);
+        assert_eq!(m.spool_quarantined.load(Relaxed), 0);
+        assert_eq!(s.bytes(), 0);
+    }
+
     #[tokio::test]
     async fn block_waits_for_space() {
         let d = tempfile::tempdir().unwrap();
@@ -505,6 +944,10 @@ mod spooler_tests {
         assert_eq!(out.len(), 5);
         assert_eq!(m.dropped(DropReason::SpoolFull), 7 * 3);
         assert_eq!(m.spool_bytes.load(Relaxed), 5000);
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 5);
+        let batch_files = std::fs::read_dir(d.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != LOCK_FILE)
+            .count();
+        assert_eq!(batch_files, 5);
     }
 }

@@ -259,3 +259,131 @@ async fn dead_letter_flushed(fwd: &Forwarder) {
         last = now;
     }
 }
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Defect 8: memory is bounded by bytes, not by chunks. With 16 MiB messages allowed, the
+/// output down and the spool full, a sender of 4 MiB messages is pushed back once
+/// `max_queued_bytes` is in flight, and the forwarder's peak memory stays near that budget
+/// (chunk counting alone let it grow to gigabytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_messages_are_bounded_by_the_byte_budget() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3600)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emulator_config(&emu.base_url(), "max_queued_bytes = \"16MiB\"\nworkers = 2")
+        .replace(
+            "address = \"127.0.0.1:{PORT}\"\n\n[output]",
+            "address = \"127.0.0.1:{PORT}\"\nmax_message_bytes = \"16MiB\"\n\n[output]",
+        )
+        .replace(
+            "dir = \"{DIR}/spool\"",
+            "dir = \"{DIR}/spool\"\nmax_bytes = \"1MiB\"\nwhen_full = \"block\"",
+        );
+    let d = dir.path().to_owned();
+    let (sent, peak_kb) = tokio::task::spawn_blocking(move || {
+        let fwd = Forwarder::start(&d, &cfg, &secret_env());
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut msg = b"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|1|big|5|msg=".to_vec();
+        msg.resize(4 << 20, b'x');
+        msg.push(b'\n');
+        let mut sent = 0;
+        for _ in 0..200 {
+            if s.write_all(&msg).is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        let peak = peak_rss_kb(fwd.child.id());
+        (sent, peak)
+    })
+    .await
+    .unwrap();
+    assert!(
+        sent < 200,
+        "the sender was never pushed back ({sent} messages of 4 MiB taken)"
+    );
+    assert!(
+        peak_kb < 400 * 1024,
+        "peak RSS {peak_kb} kB with a 16 MiB budget ({sent} messages of 4 MiB taken)"
+    );
+    emu.shutdown().await;
+}
+
+/// Defect 16: an outage shows at the first failed attempt (not when a send's 20 s retry
+/// budget is spent), every attempt is counted as it happens, and the recovery is logged
+/// with the number of batches drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_shows_at_the_first_attempt_and_the_recovery_is_logged() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emulator_config(&emu.base_url(), "")
+        .replace("retry_budget = \"2s\"", "retry_budget = \"20s\"")
+        .replace("[spool]", "[spool]\nready_threshold = 0.0");
+    let fwd = start_forwarder(dir.path(), cfg).await;
+    let port = fwd.port;
+    let send = move |from: usize| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let buf: String = (from..from + 100).map(line).collect();
+        s.write_all(buf.as_bytes()).unwrap();
+    };
+    send(0);
+    assert!(wait_until_async(Duration::from_secs(20), || emu.count(CSL) == 100).await);
+    emu.set_faults(Faults::none().with_rate_503(1.0));
+    let t0 = Instant::now();
+    send(100);
+    assert!(
+        wait_until_async(Duration::from_secs(10), || fwd
+            .metric("mcas_forward_responses_total{status=\"503\"}")
+            .is_some_and(|v| v >= 1.0))
+        .await,
+        "a 503 is counted as it arrives"
+    );
+    assert!(
+        wait_until_async(Duration::from_secs(10), || fwd
+            .http_get("/health")
+            .is_some_and(|(st, _)| st == 503))
+        .await
+    );
+    let seen = t0.elapsed();
+    assert!(
+        seen < Duration::from_secs(15),
+        "the outage took {seen:?} to show, the retry budget is 20 s"
+    );
+    emu.set_faults(Faults::none());
+    assert!(
+        wait_until_async(Duration::from_secs(60), || emu.count(CSL) == 200).await,
+        "{}",
+        fwd.stderr_text()
+    );
+    assert!(
+        wait_until_async(Duration::from_secs(10), || fwd
+            .stderr_text()
+            .contains("recovered: the spool is drained"))
+        .await,
+        "{}",
+        fwd.stderr_text()
+    );
+    let log = fwd.stderr_text();
+    assert!(log.contains("the output is failing"), "{log}");
+    assert!(log.contains("the output answers again"), "{log}");
+    let (st, _) = fwd.http_get("/health").unwrap();
+    assert_eq!(st, 200, "ready again");
+    drop(fwd);
+    emu.shutdown().await;
+}

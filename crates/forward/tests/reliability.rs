@@ -444,9 +444,11 @@ fn config_errors_are_clear() {
             "[output]\nkind = \"logs-ingestion\"\nendpoint = \"https://x\"\ndcr_immutable_id = \"dcr-1\"\nstream = \"CommonSecurityLog\"\n",
             "must begin with \"Custom-\"",
         ),
+        // The missing secret is no longer a file error: only the commands that talk to
+        // Azure need it (tests/config_cli.rs). What `run` refuses, offline validation does.
         (
-            "[output]\nkind = \"logs-ingestion\"\nendpoint = \"https://x\"\ndcr_immutable_id = \"dcr-1\"\n[output.auth]\nkind = \"client-secret\"\ntenant_id = \"t\"\nclient_id = \"c\"\n",
-            "MCAS_FORWARD_CLIENT_SECRET",
+            "[output]\nkind = \"logs-ingestion\"\nendpoint = \"http://x\"\ndcr_immutable_id = \"dcr-1\"\n[output.auth]\nkind = \"client-secret\"\ntenant_id = \"t\"\nclient_id = \"c\"\n",
+            "plain http:// is refused",
         ),
         (
             "[output]\nkind = \"stdout\"\nendpiont = \"x\"\n",

@@ -26,6 +26,10 @@ pub enum Action {
     SplitByTime,
     /// Any other 400: the data is refused; bisect to isolate the bad rows.
     Bisect,
+    /// A 400 whose code concerns the request's content as a whole, not any row in it
+    /// ([`WHOLE_REQUEST_CODES`]): smaller requests would be refused alike, so every row of
+    /// the request is rejected at once, without bisection.
+    RejectRequest,
     /// 403, 404 and other 4xx: the endpoint, rule, stream, role or key is
     /// wrong. Surface loudly; retry only slowly.
     ConfigError,
@@ -40,6 +44,30 @@ pub enum Action {
 /// The Logs Ingestion API's error code for a batch whose rows span more
 /// than 30 minutes of event time.
 pub const RECORDS_TIME_RANGE_CODE: &str = "RecordsTimeRangeIsMoreThan30Minutes";
+
+/// Logs Ingestion API 400 codes that concern the setup (API version, stream, media type,
+/// content encoding), never a row: retried slowly as configuration errors, rows kept. The
+/// Data Collector API's setup codes (`InvalidLogType`, `MissingContentType`, …) are
+/// handled alike.
+pub const SETUP_CODES: &[&str] = &[
+    "MissingApiVersionParameter",
+    "MissingApiVersion",
+    "UnsupportedApiVersion",
+    "InvalidApiVersionParameter",
+    "InvalidApiVersion",
+    "UnsupportedMediaType",
+    "UnsupportedContentType",
+    "UnsupportedContentEncoding",
+];
+
+/// Logs Ingestion API 400 codes that refuse the request's content as a whole (the body
+/// cannot be decoded at all), whatever rows it holds: bisection would be refused at every
+/// level, so the request's rows are rejected at once ([`Action::RejectRequest`]).
+pub const WHOLE_REQUEST_CODES: &[&str] = &["InvalidContentEncoding"];
+
+fn is_one_of(code: Option<&str>, list: &[&str]) -> bool {
+    code.is_some_and(|c| list.iter().any(|x| c.eq_ignore_ascii_case(x)))
+}
 
 /// Classifies an HTTP answer.
 ///
@@ -60,6 +88,10 @@ pub fn classify(
             Api::LogsIngestion => {
                 if error_code.is_some_and(|c| c.eq_ignore_ascii_case(RECORDS_TIME_RANGE_CODE)) {
                     Action::SplitByTime
+                } else if is_one_of(error_code, SETUP_CODES) {
+                    Action::ConfigError
+                } else if is_one_of(error_code, WHOLE_REQUEST_CODES) {
+                    Action::RejectRequest
                 } else {
                     Action::Bisect
                 }
@@ -117,8 +149,9 @@ pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
 /// "retry later" when the time runs out.
 ///
 /// Transient failures wait with exponential backoff and full jitter:
-/// a uniform delay in `[0, min(max_delay, base_delay × 2^(attempt−1))]`,
-/// or the service's `Retry-After` when it gave one. Configuration errors
+/// a uniform delay in `[0, min(max_delay, base_delay × 2^(attempt−1))]`;
+/// when the service gave a `Retry-After`, the longer of the two (a
+/// `Retry-After: 0` never makes a retry come sooner than the backoff). Configuration errors
 /// (403, 404, a refused credential) wait `config_error_delay` between tries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -257,6 +290,21 @@ mod tests {
             Action::Bisect
         );
         assert_eq!(classify(LI, 400, None, None), Action::Bisect);
+        assert_eq!(
+            classify(LI, 400, Some("InvalidPayload"), None),
+            Action::Bisect
+        );
+        for code in SETUP_CODES {
+            assert_eq!(
+                classify(LI, 400, Some(code), None),
+                Action::ConfigError,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            classify(LI, 400, Some("invalidcontentencoding"), None),
+            Action::RejectRequest
+        );
         assert_eq!(
             classify(LI, 403, Some("OperationFailed"), None),
             Action::ConfigError

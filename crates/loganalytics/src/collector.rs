@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::ingestion::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_REQUEST_TIMEOUT, read_answer,
 };
+use crate::observer::SendObserver;
 use crate::report::SendReport;
 use crate::signature::{CONTENT_TYPE_JSON, SharedKey, authorization};
 
@@ -92,6 +93,7 @@ pub struct DataCollectorClientBuilder {
     max_body: usize,
     connect_timeout: Duration,
     request_timeout: Duration,
+    observer: Option<Arc<dyn SendObserver>>,
 }
 
 impl DataCollectorClient {
@@ -115,6 +117,7 @@ impl DataCollectorClient {
             max_body: DATA_COLLECTOR_MAX_BODY,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            observer: None,
         }
     }
 
@@ -222,6 +225,13 @@ impl DataCollectorClientBuilder {
         self
     }
 
+    /// Tells `observer` of every HTTP attempt as it completes (none by default): each
+    /// answer's status, each failure without an answer, retries and bisection included.
+    pub fn observer(mut self, observer: Arc<dyn SendObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -260,6 +270,9 @@ impl DataCollectorClientBuilder {
         ))
         .map_err(|_| Error::builder("the endpoint is not a valid URL"))?;
         let http = reqwest::Client::builder()
+            // A redirect is a configuration error, never followed: the signed rows would go
+            // wherever `Location` points.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
             .build()
@@ -283,6 +296,7 @@ impl DataCollectorClientBuilder {
                     retry: self.retry,
                     limiter: None,
                     time_field: String::new(),
+                    observer: self.observer,
                 },
             }),
         })

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use sha1::Digest as _;
 use zeroize::Zeroizing;
 
+use crate::body::MAX_ANSWER_BYTES;
 use crate::cloud::{AuthorityHost, check_url};
 use crate::error::{Error, Kind};
 
@@ -35,6 +36,18 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// asking again for this long, so a token endpoint that is down or hangs is
 /// not called on every request.
 const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// The longest token lifetime believed: Entra issues access tokens for at most 24 hours, so
+/// a longer `expires_in` or a later `expires_on` (up to `u64::MAX` from a hostile or broken
+/// endpoint) is cut to this. The cache also refreshes any token, however long-lived, at
+/// least this often.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The lifetime given to a token whose expiry is already over when it arrives (`expires_in`
+/// of 0 or less, or an `expires_on` in the past). The local clock may be ahead of the
+/// issuer's, and the service is the judge: a 401 drops the token at once. Until then it is
+/// kept this long, so the token endpoint is not asked again for every request.
+pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The assertion type of the client-assertion grant.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -168,7 +181,10 @@ impl TokenCache {
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(token) => {
-                let refresh_at = token.refresh_at(now);
+                // However long the token claims to live, ask again within a day.
+                let refresh_at = token
+                    .refresh_at(now)
+                    .min(now.checked_add(MAX_TOKEN_LIFETIME).unwrap_or(now));
                 tokens.insert(
                     scope.to_owned(),
                     Cached {
@@ -181,7 +197,10 @@ impl TokenCache {
             Err(e) => match tokens.get_mut(scope).filter(|c| c.token.is_unexpired(now)) {
                 Some(c) => {
                     tracing::warn!(error = %e, "token refresh failed; using the cached token until it expires");
-                    c.refresh_at = (now + REFRESH_RETRY_PAUSE).min(c.token.expires_at);
+                    c.refresh_at = now
+                        .checked_add(REFRESH_RETRY_PAUSE)
+                        .unwrap_or(now)
+                        .min(c.token.expires_at);
                     Ok(c.token.clone())
                 }
                 None => Err(e),
@@ -209,7 +228,10 @@ impl fmt::Debug for Secret {
 }
 
 fn http_client(no_proxy: bool) -> Result<reqwest::Client, Error> {
+    // Never follow a redirect: a 307 would repeat the POST, client secret or assertion
+    // included, to wherever the `Location` points.
     let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30));
     if no_proxy {
@@ -228,20 +250,72 @@ struct TokenResponse {
     expires_on: Option<NumOrString>,
 }
 
+/// A number of seconds as a token endpoint writes it: a JSON number (the v2 endpoint), a
+/// string (IMDS), or anything beyond `u64` (read as a float, which saturates).
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum NumOrString {
     Num(u64),
+    Float(f64),
     Str(String),
 }
 
 impl NumOrString {
+    /// The value in whole seconds: negative values read as 0, values beyond `u64` as
+    /// `u64::MAX`; `None` when it is not a number at all.
     fn get(&self) -> Option<u64> {
         match self {
             NumOrString::Num(n) => Some(*n),
-            NumOrString::Str(s) => s.trim().parse().ok(),
+            NumOrString::Float(f) => float_secs(*f),
+            NumOrString::Str(s) => {
+                let s = s.trim();
+                s.parse::<u64>()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().and_then(float_secs))
+            }
         }
     }
+}
+
+fn float_secs(f: f64) -> Option<u64> {
+    if f.is_nan() {
+        None
+    } else if f <= 0.0 {
+        Some(0)
+    } else {
+        // `as` saturates: +inf and anything beyond u64 become u64::MAX.
+        Some(f as u64)
+    }
+}
+
+/// When a token received at `now` expires, from the answer's `expires_in` (preferred) or
+/// `expires_on` (seconds since the epoch), with checked arithmetic only: the lifetime is
+/// cut to [`MAX_TOKEN_LIFETIME`], an expiry already over becomes [`MIN_TOKEN_LIFETIME`]
+/// from now, and without either field the shortest lifetime Entra issues (1 h) is assumed.
+/// Also says whether the expiry was already over.
+fn token_expiry(
+    expires_in: Option<u64>,
+    expires_on: Option<u64>,
+    now: SystemTime,
+) -> (SystemTime, bool) {
+    let lifetime = match (expires_in, expires_on) {
+        (Some(secs), _) => Duration::from_secs(secs),
+        (None, Some(on)) => match UNIX_EPOCH.checked_add(Duration::from_secs(on)) {
+            // The past (or now): zero left.
+            Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO),
+            // Beyond what the platform's clock can represent.
+            None => MAX_TOKEN_LIFETIME,
+        },
+        (None, None) => Duration::from_secs(3600),
+    };
+    let over = lifetime.is_zero();
+    let lifetime = if over {
+        MIN_TOKEN_LIFETIME
+    } else {
+        lifetime.min(MAX_TOKEN_LIFETIME)
+    };
+    // At most a day ahead of a real clock: this cannot overflow, but stay checked.
+    (now.checked_add(lifetime).unwrap_or(now), over)
 }
 
 #[derive(Deserialize)]
@@ -260,7 +334,20 @@ async fn token_request(req: reqwest::RequestBuilder) -> Result<AccessToken, Erro
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| crate::classify::parse_retry_after(v, SystemTime::now()));
-    let body = resp.bytes().await.map_err(Error::transport)?;
+    if (300..400).contains(&status) {
+        return Err(Error::new(Kind::Config)
+            .with_status(status)
+            .with_message("the token endpoint answered with a redirect, which is never followed"));
+    }
+    let body = crate::body::read_capped(resp, MAX_ANSWER_BYTES).await?;
+    // A cut error answer goes on: its first bytes may still name the error.
+    if body.truncated && (200..300).contains(&status) {
+        return Err(Error::decode(format!(
+            "the token endpoint's answer is too large (over {MAX_ANSWER_BYTES} bytes)"
+        ))
+        .with_status(status));
+    }
+    let body = body.bytes;
     if !(200..300).contains(&status) {
         let code = serde_json::from_slice::<TokenErrorBody>(&body)
             .ok()
@@ -279,14 +366,14 @@ async fn token_request(req: reqwest::RequestBuilder) -> Result<AccessToken, Erro
     let parsed: TokenResponse = serde_json::from_slice(&body)
         .map_err(|_| Error::decode("the token endpoint's answer is not a token"))?;
     let now = SystemTime::now();
-    let expires_at = if let Some(secs) = parsed.expires_in.as_ref().and_then(NumOrString::get) {
-        now + Duration::from_secs(secs)
-    } else if let Some(on) = parsed.expires_on.as_ref().and_then(NumOrString::get) {
-        UNIX_EPOCH + Duration::from_secs(on)
-    } else {
-        // No lifetime given: assume the shortest lifetime Entra issues.
-        now + Duration::from_secs(3600)
-    };
+    let expires_in = parsed.expires_in.as_ref().and_then(NumOrString::get);
+    let expires_on = parsed.expires_on.as_ref().and_then(NumOrString::get);
+    let (expires_at, over) = token_expiry(expires_in, expires_on, now);
+    if over {
+        tracing::warn!(
+            "the token endpoint sent a token whose expiry is already over; keeping it for a minute"
+        );
+    }
     Ok(AccessToken::new(parsed.access_token, expires_at))
 }
 
@@ -490,7 +577,7 @@ impl ClientCertificateCredential {
             jti: guid(),
             nbf: now,
             iat: now,
-            exp: now + 600,
+            exp: now.saturating_add(600),
         };
         jsonwebtoken::encode(&header, &claims, &self.key)
             .map(Zeroizing::new)
@@ -720,6 +807,76 @@ mod tests {
         assert!(!format!("{t:?}").contains("eyJ"));
         let s = Secret(Zeroizing::new("hunter2".into()));
         assert_eq!(format!("{s:?}"), "<redacted>");
+    }
+
+    #[test]
+    fn token_expiry_is_checked_and_capped() {
+        let now = SystemTime::now();
+        let at = |i, o, now| token_expiry(i, o, now).0;
+        let day = now + MAX_TOKEN_LIFETIME;
+        // The hostile values of the issue: no panic, a day at most.
+        assert_eq!(at(Some(10_000_000_000_000_000_000), None, now), day);
+        assert_eq!(at(Some(u64::MAX), None, now), day);
+        assert_eq!(at(None, Some(u64::MAX), now), day);
+        assert_eq!(at(Some(u64::MAX), Some(u64::MAX), now), day);
+        // Ordinary values are kept.
+        assert_eq!(at(Some(3599), None, now), now + Duration::from_secs(3599));
+        let on = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+        let soon = at(None, Some(on), now);
+        assert!(soon <= now + Duration::from_secs(600) && soon > now + Duration::from_secs(598));
+        assert_eq!(at(None, None, now), now + Duration::from_secs(3600));
+        // Already over: kept briefly, not refreshed on every call, and said so.
+        assert!(token_expiry(Some(0), None, now).1);
+        assert!(!token_expiry(Some(60), None, now).1);
+        assert_eq!(at(Some(0), None, now), now + MIN_TOKEN_LIFETIME);
+        assert_eq!(at(None, Some(1000), now), now + MIN_TOKEN_LIFETIME);
+        assert_eq!(at(None, Some(0), now), now + MIN_TOKEN_LIFETIME);
+    }
+
+    #[test]
+    fn lifetimes_read_in_every_spelling() {
+        let read = |json: &str| {
+            serde_json::from_str::<TokenResponse>(json)
+                .unwrap()
+                .expires_in
+                .as_ref()
+                .and_then(NumOrString::get)
+        };
+        let t = |v: &str| format!(r#"{{"access_token":"x","expires_in":{v}}}"#);
+        assert_eq!(read(&t("3599")), Some(3599));
+        assert_eq!(read(&t("\"3599\"")), Some(3599));
+        assert_eq!(
+            read(&t("10000000000000000000")),
+            Some(10_000_000_000_000_000_000)
+        );
+        assert_eq!(
+            read(&t("\"10000000000000000000\"")),
+            Some(10_000_000_000_000_000_000)
+        );
+        assert_eq!(read(&t("18446744073709551615")), Some(u64::MAX));
+        assert_eq!(read(&t("99999999999999999999999")), Some(u64::MAX));
+        assert_eq!(read(&t("\"99999999999999999999999\"")), Some(u64::MAX));
+        assert_eq!(read(&t("1e300")), Some(u64::MAX));
+        assert_eq!(read(&t("-5")), Some(0));
+        assert_eq!(read(&t("\"-5\"")), Some(0));
+        assert_eq!(read(&t("3599.5")), Some(3599));
+        assert_eq!(read(&t("\"soon\"")), None);
+    }
+
+    #[tokio::test]
+    async fn cache_refreshes_far_future_tokens_within_a_day() {
+        let cache = TokenCache::new();
+        let far = UNIX_EPOCH + Duration::from_secs(1 << 40);
+        let t = AccessToken::new("far", far);
+        let now = SystemTime::now();
+        cache
+            .get_or_fetch("s", || async move { Ok(t) })
+            .await
+            .unwrap();
+        let tokens = cache.tokens.lock().unwrap();
+        let refresh_at = tokens.get("s").unwrap().refresh_at;
+        assert!(refresh_at <= SystemTime::now() + MAX_TOKEN_LIFETIME);
+        assert!(refresh_at >= now + MAX_TOKEN_LIFETIME - Duration::from_secs(5));
     }
 
     #[test]

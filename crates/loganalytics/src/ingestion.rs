@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::batch::{LOGS_INGESTION_MAX_BODY, Rows};
+use crate::body::{MAX_ANSWER_BYTES, code_from_prefix, read_capped};
 use crate::classify::{Api, RetryPolicy, parse_retry_after, parse_retry_after_ms};
 use crate::cloud::{Cloud, check_url};
 use crate::credential::{TokenCredential, new_request_id};
 use crate::engine::{Answer, Body, Engine, Sender};
 use crate::error::Error;
 use crate::limiter::{Limiter, RateLimit};
+use crate::observer::SendObserver;
 use crate::report::SendReport;
 
 /// The API version used: the stable `2023-01-01`.
@@ -82,6 +84,7 @@ pub struct LogsIngestionClientBuilder {
     max_body: usize,
     connect_timeout: Duration,
     request_timeout: Duration,
+    observer: Option<Arc<dyn SendObserver>>,
     rate_limit: Option<RateLimit>,
     time_field: String,
 }
@@ -107,6 +110,7 @@ impl LogsIngestionClient {
             max_body: LOGS_INGESTION_MAX_BODY,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            observer: None,
             rate_limit: None,
             time_field: DEFAULT_TIME_FIELD.to_owned(),
         }
@@ -222,6 +226,13 @@ impl LogsIngestionClientBuilder {
         self
     }
 
+    /// Tells `observer` of every HTTP attempt as it completes (none by default): each
+    /// answer's status, each failure without an answer, retries and bisection included.
+    pub fn observer(mut self, observer: Arc<dyn SendObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -256,6 +267,9 @@ impl LogsIngestionClientBuilder {
         let url = reqwest::Url::parse(&url)
             .map_err(|_| Error::builder("the endpoint is not a valid URL"))?;
         let http = reqwest::Client::builder()
+            // A redirect is a configuration error, never followed: the rows and the token
+            // would go wherever `Location` points.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -276,6 +290,7 @@ impl LogsIngestionClientBuilder {
                     retry: self.retry,
                     limiter: self.rate_limit.map(Limiter::new),
                     time_field: self.time_field,
+                    observer: self.observer,
                 },
             }),
         })
@@ -328,12 +343,26 @@ pub(crate) async fn read_answer(resp: reqwest::Response) -> Answer {
         .map(str::to_owned);
     let (body_code, message) = if (200..300).contains(&status) {
         (None, None)
+    } else if (300..400).contains(&status) {
+        // Never followed, never read: the endpoint is not the API.
+        (
+            None,
+            Some("the service answered with a redirect, which is never followed".to_owned()),
+        )
     } else {
-        match resp.bytes().await {
-            Ok(body) => match serde_json::from_slice::<ErrorBody>(&body) {
+        // At most MAX_ANSWER_BYTES are read; a cut body still gives its code.
+        match read_capped(resp, MAX_ANSWER_BYTES).await {
+            Ok(body) => match serde_json::from_slice::<ErrorBody>(&body.bytes) {
                 Ok(ErrorBody::Azure { error }) => (error.code, error.message),
                 Ok(ErrorBody::Collector { code, message }) => (code, message),
-                Err(_) => (None, None),
+                Err(_) => (
+                    code_from_prefix(&body.bytes),
+                    body.truncated.then(|| {
+                        format!(
+                            "the error answer is too large; read its first {MAX_ANSWER_BYTES} bytes"
+                        )
+                    }),
+                ),
             },
             Err(_) => (None, None),
         }

@@ -9,16 +9,22 @@ The client respects every limit of the API:
   a row that cannot fit alone is never sent but returned as rejected;
 - answers are classified by a pure function ([`classify`]): 2xx delivered,
   401 refresh the token once, 413 split in halves, 400
-  `RecordsTimeRangeIsMoreThan30Minutes` split by event time, other 400
-  bisected down to the bad rows, 403/404 configuration errors retried
-  slowly, 408/429/5xx and transport errors retried with full-jitter
-  exponential backoff that honours `Retry-After`;
+  `RecordsTimeRangeIsMoreThan30Minutes` split by event time, 400 codes
+  naming the setup treated as configuration errors, 400
+  `InvalidContentEncoding` rejecting the whole request at once, other 400
+  bisected down to the bad rows (row by row where refused rows are dense),
+  3xx/403/404 configuration errors retried slowly (redirects are never
+  followed), 408/429/5xx and transport errors retried with full-jitter
+  exponential backoff, never sooner than `Retry-After` nor than the backoff;
+- at most [`MAX_ANSWER_BYTES`] of any answer body is read;
+- an optional [`SendObserver`] is told of every HTTP attempt as it completes;
 - the retry budget is the caller's ([`RetryPolicy`]), and every outcome comes
   back as data ([`SendReport`]);
 - tokens come from a [`TokenCredential`] (client secret, client
   certificate, managed identity, workload identity) cached until five
   minutes before expiry (half-way, for tokens issued for less than ten
-  minutes), with single-flight refresh;
+  minutes), with single-flight refresh; lifetimes are believed up to
+  [`MAX_TOKEN_LIFETIME`];
 - requests go out through a pool (default 4 in flight), optionally under a
   per-DCR [`RateLimit`]; plain `http://` is refused except to loopback.
 
@@ -78,6 +84,7 @@ accepted it is sent again.
 pub mod batch;
 pub mod classify;
 
+mod body;
 mod cloud;
 mod collector;
 mod credential;
@@ -85,9 +92,11 @@ mod engine;
 mod error;
 mod ingestion;
 mod limiter;
+mod observer;
 mod report;
 mod signature;
 
+pub use body::MAX_ANSWER_BYTES;
 pub use classify::{Action, Api, RetryPolicy};
 pub use cloud::{AuthorityHost, Cloud};
 pub use collector::{
@@ -96,8 +105,8 @@ pub use collector::{
 };
 pub use credential::{
     AccessToken, BoxFuture, ClientCertificateCredential, ClientSecretCredential,
-    DEFAULT_IMDS_ENDPOINT, ManagedIdentityCredential, REFRESH_MARGIN, TokenCache, TokenCredential,
-    WorkloadIdentityCredential,
+    DEFAULT_IMDS_ENDPOINT, MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME, ManagedIdentityCredential,
+    REFRESH_MARGIN, TokenCache, TokenCredential, WorkloadIdentityCredential,
 };
 pub use error::Error;
 pub use ingestion::{
@@ -106,6 +115,7 @@ pub use ingestion::{
     LogsIngestionClientBuilder,
 };
 pub use limiter::RateLimit;
+pub use observer::SendObserver;
 pub use report::{PendingRow, RejectReason, RejectedRow, RetryLater, SendReport};
 pub use signature::{
     CONTENT_TYPE_JSON, DATA_COLLECTOR_RESOURCE, SharedKey, authorization, signature, string_to_sign,

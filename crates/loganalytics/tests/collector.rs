@@ -158,3 +158,86 @@ fn log_type_rules() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn redirects_are_never_followed_and_attempts_are_observed() {
+    let emu = start_default().await;
+    let (target, hits) = counting_server().await;
+    emu.set_faults(
+        mcas_azure_emulator::Faults::default().with_redirect(
+            mcas_azure_emulator::RedirectFault::new(&target)
+                .with_scope(mcas_azure_emulator::FaultScope::Ingestion),
+        ),
+    );
+    let seen = std::sync::Arc::new(Recorder::default());
+    let client = DataCollectorClient::builder(
+        DEFAULT_WORKSPACE_ID,
+        SharedKey::from_base64(DEFAULT_SHARED_KEY).expect("test setup"),
+        "McasTest",
+    )
+    .endpoint(emu.base_url())
+    .retry(RetryPolicy::no_retry())
+    .observer(seen.clone())
+    .build()
+    .expect("test setup");
+    let report = client
+        .send(&rows(&ids("dcredir", 3), "2024-01-01T00:00:00Z"))
+        .await;
+    let later = report.retry_later.expect("kept");
+    assert_eq!(later.error.status(), Some(307));
+    assert!(later.error.is_config());
+    assert_eq!(*seen.answered.lock().unwrap(), [307]);
+    // Then 503, 503 and success: each attempt is told.
+    emu.set_faults(mcas_azure_emulator::Faults::scripted([
+        mcas_azure_emulator::FaultKind::Unavailable,
+        mcas_azure_emulator::FaultKind::Unavailable,
+    ]));
+    let seen = std::sync::Arc::new(Recorder::default());
+    let client = DataCollectorClient::builder(
+        DEFAULT_WORKSPACE_ID,
+        SharedKey::from_base64(DEFAULT_SHARED_KEY).expect("test setup"),
+        "McasTest",
+    )
+    .endpoint(emu.base_url())
+    .retry(fast_retry())
+    .observer(seen.clone())
+    .build()
+    .expect("test setup");
+    let ids = ids("dcobs", 3);
+    let report = client.send(&rows(&ids, "2024-01-01T00:00:00Z")).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(*seen.answered.lock().unwrap(), [503, 503, 200]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_exactly_once(&emu, "McasTest_CL", "ExtID_s", &ids);
+}
+
+#[tokio::test]
+async fn huge_error_bodies_are_cut_and_keep_their_code() {
+    let emu = start_default().await;
+    emu.set_faults(
+        mcas_azure_emulator::Faults::default().with_huge_body(
+            mcas_azure_emulator::HugeBodyFault::new(1 << 30)
+                .with_status(500)
+                .with_scope(mcas_azure_emulator::FaultScope::Ingestion),
+        ),
+    );
+    let client = DataCollectorClient::builder(
+        DEFAULT_WORKSPACE_ID,
+        SharedKey::from_base64(DEFAULT_SHARED_KEY).expect("test setup"),
+        "McasTest",
+    )
+    .endpoint(emu.base_url())
+    .retry(RetryPolicy::no_retry())
+    .build()
+    .expect("test setup");
+    let report = client
+        .send(&rows(&ids("dchuge", 2), "2024-01-01T00:00:00Z"))
+        .await;
+    let later = report.retry_later.expect("kept");
+    assert_eq!(later.error.status(), Some(500));
+    assert_eq!(later.error.code(), Some("HugeAnswer"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = emu.metrics().huge_body_bytes_sent;
+    assert!(sent < 32 << 20, "{sent} bytes of 1 GiB streamed");
+}

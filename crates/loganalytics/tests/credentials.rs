@@ -9,11 +9,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::*;
 use mcas_azure_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_MANAGED_IDENTITY_CLIENT_ID, DEFAULT_TENANT_ID, EmulatorConfig,
-    EmulatorHandle, FederatedCredential,
+    EmulatorHandle, FaultScope, Faults, FederatedCredential, HugeBodyFault, LifetimeValue,
+    RedirectFault,
 };
 use mcas_loganalytics::{
-    ClientCertificateCredential, ClientSecretCredential, Cloud, ManagedIdentityCredential,
-    RetryPolicy, TokenCredential, WorkloadIdentityCredential,
+    ClientCertificateCredential, ClientSecretCredential, Cloud, MAX_ANSWER_BYTES,
+    MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME, ManagedIdentityCredential, RetryPolicy,
+    TokenCredential, WorkloadIdentityCredential,
 };
 
 const CERT_APP: &str = "c3a7e0f1-0000-4000-8000-00000000ce27";
@@ -329,4 +331,176 @@ async fn workload_identity_from_environment() {
     assert_eq!(t[0].status, Some(200));
     assert_eq!(t[0].path, format!("/{DEFAULT_TENANT_ID}/oauth2/v2.0/token"));
     assert_exactly_once(&emu, CSL, "ExtID", &[]);
+}
+
+const SCOPE: &str = "https://monitor.azure.com//.default";
+
+fn imds_credential(emu: &EmulatorHandle) -> Arc<dyn TokenCredential> {
+    Arc::new(
+        ManagedIdentityCredential::system_assigned()
+            .expect("test setup")
+            .with_endpoint(&format!(
+                "{}/metadata/identity/oauth2/token",
+                emu.base_url()
+            ))
+            .expect("test setup"),
+    )
+}
+
+/// A token fetched from each flow under `faults` expires within `expect` of now (± slack),
+/// and is cached: a second call asks no endpoint.
+async fn lifetime_is(emu: &EmulatorHandle, faults: Faults, expect: Duration, what: &str) {
+    emu.set_faults(faults);
+    for (flow, cred) in [
+        ("token endpoint", secret_credential(emu)),
+        ("IMDS", imds_credential(emu)),
+    ] {
+        let before = token_requests(emu).len();
+        let now = SystemTime::now();
+        let token = cred
+            .get_token(SCOPE)
+            .await
+            .unwrap_or_else(|e| panic!("{what}, {flow}: {e}"));
+        let left = token.expires_at().duration_since(now).unwrap_or_default();
+        assert!(
+            left <= expect + Duration::from_secs(1) && left + Duration::from_secs(5) >= expect,
+            "{what}, {flow}: expires in {left:?}, expected {expect:?}"
+        );
+        let again = cred.get_token(SCOPE).await.expect("cached");
+        assert_eq!(again, token, "{what}, {flow}");
+        assert_eq!(token_requests(emu).len(), before + 1, "{what}, {flow}");
+    }
+}
+
+#[tokio::test]
+async fn overflowing_token_lifetimes_are_capped_in_every_spelling() {
+    let emu = start_default().await;
+    let huge_in = 10_000_000_000_000_000_000u64;
+    let cases = [
+        (
+            Faults::default().with_token_expires_in(LifetimeValue::Number(huge_in)),
+            "expires_in number",
+        ),
+        (
+            Faults::default().with_token_expires_in(LifetimeValue::Text(huge_in.to_string())),
+            "expires_in string",
+        ),
+        (
+            Faults::default()
+                .with_token_expires_in(LifetimeValue::Text("99999999999999999999999".into())),
+            "expires_in string beyond u64",
+        ),
+        (
+            Faults::default()
+                .with_token_omit_expires_in(true)
+                .with_token_expires_on(LifetimeValue::Number(u64::MAX)),
+            "expires_on number",
+        ),
+        (
+            Faults::default()
+                .with_token_omit_expires_in(true)
+                .with_token_expires_on(LifetimeValue::Text(u64::MAX.to_string())),
+            "expires_on string",
+        ),
+    ];
+    for (faults, what) in cases {
+        lifetime_is(&emu, faults, MAX_TOKEN_LIFETIME, what).await;
+    }
+    // And the capped token is used: rows go through.
+    emu.set_faults(Faults::default().with_token_expires_in(LifetimeValue::Number(huge_in)));
+    send_and_check(&emu, secret_credential(&emu), "huge-life").await;
+}
+
+#[tokio::test]
+async fn an_expiry_already_past_is_kept_briefly_not_refetched_per_call() {
+    let emu = start_default().await;
+    let past = Faults::default()
+        .with_token_omit_expires_in(true)
+        .with_token_expires_on(LifetimeValue::Number(1000));
+    lifetime_is(&emu, past, MIN_TOKEN_LIFETIME, "expires_on in the past").await;
+    let zero = Faults::default().with_token_expires_in(LifetimeValue::Text("0".into()));
+    lifetime_is(&emu, zero, MIN_TOKEN_LIFETIME, "expires_in 0").await;
+}
+
+#[tokio::test]
+async fn token_redirects_are_refused_and_never_followed() {
+    let emu = start_default().await;
+    let (target, hits) = counting_server().await;
+    emu.set_faults(
+        Faults::default().with_redirect(RedirectFault::new(&target).with_scope(FaultScope::Token)),
+    );
+    for (flow, cred) in [
+        ("token endpoint", secret_credential(&emu)),
+        ("IMDS", imds_credential(&emu)),
+    ] {
+        let err = cred.get_token(SCOPE).await.expect_err(flow);
+        assert_eq!(err.status(), Some(307), "{flow}: {err}");
+        assert!(err.is_config() && !err.is_retryable(), "{flow}: {err}");
+        assert!(err.to_string().contains("redirect"), "{flow}: {err}");
+    }
+    // Through a client: the rows come back for later, and the secret went nowhere.
+    let client = builder(&emu)
+        .retry(RetryPolicy::no_retry())
+        .build()
+        .unwrap();
+    let report = client.send(&rows_for(&ids("redir", 3))).await;
+    let later = report.retry_later.expect("kept");
+    assert_eq!(later.rows.len(), 3);
+    assert!(later.error.is_config(), "{}", later.error);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(ingestion_requests(&emu).is_empty());
+}
+
+#[tokio::test]
+async fn huge_token_answers_are_refused_after_the_cap() {
+    let emu = start_default().await;
+    for content_length in [false, true] {
+        let sent_before = emu.metrics().huge_body_bytes_sent;
+        emu.set_faults(
+            Faults::default().with_huge_body(
+                HugeBodyFault::new(1 << 30)
+                    .with_content_length(content_length)
+                    .with_scope(FaultScope::Token),
+            ),
+        );
+        for (flow, cred) in [
+            ("token endpoint", secret_credential(&emu)),
+            ("IMDS", imds_credential(&emu)),
+        ] {
+            let err = cred.get_token(SCOPE).await.expect_err(flow);
+            assert!(err.to_string().contains("too large"), "{flow}: {err}");
+            assert!(!err.is_retryable(), "{flow}: {err}");
+        }
+        // Of 2 GiB offered, little more than the cap was taken (socket buffers aside).
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = emu.metrics().huge_body_bytes_sent - sent_before;
+        assert!(
+            sent < 32 << 20,
+            "content_length {content_length}: {sent} bytes streamed (cap {MAX_ANSWER_BYTES})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_after_zero_from_the_token_endpoint_is_no_hot_loop() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::default()
+        .with_rate_429(1.0)
+        .with_retry_after(0)
+        .with_scope(FaultScope::Token);
+    let emu = start(config).await;
+    let client = builder(&emu)
+        .retry(
+            RetryPolicy::bounded(Duration::from_secs(2))
+                .base_delay(Duration::from_millis(100))
+                .max_delay(Duration::from_secs(1)),
+        )
+        .build()
+        .unwrap();
+    let report = client.send(&rows_for(&ids("ra0t", 3))).await;
+    assert_eq!(report.retry_later.expect("kept").rows.len(), 3);
+    // Backoff from 100 ms up to 1 s within 2 s: about 6 tries; a hot loop made thousands.
+    let n = token_requests(&emu).len();
+    assert!((2..=30).contains(&n), "{n} token requests");
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use mcas_azure_emulator::{
-    Column, ColumnType, DEFAULT_DCR_ID, Dcr, EmulatorConfig, FaultKind, FaultScope, Faults, Stream,
-    TablePlan,
+    Column, ColumnType, DEFAULT_DCR_ID, Dcr, EmulatorConfig, FaultKind, FaultScope, Faults,
+    HugeBodyFault, RedirectFault, Stream, TablePlan,
 };
 use mcas_loganalytics::{LogsIngestionClient, RejectReason, RetryPolicy};
 use serde_json::{Value, json};
@@ -671,4 +671,207 @@ async fn request_timeouts_are_transient() {
     let again = client.send_ndjson(&report.retry_later_ndjson()).await;
     assert!(again.is_complete(), "{again:?}");
     assert_exactly_once(&emu, CSL, "ExtID", &ids);
+}
+
+#[tokio::test]
+async fn retry_after_zero_on_429_is_no_hot_loop() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::default()
+        .with_rate_429(1.0)
+        .with_retry_after(0)
+        .with_scope(FaultScope::Ingestion);
+    let emu = start(config).await;
+    let client = builder(&emu)
+        .retry(
+            RetryPolicy::bounded(Duration::from_secs(2))
+                .base_delay(Duration::from_millis(100))
+                .max_delay(Duration::from_secs(1)),
+        )
+        .build()
+        .unwrap();
+    let ids = ids("ra0", 10);
+    let report = client.send(&rows_for(&ids)).await;
+    assert_eq!(report.retry_later.expect("kept").rows.len(), 10);
+    // Never sooner than the backoff (100 ms doubling up to 1 s) within a 2 s budget: about
+    // 6 tries. Waiting only Retry-After made thousands.
+    let reqs = ingestion_requests(&emu);
+    assert!(
+        reqs.iter()
+            .all(|r| r.status == Some(429) && r.retry_after == Some(0))
+    );
+    assert!((2..=30).contains(&reqs.len()), "{} requests", reqs.len());
+    assert_eq!(report.requests, reqs.len());
+}
+
+#[tokio::test]
+async fn ingestion_redirects_are_refused_and_never_followed() {
+    let emu = start_default().await;
+    let (target, hits) = counting_server().await;
+    emu.set_faults(
+        Faults::default().with_redirect(
+            RedirectFault::new(&target)
+                .with_status(307)
+                .with_scope(FaultScope::Ingestion),
+        ),
+    );
+    let client = builder(&emu)
+        .retry(RetryPolicy::no_retry())
+        .build()
+        .unwrap();
+    let report = client.send(&rows_for(&ids("redir", 5))).await;
+    let later = report.retry_later.expect("kept for later, not rejected");
+    assert_eq!(later.rows.len(), 5);
+    assert!(report.rejected.is_empty());
+    assert_eq!(later.error.status(), Some(307));
+    assert!(later.error.is_config(), "{}", later.error);
+    // A 308 the same way, retried slowly (the configuration delay), never followed.
+    emu.set_faults(
+        Faults::default().with_redirect(
+            RedirectFault::new(&target)
+                .with_status(308)
+                .with_scope(FaultScope::Ingestion),
+        ),
+    );
+    let client = builder(&emu)
+        .retry(
+            RetryPolicy::bounded(Duration::from_millis(500))
+                .config_error_delay(Duration::from_millis(200)),
+        )
+        .build()
+        .unwrap();
+    let report = client.send(&rows_for(&ids("redir8", 5))).await;
+    assert_eq!(report.retry_later.expect("kept").error.status(), Some(308));
+    assert!(report.requests <= 3, "{} requests", report.requests);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(emu.count(CSL), 0);
+}
+
+#[tokio::test]
+async fn huge_error_bodies_are_cut_and_keep_their_code() {
+    let emu = start_default().await;
+    emu.set_faults(
+        Faults::default().with_huge_body(
+            HugeBodyFault::new(1 << 30)
+                .with_status(503)
+                .with_scope(FaultScope::Ingestion),
+        ),
+    );
+    let client = builder(&emu)
+        .retry(RetryPolicy::no_retry())
+        .build()
+        .unwrap();
+    let report = client.send(&rows_for(&ids("huge", 2))).await;
+    let later = report.retry_later.expect("kept");
+    assert_eq!(later.error.status(), Some(503));
+    assert_eq!(later.error.code(), Some("HugeAnswer"));
+    assert!(
+        later.error.to_string().contains("too large"),
+        "{}",
+        later.error
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = emu.metrics().huge_body_bytes_sent;
+    assert!(sent < 32 << 20, "{sent} bytes of 1 GiB streamed");
+    // A refusal (400) with a huge body: the code still drives the outcome.
+    emu.set_faults(
+        Faults::default().with_huge_body(
+            HugeBodyFault::new(1 << 30)
+                .with_status(400)
+                .with_content_length(true)
+                .with_scope(FaultScope::Ingestion),
+        ),
+    );
+    let report = client.send(&rows_for(&ids("huge400", 1))).await;
+    assert_eq!(report.rejected.len(), 1);
+    match &report.rejected[0].reason {
+        RejectReason::Refused(e) => assert_eq!(e.code(), Some("HugeAnswer")),
+        other => panic!("{other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = emu.metrics().huge_body_bytes_sent;
+    assert!(sent < 64 << 20, "{sent} bytes of 2 GiB streamed");
+}
+
+#[tokio::test]
+async fn observer_sees_every_attempt_as_it_completes() {
+    let mut config = EmulatorConfig::default();
+    config.faults = Faults::scripted([
+        FaultKind::Unavailable,
+        FaultKind::Unavailable,
+        FaultKind::Unavailable,
+        FaultKind::Pass,
+        FaultKind::Reset,
+        FaultKind::Pass,
+    ])
+    .with_scope(FaultScope::Ingestion);
+    let emu = start(config).await;
+    let seen = std::sync::Arc::new(Recorder::default());
+    let client = builder(&emu).observer(seen.clone()).build().unwrap();
+    let ids1 = ids("obs", 4);
+    let report = client.send(&rows_for(&ids1)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(*seen.answered.lock().unwrap(), [503, 503, 503, 204]);
+    assert!(seen.failed.lock().unwrap().is_empty());
+    // A reset: told as a failure, then the retry's answer.
+    let ids2 = ids("obs2", 4);
+    let report = client.send(&rows_for(&ids2)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(*seen.answered.lock().unwrap(), [503, 503, 503, 204, 204]);
+    assert_eq!(seen.failed.lock().unwrap().len(), 1);
+    assert_eq!(report.requests, 2);
+    // Told before the budget is spent: with a bounded budget, every try is seen.
+    emu.set_faults(
+        Faults::default()
+            .with_rate_503(1.0)
+            .with_scope(FaultScope::Ingestion),
+    );
+    let seen = std::sync::Arc::new(Recorder::default());
+    let client = builder(&emu)
+        .observer(seen.clone())
+        .retry(RetryPolicy::no_retry())
+        .build()
+        .unwrap();
+    let report = client.send(&rows_for(&ids("obs3", 2))).await;
+    assert!(report.retry_later.is_some());
+    assert_eq!(*seen.answered.lock().unwrap(), [503]);
+    let mut all = ids1;
+    all.extend(ids2);
+    assert_exactly_once(&emu, CSL, "ExtID", &all);
+}
+
+#[tokio::test]
+async fn all_rows_refused_cost_about_n_requests_and_one_good_row_gets_through() {
+    let emu = start_default().await;
+    let client = builder(&emu).build().unwrap();
+    let ids = ids("dense", 64);
+    let bad_rows = |good: Option<usize>| {
+        let mut rows = rows_for(&ids);
+        for (i, r) in rows.iter_mut().enumerate() {
+            if Some(i) != good {
+                r["DestinationPort"] = json!("not a port");
+            }
+        }
+        rows
+    };
+    let report = client.send(&bad_rows(None)).await;
+    assert_eq!(report.rejected.len(), 64);
+    assert!(report.is_settled());
+    // 1 + 2 halves + 64 singles = 67, where bisection made 2N − 1 = 127.
+    assert!(report.requests <= 64 + 3, "{} requests", report.requests);
+    assert_eq!(ingestion_requests(&emu).len(), report.requests);
+    assert!(report.rejected.iter().all(|r| matches!(
+        &r.reason,
+        RejectReason::Refused(e) if e.code() == Some("InvalidPayload")
+    )));
+    assert_eq!(emu.count(CSL), 0);
+    // Exactly one good row among 63 bad ones: delivered, once.
+    let before = ingestion_requests(&emu).len();
+    let report = client.send(&bad_rows(Some(41))).await;
+    assert_eq!(report.delivered_rows, 1);
+    assert_eq!(report.rejected.len(), 63);
+    assert!(report.rejected.iter().all(|r| r.index != 41));
+    assert!(report.requests <= 64 + 3, "{} requests", report.requests);
+    assert_eq!(ingestion_requests(&emu).len() - before, report.requests);
+    assert_exactly_once(&emu, CSL, "ExtID", &[ids[41].clone()]);
 }

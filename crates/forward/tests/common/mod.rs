@@ -323,3 +323,72 @@ pub(crate) fn hostname() -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
 }
+
+/// A TCP connection to 127.0.0.1:`port` from the loopback address `source` (such as
+/// 127.0.0.2), so that a test can play a second sending host.
+pub(crate) fn connect_from(source: &str, port: u16) -> std::io::Result<TcpStream> {
+    let from: std::net::IpAddr = source
+        .parse()
+        .map_err(|_| std::io::Error::other("not an address"))?;
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.bind(&std::net::SocketAddr::new(from, 0).into())?;
+    s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    Ok(s.into())
+}
+
+/// Whether the other end closed `s` (end of stream or reset) within `timeout`.
+pub(crate) fn closed_by_peer(s: &mut TcpStream, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    let mut buf = [0u8; 64];
+    while Instant::now() < end {
+        let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Run the binary with `args` for at most `timeout`; a process still running then is
+/// killed and `None` returned. (status code, stdout, stderr) otherwise.
+pub(crate) fn run_cli_within(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Option<(i32, String, String)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Some((
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        std::fs::read_to_string(&err).unwrap_or_default(),
+    ))
+}

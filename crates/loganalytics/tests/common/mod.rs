@@ -178,3 +178,45 @@ pub fn test_data(name: &str) -> Vec<u8> {
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// A loopback HTTP server that counts the connections it accepts and answers each request
+/// 204: the target of a redirect, which must never be reached.
+pub async fn counting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}/stolen"), count)
+}
+
+/// A [`mcas_loganalytics::SendObserver`] that records what it is told.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub answered: std::sync::Mutex<Vec<u16>>,
+    pub failed: std::sync::Mutex<Vec<String>>,
+}
+
+impl mcas_loganalytics::SendObserver for Recorder {
+    fn answered(&self, status: u16) {
+        self.answered.lock().expect("lock").push(status);
+    }
+
+    fn failed(&self, error: &mcas_loganalytics::Error) {
+        self.failed.lock().expect("lock").push(error.to_string());
+    }
+}

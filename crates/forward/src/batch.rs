@@ -1,0 +1,218 @@
+//! Batches: the routes a row can take, the open batch buffers of a worker, the pool their
+//! buffers come from and go back to, and the closed [`Batch`] handed to the output stage.
+
+use std::sync::Arc;
+
+/// Where a row goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Route {
+    /// CommonSecurityLog rows (`output.stream`).
+    Csl,
+    /// Syslog rows (`output.syslog_stream`).
+    Syslog,
+}
+
+impl Route {
+    pub(crate) const ALL: [Route; 2] = [Route::Csl, Route::Syslog];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Route::Csl => "csl",
+            Route::Syslog => "syslog",
+        }
+    }
+
+    pub(crate) fn from_str(s: &str) -> Option<Route> {
+        match s {
+            "csl" => Some(Route::Csl),
+            "syslog" => Some(Route::Syslog),
+            _ => None,
+        }
+    }
+}
+
+/// An open batch buffer.
+#[derive(Debug, Default)]
+pub(crate) struct RouteBuf {
+    pub(crate) data: Vec<u8>,
+    pub(crate) rows: usize,
+}
+
+/// Bytes a batch may run past its byte limit without its buffer growing: a batch closes
+/// after the row that crosses `batch_max_bytes`, so buffers are sized for the limit plus
+/// one ordinary row.
+const ROW_HEADROOM: usize = 64 * 1024;
+
+/// Batch buffers given back once their batch is written (a [`Batch`] returns its buffer
+/// when dropped). Without it every batch mapped, faulted in and unmapped megabytes of fresh
+/// memory, and a buffer that started below the batch limit was copied each time it grew.
+#[derive(Debug)]
+pub(crate) struct BufPool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+    capacity: usize,
+}
+
+impl BufPool {
+    /// Idle buffers kept; more are freed.
+    const MAX_FREE: usize = 4;
+
+    /// A pool of buffers for batches of up to `batch_bytes`.
+    pub(crate) fn new(batch_bytes: usize) -> Arc<BufPool> {
+        Arc::new(BufPool {
+            free: std::sync::Mutex::new(Vec::new()),
+            capacity: batch_bytes.saturating_add(ROW_HEADROOM),
+        })
+    }
+
+    fn get(&self) -> Vec<u8> {
+        let reused = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        reused.unwrap_or_else(|| Vec::with_capacity(self.capacity))
+    }
+
+    pub(crate) fn put(&self, mut buf: Vec<u8>) {
+        // A buffer an outsized row grew far past the limit is not kept.
+        if buf.capacity() < self.capacity || buf.capacity() > 2 * self.capacity {
+            return;
+        }
+        buf.clear();
+        let mut free = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if free.len() < Self::MAX_FREE {
+            free.push(buf);
+        }
+    }
+}
+
+/// The open batch buffers of one worker, one per route.
+#[derive(Debug)]
+pub(crate) struct Buffers {
+    csl: RouteBuf,
+    syslog: RouteBuf,
+    pool: Arc<BufPool>,
+}
+
+impl Buffers {
+    /// Buffers for batches of up to `batch_bytes`, with a pool of their own.
+    pub(crate) fn with_capacity(batch_bytes: usize) -> Buffers {
+        Buffers::with_pool(BufPool::new(batch_bytes))
+    }
+
+    /// Buffers drawn from (and, through their batches, given back to) `pool`.
+    pub(crate) fn with_pool(pool: Arc<BufPool>) -> Buffers {
+        Buffers {
+            csl: RouteBuf {
+                data: pool.get(),
+                rows: 0,
+            },
+            syslog: RouteBuf::default(),
+            pool,
+        }
+    }
+
+    pub(crate) fn get(&self, r: Route) -> &RouteBuf {
+        match r {
+            Route::Csl => &self.csl,
+            Route::Syslog => &self.syslog,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, r: Route) -> &mut RouteBuf {
+        match r {
+            Route::Csl => &mut self.csl,
+            Route::Syslog => &mut self.syslog,
+        }
+    }
+
+    /// True when any route's open batch holds a row.
+    pub(crate) fn has_rows(&self) -> bool {
+        self.csl.rows > 0 || self.syslog.rows > 0
+    }
+
+    /// Close the batch of `r`, if it holds rows.
+    pub(crate) fn take(&mut self, r: Route) -> Option<Batch> {
+        if self.get(r).rows == 0 {
+            return None;
+        }
+        let pool = self.pool.clone();
+        let b = self.get_mut(r);
+        let data = std::mem::replace(&mut b.data, pool.get());
+        let rows = std::mem::take(&mut b.rows);
+        Some(Batch {
+            route: r,
+            data,
+            rows,
+            pool: Some(pool),
+        })
+    }
+}
+
+/// A closed batch: NDJSON rows for one route.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) route: Route,
+    pub(crate) data: Vec<u8>,
+    pub(crate) rows: usize,
+    /// Where `data` goes back when the batch is dropped (after it was written).
+    pub(crate) pool: Option<Arc<BufPool>>,
+}
+
+#[cfg(test)]
+impl Batch {
+    /// A batch whose buffer goes back to no pool.
+    pub(crate) fn unpooled(route: Route, data: Vec<u8>, rows: usize) -> Batch {
+        Batch {
+            route,
+            data,
+            rows,
+            pool: None,
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.put(std::mem::take(&mut self.data));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_batch_gives_its_buffer_back_for_the_next_one() {
+        let pool = BufPool::new(4096);
+        let mut bufs = Buffers::with_pool(pool.clone());
+        let first = bufs.get(Route::Csl).data.as_ptr();
+        bufs.get_mut(Route::Csl).data.extend_from_slice(b"{}\n");
+        bufs.get_mut(Route::Csl).rows = 1;
+        let batch = bufs.take(Route::Csl).expect("a batch");
+        assert_eq!(batch.data.as_ptr(), first);
+        assert!(batch.data.capacity() >= 4096 + ROW_HEADROOM);
+        drop(batch);
+        // The next buffer taken from the pool is the one just given back, emptied.
+        let again = pool.get();
+        assert_eq!(again.as_ptr(), first);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn the_pool_keeps_a_few_buffers_of_its_size_only() {
+        let pool = BufPool::new(4096);
+        pool.put(Vec::with_capacity(16)); // too small
+        pool.put(Vec::with_capacity(1 << 20)); // grown by an outsized row
+        assert!(pool.free.lock().unwrap().is_empty());
+        for _ in 0..10 {
+            pool.put(Vec::with_capacity(4096 + ROW_HEADROOM));
+        }
+        assert_eq!(pool.free.lock().unwrap().len(), BufPool::MAX_FREE);
+    }
+}

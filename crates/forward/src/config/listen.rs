@@ -1,0 +1,219 @@
+//! `[[listen]]`: protocols, framing, limits and their checks.
+
+use super::*;
+
+/// Listener protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Protocol {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
+        })
+    }
+}
+
+/// TCP/TLS framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum FramingConfig {
+    /// Per frame: a leading digit means octet counting, else LF.
+    #[default]
+    Auto,
+    /// RFC 6587 octet counting only.
+    OctetCounting,
+    /// LF (also CR LF and NUL) delimited.
+    Lf,
+}
+
+/// What to do with a frame longer than `max_message_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum OversizeConfig {
+    /// Keep the first `max_message_bytes`, flagged and counted.
+    #[default]
+    Truncate,
+    /// Drop the frame, counted.
+    Discard,
+}
+
+/// One `[[listen]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenConfig {
+    pub(crate) protocol: Protocol,
+    pub(crate) address: SocketAddr,
+    #[serde(default)]
+    pub(crate) framing: FramingConfig,
+    #[serde(default = "default_max_message")]
+    pub(crate) max_message_bytes: ByteSize,
+    #[serde(default)]
+    pub(crate) oversize: OversizeConfig,
+    /// Source CIDRs; empty means everyone.
+    #[serde(default)]
+    pub(crate) allow: Vec<Cidr>,
+    /// TLS server certificate chain (PEM).
+    #[serde(default)]
+    pub(crate) cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[serde(default)]
+    pub(crate) key: Option<PathBuf>,
+    /// CA bundle (PEM) for client certificates: turns on mutual TLS.
+    #[serde(default)]
+    pub(crate) client_ca: Option<PathBuf>,
+    /// Zone for zone-less syslog timestamps (IANA name or fixed offset); UTC when unset.
+    #[serde(default)]
+    pub(crate) timezone: Option<String>,
+    /// TCP/TLS: maximum simultaneous connections.
+    #[serde(default = "default_max_connections")]
+    pub(crate) max_connections: usize,
+    /// TCP/TLS: close a connection idle this long.
+    #[serde(default = "default_idle_timeout")]
+    pub(crate) idle_timeout: DurationStr,
+    /// UDP: the socket receive buffer (SO_RCVBUF); the OS default when unset.
+    #[serde(default)]
+    pub(crate) receive_buffer_bytes: Option<ByteSize>,
+    /// TCP/TLS: simultaneous connections from one source address.
+    #[serde(default = "default_max_connections_per_source")]
+    pub(crate) max_connections_per_source: usize,
+    /// TCP/TLS: a new connection must deliver its first complete frame (TLS handshake
+    /// included) within this time.
+    #[serde(default = "default_first_frame_timeout")]
+    pub(crate) first_frame_timeout: DurationStr,
+    /// TCP/TLS: once a frame has begun, it must complete within this time.
+    #[serde(default = "default_frame_timeout")]
+    pub(crate) frame_timeout: DurationStr,
+}
+
+impl ListenConfig {
+    /// Checks of the connection guards; `at` names the listener.
+    fn validate_guards(&self, at: &str) -> anyhow::Result<()> {
+        if self.max_connections_per_source == 0 {
+            bail!("{at}: max_connections_per_source must be at least 1");
+        }
+        for (key, d) in [
+            ("first_frame_timeout", self.first_frame_timeout),
+            ("frame_timeout", self.frame_timeout),
+        ] {
+            if d.0 < Duration::from_millis(100) {
+                bail!("{at}: {key} must be at least 100ms");
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn default_max_message() -> ByteSize {
+    ByteSize(64 * 1024)
+}
+pub(super) fn default_max_connections() -> usize {
+    1024
+}
+pub(super) fn default_idle_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(600))
+}
+pub(super) fn default_max_connections_per_source() -> usize {
+    64
+}
+pub(super) fn default_first_frame_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+pub(super) fn default_frame_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+
+impl ListenConfig {
+    /// The checks of `listen[i]`.
+    pub(super) fn validate(&self, i: usize) -> anyhow::Result<()> {
+        let at = format!("listen[{i}] ({} {})", self.protocol, self.address);
+        if self.protocol == Protocol::Tls && (self.cert.is_none() || self.key.is_none()) {
+            bail!("{at}: protocol = \"tls\" needs both `cert` and `key` (PEM files)");
+        }
+        if self.protocol != Protocol::Tls
+            && (self.cert.is_some() || self.key.is_some() || self.client_ca.is_some())
+        {
+            bail!("{at}: `cert`, `key` and `client_ca` apply only to protocol = \"tls\"");
+        }
+        if self.protocol == Protocol::Udp && self.framing != FramingConfig::Auto {
+            bail!("{at}: `framing` applies only to tcp and tls; UDP is one message per datagram");
+        }
+        if self.max_message_bytes.0 < 64 || self.max_message_bytes.0 > (16 << 20) {
+            bail!("{at}: max_message_bytes must be between 64 bytes and 16MiB");
+        }
+        if self.max_connections == 0 {
+            bail!("{at}: max_connections must be at least 1");
+        }
+        check_duration(
+            &format!("listen[{i}].idle_timeout"),
+            self.idle_timeout,
+            Duration::from_secs(1),
+            MAX_DURATION_KEY,
+        )?;
+        for (key, d) in [
+            ("first_frame_timeout", self.first_frame_timeout),
+            ("frame_timeout", self.frame_timeout),
+        ] {
+            // The lower bound is validate_guards'.
+            check_duration(
+                &format!("listen[{i}].{key}"),
+                d,
+                Duration::ZERO,
+                MAX_DURATION_KEY,
+            )?;
+        }
+        self.validate_guards(&at)?;
+        if let Some(tz) = &self.timezone {
+            parse_timezone(tz).with_context(|| format!("{at}: timezone"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Two listeners of the same transport may not share an address.
+pub(super) fn check_unique_addresses(listen: &[ListenConfig]) -> anyhow::Result<()> {
+    for (i, a) in listen.iter().enumerate() {
+        for b in &listen[i + 1..] {
+            let same_kind = (a.protocol == Protocol::Udp) == (b.protocol == Protocol::Udp);
+            if same_kind && a.address == b.address {
+                bail!(
+                    "two listeners use {} {}: each address may be used once per transport",
+                    a.protocol,
+                    a.address
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolve a listener `timezone`: an IANA name (`Europe/Paris`) or a fixed offset (`+02:00`).
+pub(crate) fn parse_timezone(tz: &str) -> anyhow::Result<jiff::tz::TimeZone> {
+    if tz.eq_ignore_ascii_case("utc") || tz == "Z" {
+        return Ok(jiff::tz::TimeZone::UTC);
+    }
+    if let Some(first) = tz.chars().next()
+        && (first == '+' || first == '-')
+    {
+        let parts: Vec<&str> = tz[1..].split(':').collect();
+        let h: Option<i32> = parts.first().and_then(|h| h.parse().ok());
+        let m: Option<i32> = parts.get(1).map_or(Some(0), |m| m.parse().ok());
+        let off = match (h, m) {
+            (Some(h), Some(m)) if parts.len() <= 2 && h <= 18 && m < 60 => {
+                let secs = (h * 3600 + m * 60) * if first == '-' { -1 } else { 1 };
+                jiff::tz::Offset::from_seconds(secs).ok()
+            }
+            _ => None,
+        }
+        .ok_or_else(|| anyhow::anyhow!("bad UTC offset {tz:?} (example: \"+02:00\")"))?;
+        return Ok(jiff::tz::TimeZone::fixed(off));
+    }
+    jiff::tz::TimeZone::get(tz).map_err(|e| anyhow::anyhow!("unknown time zone {tz:?}: {e}"))
+}
