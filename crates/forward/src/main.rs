@@ -15,6 +15,7 @@ mod commands;
 mod config;
 mod deadletter;
 mod frames;
+mod kql;
 mod listen;
 mod metrics;
 mod output;
@@ -83,6 +84,30 @@ enum Command {
         #[arg(long)]
         stream: Option<String>,
     },
+    /// Run a DCR transformation (KQL) on sample rows and print the output rows (NDJSON).
+    Kql {
+        /// The transformation, e.g. 'source | where DeviceAction != "allow"'.
+        #[arg(long, value_name = "KQL")]
+        query: Option<String>,
+        /// Input columns: commonsecuritylog, syslog, or a JSON file of [{"name","type"}].
+        #[arg(long, value_name = "NAME|FILE")]
+        schema: Option<String>,
+        /// Input rows, one JSON object a line.
+        #[arg(long, value_name = "ROWS.ndjson")]
+        input: Option<PathBuf>,
+        /// Take the query and the columns from a DCR (ARM template or resource JSON).
+        #[arg(long, value_name = "FILE", requires = "stream")]
+        dcr: Option<PathBuf>,
+        /// The DCR input stream whose data flow to run.
+        #[arg(long, value_name = "NAME")]
+        stream: Option<String>,
+        /// Raw syslog/CEF lines, mapped to CommonSecurityLog rows first.
+        #[arg(long, value_name = "FILE")]
+        cef: Option<PathBuf>,
+        /// Only parse and compile (unknown columns are dynamic when no schema is given).
+        #[arg(long)]
+        check: bool,
+    },
     /// Send the rows of the dead-letter file again (after fixing the cause).
     ReplayDeadLetter {
         /// The dead-letter file (default: the configured one).
@@ -106,6 +131,26 @@ fn main() -> ExitCode {
         Command::DcrTemplate { stream } => {
             commands::dcr_template(cli.config.as_deref(), stream.as_deref())
         }
+        Command::Kql {
+            query,
+            schema,
+            input,
+            dcr,
+            stream,
+            cef,
+            check,
+        } => kql::kql(
+            cli.config.as_deref(),
+            &kql::Args {
+                query,
+                schema,
+                input,
+                dcr,
+                stream,
+                cef,
+                check,
+            },
+        ),
         Command::ReplayDeadLetter { file } => {
             commands::replay_dead_letter(cli.config.as_deref(), file.as_deref())
         }
