@@ -141,6 +141,61 @@ pub struct Stream {
     pub columns: Vec<Column>,
     /// Plan of the destination table.
     pub plan: TablePlan,
+    /// The data flow's `transformKql`, applied to each record before it is stored (none:
+    /// `source`, records pass one to one).
+    pub transform: Option<Transform>,
+}
+
+/// A compiled `transformKql` (mcas-kql), with its text.
+#[derive(Clone, Debug)]
+pub struct Transform {
+    text: String,
+    query: std::sync::Arc<mcas_kql::Query>,
+}
+
+impl PartialEq for Transform {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Transform {}
+
+impl Transform {
+    /// Compiles `text` against the stream's columns, as Azure does when the DCR is created:
+    /// a query outside the transformation subset, or that names an unknown column, is
+    /// refused with the same message.
+    pub fn compile(text: &str, columns: &[Column]) -> Result<Self, ConfigError> {
+        let schema = mcas_kql::Schema::new(columns.iter().map(|c| (c.name.as_str(), kql_type(c.ty))));
+        let query = mcas_kql::Query::compile(text, &schema)
+            .map_err(|e| ConfigError(format!("transformKql: {e}")))?;
+        Ok(Self {
+            text: text.to_owned(),
+            query: std::sync::Arc::new(query),
+        })
+    }
+
+    /// The query's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The record as the transformation leaves it, or `None` when it drops the record.
+    pub fn apply(&self, record: &serde_json::Map<String, serde_json::Value>) -> Option<serde_json::Map<String, serde_json::Value>> {
+        self.query.run(record).map(|row| row.to_json())
+    }
+}
+
+fn kql_type(t: ColumnType) -> mcas_kql::Type {
+    match t {
+        ColumnType::String => mcas_kql::Type::String,
+        ColumnType::Int => mcas_kql::Type::Int,
+        ColumnType::Long => mcas_kql::Type::Long,
+        ColumnType::Real => mcas_kql::Type::Real,
+        ColumnType::Boolean => mcas_kql::Type::Bool,
+        ColumnType::DateTime => mcas_kql::Type::DateTime,
+        ColumnType::Dynamic => mcas_kql::Type::Dynamic,
+    }
 }
 
 impl Stream {
@@ -151,7 +206,17 @@ impl Stream {
             table: table.into(),
             columns,
             plan: TablePlan::Analytics,
+            transform: None,
         }
+    }
+
+    /// Applies `transformKql` to this stream's records (compiled against its columns).
+    pub fn with_transform(mut self, kql: &str) -> Result<Self, ConfigError> {
+        self.transform = match kql.trim() {
+            "source" => None,
+            _ => Some(Transform::compile(kql, &self.columns)?),
+        };
+        Ok(self)
     }
 
     /// Sets the destination table's plan.
@@ -212,8 +277,9 @@ impl Dcr {
     /// whose columns come from `streamDeclarations` and whose table comes from `outputStream`
     /// (`Microsoft-CommonSecurityLog` → `CommonSecurityLog`, `Custom-X_CL` → `X_CL`; without
     /// `outputStream`, the input stream's name without `Custom-`). The immutable id is
-    /// `immutable_id` if given, else `properties.immutableId`. A `transformKql` other than
-    /// `source` is not applied (the emulator logs a warning): columns pass one to one.
+    /// `immutable_id` if given, else `properties.immutableId`. A data flow's `transformKql` is
+    /// compiled against the stream's columns (mcas-kql) and applied to every record before it
+    /// is stored, as Azure does; a query Azure would refuse is refused here, with its message.
     pub fn from_azure_json(text: &str, immutable_id: Option<&str>) -> Result<Self, ConfigError> {
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| ConfigError(format!("DCR JSON: {e}")))?;
@@ -240,11 +306,7 @@ impl Dcr {
         let mut streams: Vec<Stream> = Vec::new();
         for flow in flows {
             let output = flow.get("outputStream").and_then(|o| o.as_str());
-            if let Some(kql) = flow.get("transformKql").and_then(|k| k.as_str())
-                && kql.trim() != "source"
-            {
-                tracing::warn!(dcr = %id, transform = kql, "transformKql is not applied by the emulator");
-            }
+            let kql = flow.get("transformKql").and_then(|k| k.as_str());
             let names = flow
                 .get("streams")
                 .and_then(|x| x.as_array())
@@ -293,7 +355,13 @@ impl Dcr {
                         .unwrap_or(o),
                     None => name.strip_prefix("Custom-").unwrap_or(name),
                 };
-                streams.push(Stream::new(name, table, columns));
+                let mut stream = Stream::new(name, table, columns);
+                if let Some(kql) = kql {
+                    stream = stream
+                        .with_transform(kql)
+                        .map_err(|e| ConfigError(format!("stream {name}: {}", e.0)))?;
+                }
+                streams.push(stream);
             }
         }
         if streams.is_empty() {
@@ -715,6 +783,7 @@ impl EmulatorConfig {
                         table,
                         columns: decl.columns,
                         plan: decl.plan,
+                        transform: None,
                     });
                 }
                 for s in &streams {
@@ -829,6 +898,9 @@ struct FileStream {
     columns: Vec<Column>,
     #[serde(default)]
     plan: TablePlan,
+    /// The data flow's `transformKql`.
+    #[serde(default)]
+    transform_kql: Option<String>,
 }
 
 impl FileStream {
@@ -844,12 +916,20 @@ impl FileStream {
             }
         };
         columns.extend(self.columns);
-        Ok(Stream {
-            name: self.name,
+        let name = self.name;
+        let stream = Stream {
+            name: name.clone(),
             table: self.table,
             columns,
             plan: self.plan,
-        })
+            transform: None,
+        };
+        match &self.transform_kql {
+            None => Ok(stream),
+            Some(kql) => stream
+                .with_transform(kql)
+                .map_err(|e| ConfigError(format!("stream {name}: {}", e.0))),
+        }
     }
 }
 

@@ -300,7 +300,15 @@ fn accept(sh: &Shared, stream: &Stream, body: &[u8]) -> Response {
             continue;
         };
         match check_record(i, obj, stream, field_max) {
-            Ok(mut row) => {
+            Ok(row) => {
+                // The data flow's transformation, as Azure applies it before storage.
+                let mut row = match &stream.transform {
+                    None => row,
+                    Some(t) => match t.apply(&row) {
+                        Some(out) => out,
+                        None => continue,
+                    },
+                };
                 let tg = row
                     .get("TimeGenerated")
                     .and_then(Value::as_str)

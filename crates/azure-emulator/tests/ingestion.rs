@@ -670,3 +670,42 @@ async fn large_bodies_get_their_answer_not_a_broken_pipe() {
     }
     emu.shutdown().await;
 }
+
+/// A DCR's `transformKql` runs on every record before it is stored, as Azure runs it: here it
+/// drops the `Download` records, removes a column and adds one.
+#[tokio::test]
+async fn transform_kql_filters_and_reshapes_before_storage() {
+    let stream = Stream::common_security_log()
+        .with_transform(
+            "source\n| where Activity != \"Download\" // cost cut\n| project-away DeviceProduct\n| extend Note = strcat(DeviceVendor, '/', Activity)",
+        )
+        .unwrap();
+    let mut cfg = EmulatorConfig::default();
+    cfg.dcrs = vec![Dcr::new(DEFAULT_DCR_ID, vec![stream])];
+    let emu = common::start(cfg).await;
+    let tok = common::token(&emu).await;
+    let a = common::ingest(&emu, &tok, DEFAULT_CSL_STREAM, TWO_ROWS).await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    let rows = emu.rows("CommonSecurityLog");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["Activity"], "Log on");
+    assert_eq!(rows[0]["Note"], "Microsoft/Log on");
+    assert!(rows[0].get("DeviceProduct").is_none(), "projected away");
+    assert_eq!(rows[0]["ReceivedBytes"], 5_000_000_000i64);
+}
+
+/// A transformation Azure would refuse is refused when the DCR is loaded, with its message.
+#[test]
+fn a_transform_outside_the_subset_is_refused_at_load() {
+    let e = Stream::common_security_log()
+        .with_transform("source | summarize count() by DeviceVendor")
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("summarize is not supported in transformations"),
+        "{e}"
+    );
+    let json = r#"{"properties":{"immutableId":"dcr-1","streamDeclarations":{"Custom-A":{"columns":[{"name":"Message","type":"string"}]}},"dataFlows":[{"streams":["Custom-A"],"outputStream":"Custom-A_CL","transformKql":"source | where Mesage has 'x'"}]}}"#;
+    let e = Dcr::from_azure_json(json, None).unwrap_err().to_string();
+    assert!(e.contains("Custom-A") && e.contains("Message"), "{e}");
+}
