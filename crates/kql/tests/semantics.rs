@@ -206,3 +206,16 @@ fn parse_xml_edge_cases() {
         json!({"a": {"r": {"i": ["1", "2"], "j": {"@k": "v", "#text": "t"}}}, "b": null, "c": null, "d": null})
     );
 }
+
+#[test]
+fn values_display_as_tostring() {
+    use mcas_kql::Value;
+    assert_eq!(Value::Timespan(15 * 10_000_000).to_string(), "00:00:15");
+    assert_eq!(
+        Value::DateTime(0).to_string(),
+        "1970-01-01T00:00:00.0000000Z"
+    );
+    assert_eq!(Value::Real(8.0).to_string(), "8");
+    assert_eq!(Value::Null.to_string(), "");
+    assert_eq!(Value::str("x").to_string(), "x");
+}
