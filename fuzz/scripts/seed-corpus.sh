@@ -42,6 +42,25 @@ for path in sys.argv[2:]:
 PY
 }
 
+# kql_eval takes one JSON row: every input row of the KQL vectors.
+seed_rows() {
+    local target=$1
+    shift
+    mkdir -p "corpus/$target"
+    python3 - "corpus/$target" "$@" <<'PY'
+import hashlib, json, sys
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                for row in json.loads(line).get("input") or []:
+                    data = json.dumps(row).encode("utf-8")
+                    with open(f"{out}/{hashlib.sha1(data).hexdigest()}", "wb") as seedfile:
+                        seedfile.write(data)
+PY
+}
+
 cef=../crates/cef/tests/data/cef.jsonl
 syslog=../crates/syslog/tests/data/syslog.jsonl
 csl=../crates/csl/tests/data/csl.jsonl
@@ -53,6 +72,7 @@ seed syslog_roundtrip "$syslog"
 seed octet_framing "$syslog"
 seed csl_map "$csl" "$cef"
 seed_queries kql_parse ../crates/kql/tests/data/kql.jsonl
+seed_rows kql_eval ../crates/kql/tests/data/kql.jsonl
 for d in corpus/*/; do
     echo "seeded $(basename "$d"): $(find "$d" -type f | wc -l) inputs"
 done

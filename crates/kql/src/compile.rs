@@ -542,15 +542,27 @@ impl Binder<'_> {
             _ => {}
         }
         // Regex functions compile their pattern once.
-        let regex_fn: Option<(usize, Builtin, Type)> = match name {
-            "extract" => Some((0, functions::extract as Builtin, Type::String)),
-            "extract_all" => Some((0, functions::extract_all as Builtin, Type::Dynamic)),
-            "replace_regex" | "replace" => {
-                Some((0, functions::replace_regex as Builtin, Type::String))
-            }
+        // Regex functions compile their pattern once. `order` lists the other arguments in the
+        // order the builtin takes them: `replace(regex, rewrite, text)` (the deprecated form the
+        // DCR pages use) and `replace_regex(text, regex, rewrite)` both become (rewrite, text).
+        let regex_fn: Option<(usize, &[usize], Builtin, Type)> = match name {
+            "extract" => Some((0, &[1, 2, 3], functions::extract as Builtin, Type::String)),
+            "extract_all" => Some((0, &[1, 2], functions::extract_all as Builtin, Type::Dynamic)),
+            "replace" => Some((
+                0,
+                &[1, 2],
+                functions::replace_regex as Builtin,
+                Type::String,
+            )),
+            "replace_regex" => Some((
+                1,
+                &[2, 0],
+                functions::replace_regex as Builtin,
+                Type::String,
+            )),
             _ => None,
         };
-        if let Some((ri, f, mut ty)) = regex_fn {
+        if let Some((ri, order, f, mut ty)) = regex_fn {
             match name {
                 "extract" => arity(3, 4)?,
                 "extract_all" => arity(2, 3)?,
@@ -558,7 +570,7 @@ impl Binder<'_> {
             }
             let re = self.const_regex(&args[ri], "")?;
             let mut cargs = Vec::new();
-            for a in &args[1..] {
+            for a in order.iter().filter_map(|&k| args.get(k)) {
                 if let ExprKind::TypeOf(t) = a.kind {
                     ty = t;
                     cargs.push(CExpr::Const(Value::str(t.name())));

@@ -233,6 +233,13 @@ impl<'a> Value<'a> {
     }
 }
 
+impl fmt::Display for Value<'_> {
+    /// The value as `tostring` writes it (null is empty).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_kusto_string())
+    }
+}
+
 /// A JSON scalar as a Kusto value (arrays and objects stay dynamic).
 pub(crate) fn json_scalar(j: &Json) -> Value<'_> {
     match j {

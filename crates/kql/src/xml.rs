@@ -17,27 +17,21 @@ fn unescape(t: &str) -> String {
 }
 
 impl Reader<'_> {
-    fn skip_misc(&mut self) {
+    /// Skips whitespace, declarations, processing instructions and comments; `None` when one of
+    /// them is not terminated.
+    fn skip_misc(&mut self) -> Option<()> {
         loop {
             self.s = self.s.trim_start();
-            if self.s.starts_with("<?") {
-                match self.s.find("?>") {
-                    Some(p) => self.s = &self.s[p + 2..],
-                    None => return,
-                }
+            let end = if self.s.starts_with("<?") {
+                self.s.find("?>").map(|p| p + 2)
             } else if self.s.starts_with("<!--") {
-                match self.s.find("-->") {
-                    Some(p) => self.s = &self.s[p + 3..],
-                    None => return,
-                }
-            } else if self.s.starts_with("<!") {
-                match self.s.find('>') {
-                    Some(p) => self.s = &self.s[p + 1..],
-                    None => return,
-                }
+                self.s.find("-->").map(|p| p + 3)
+            } else if self.s.starts_with("<!") && !self.s.starts_with("<![CDATA[") {
+                self.s.find('>').map(|p| p + 1)
             } else {
-                return;
-            }
+                return Some(());
+            };
+            self.s = &self.s[end?..];
         }
     }
 
@@ -102,8 +96,8 @@ impl Reader<'_> {
                 self.s = &r[end + 3..];
                 continue;
             }
-            if self.s.starts_with("<!--") {
-                self.skip_misc();
+            if self.s.starts_with("<!--") || self.s.starts_with("<?") {
+                self.skip_misc()?;
                 continue;
             }
             let (child, value) = self.element()?;
@@ -140,9 +134,9 @@ impl Reader<'_> {
 /// The JSON form of an XML document, or `None` when it is not well-formed.
 pub(crate) fn to_json(s: &str) -> Option<Json> {
     let mut r = Reader { s, depth: 0 };
-    r.skip_misc();
+    r.skip_misc()?;
     let (name, value) = r.element()?;
-    r.skip_misc();
+    r.skip_misc()?;
     if !r.s.trim().is_empty() {
         return None;
     }

@@ -104,11 +104,13 @@ fn operators_beyond_the_vectors() {
         ),
         json!({"a": true, "b": false, "c": false, "d": true, "e": true, "f": false})
     );
+    // replace(regex, rewrite, text), as the DCR page's parse_cef_dictionary example calls it;
+    // replace_regex(text, regex, rewrite), as replace-regex-function.md documents it.
     assert_eq!(
         print(
-            "print a = replace('a(b)', 'x\\\\1y', 'zabz'), b = replace_string('aXbX', 'X', '-'), c = trim('-', '--a-b--')"
+            r#"print a = replace('a(b)', @'x\1y', 'zabz'), a2 = replace(";", " ", "k=v;x"), r = replace_regex('Number is 1', @'is (\d+)', @'was: \1'), b = replace_string('aXbX', 'X', '-'), c = trim('-', '--a-b--')"#
         ),
-        json!({"a": "zxbyz", "b": "a-b-", "c": "a-b"})
+        json!({"a": "zxbyz", "a2": "k=v x", "r": "Number was: 1", "b": "a-b-", "c": "a-b"})
     );
     assert_eq!(
         print("print a = -7 / 2, b = 7 % 0, c = 1.0 / 0 > 1e308, d = 2 * 3 + 4 * 5"),
@@ -193,4 +195,27 @@ fn compiled_queries_are_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Query>();
     assert_send_sync::<mcas_kql::Error>();
+}
+
+#[test]
+fn parse_xml_edge_cases() {
+    assert_eq!(
+        print(
+            r#"print a = parse_xml('<?xml version="1.0"?><!-- c --><r><i>1</i><i>2</i><j k="v">t<!-- x --></j></r>'), b = parse_xml('<a><!-- unterminated'), c = parse_xml('<a>'), d = parse_xml('not xml')"#
+        ),
+        json!({"a": {"r": {"i": ["1", "2"], "j": {"@k": "v", "#text": "t"}}}, "b": null, "c": null, "d": null})
+    );
+}
+
+#[test]
+fn values_display_as_tostring() {
+    use mcas_kql::Value;
+    assert_eq!(Value::Timespan(15 * 10_000_000).to_string(), "00:00:15");
+    assert_eq!(
+        Value::DateTime(0).to_string(),
+        "1970-01-01T00:00:00.0000000Z"
+    );
+    assert_eq!(Value::Real(8.0).to_string(), "8");
+    assert_eq!(Value::Null.to_string(), "");
+    assert_eq!(Value::str("x").to_string(), "x");
 }
