@@ -166,7 +166,8 @@ impl Transform {
     /// a query outside the transformation subset, or that names an unknown column, is
     /// refused with the same message.
     pub fn compile(text: &str, columns: &[Column]) -> Result<Self, ConfigError> {
-        let schema = mcas_kql::Schema::new(columns.iter().map(|c| (c.name.as_str(), kql_type(c.ty))));
+        let schema =
+            mcas_kql::Schema::new(columns.iter().map(|c| (c.name.as_str(), kql_type(c.ty))));
         let query = mcas_kql::Query::compile(text, &schema)
             .map_err(|e| ConfigError(format!("transformKql: {e}")))?;
         Ok(Self {
@@ -181,7 +182,10 @@ impl Transform {
     }
 
     /// The record as the transformation leaves it, or `None` when it drops the record.
-    pub fn apply(&self, record: &serde_json::Map<String, serde_json::Value>) -> Option<serde_json::Map<String, serde_json::Value>> {
+    pub fn apply(
+        &self,
+        record: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
         self.query.run(record).map(|row| row.to_json())
     }
 }

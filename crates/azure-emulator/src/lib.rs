@@ -56,7 +56,8 @@ pub use config::{
     DEFAULT_CLIENT_SECRET, DEFAULT_CSL_STREAM, DEFAULT_DCR_ID, DEFAULT_MANAGED_IDENTITY_CLIENT_ID,
     DEFAULT_SHARED_KEY, DEFAULT_SYSLOG_STREAM, DEFAULT_TENANT_ID, DEFAULT_TOKEN_LIFETIME,
     DEFAULT_WORKSPACE_ID, Dcr, EmulatorConfig, FederatedCredential, Limits, MONITOR_AUDIENCE,
-    ManagedIdentityConfig, Secret, Storage, Stream, TOKEN_EXCHANGE_AUDIENCE, TablePlan, Workspace,
+    ManagedIdentityConfig, Secret, Storage, Stream, TOKEN_EXCHANGE_AUDIENCE, TablePlan, Transform,
+    Workspace,
 };
 pub use faults::{
     DownWindow, FaultKind, FaultScope, Faults, HugeBodyFault, LifetimeValue, RedirectFault,
