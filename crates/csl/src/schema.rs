@@ -68,6 +68,25 @@ macro_rules! field_into_owned {
     };
 }
 
+/// A field's value as a borrowed [`CustomValue`], by column type.
+macro_rules! column_value {
+    (String, $v:expr) => {
+        $v.as_deref().map(|s| CustomValue::String(Cow::Borrowed(s)))
+    };
+    (Int, $v:expr) => {
+        $v.map(CustomValue::Int)
+    };
+    (Long, $v:expr) => {
+        $v.map(CustomValue::Long)
+    };
+    (Real, $v:expr) => {
+        $v.map(CustomValue::Real)
+    };
+    (Datetime, $v:expr) => {
+        $v.map(CustomValue::Datetime)
+    };
+}
+
 macro_rules! csl_columns {
     ($( $(#[$meta:meta])* $variant:ident $field:ident: $ty:ident = $name:literal, )*) => {
         /// One row of the Log Analytics `CommonSecurityLog` table.
@@ -132,6 +151,27 @@ macro_rules! csl_columns {
                     value.write_json(w.key(name));
                 }
                 w.end();
+            }
+        }
+
+        impl CommonSecurityLog<'_> {
+            /// The value of the column `name` (a table column or a custom `_CF` one),
+            /// borrowed; `None` when the column is unset or unknown.
+            ///
+            /// ```
+            /// let event = mcas_cef::parse(b"CEF:0|Acme|Fw|1|7|Deny|5|dpt=22")?;
+            /// let ctx = mcas_csl::Context::new(jiff::Timestamp::from_second(0)?);
+            /// let row = mcas_csl::map(&event, &ctx).row;
+            /// assert_eq!(row.value("DeviceVendor"), Some(mcas_csl::CustomValue::String("Acme".into())));
+            /// assert_eq!(row.value("DestinationPort"), Some(mcas_csl::CustomValue::Int(22)));
+            /// assert_eq!(row.value("SourceIP"), None);
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn value(&self, name: &str) -> Option<CustomValue<'_>> {
+                match name {
+                    $( $name => column_value!($ty, self.$field), )*
+                    _ => self.custom.get(name).map(CustomValue::reborrow),
+                }
             }
         }
 
@@ -228,6 +268,18 @@ pub enum CustomValue<'a> {
 }
 
 impl CustomValue<'_> {
+    /// A copy that borrows from this value (strings are not copied).
+    pub fn reborrow(&self) -> CustomValue<'_> {
+        match self {
+            CustomValue::String(s) => CustomValue::String(Cow::Borrowed(s)),
+            CustomValue::Int(v) => CustomValue::Int(*v),
+            CustomValue::Long(v) => CustomValue::Long(*v),
+            CustomValue::Real(v) => CustomValue::Real(*v),
+            CustomValue::Datetime(v) => CustomValue::Datetime(*v),
+            CustomValue::Boolean(v) => CustomValue::Boolean(*v),
+        }
+    }
+
     /// The column type this value belongs to.
     pub fn column_type(&self) -> ColumnType {
         match self {

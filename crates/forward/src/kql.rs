@@ -190,7 +190,7 @@ fn schema_named(name: &str) -> anyhow::Result<Schema> {
     }
 }
 
-fn csl_type(t: mcas_csl::ColumnType) -> Type {
+pub(crate) fn csl_type(t: mcas_csl::ColumnType) -> Type {
     match t {
         mcas_csl::ColumnType::Int => Type::Int,
         mcas_csl::ColumnType::Long => Type::Long,

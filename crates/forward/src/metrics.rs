@@ -36,6 +36,8 @@ pub(crate) enum DropReason {
     DeadLetterSampled,
     /// Messages and rows still in memory when the shutdown deadline passed.
     ShutdownDeadline,
+    /// Rows the output's transformation (`output.transform`) dropped.
+    Transform,
     /// Connections refused over `max_connections_per_source`.
     SourceConnectionLimit,
     /// Datagrams the kernel dropped for our UDP sockets (receive buffer full), read from
@@ -46,7 +48,7 @@ pub(crate) enum DropReason {
     SpoolLost,
 }
 
-const DROP_REASONS: [(DropReason, &str); 13] = [
+const DROP_REASONS: [(DropReason, &str); 14] = [
     (DropReason::UdpOverflow, "udp_overflow"),
     (DropReason::Oversize, "oversize"),
     (DropReason::SpoolFull, "spool_full"),
@@ -57,6 +59,7 @@ const DROP_REASONS: [(DropReason, &str); 13] = [
     (DropReason::DeadLetterFull, "dead_letter_full"),
     (DropReason::DeadLetterSampled, "dead_letter_sampled"),
     (DropReason::ShutdownDeadline, "shutdown_deadline"),
+    (DropReason::Transform, "transform"),
     (DropReason::SourceConnectionLimit, "source_connection_limit"),
     (DropReason::UdpKernel, "udp_kernel"),
     (DropReason::SpoolLost, "spool_lost"),

@@ -33,6 +33,8 @@ pub(crate) struct Router {
     /// Data Collector API: `TimeGenerated` is a reserved property there; rows carry the
     /// same value as `CollectedTime`, named in the `time-generated-field` header.
     rename_time_generated: bool,
+    /// `output.transform`, run on every CommonSecurityLog row.
+    transform: Option<mcas_kql::Query>,
     metrics: Arc<Metrics>,
 }
 
@@ -50,6 +52,7 @@ impl Router {
     ) -> Router {
         Router {
             rename_time_generated: false,
+            transform: None,
             parsers,
             mapper,
             collector: collector_host_name(),
@@ -61,6 +64,12 @@ impl Router {
     /// For the Data Collector output: rename `TimeGenerated` to [`COLLECTED_TIME`].
     pub(crate) fn rename_time_generated(mut self, yes: bool) -> Router {
         self.rename_time_generated = yes;
+        self
+    }
+
+    /// Run `query` on every CommonSecurityLog row (stage 4, before the append).
+    pub(crate) fn with_transform(mut self, query: Option<mcas_kql::Query>) -> Router {
+        self.transform = query;
         self
     }
 
@@ -136,7 +145,24 @@ impl Router {
         match self.classify(body) {
             Some(event) => {
                 let mapped = self.mapper.map(&event, &ctx);
-                Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)))
+                let Some(query) = &self.transform else {
+                    return Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)));
+                };
+                // Stage 4 with a transformation: the row as the query leaves it, or no row.
+                match query.run(&CslRow(&mapped.row)) {
+                    Some(out) => {
+                        let row = out.to_json();
+                        Ok(self.append_row(bufs, Route::Csl, |buf| {
+                            // serde_json cannot fail on a Value map.
+                            let _ = serde_json::to_writer(&mut *buf, &TimeFirst(&row));
+                        }))
+                    }
+                    None => {
+                        self.metrics
+                            .count_drop(crate::metrics::DropReason::Transform, 1);
+                        Ok(Route::Csl)
+                    }
+                }
             }
             None => {
                 let route = self.route_plain()?;
@@ -203,6 +229,47 @@ impl Router {
         b.data.push(b'\n');
         b.rows += 1;
         route
+    }
+}
+
+/// A mapped CommonSecurityLog row as the transformation's input, without serialising it:
+/// strings stay borrowed.
+struct CslRow<'r, 'a>(&'r mcas_csl::CommonSecurityLog<'a>);
+
+impl mcas_kql::Row for CslRow<'_, '_> {
+    fn get(&self, column: &str) -> Option<mcas_kql::Value<'_>> {
+        use mcas_csl::CustomValue as C;
+        use mcas_kql::Value as V;
+        Some(match self.0.value(column)? {
+            C::String(s) => V::String(s),
+            C::Int(v) => V::Int(v),
+            C::Long(v) => V::Long(v),
+            C::Real(v) => V::Real(v),
+            C::Boolean(v) => V::Bool(v),
+            // Ticks of 100 ns, as Kusto counts them.
+            C::Datetime(t) => V::DateTime((t.as_nanosecond() / 100) as i64),
+            _ => V::Null,
+        })
+    }
+}
+
+/// A transformed row written with `TimeGenerated` first, where the Data Collector output's
+/// in-place rename looks for it.
+struct TimeFirst<'m>(&'m serde_json::Map<String, serde_json::Value>);
+
+impl serde::Serialize for TimeFirst<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        if let Some(t) = self.0.get("TimeGenerated") {
+            m.serialize_entry("TimeGenerated", t)?;
+        }
+        for (k, v) in self.0 {
+            if k != "TimeGenerated" {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
     }
 }
 

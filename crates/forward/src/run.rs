@@ -60,7 +60,8 @@ pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Rout
     let mapper = cfg.mapper();
     Ok(
         Router::new(parsers, mapper, cfg.output.syslog_stream.is_some(), metrics)
-            .rename_time_generated(cfg.output.kind == crate::config::OutputKind::DataCollector),
+            .rename_time_generated(cfg.output.kind == crate::config::OutputKind::DataCollector)
+            .with_transform(cfg.transform()?),
     )
 }
 

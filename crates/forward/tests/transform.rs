@@ -74,3 +74,79 @@ async fn the_emulator_applies_the_dcr_transformation_to_what_the_forwarder_sends
     drop(fwd);
     emu.shutdown().await;
 }
+
+/// `[output] transform`: the forwarder runs the transformation before batching. The rows it
+/// drops are counted (`reason="transform"`), never sent nor dead-lettered; the rows it keeps
+/// arrive as it leaves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_applies_output_transform_before_sending() {
+    let emu = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emulator_config(&emu.base_url(), "").replace(
+        "stream = \"Custom-CommonSecurityLog\"\n",
+        "stream = \"Custom-CommonSecurityLog\"\ntransform = 'source | where DestinationPort != 443 | project-away AdditionalExtensions | extend DeviceCustomString2 = strcat(\"port \", DestinationPort)'\n",
+    );
+    let fwd = start_forwarder(dir.path(), cfg).await;
+    let port = fwd.port;
+    let n = 200u32;
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        for i in 0..n {
+            let dpt = if i % 2 == 0 { 443 } else { 22 };
+            writeln!(
+                s,
+                "<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|100|conn|5|externalId=ev-{i} dpt={dpt} unknownKey=extension"
+            )
+            .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        wait_until_async(Duration::from_secs(30), || emu.count("CommonSecurityLog")
+            == (n / 2) as usize)
+        .await,
+        "{}",
+        fwd.stderr_text()
+    );
+    assert!(
+        wait_until_async(Duration::from_secs(10), || fwd
+            .metric("mcas_forward_dropped_total{reason=\"transform\"}")
+            == Some(f64::from(n / 2)))
+        .await
+    );
+    for r in emu.rows("CommonSecurityLog") {
+        assert_eq!(r["DestinationPort"], 22);
+        assert_eq!(r["DeviceCustomString2"], "port 22");
+        assert!(r.get("AdditionalExtensions").is_none(), "{r}");
+        assert_eq!(r["DeviceVendor"], "V");
+    }
+    assert_eq!(fwd.metric("mcas_forward_dead_lettered_total"), Some(0.0));
+    drop(fwd);
+    emu.shutdown().await;
+}
+
+/// A transformation that does not compile stops `validate` and `run`, with the caret.
+#[test]
+fn a_bad_output_transform_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[output]\nkind = \"stdout\"\ntransform = 'source | summarize count() by DeviceVendor'\n",
+    )
+    .unwrap();
+    let (code, _, err) = common::run_cli(
+        &["validate", "--offline", "--config", cfg.to_str().unwrap()],
+        None,
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("output.transform does not compile")
+            && err.contains("summarize is not supported in transformations"),
+        "{err}"
+    );
+}

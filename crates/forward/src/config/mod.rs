@@ -143,6 +143,7 @@ impl Config {
         }
         check_unique_addresses(&self.listen)?;
         self.output.validate()?;
+        self.transform()?;
         if let Some(s) = &self.spool {
             s.validate()?;
         }
@@ -168,6 +169,26 @@ impl Config {
             Some(p) => Ok(p),
             None => Ok(state_dir()?.join("dead-letter.ndjson")),
         }
+    }
+
+    /// `output.transform`, compiled against the CommonSecurityLog columns (with the custom
+    /// columns of `[mapping]`); None when there is none.
+    pub(crate) fn transform(&self) -> anyhow::Result<Option<mcas_kql::Query>> {
+        let Some(text) = &self.output.transform else {
+            return Ok(None);
+        };
+        let columns = mcas_csl::columns_with(&self.mapping.rules);
+        let schema = mcas_kql::Schema::new(
+            columns
+                .iter()
+                .map(|(n, t)| (n.as_str(), crate::kql::csl_type(*t))),
+        );
+        let q = mcas_kql::Query::compile(text, &schema)
+            .map_err(|e| anyhow::anyhow!("output.transform does not compile:\n{e}"))?;
+        if q.source_kind() != mcas_kql::SourceKind::Input {
+            anyhow::bail!("output.transform must start with `source` (it runs on every row)");
+        }
+        Ok(Some(q))
     }
 
     /// The mapper of `[mapping]`.

@@ -43,6 +43,11 @@ pub(crate) struct OutputConfig {
     /// Stream (logs-ingestion) or Log-Type (data-collector) for non-CEF messages.
     #[serde(default)]
     pub(crate) syslog_stream: Option<String>,
+    /// A DCR transformation (KQL, the subset Azure accepts in `transformKql`) run on every
+    /// CommonSecurityLog row before it is batched: rows it drops are counted
+    /// (`reason="transform"`), rows it keeps are sent as it leaves them.
+    #[serde(default)]
+    pub(crate) transform: Option<String>,
     /// `kind = "file"`.
     #[serde(default)]
     pub(crate) path: Option<PathBuf>,
