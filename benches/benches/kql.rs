@@ -94,5 +94,77 @@ fn kql(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kql);
+/// The same rows as CEF events, mapped to `CommonSecurityLog` rows by mcas-csl: what the
+/// forwarder's `[output] transform` reads (fields directly, strings borrowed).
+fn csl_events() -> Vec<Vec<u8>> {
+    rows()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            format!(
+                "CEF:0|{}|{}|{}|100|{}|5|act={} src={} dst={} dpt={} cs1={} cs1Label=Rule PanOSPacketsReceived=12",
+                s("DeviceVendor"),
+                s("DeviceProduct"),
+                s("DeviceVersion"),
+                s("Activity"),
+                s("DeviceAction"),
+                s("SourceIP"),
+                s("DestinationIP"),
+                r["DestinationPort"],
+                s("DeviceCustomString1"),
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+fn kql_csl(c: &mut Criterion) {
+    let lines = csl_events();
+    let events: Vec<mcas_cef::Event<'_>> = lines
+        .iter()
+        .map(|l| mcas_cef::parse(l).expect("CEF"))
+        .collect();
+    let received = mcas_cef::jiff::Timestamp::from_second(1_710_749_742).expect("instant");
+    let ctx = mcas_csl::Context::new(received);
+    let rows: Vec<mcas_csl::CommonSecurityLog<'_>> =
+        events.iter().map(|e| mcas_csl::map(e, &ctx).row).collect();
+    let schema = Schema::new(mcas_csl::columns().iter().map(|(n, t)| {
+        let ty = match t {
+            mcas_csl::ColumnType::Int => Type::Int,
+            mcas_csl::ColumnType::Long => Type::Long,
+            mcas_csl::ColumnType::Real => Type::Real,
+            mcas_csl::ColumnType::Datetime => Type::DateTime,
+            mcas_csl::ColumnType::Boolean => Type::Bool,
+            _ => Type::String,
+        };
+        (*n, ty)
+    }));
+    let mut g = c.benchmark_group("kql_csl");
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    for (name, text) in [
+        ("three_predicate_filter", FILTER),
+        ("cost_transformation", COST),
+    ] {
+        let q = Query::compile(text, &schema).expect("compiles");
+        let kept = rows.iter().filter(|r| q.run_at(*r, 0).is_some()).count();
+        assert!(
+            kept > 0 && kept < rows.len(),
+            "{name} keeps some rows: {kept}"
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut kept = 0usize;
+                for r in &rows {
+                    if let Some(out) = q.run_at(black_box(r), 0) {
+                        kept += out.iter().count();
+                    }
+                }
+                black_box(kept)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, kql, kql_csl);
 criterion_main!(benches);

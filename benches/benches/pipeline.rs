@@ -8,6 +8,9 @@
 //!   written by `serde_json`.
 //! * `.../write_json`: the same, with the row written by the crate's own
 //!   `CommonSecurityLog::write_json` (the same bytes; what the forwarder uses).
+//! * `.../write_json+transform`: the same with a typical cost transformation (`where` on
+//!   two columns, `project-away` of two) run on each mapped row, as `[output] transform`
+//!   does: rows it keeps are written as it leaves them.
 //! * `pipeline/line/...`: one MCAS activity line, end to end and stage by stage
 //!   (`syslog`, `cef`, `map`, `json`), to show where the time goes.
 
@@ -37,6 +40,43 @@ fn received() -> mcas_cef::jiff::Timestamp {
 enum Writer {
     SerdeJson,
     WriteJson,
+}
+
+/// The transformation of `.../write_json+transform`.
+const COST_TRANSFORM: &str = r#"source
+| where DeviceVendor == "Microsoft" and LogSeverity != "0"
+| project-away AdditionalExtensions, DeviceCustomString1"#;
+
+fn csl_schema() -> mcas_kql::Schema {
+    mcas_kql::Schema::new(mcas_csl::columns().iter().map(|(n, t)| {
+        let ty = match t {
+            mcas_csl::ColumnType::Int => mcas_kql::Type::Int,
+            mcas_csl::ColumnType::Long => mcas_kql::Type::Long,
+            mcas_csl::ColumnType::Real => mcas_kql::Type::Real,
+            mcas_csl::ColumnType::Datetime => mcas_kql::Type::DateTime,
+            mcas_csl::ColumnType::Boolean => mcas_kql::Type::Bool,
+            _ => mcas_kql::Type::String,
+        };
+        (*n, ty)
+    }))
+}
+
+/// One event through every stage with the transformation after the map.
+fn pipeline_transformed(
+    line: &[u8],
+    received: mcas_cef::jiff::Timestamp,
+    query: &mcas_kql::Query,
+    out: &mut Vec<u8>,
+) -> usize {
+    let msg = mcas_syslog::parse(line).expect("syslog");
+    let event = mcas_cef::parse(msg.msg()).expect("CEF");
+    let ctx = Context::new(received).with_computer(msg.hostname());
+    let mapped = mcas_csl::map(&event, &ctx);
+    out.clear();
+    if let Some(row) = query.run_at(&mapped.row, 0) {
+        serde_json::to_writer(&mut *out, &row.to_json()).expect("serialises");
+    }
+    out.len()
 }
 
 /// One event through every stage; returns the JSON length so nothing is optimised out.
@@ -78,6 +118,17 @@ fn corpus_benches(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, buf: &[u8]) 
         g.throughput(Throughput::Bytes(bytes));
         g.bench_function(format!("corpus_bytes/{name}{suffix}"), &mut run);
     }
+    let query = mcas_kql::Query::compile(COST_TRANSFORM, &csl_schema()).expect("compiles");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.bench_function(format!("corpus_events/{name}/write_json+transform"), |b| {
+        b.iter(|| {
+            let mut total = 0;
+            for l in &lines {
+                total += pipeline_transformed(black_box(l), received, &query, &mut out);
+            }
+            total
+        })
+    });
 }
 
 fn line_benches(g: &mut BenchmarkGroup<'_, WallTime>, line: &[u8]) {

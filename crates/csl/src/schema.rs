@@ -769,3 +769,22 @@ csl_columns! {
     /// Hostname of the machine running the collecting agent (AMA); empty for legacy-agent data.
     CollectorHostName collector_host_name: String = "CollectorHostName",
 }
+
+/// A mapped row as a transformation's input, without serialising it: strings stay
+/// borrowed, datetimes become Kusto ticks (100 ns).
+#[cfg(feature = "kql")]
+impl mcas_kql::Row for CommonSecurityLog<'_> {
+    fn get(&self, column: &str) -> Option<mcas_kql::Value<'_>> {
+        use mcas_kql::Value as V;
+        Some(match self.value(column)? {
+            CustomValue::String(s) => V::String(s),
+            CustomValue::Int(v) => V::Int(v),
+            CustomValue::Long(v) => V::Long(v),
+            CustomValue::Real(v) => V::Real(v),
+            CustomValue::Boolean(v) => V::Bool(v),
+            CustomValue::Datetime(t) => {
+                V::DateTime(i64::try_from(t.as_nanosecond() / 100).unwrap_or(i64::MAX))
+            }
+        })
+    }
+}

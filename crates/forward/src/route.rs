@@ -149,7 +149,7 @@ impl Router {
                     return Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)));
                 };
                 // Stage 4 with a transformation: the row as the query leaves it, or no row.
-                match query.run(&CslRow(&mapped.row)) {
+                match query.run(&mapped.row) {
                     Some(out) => {
                         let row = out.to_json();
                         Ok(self.append_row(bufs, Route::Csl, |buf| {
@@ -229,27 +229,6 @@ impl Router {
         b.data.push(b'\n');
         b.rows += 1;
         route
-    }
-}
-
-/// A mapped CommonSecurityLog row as the transformation's input, without serialising it:
-/// strings stay borrowed.
-struct CslRow<'r, 'a>(&'r mcas_csl::CommonSecurityLog<'a>);
-
-impl mcas_kql::Row for CslRow<'_, '_> {
-    fn get(&self, column: &str) -> Option<mcas_kql::Value<'_>> {
-        use mcas_csl::CustomValue as C;
-        use mcas_kql::Value as V;
-        Some(match self.0.value(column)? {
-            C::String(s) => V::String(s),
-            C::Int(v) => V::Int(v),
-            C::Long(v) => V::Long(v),
-            C::Real(v) => V::Real(v),
-            C::Boolean(v) => V::Bool(v),
-            // Ticks of 100 ns, as Kusto counts them.
-            C::Datetime(t) => V::DateTime((t.as_nanosecond() / 100) as i64),
-            _ => V::Null,
-        })
     }
 }
 
