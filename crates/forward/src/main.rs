@@ -119,11 +119,24 @@ enum Command {
 
 /// `completions SHELL`: the script for `shell`, on stdout.
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
-    let mut cmd = Cli::command();
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut cmd, "mcas-forward", &mut out);
+    clap_complete::generate(shell, &mut completion_command(), "mcas-forward", &mut out);
     std::io::Write::flush(&mut out)?;
     Ok(())
+}
+
+/// The command line as completions offer it: hidden subcommands (`man-page`) left out, which
+/// clap_complete would otherwise offer.
+fn completion_command() -> clap::Command {
+    let full = Cli::command();
+    let cmd = clap::Command::new("mcas-forward")
+        .version(VERSION)
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    match full.get_about() {
+        Some(about) => cmd.about(about.clone()),
+        None => cmd,
+    }
 }
 
 /// The DESCRIPTION of `mcas-forward(1)`.
@@ -243,5 +256,47 @@ fn main() -> ExitCode {
             eprintln!("mcas-forward: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(shell: clap_complete::Shell) -> String {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut completion_command(), "mcas-forward", &mut out);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn completions_offer_every_visible_subcommand_and_no_hidden_one() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let text = script(shell);
+            for sub in Cli::command().get_subcommands() {
+                assert_eq!(
+                    text.contains(sub.get_name()),
+                    !sub.is_hide_set(),
+                    "{shell}: {}",
+                    sub.get_name()
+                );
+            }
+            assert!(text.contains("--config"), "{shell}");
+        }
+    }
+
+    #[test]
+    fn version_names_the_commit_and_the_build_date() {
+        let v = Cli::command().render_version();
+        assert!(v.starts_with(concat!(
+            "mcas-forward ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        )));
+        assert!(v.contains(", built "), "{v}");
     }
 }
