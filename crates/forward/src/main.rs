@@ -285,7 +285,7 @@ mod tests {
                     sub.get_name()
                 );
             }
-            assert!(text.contains("--config"), "{shell}");
+            assert!(text.contains("config"), "{shell}: the global --config");
         }
     }
 
