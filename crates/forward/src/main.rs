@@ -28,14 +28,25 @@ mod tls;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
+
+/// `--version`: the package version, the commit it was built from and the build date (both
+/// recorded by `build.rs`; "unknown" when the source had no git).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MCAS_FORWARD_COMMIT"),
+    ", built ",
+    env!("MCAS_FORWARD_BUILD_DATE"),
+    ")"
+);
 
 /// Forward CEF and syslog events to Azure Log Analytics (CommonSecurityLog).
 ///
 /// With no subcommand, `run` is assumed. With no `--config`, the embedded default is used:
 /// UDP and TCP listeners on 127.0.0.1:5514, rows printed to stdout as JSON lines.
 #[derive(Debug, Parser)]
-#[command(name = "mcas-forward", version, about, long_about = None)]
+#[command(name = "mcas-forward", version = VERSION, about, long_about = None)]
 struct Cli {
     /// The TOML configuration file (default: the embedded default).
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
@@ -114,6 +125,134 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    ///
+    /// The Debian package installs the bash, zsh and fish ones; elsewhere, for example:
+    /// `mcas-forward completions bash > ~/.local/share/bash-completion/completions/mcas-forward`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or write every page into a directory: used to
+    /// build the package.
+    #[command(hide = true)]
+    ManPage {
+        /// Write mcas-forward.1 and one page per subcommand here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `completions SHELL`: the script for `shell`, on stdout.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut completion_command(), "mcas-forward", &mut out);
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
+/// The command line as completions offer it: hidden subcommands (`man-page`) left out, which
+/// clap_complete would otherwise offer.
+fn completion_command() -> clap::Command {
+    let full = Cli::command();
+    let cmd = clap::Command::new("mcas-forward")
+        .version(VERSION)
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    match full.get_about() {
+        Some(about) => cmd.about(about.clone()),
+        None => cmd,
+    }
+}
+
+/// The DESCRIPTION of `mcas-forward(1)`.
+const MAN_DESCRIPTION: &str = "\
+mcas-forward receives syslog over UDP, TCP (octet counting or LF framing) and TLS, parses CEF \
+on the forwarder, and sends CommonSecurityLog rows to the Azure Monitor Logs Ingestion API \
+(or, for tests, to stdout or a file). For a network output every batch is written to a \
+durable spool before it is sent and deleted only after a 2xx answer; rows the service refuses \
+for good go to a dead-letter file with the reason.
+
+With no subcommand, run is assumed. With no --config, the embedded default is used: UDP and \
+TCP listeners on 127.0.0.1:5514, rows printed to stdout as JSON lines.
+
+Prometheus metrics are served on GET /metrics of the [metrics] address, readiness on \
+/health and liveness on /health/live.";
+
+/// The sections of `mcas-forward(1)` after the generated ones (roff).
+const MAN_EXTRA: &str = r#".SH FILES
+.TP
+\fI/etc/mcas\-forward/mcas\-forward.toml\fR
+The configuration of the packaged service (a conffile: an edited copy is never overwritten).
+.TP
+\fI/etc/mcas\-forward/env\fR
+Environment of the service, read by systemd: MCAS_FORWARD_CLIENT_SECRET=...; mode 0600.
+.TP
+\fI/var/lib/mcas\-forward/spool/\fR
+The durable spool (batch files not yet delivered) and its lock file.
+.TP
+\fI/var/lib/mcas\-forward/dead\-letter.ndjson\fR
+Rows and messages refused for good, one JSON object a line, with the reason.
+.TP
+\fI/usr/share/mcas\-forward/\fR
+A Grafana dashboard and Prometheus alerting rules for the metrics.
+.SH ENVIRONMENT
+.TP
+\fBMCAS_FORWARD_CLIENT_SECRET\fR
+The client secret of the app registration (client\-secret authentication).
+.TP
+\fBMCAS_FORWARD_SHARED_KEY\fR
+The workspace key of the legacy data\-collector output.
+.TP
+\fBXDG_STATE_HOME\fR
+Where the spool and the dead\-letter file go when the configuration does not say.
+.TP
+\fBRUST_LOG\fR
+Overrides [log] level (for example info, or mcas_forward=debug).
+.SH EXIT STATUS
+0 on success; 2 on an error, which is printed on standard error.
+.SH SEE ALSO
+\fBsystemctl\fR(1), \fBjournalctl\fR(1); the deployment and configuration guides in
+\fI/usr/share/doc/mcas\-forward/\fR.
+"#;
+
+/// `man-page [--dir DIR]`: `mcas-forward.1` on stdout, or it and one page per subcommand
+/// (`mcas-forward-run.1`, ...) written into DIR. The pages are rendered from the same
+/// definitions that parse the command line, by the binary being packaged, so they cannot
+/// drift from it.
+fn man_page(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let mut cmd = Cli::command()
+        .long_about(MAN_DESCRIPTION)
+        .disable_help_subcommand(true);
+    cmd.build();
+    let page = |c: clap::Command| {
+        clap_mangen::Man::new(c)
+            .date(env!("MCAS_FORWARD_BUILD_DATE"))
+            .source(concat!("mcas-forward ", env!("CARGO_PKG_VERSION")))
+            .manual("mcas-forward manual")
+    };
+    let main = page(cmd.clone());
+    let mut text = Vec::new();
+    main.render_title(&mut text)?;
+    main.render_name_section(&mut text)?;
+    main.render_synopsis_section(&mut text)?;
+    main.render_description_section(&mut text)?;
+    main.render_options_section(&mut text)?;
+    main.render_subcommands_section(&mut text)?;
+    text.extend_from_slice(MAN_EXTRA.as_bytes());
+    main.render_version_section(&mut text)?;
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        std::io::Write::write_all(&mut out, &text)?;
+        std::io::Write::flush(&mut out)?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("mcas-forward.1"), &text)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        page(sub.clone()).generate_to(dir)?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -154,6 +293,8 @@ fn main() -> ExitCode {
         Command::ReplayDeadLetter { file } => {
             commands::replay_dead_letter(cli.config.as_deref(), file.as_deref())
         }
+        Command::Completions { shell } => completions(shell),
+        Command::ManPage { dir } => man_page(dir.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,5 +302,47 @@ fn main() -> ExitCode {
             eprintln!("mcas-forward: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn script(shell: clap_complete::Shell) -> String {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut completion_command(), "mcas-forward", &mut out);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn completions_offer_every_visible_subcommand_and_no_hidden_one() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let text = script(shell);
+            for sub in Cli::command().get_subcommands() {
+                assert_eq!(
+                    text.contains(sub.get_name()),
+                    !sub.is_hide_set(),
+                    "{shell}: {}",
+                    sub.get_name()
+                );
+            }
+            assert!(text.contains("config"), "{shell}: the global --config");
+        }
+    }
+
+    #[test]
+    fn version_names_the_commit_and_the_build_date() {
+        let v = Cli::command().render_version();
+        assert!(v.starts_with(concat!(
+            "mcas-forward ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        )));
+        assert!(v.contains(", built "), "{v}");
     }
 }
