@@ -105,7 +105,7 @@ expect -rwxr-xr-x /usr/bin/mcas-forward
 expect -rw-r----- /etc/mcas-forward/mcas-forward.toml
 expect -rw-r--r-- /usr/lib/systemd/system/mcas-forward.service
 expect -rw-r--r-- /usr/share/man/man1/mcas-forward.1.gz
-for sub in run validate map send-test dcr-template replay-dead-letter completions; do
+for sub in run validate map send-test dcr-template kql replay-dead-letter completions; do
     expect -rw-r--r-- "/usr/share/man/man1/mcas-forward-$sub.1.gz"
 done
 expect -rw-r--r-- /usr/share/bash-completion/completions/mcas-forward
