@@ -37,6 +37,19 @@ line```"#
     );
 }
 
+/// Found by the reference cases: monthofyear's page writes `datetime("2015-12-14")`.
+#[test]
+fn quoted_datetime_literals() {
+    assert_eq!(
+        print(
+            "print a = datetime(\"2015-12-14\") == datetime(2015-12-14), b = datetime('2015-12-14 10:00') == datetime(2015-12-14 10:00)"
+        ),
+        json!({"a": true, "b": true})
+    );
+    let q = Query::compile_lenient("print a = datetime(\"2015-12-14\"x)");
+    assert!(q.is_err(), "one pair of quotes only");
+}
+
 #[test]
 fn typed_literals_and_nulls() {
     assert_eq!(
