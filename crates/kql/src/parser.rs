@@ -283,7 +283,18 @@ fn number(i: &str) -> R<'_, Lit> {
                 let t = if real {
                     (v * ticks as f64).round() as i64
                 } else {
-                    text.parse::<i64>().unwrap_or(0).saturating_mul(ticks)
+                    match text.parse::<i64>() {
+                        Ok(n) => n.saturating_mul(ticks),
+                        // Not 0: a count beyond a long is out of range, as in Kusto.
+                        Err(_) => {
+                            return failure(
+                                i,
+                                ErrorKind::BadLiteral(format!(
+                                    "timespan '{text}{unit}' out of range"
+                                )),
+                            );
+                        }
+                    }
                 };
                 Ok((after, Lit::Timespan(t)))
             }

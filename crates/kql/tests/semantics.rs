@@ -50,6 +50,17 @@ fn quoted_datetime_literals() {
     assert!(q.is_err(), "one pair of quotes only");
 }
 
+/// Found while checking the canonical text: a timespan count beyond a long read as 0.
+#[test]
+fn timespan_literal_out_of_range_is_an_error() {
+    assert!(Query::compile_lenient("print a = 9223372036854775808tick").is_err());
+    assert!(Query::compile_lenient("print a = timespan(99999999999999999999d)").is_err());
+    assert_eq!(
+        print("print a = 9223372036854775807tick == timespan(9223372036854775807tick)"),
+        json!({"a": true})
+    );
+}
+
 #[test]
 fn typed_literals_and_nulls() {
     assert_eq!(
