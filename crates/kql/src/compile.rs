@@ -730,7 +730,9 @@ impl Binder<'_> {
                         };
                         self.layout.retain(|c| !re.is_match(&c.name));
                     } else {
-                        if self.lookup_column(n).is_none() {
+                        // Leniently, a column the query never named is not in the output:
+                        // there is nothing to remove.
+                        if self.lookup_column(n).is_none() && !self.lenient {
                             self.unknown(n, *npos)?;
                         }
                         self.layout.retain(|c| &c.name != n);
@@ -740,7 +742,22 @@ impl Binder<'_> {
             Operator::ProjectRename(pairs) => {
                 for ((new, _), (old, opos)) in pairs {
                     if self.lookup_column(old).is_none() {
-                        self.unknown(old, *opos)?;
+                        if !self.lenient {
+                            self.unknown(old, *opos)?;
+                        }
+                        // Leniently, an unknown column is read from the row as dynamic.
+                        let idx = match self.input.iter().position(|(n, _)| n == old) {
+                            Some(i) => i,
+                            None => {
+                                self.input.push((old.clone(), Type::Dynamic));
+                                self.input.len() - 1
+                            }
+                        };
+                        self.layout.push(Col {
+                            name: old.clone(),
+                            ty: self.input[idx].1,
+                            slot: Slot::Input(idx),
+                        });
                     }
                     // The renamed column replaces any other column of the new name.
                     self.layout.retain(|c| c.name != *new || c.name == *old);

@@ -40,6 +40,7 @@ mod error;
 mod eval;
 mod functions;
 mod parser;
+mod print;
 mod time;
 mod value;
 mod xml;
@@ -163,6 +164,49 @@ pub enum SourceKind {
 pub struct Query {
     plan: compile::Plan,
     output: Vec<(String, Type)>,
+    syntax: Syntax,
+}
+
+/// A parsed query, not yet bound to a schema, without the positions of its parts: two texts
+/// that differ only in spacing, comments, parentheses, quoting or the spelling of a literal
+/// parse to equal `Syntax`.
+///
+/// Its [`Display`](std::fmt::Display) is the canonical text: one `let` or tabular operator a
+/// line, every binary, string and `in` expression parenthesized, strings double-quoted, names
+/// quoted only when they are not plain identifiers, each literal in one spelling. Parsing the
+/// canonical text gives an equal `Syntax`.
+///
+/// ```
+/// use mcas_kql::{Dialect, Syntax};
+///
+/// let s = Syntax::parse("source|where a>1 and b has 'x'", Dialect::Transformation)?;
+/// assert_eq!(s.to_string(), "source\n| where ((a > 1) and (b has \"x\"))");
+/// assert_eq!(Syntax::parse(&s.to_string(), Dialect::Transformation)?, s);
+/// # Ok::<(), mcas_kql::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Syntax(ast::Query);
+
+impl Syntax {
+    /// Parses a query in a dialect, without binding it to a schema.
+    pub fn parse(text: &str, dialect: Dialect) -> Result<Syntax, Error> {
+        Ok(Syntax(print::without_positions(parser::parse_query(
+            text, dialect,
+        )?)))
+    }
+}
+
+impl PartialEq for Syntax {
+    /// Structural equality; unlike the derived one, a `real(nan)` literal equals itself.
+    fn eq(&self, other: &Syntax) -> bool {
+        self.0 == other.0 || format!("{:?}", self.0) == format!("{:?}", other.0)
+    }
+}
+
+impl std::fmt::Display for Syntax {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&print::to_kql(&self.0))
+    }
 }
 
 /// One output row: the output columns in order, with their values.
@@ -228,7 +272,29 @@ impl Query {
         let ast = parser::parse_query(text, dialect)?;
         let plan = compile::compile(text, &ast, &schema.columns, lenient)?;
         let output = plan.output.iter().map(|c| (c.name.clone(), c.ty)).collect();
-        Ok(Query { plan, output })
+        let syntax = Syntax(print::without_positions(ast));
+        Ok(Query {
+            plan,
+            output,
+            syntax,
+        })
+    }
+
+    /// The parsed query the plan was compiled from.
+    pub fn syntax(&self) -> &Syntax {
+        &self.syntax
+    }
+
+    /// The query's canonical text (see [`Syntax`]): compiled against the same schema, it gives
+    /// the same plan.
+    pub fn to_kql(&self) -> String {
+        self.syntax.to_string()
+    }
+
+    /// Whether two compiled queries have the same plan: equal syntax (positions aside) bound
+    /// to the same output schema.
+    pub fn same_plan(&self, other: &Query) -> bool {
+        self.syntax == other.syntax && self.output == other.output
     }
 
     /// The output columns and their types, known at compile time.

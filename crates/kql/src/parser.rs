@@ -236,6 +236,18 @@ fn raw_parens(i: &str) -> R<'_, &str> {
     }
 }
 
+/// The text inside one pair of matching double or single quotes, else the text itself.
+fn unquoted(body: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = body.strip_prefix(q).and_then(|b| b.strip_suffix(q))
+            && !inner.contains(q)
+        {
+            return inner.trim();
+        }
+    }
+    body
+}
+
 /// A number, possibly followed by a timespan unit (`10`, `0xf`, `1.5`, `1e3`, `2d`, `100ms`).
 fn number(i: &str) -> R<'_, Lit> {
     if let Some(hex) = i.strip_prefix("0x").or_else(|| i.strip_prefix("0X")) {
@@ -271,7 +283,18 @@ fn number(i: &str) -> R<'_, Lit> {
                 let t = if real {
                     (v * ticks as f64).round() as i64
                 } else {
-                    text.parse::<i64>().unwrap_or(0).saturating_mul(ticks)
+                    match text.parse::<i64>() {
+                        Ok(n) => n.saturating_mul(ticks),
+                        // Not 0: a count beyond a long is out of range, as in Kusto.
+                        Err(_) => {
+                            return failure(
+                                i,
+                                ErrorKind::BadLiteral(format!(
+                                    "timespan '{text}{unit}' out of range"
+                                )),
+                            );
+                        }
+                    }
                 };
                 Ok((after, Lit::Timespan(t)))
             }
@@ -1234,6 +1257,8 @@ impl<'s> Parser<'s> {
         match ty {
             Type::DateTime => {
                 let (r, body) = raw_parens(paren)?;
+                // Kusto also accepts the text quoted: `datetime("2015-12-14")`.
+                let body = unquoted(body);
                 if body == "null" {
                     return lit(r, Lit::Null(Some(Type::DateTime)));
                 }

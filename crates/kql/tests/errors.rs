@@ -117,6 +117,30 @@ fn lenient_mode_accepts_unknown_columns() {
     );
 }
 
+/// Found by the real transformations: `project-away` and `project-rename` of a column the
+/// lenient query never named before (a documentation sample's `project-away RawData`).
+#[test]
+fn lenient_mode_accepts_unknown_columns_in_project_away_and_rename() {
+    let q = Query::compile_lenient("source | project-away RawData").expect("compiles");
+    assert!(q.output_schema().is_empty());
+    let q = Query::compile_lenient("source | extend C = parse_json(Ctx) | project-away Ctx, C")
+        .expect("compiles");
+    assert!(q.output_schema().is_empty());
+    let q =
+        Query::compile_lenient("source | project-rename B = A | extend D = B").expect("compiles");
+    let names: Vec<&str> = q.output_schema().iter().map(|c| c.0.as_str()).collect();
+    assert_eq!(names, ["B", "D"]);
+    let row: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"A": 7}"#).expect("json");
+    let out = q.run(&row).expect("a row").to_json();
+    assert_eq!(out["B"], 7);
+    assert_eq!(out["D"], 7);
+    // Strictly, both stay errors.
+    let schema = Schema::new([("A", Type::Long)]);
+    assert!(Query::compile("source | project-away RawData", &schema).is_err());
+    assert!(Query::compile("source | project-rename B = Z", &schema).is_err());
+}
+
 #[test]
 fn syntax_errors_have_positions() {
     let e = err("source | where DeviceVendor == ");

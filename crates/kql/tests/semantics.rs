@@ -37,6 +37,30 @@ line```"#
     );
 }
 
+/// Found by the reference cases: monthofyear's page writes `datetime("2015-12-14")`.
+#[test]
+fn quoted_datetime_literals() {
+    assert_eq!(
+        print(
+            "print a = datetime(\"2015-12-14\") == datetime(2015-12-14), b = datetime('2015-12-14 10:00') == datetime(2015-12-14 10:00)"
+        ),
+        json!({"a": true, "b": true})
+    );
+    let q = Query::compile_lenient("print a = datetime(\"2015-12-14\"x)");
+    assert!(q.is_err(), "one pair of quotes only");
+}
+
+/// Found while checking the canonical text: a timespan count beyond a long read as 0.
+#[test]
+fn timespan_literal_out_of_range_is_an_error() {
+    assert!(Query::compile_lenient("print a = 9223372036854775808tick").is_err());
+    assert!(Query::compile_lenient("print a = timespan(99999999999999999999d)").is_err());
+    assert_eq!(
+        print("print a = 9223372036854775807tick == timespan(9223372036854775807tick)"),
+        json!({"a": true})
+    );
+}
+
 #[test]
 fn typed_literals_and_nulls() {
     assert_eq!(

@@ -1,4 +1,6 @@
-//! Runs every case of `tests/data/kql.jsonl` and names each mismatch.
+//! Runs every case of `tests/data/kql.jsonl` (the shared vectors) and of
+//! `tests/data/reference.jsonl` (cases built from the Kusto reference pages' examples, same
+//! format) and names each mismatch.
 //!
 //! Comparison rules (from the vectors' README): every output column must be present and no
 //! other; numbers compare by value (reals with a relative tolerance of 1e-9); datetimes compare
@@ -12,6 +14,9 @@ use serde_json::{Map, Value as Json};
 /// Cases that do not pass yet, each with the reason. The test fails if this list is not exact,
 /// so a gap cannot grow, or stay listed once fixed, silently.
 const KNOWN_GAPS: &[(&str, &str)] = &[];
+
+/// The same, for `reference.jsonl`.
+const REFERENCE_GAPS: &[(&str, &str)] = &[];
 
 fn datetime_instant(s: &str) -> Option<(i64, i64)> {
     // "YYYY-MM-DDTHH:MM:SS[.f+]Z" → (seconds-ish key, fraction in 100 ns)
@@ -125,14 +130,16 @@ fn run_case(case: &Json) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn every_vector() {
-    let data = include_str!("data/kql.jsonl");
+/// Runs every case of a JSONL file; returns the number of cases, how many pass, and a report of
+/// every failure not in `gaps` and every gap that passes.
+fn run_file(data: &str, gaps: &[(&str, &str)]) -> (usize, usize, String) {
     let mut failures = Vec::new();
     let mut total = 0;
+    let mut names = std::collections::BTreeSet::new();
     for line in data.lines().filter(|l| !l.trim().is_empty()) {
         let case: Json = serde_json::from_str(line).expect("valid JSON line");
         let name = case["name"].as_str().unwrap_or("?").to_string();
+        assert!(names.insert(name.clone()), "duplicate case name {name}");
         total += 1;
         if let Err(msg) = run_case(&case) {
             failures.push((name, msg));
@@ -141,18 +148,41 @@ fn every_vector() {
     let failed: Vec<&str> = failures.iter().map(|f| f.0.as_str()).collect();
     let mut report = String::new();
     for (name, msg) in &failures {
-        if !KNOWN_GAPS.iter().any(|g| g.0 == name) {
+        if !gaps.iter().any(|g| g.0 == name) {
             report.push_str(&format!("\n--- {name}: {msg}\n"));
         }
     }
-    for (gap, _) in KNOWN_GAPS {
+    for (gap, _) in gaps {
         if !failed.contains(gap) {
             report.push_str(&format!(
-                "\n--- {gap} is listed in KNOWN_GAPS but passes: remove it\n"
+                "\n--- {gap} is listed as a known gap but passes: remove it\n"
             ));
         }
     }
-    eprintln!("kql vectors: {} of {total} pass", total - failures.len());
+    (total, total - failures.len(), report)
+}
+
+#[test]
+fn every_vector() {
+    let (total, passed, report) = run_file(include_str!("data/kql.jsonl"), KNOWN_GAPS);
+    eprintln!("kql vectors: {passed} of {total} pass");
     assert_eq!(total, 176, "the vector file has 176 cases");
+    assert!(report.is_empty(), "{report}");
+}
+
+#[test]
+fn every_reference_case() {
+    let data = include_str!("data/reference.jsonl");
+    let (total, passed, report) = run_file(data, REFERENCE_GAPS);
+    eprintln!("kusto reference cases: {passed} of {total} pass");
+    for line in data.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Json = serde_json::from_str(line).expect("valid JSON line");
+        let source = case["source"].as_str().unwrap_or("");
+        assert!(
+            source.starts_with("data-explorer/kusto/query/") || source.starts_with("hand: "),
+            "{}: a reference case names its page or its rule, got {source:?}",
+            case["name"]
+        );
+    }
     assert!(report.is_empty(), "{report}");
 }
