@@ -150,13 +150,11 @@ impl Router {
                 };
                 // Stage 4 with a transformation: the row as the query leaves it, or no row.
                 match query.run(&mapped.row) {
-                    Some(out) => {
-                        let row = out.to_json();
-                        Ok(self.append_row(bufs, Route::Csl, |buf| {
-                            // serde_json cannot fail on a Value map.
-                            let _ = serde_json::to_writer(&mut *buf, &TimeFirst(&row));
-                        }))
-                    }
+                    // `TimeGenerated` first, where the Data Collector output's in-place
+                    // rename looks for it; null and empty values left out.
+                    Some(out) => Ok(self.append_row(bufs, Route::Csl, |buf| {
+                        out.write_json_compact(Some("TimeGenerated"), buf)
+                    })),
                     None => {
                         self.metrics
                             .count_drop(crate::metrics::DropReason::Transform, 1);
@@ -229,26 +227,6 @@ impl Router {
         b.data.push(b'\n');
         b.rows += 1;
         route
-    }
-}
-
-/// A transformed row written with `TimeGenerated` first, where the Data Collector output's
-/// in-place rename looks for it.
-struct TimeFirst<'m>(&'m serde_json::Map<String, serde_json::Value>);
-
-impl serde::Serialize for TimeFirst<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        if let Some(t) = self.0.get("TimeGenerated") {
-            m.serialize_entry("TimeGenerated", t)?;
-        }
-        for (k, v) in self.0 {
-            if k != "TimeGenerated" {
-                m.serialize_entry(k, v)?;
-            }
-        }
-        m.end()
     }
 }
 

@@ -239,6 +239,56 @@ impl<'a> OutputRow<'a> {
             .map(|(n, v)| (n.to_string(), v.to_json()))
             .collect()
     }
+    /// Appends the row to `out` as one compact JSON object, as an ingestion request wants
+    /// it: null values and empty strings are left out (Kusto gives every column a value,
+    /// `""` for an absent string; Log Analytics stores an absent column as empty), the
+    /// column `first` (if present) comes first, and strings are written without a copy.
+    ///
+    /// ```
+    /// # use mcas_kql::{Query, Schema, Type};
+    /// let schema = Schema::new([("A", Type::String), ("B", Type::String), ("N", Type::Long)]);
+    /// let q = Query::compile("source | extend C = strcat(A, '!')", &schema)?;
+    /// let row: serde_json::Map<String, serde_json::Value> =
+    ///     serde_json::from_str(r#"{"A": "x", "B": "", "N": null}"#)?;
+    /// let mut out = Vec::new();
+    /// q.run(&row).expect("kept").write_json_compact(Some("C"), &mut out);
+    /// assert_eq!(out, br#"{"C":"x!","A":"x"}"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_json_compact(&self, first: Option<&str>, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &Compact { row: self, first });
+    }
+}
+
+/// [`OutputRow::write_json_compact`]'s serialisation.
+struct Compact<'r, 'a> {
+    row: &'r OutputRow<'a>,
+    first: Option<&'r str>,
+}
+
+impl serde::Serialize for Compact<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let entry = |m: &mut S::SerializeMap, k: &str, v: &Value<'_>| match v {
+            Value::Null => Ok(()),
+            Value::String(t) if t.is_empty() => Ok(()),
+            Value::String(t) => m.serialize_entry(k, t.as_ref()),
+            other => m.serialize_entry(k, &other.to_json()),
+        };
+        let mut m = s.serialize_map(None)?;
+        if let Some(f) = self.first
+            && let Some(v) = self.row.get(f)
+        {
+            entry(&mut m, f, v)?;
+        }
+        for (k, v) in self.row.iter() {
+            if Some(k) != self.first {
+                entry(&mut m, k, v)?;
+            }
+        }
+        m.end()
+    }
 }
 
 fn system_now() -> i64 {
