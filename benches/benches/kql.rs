@@ -128,17 +128,7 @@ fn kql_csl(c: &mut Criterion) {
     let ctx = mcas_csl::Context::new(received);
     let rows: Vec<mcas_csl::CommonSecurityLog<'_>> =
         events.iter().map(|e| mcas_csl::map(e, &ctx).row).collect();
-    let schema = Schema::new(mcas_csl::columns().iter().map(|(n, t)| {
-        let ty = match t {
-            mcas_csl::ColumnType::Int => Type::Int,
-            mcas_csl::ColumnType::Long => Type::Long,
-            mcas_csl::ColumnType::Real => Type::Real,
-            mcas_csl::ColumnType::Datetime => Type::DateTime,
-            mcas_csl::ColumnType::Boolean => Type::Bool,
-            _ => Type::String,
-        };
-        (*n, ty)
-    }));
+    let schema = Schema::new(mcas_csl::columns().iter().map(|(n, t)| (*n, t.kql_type())));
     let mut g = c.benchmark_group("kql_csl");
     g.throughput(Throughput::Elements(rows.len() as u64));
     for (name, text) in [

@@ -49,17 +49,7 @@ const COST_TRANSFORM: &str = r#"source
 | project-away AdditionalExtensions, DeviceCustomString1"#;
 
 fn csl_schema() -> mcas_kql::Schema {
-    mcas_kql::Schema::new(mcas_csl::columns().iter().map(|(n, t)| {
-        let ty = match t {
-            mcas_csl::ColumnType::Int => mcas_kql::Type::Int,
-            mcas_csl::ColumnType::Long => mcas_kql::Type::Long,
-            mcas_csl::ColumnType::Real => mcas_kql::Type::Real,
-            mcas_csl::ColumnType::Datetime => mcas_kql::Type::DateTime,
-            mcas_csl::ColumnType::Boolean => mcas_kql::Type::Bool,
-            _ => mcas_kql::Type::String,
-        };
-        (*n, ty)
-    }))
+    mcas_kql::Schema::new(mcas_csl::columns().iter().map(|(n, t)| (*n, t.kql_type())))
 }
 
 /// One event through every stage with the transformation after the map.

@@ -43,6 +43,21 @@ impl ColumnType {
     }
 }
 
+#[cfg(feature = "kql")]
+impl ColumnType {
+    /// The Kusto type of a column of this type, for a transformation's schema.
+    pub fn kql_type(self) -> mcas_kql::Type {
+        match self {
+            ColumnType::String => mcas_kql::Type::String,
+            ColumnType::Int => mcas_kql::Type::Int,
+            ColumnType::Long => mcas_kql::Type::Long,
+            ColumnType::Real => mcas_kql::Type::Real,
+            ColumnType::Datetime => mcas_kql::Type::DateTime,
+            ColumnType::Boolean => mcas_kql::Type::Bool,
+        }
+    }
+}
+
 impl std::fmt::Display for ColumnType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_azure_str())

@@ -54,7 +54,7 @@ pub(crate) fn kql(config: Option<&Path>, args: &Args) -> anyhow::Result<()> {
         let cols: Vec<String> = query
             .output_schema()
             .iter()
-            .map(|(n, t)| format!("{n}:{}", type_name(*t)))
+            .map(|(n, t)| format!("{n}:{}", t.name()))
             .collect();
         println!("ok: {}", cols.join(", "));
         return Ok(());
@@ -174,7 +174,7 @@ fn schema_from_declaration(columns: &Value) -> anyhow::Result<Schema> {
 /// `commonsecuritylog`, `syslog`, or a file holding a stream declaration's columns.
 fn schema_named(name: &str) -> anyhow::Result<Schema> {
     let from_csl = |cols: &[(&str, mcas_csl::ColumnType)]| {
-        Schema::new(cols.iter().map(|(n, t)| (*n, csl_type(*t))))
+        Schema::new(cols.iter().map(|(n, t)| (*n, t.kql_type())))
     };
     match name.to_ascii_lowercase().as_str() {
         "commonsecuritylog" => Ok(from_csl(mcas_csl::columns())),
@@ -187,32 +187,6 @@ fn schema_named(name: &str) -> anyhow::Result<Schema> {
                 .with_context(|| format!("--schema {name}: not JSON"))?;
             schema_from_declaration(&json).with_context(|| format!("--schema {name}"))
         }
-    }
-}
-
-pub(crate) fn csl_type(t: mcas_csl::ColumnType) -> Type {
-    match t {
-        mcas_csl::ColumnType::Int => Type::Int,
-        mcas_csl::ColumnType::Long => Type::Long,
-        mcas_csl::ColumnType::Real => Type::Real,
-        mcas_csl::ColumnType::Datetime => Type::DateTime,
-        mcas_csl::ColumnType::Boolean => Type::Bool,
-        _ => Type::String,
-    }
-}
-
-fn type_name(t: Type) -> &'static str {
-    match t {
-        Type::Bool => "bool",
-        Type::Int => "int",
-        Type::Long => "long",
-        Type::Real => "real",
-        Type::Decimal => "decimal",
-        Type::String => "string",
-        Type::DateTime => "datetime",
-        Type::Timespan => "timespan",
-        Type::Guid => "guid",
-        _ => "dynamic",
     }
 }
 

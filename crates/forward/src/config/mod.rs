@@ -178,11 +178,7 @@ impl Config {
             return Ok(None);
         };
         let columns = mcas_csl::columns_with(&self.mapping.rules);
-        let schema = mcas_kql::Schema::new(
-            columns
-                .iter()
-                .map(|(n, t)| (n.as_str(), crate::kql::csl_type(*t))),
-        );
+        let schema = mcas_kql::Schema::new(columns.iter().map(|(n, t)| (n.as_str(), t.kql_type())));
         let q = mcas_kql::Query::compile(text, &schema)
             .map_err(|e| anyhow::anyhow!("output.transform does not compile:\n{e}"))?;
         if q.source_kind() != mcas_kql::SourceKind::Input {
