@@ -1986,6 +1986,11 @@ fn test_slowloris(ctx: &Ctx) -> Res<Outcome> {
     }
     let m = fwd.metrics()?;
     let global_refused = m.dropped("connection_limit");
+    let refused_end = m.dropped("source_connection_limit");
+    // Every holder connection was refused by the per-source limit or accepted; slots freed
+    // by the deadlines while the holder was still connecting let later ones in. Two more
+    // were accepted: the suite's readiness probe at start, and the good sender.
+    let accepted = m.get("mcas_forward_connections_total");
     let _ = holder.kill();
     let _ = holder.wait();
     let mut out = Outcome::default();
@@ -2001,9 +2006,16 @@ fn test_slowloris(ctx: &Ctx) -> Res<Outcome> {
         open_held <= 64 + 1,
         format!("one host holds {open_held} slots, over the per-source limit of 64"),
     );
+    out.fig("accepted", accepted);
+    out.fig("refused_per_source_at_end", refused_end);
+    out.eq(
+        "holder connections refused per source or accepted",
+        refused_end + accepted.saturating_sub(2),
+        opened,
+    );
     out.check(
-        refused_source >= (holders as u64).saturating_sub(64 + 1),
-        format!("only {refused_source} connections refused by the per-source limit"),
+        refused_end >= (holders as u64) / 2,
+        format!("only {refused_end} connections refused by the per-source limit"),
     );
     out.eq("refused by the global limit", global_refused, 0);
     out.check(
