@@ -67,13 +67,18 @@ fn kql(c: &mut Criterion) {
             ("DestinationPort", Type::Int),
         ],
     );
-    let mut g = c.benchmark_group("kql");
+    run_group(c, "kql", &rows, &schema);
+}
+
+/// FILTER and COST over `rows`, in rows per second.
+fn run_group<R: mcas_kql::Row>(c: &mut Criterion, group: &str, rows: &[R], schema: &Schema) {
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(rows.len() as u64));
     for (name, text) in [
         ("three_predicate_filter", FILTER),
         ("cost_transformation", COST),
     ] {
-        let q = Query::compile(text, &schema).expect("compiles");
+        let q = Query::compile(text, schema).expect("compiles");
         let kept = rows.iter().filter(|r| q.run_at(*r, 0).is_some()).count();
         assert!(
             kept > 0 && kept < rows.len(),
@@ -82,7 +87,7 @@ fn kql(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut kept = 0usize;
-                for r in &rows {
+                for r in rows {
                     if let Some(out) = q.run_at(black_box(r), 0) {
                         kept += out.iter().count();
                     }
@@ -129,31 +134,7 @@ fn kql_csl(c: &mut Criterion) {
     let rows: Vec<mcas_csl::CommonSecurityLog<'_>> =
         events.iter().map(|e| mcas_csl::map(e, &ctx).row).collect();
     let schema = Schema::new(mcas_csl::columns().iter().map(|(n, t)| (*n, t.kql_type())));
-    let mut g = c.benchmark_group("kql_csl");
-    g.throughput(Throughput::Elements(rows.len() as u64));
-    for (name, text) in [
-        ("three_predicate_filter", FILTER),
-        ("cost_transformation", COST),
-    ] {
-        let q = Query::compile(text, &schema).expect("compiles");
-        let kept = rows.iter().filter(|r| q.run_at(*r, 0).is_some()).count();
-        assert!(
-            kept > 0 && kept < rows.len(),
-            "{name} keeps some rows: {kept}"
-        );
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut kept = 0usize;
-                for r in &rows {
-                    if let Some(out) = q.run_at(black_box(r), 0) {
-                        kept += out.iter().count();
-                    }
-                }
-                black_box(kept)
-            })
-        });
-    }
-    g.finish();
+    run_group(c, "kql_csl", &rows, &schema);
 }
 
 criterion_group!(benches, kql, kql_csl);
