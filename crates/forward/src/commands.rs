@@ -13,7 +13,8 @@ use crate::batch::{Buffers, Route};
 use crate::config::{Config, OutputKind};
 use crate::deadletter::{DeadLetter, EntryIn};
 use crate::metrics::Metrics;
-use crate::output::{CheckResult, Network, Sent};
+use crate::output::Destination;
+use crate::output::{CheckResult, Sent};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -42,23 +43,23 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
     };
     let dead_letter = cfg.dead_letter_path()?;
     let mut notes = Vec::new();
-    if cfg.output.kind.is_network() {
+    let output = if cfg.output.kind.is_network() {
         let rt = runtime()?;
         let _enter = rt.enter();
         // The output as `run` builds it: URLs, ids, names, certificate files, credential
         // settings. Without its secret (not there yet, or given only to the service), a
         // placeholder stands in: only the commands that talk to Azure need the secret.
-        let secret = match (&cfg.output.auth, cfg.output.kind) {
-            (Some(a), OutputKind::LogsIngestion)
-                if a.kind == crate::config::AuthKind::ClientSecret =>
-            {
-                a.resolve_client_secret().err()
-            }
-            (_, OutputKind::DataCollector) => cfg.output.resolve_shared_key().err(),
-            _ => None,
+        let secret = match &cfg.output.kind {
+            OutputKind::LogsIngestion(o) => o
+                .auth
+                .as_ref()
+                .filter(|a| a.kind == crate::config::AuthKind::ClientSecret)
+                .and_then(|a| a.resolve_client_secret().err()),
+            OutputKind::DataCollector(o) => o.resolve_shared_key().err(),
+            OutputKind::Stdout(_) | OutputKind::File(_) => None,
         };
-        Network::new(
-            &cfg.with_placeholder_secrets(),
+        let dest = crate::output::build(
+            &cfg.with_placeholder_secrets().output,
             Arc::new(Metrics::default()),
         )?;
         if let Some(e) = &secret {
@@ -72,29 +73,25 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
         if !offline {
             notes.push(rt.block_on(check_online(&cfg))?);
         }
-    }
+        dest.describe()
+    } else {
+        // Built by `run` only: building a file output creates its file.
+        match &cfg.output.kind {
+            OutputKind::File(f) => format!(
+                "file {}",
+                f.path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            _ => "stdout (JSON lines)".to_owned(),
+        }
+    };
     println!("{source}: configuration OK");
     for l in &cfg.listen {
         println!("  listen {} {}", l.protocol, l.address);
     }
-    match cfg.output.kind {
-        OutputKind::Stdout => println!("  output: stdout (JSON lines)"),
-        OutputKind::File => println!(
-            "  output: file {}",
-            cfg.output
-                .path
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        ),
-        OutputKind::LogsIngestion | OutputKind::DataCollector => {
-            println!(
-                "  output: {} stream {}",
-                cfg.output.kind.name(),
-                cfg.output.stream
-            );
-        }
-    }
+    println!("  output: {output}");
     if let Some(s) = spool {
         println!("  spool: {}", s.display());
     }
@@ -107,8 +104,8 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
 
 /// The online part of `validate`: a token, then an empty batch. Returns the line to print.
 async fn check_online(cfg: &Config) -> anyhow::Result<String> {
-    let net = Network::new(cfg, Arc::new(Metrics::default()))?;
-    let r = tokio::time::timeout(Duration::from_secs(60), net.check())
+    let dest = crate::output::build(&cfg.output, Arc::new(Metrics::default()))?;
+    let r = tokio::time::timeout(Duration::from_secs(60), dest.check())
         .await
         .map_err(|_| anyhow::anyhow!("output.endpoint: the output did not answer within 60 s: check the endpoint URL and the network path (proxy, firewall, private link)"))?
         .context("output.endpoint")?;
@@ -297,7 +294,7 @@ pub(crate) fn dcr_template(config: Option<&Path>, stream: Option<&str>) -> anyho
     let rules = &cfg.mapping.rules;
     let stream = stream
         .map(str::to_owned)
-        .unwrap_or_else(|| cfg.output.stream.clone());
+        .unwrap_or_else(|| cfg.output.kind.dcr_stream().to_owned());
     if !stream.starts_with("Custom-") {
         bail!("--stream {stream:?}: a DCR input stream must begin with \"Custom-\"");
     }
@@ -402,14 +399,14 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
     let metrics = Arc::new(Metrics::default());
     let router = crate::run::router(&cfg, metrics.clone())?;
     // Build the output (and its credential) before touching the file.
-    let mut output: Box<dyn ReplayOutput> = if cfg.output.kind.is_network() {
-        Box::new(NetworkReplay {
-            net: Network::new(&cfg, metrics.clone())?,
-            rt: runtime()?,
-        })
-    } else {
-        Box::new(StdoutReplay)
+    let rt = runtime()?;
+    let dest = {
+        let _enter = rt.enter();
+        crate::output::build(&cfg.output, metrics.clone())?
     };
+    let csl_name = dest.stream_name(Route::Csl).unwrap_or_default().to_owned();
+    let syslog_name = dest.stream_name(Route::Syslog).map(str::to_owned);
+    let mut output = DestinationReplay { dest, rt };
     // Move the file aside first, so rows that fail again start a new dead-letter file.
     let stamp = jiff::Timestamp::now().as_millisecond();
     let taken = path.with_extension(format!("replaying-{stamp}"));
@@ -426,10 +423,10 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
     let mut replay = Replay {
         router: &router,
         parser: mcas_syslog::ParserConfig::new(),
-        csl_name: cfg.output.stream.clone(),
-        syslog_name: cfg.output.syslog_stream.clone(),
+        csl_name,
+        syslog_name,
         dead: &dead,
-        output: output.as_mut(),
+        output: &mut output,
         limits: ReplayLimits {
             max_line: REPLAY_MAX_LINE,
             batch_rows: cfg.pipeline.batch_max_rows,
@@ -478,42 +475,24 @@ pub(crate) trait ReplayOutput {
     fn send(&mut self, stream: &str, ndjson: &[u8], rows: usize) -> anyhow::Result<Sent>;
 }
 
-/// A network output.
-struct NetworkReplay {
-    net: Network,
+/// The configured output, for a replay. A local output (stdout, file) takes every row.
+struct DestinationReplay {
+    dest: Arc<dyn Destination>,
     rt: tokio::runtime::Runtime,
 }
 
-impl ReplayOutput for NetworkReplay {
+impl ReplayOutput for DestinationReplay {
     fn accepts(&self, stream: &str) -> bool {
-        self.net.route_of(stream).is_some()
+        !self.dest.spooled() || crate::output::route_of(self.dest.as_ref(), stream).is_some()
     }
 
-    fn send(&mut self, stream: &str, ndjson: &[u8], _rows: usize) -> anyhow::Result<Sent> {
-        let route = self
-            .net
-            .route_of(stream)
-            .with_context(|| format!("stream {stream} is not configured"))?;
-        Ok(self.rt.block_on(self.net.send(route, ndjson)))
-    }
-}
-
-/// stdout (and file) outputs: the rows are printed.
-struct StdoutReplay;
-
-impl ReplayOutput for StdoutReplay {
-    fn accepts(&self, _stream: &str) -> bool {
-        true
-    }
-
-    fn send(&mut self, _stream: &str, ndjson: &[u8], rows: usize) -> anyhow::Result<Sent> {
-        let mut out = std::io::stdout().lock();
-        out.write_all(ndjson)?;
-        out.flush()?;
-        Ok(Sent {
-            delivered: rows,
-            ..Sent::default()
-        })
+    fn send(&mut self, stream: &str, ndjson: &[u8], rows: usize) -> anyhow::Result<Sent> {
+        let route = match crate::output::route_of(self.dest.as_ref(), stream) {
+            Some(r) => r,
+            None if !self.dest.spooled() => Route::Csl,
+            None => bail!("stream {stream} is not configured"),
+        };
+        self.rt.block_on(self.dest.send(route, ndjson, rows))
     }
 }
 
@@ -929,7 +908,7 @@ mod tests {
         let mut r = Replay {
             router: &router,
             parser: mcas_syslog::ParserConfig::new(),
-            csl_name: cfg.output.stream.clone(),
+            csl_name: cfg.output.kind.dcr_stream().to_owned(),
             syslog_name: None,
             dead: &dead,
             output: &mut fake,

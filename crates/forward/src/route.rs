@@ -30,18 +30,13 @@ pub(crate) struct Router {
     mapper: mcas_csl::Mapper,
     collector: String,
     syslog_route: bool,
-    /// Data Collector API: `TimeGenerated` is a reserved property there; rows carry the
-    /// same value as `CollectedTime`, named in the `time-generated-field` header.
-    rename_time_generated: bool,
+    /// The output's rewrite of each serialised row (the Data Collector's reserved
+    /// `TimeGenerated`), from [`crate::output::finish_row`].
+    finish: Option<crate::output::FinishRow>,
     /// `output.transform`, run on every CommonSecurityLog row.
     transform: Option<mcas_kql::Query>,
     metrics: Arc<Metrics>,
 }
-
-/// The field that carries `TimeGenerated` for the Data Collector API. Same length as
-/// `TimeGenerated`, so the key is renamed in place in the serialised row.
-pub(crate) const COLLECTED_TIME: &str = "CollectedTime";
-const TIME_GENERATED_KEY: &[u8] = b"{\"TimeGenerated\":";
 
 impl Router {
     pub(crate) fn new(
@@ -51,7 +46,7 @@ impl Router {
         metrics: Arc<Metrics>,
     ) -> Router {
         Router {
-            rename_time_generated: false,
+            finish: None,
             transform: None,
             parsers,
             mapper,
@@ -61,9 +56,9 @@ impl Router {
         }
     }
 
-    /// For the Data Collector output: rename `TimeGenerated` to [`COLLECTED_TIME`].
-    pub(crate) fn rename_time_generated(mut self, yes: bool) -> Router {
-        self.rename_time_generated = yes;
+    /// Rewrite each serialised row with the output's `finish`.
+    pub(crate) fn finish_rows(mut self, finish: Option<crate::output::FinishRow>) -> Router {
+        self.finish = finish;
         self
     }
 
@@ -73,13 +68,12 @@ impl Router {
         self
     }
 
-    /// After a row was serialised from `start`: apply the output's key rename.
+    /// After a row was serialised from `start`: apply the output's rewrite.
     fn finish_row(&self, data: &mut [u8], start: usize) {
-        if self.rename_time_generated
+        if let Some(finish) = self.finish
             && let Some(row) = data.get_mut(start..)
-            && row.starts_with(TIME_GENERATED_KEY)
         {
-            row[2..2 + COLLECTED_TIME.len()].copy_from_slice(COLLECTED_TIME.as_bytes());
+            finish(row);
         }
     }
 
@@ -346,7 +340,7 @@ mod tests {
     #[test]
     fn append_renames_time_generated_for_the_data_collector() {
         let (r, _) = router(false);
-        let r = r.rename_time_generated(true);
+        let r = r.finish_rows(Some(crate::output::azure::rename_time_generated));
         let mut bufs = Buffers::with_capacity(1 << 16);
         r.append_row(&mut bufs, Route::Csl, |out| {
             out.extend_from_slice(br#"{"TimeGenerated":"2024-05-08T16:07:11.000Z","X":1}"#)

@@ -22,7 +22,7 @@ use crate::config::{Config, LogFormat, parse_timezone};
 use crate::deadletter::DeadLetter;
 use crate::listen::{self, CHUNK, Workers};
 use crate::metrics::Metrics;
-use crate::output::{self, Network};
+use crate::output::{self, Destination};
 use crate::pipeline::{self, Limits};
 use crate::route::Router;
 use crate::spool::Spool;
@@ -60,7 +60,7 @@ pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Rout
     let mapper = cfg.mapper();
     Ok(
         Router::new(parsers, mapper, cfg.output.syslog_stream.is_some(), metrics)
-            .rename_time_generated(cfg.output.kind == crate::config::OutputKind::DataCollector)
+            .finish_rows(output::finish_row(&cfg.output.kind))
             .with_transform(cfg.transform()?),
     )
 }
@@ -114,21 +114,15 @@ struct Pipeline {
     metrics_addr: Option<std::net::SocketAddr>,
     dead: Arc<DeadLetter>,
     router: Arc<Router>,
-    output: Output,
+    dest: Arc<dyn Destination>,
+    spool: Option<Spooled>,
 }
 
-/// The output stage, before it runs.
+/// A spooled destination's spool, and what a previous run left in it.
 #[derive(Debug)]
-enum Output {
-    /// Logs Ingestion or Data Collector: the clients, the spool and what a previous run
-    /// left in it.
-    Network {
-        net: Arc<Network>,
-        spool: Arc<Spool>,
-        left: Vec<crate::spool::Spooled>,
-    },
-    /// stdout or a file.
-    Local,
+struct Spooled {
+    spool: Arc<Spool>,
+    left: Vec<crate::spool::Spooled>,
 }
 
 impl Pipeline {
@@ -156,21 +150,20 @@ impl Pipeline {
         ));
         dead.check_writable()?;
         let router = Arc::new(router(&cfg, metrics.clone())?);
-        let output = if cfg.output.kind.is_network() {
-            let net = Arc::new(Network::new(&cfg, metrics.clone())?);
+        let dest = output::build(&cfg.output, metrics.clone())?;
+        let spool = if dest.spooled() {
             let dir = cfg.spool_dir()?;
             let (spool, left) = Spool::open(&dir, &cfg.spool_settings(), metrics.clone())?;
             if !left.is_empty() {
                 tracing::info!(batches = left.len(), bytes = spool.bytes(), dir = %dir.display(), "resending batches spooled by a previous run");
             }
-            Output::Network {
-                net,
+            Some(Spooled {
                 spool: Arc::new(spool),
                 left,
-            }
+            })
         } else {
             metrics.spool_ready_threshold.store(u64::MAX, Relaxed);
-            Output::Local
+            None
         };
         Ok(Pipeline {
             cfg,
@@ -182,7 +175,8 @@ impl Pipeline {
             metrics_addr,
             dead,
             router,
-            output,
+            dest,
+            spool,
         })
     }
 
@@ -199,48 +193,48 @@ impl Pipeline {
             metrics_addr,
             dead,
             router,
-            output,
+            dest,
+            spool,
         } = self;
         let (batch_tx, batch_rx) = mpsc::channel(n_workers * 2);
         let sender_stop = CancellationToken::new();
-        let (network, local) = match output {
-            Output::Network { net, spool, left } => {
+        let (spooled, local) = match spool {
+            Some(Spooled { spool, left }) => {
                 let (q_tx, q_rx) = mpsc::unbounded_channel();
                 for s in left {
                     let _ = q_tx.send(s);
                 }
-                let spooler = tokio::spawn(output::run_spooler(
+                let spooler = tokio::spawn(output::spooled::run_spooler(
                     spool.clone(),
                     batch_rx,
                     q_tx.clone(),
                     metrics.clone(),
                 ));
-                let send = Arc::new(output::NetworkSend {
-                    net: net.clone(),
+                let send = Arc::new(output::spooled::SpooledSend {
+                    dest: dest.clone(),
                     spool: spool.clone(),
                     dead: dead.clone(),
                     metrics: metrics.clone(),
                 });
-                let senders = tokio::spawn(output::run_senders(
+                let concurrency = cfg.output.kind.delivery().map_or(1, |d| d.concurrency);
+                let senders = tokio::spawn(output::spooled::run_senders(
                     send,
                     Arc::new(Mutex::new(q_rx)),
                     q_tx,
                     metrics.clone(),
-                    cfg.output.concurrency,
+                    concurrency,
                     sender_stop.clone(),
                 ));
-                let stage = NetworkStage {
-                    _net: net,
+                let stage = SpooledStage {
                     spool,
                     spooler,
                     senders,
                 };
                 (Some(stage), None)
             }
-            Output::Local => {
-                let task = tokio::spawn(output::run_local(
-                    cfg.output.kind,
-                    cfg.output.path.clone(),
+            None => {
+                let task = tokio::spawn(output::local::run_local(
+                    dest.clone(),
                     batch_rx,
                     metrics.clone(),
                 ));
@@ -292,7 +286,8 @@ impl Pipeline {
         metrics.listeners_up.store(true, Relaxed);
         tracing::info!(
             config = %source,
-            output = cfg.output.kind.name(),
+            output = dest.kind(),
+            to = %dest.describe(),
             workers = n_workers,
             metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             "mcas-forward {} started",
@@ -306,7 +301,7 @@ impl Pipeline {
             stop_listeners,
             stop_all,
             stages: Stages {
-                network,
+                spooled,
                 local,
                 listener_tasks,
                 worker_tasks,
@@ -386,7 +381,7 @@ impl Running {
 /// The running stages, handed to [`drain`] at shutdown.
 #[derive(Debug)]
 struct Stages {
-    network: Option<NetworkStage>,
+    spooled: Option<SpooledStage>,
     local: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     listener_tasks: Vec<tokio::task::JoinHandle<()>>,
     worker_tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -404,13 +399,13 @@ async fn drain(
     grace_end: Instant,
 ) -> anyhow::Result<()> {
     let Stages {
-        network,
+        spooled,
         local,
         listener_tasks,
         worker_tasks,
         sender_stop,
     } = stages;
-    if let Some(n) = &network {
+    if let Some(n) = &spooled {
         // A full spool must not wedge the drain (output down, `when_full = "block"`).
         n.spool.drain();
     }
@@ -429,12 +424,12 @@ async fn drain(
     if let Some(h) = local {
         h.await.context("output task")??;
     }
-    if let Some(NetworkStage {
+    if let Some(SpooledStage {
         spool,
         spooler,
         senders,
         ..
-    }) = network
+    }) = spooled
     {
         let _ = spooler.await;
         // Everything read is now spooled. Send what can be sent within the grace period.
@@ -477,10 +472,9 @@ fn report_unstored(metrics: &Metrics) -> u64 {
     messages + rows
 }
 
-/// The running parts of a network output.
+/// The running parts of a spooled output.
 #[derive(Debug)]
-struct NetworkStage {
-    _net: Arc<Network>,
+struct SpooledStage {
     spool: Arc<Spool>,
     spooler: tokio::task::JoinHandle<()>,
     senders: tokio::task::JoinHandle<()>,

@@ -884,7 +884,7 @@ mod tests {
 mod spooler_tests {
     use super::tests::cfg;
     use super::*;
-    use crate::output::run_spooler;
+    use crate::output::spooled::run_spooler;
     use tokio::sync::mpsc;
 
     /// Feeds `n` batches of `size` bytes (3 rows each) through the spool writer and

@@ -121,16 +121,23 @@ impl Config {
     /// is used to connect.
     pub(crate) fn with_placeholder_secrets(&self) -> Config {
         let mut c = self.clone();
-        if let Some(a) = c.output.auth.as_mut()
-            && a.kind == AuthKind::ClientSecret
-            && a.resolve_client_secret().is_err()
-        {
-            a.client_secret = Some(Secret("placeholder".to_owned()));
-            a.client_secret_file = None;
-        }
-        if c.output.kind == OutputKind::DataCollector && c.output.resolve_shared_key().is_err() {
-            c.output.shared_key = Some(Secret("AAAA".to_owned()));
-            c.output.shared_key_file = None;
+        match &mut c.output.kind {
+            OutputKind::LogsIngestion(o) => {
+                if let Some(a) = o.auth.as_mut()
+                    && a.kind == AuthKind::ClientSecret
+                    && a.resolve_client_secret().is_err()
+                {
+                    a.client_secret = Some(Secret("placeholder".to_owned()));
+                    a.client_secret_file = None;
+                }
+            }
+            OutputKind::DataCollector(o) => {
+                if o.resolve_shared_key().is_err() {
+                    o.shared_key = Some(Secret("AAAA".to_owned()));
+                    o.shared_key_file = None;
+                }
+            }
+            OutputKind::Stdout(_) | OutputKind::File(_) => {}
         }
         c
     }
@@ -387,7 +394,7 @@ mod tests {
     fn embedded_default_is_valid() {
         let c = Config::parse(EMBEDDED_DEFAULT).unwrap();
         assert_eq!(c.listen.len(), 2);
-        assert_eq!(c.output.kind, OutputKind::Stdout);
+        assert!(matches!(c.output.kind, OutputKind::Stdout(_)));
         assert_eq!(c.pipeline.flush_interval.0, Duration::from_secs(1));
     }
 
@@ -519,7 +526,9 @@ mod tests {
                 "-5",
             ] {
                 let text = if table == "output" {
-                    format!("[output]\nkind = \"stdout\"\n{key} = {v}\n")
+                    format!(
+                        "[output]\nkind = \"data-collector\"\nworkspace_id = \"w\"\n{key} = {v}\n"
+                    )
                 } else {
                     format!("{base}[{table}]\n{key} = {v}\n")
                 };
@@ -527,7 +536,7 @@ mod tests {
                 assert!(e.contains(&format!("{table}.{key}")), "{text}: {e}");
             }
             let ok = if table == "output" {
-                format!("[output]\nkind = \"stdout\"\n{key} = 20\n")
+                format!("[output]\nkind = \"data-collector\"\nworkspace_id = \"w\"\n{key} = 20\n")
             } else {
                 format!("{base}[{table}]\n{key} = 20\n")
             };
@@ -569,13 +578,21 @@ mod tests {
     fn the_secret_is_not_needed_to_load_the_configuration() {
         // Checked where the credential is built, by the commands that talk to Azure.
         let c = Config::parse(LI).unwrap();
-        let a = c.output.auth.as_ref().unwrap();
+        let a = c.output.kind.auth().unwrap();
         assert!(a.client_secret.is_none() && a.client_secret_file.is_none());
         let p = c.with_placeholder_secrets();
-        assert!(p.output.auth.unwrap().client_secret.is_some());
+        assert!(p.output.kind.auth().unwrap().client_secret.is_some());
         let dc =
             Config::parse("[output]\nkind = \"data-collector\"\nworkspace_id = \"w\"\n").unwrap();
-        assert!(dc.output.shared_key.is_none());
+        let OutputKind::DataCollector(o) = &dc.output.kind else {
+            panic!("{:?}", dc.output.kind)
+        };
+        assert!(o.shared_key.is_none());
+        let p = dc.with_placeholder_secrets();
+        let OutputKind::DataCollector(o) = &p.output.kind else {
+            panic!("{:?}", p.output.kind)
+        };
+        assert!(o.shared_key.is_some());
     }
 
     #[test]
@@ -584,6 +601,17 @@ mod tests {
         assert!(format!("{e:#}").contains("needs `endpoint`"), "{e:#}");
         let e = Config::parse("[output]\nkind = \"stdout\"\nbogus = 1\n").unwrap_err();
         assert!(format!("{e:#}").contains("bogus"), "{e:#}");
+        // Each kind owns its keys: another kind's key is refused, not ignored.
+        let e = Config::parse("[output]\nkind = \"stdout\"\npath = \"x\"\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("output.path: not a setting of kind = \"stdout\""),
+            "{e:#}"
+        );
+        let e =
+            Config::parse("[output]\nkind = \"file\"\npath = \"x\"\ngzip_level = 1\n").unwrap_err();
+        assert!(format!("{e:#}").contains("gzip_level"), "{e:#}");
+        let e = Config::parse("[output]\nkind = \"carrier-pigeon\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("carrier-pigeon"), "{e:#}");
         let e = Config::parse("[[listen]]\nprotocol = \"tls\"\naddress = \"127.0.0.1:6514\"\n[output]\nkind = \"stdout\"\n").unwrap_err();
         assert!(
             format!("{e:#}").contains("needs both `cert` and `key`"),

@@ -2,83 +2,313 @@
 
 use super::*;
 
-/// Output kind.
+/// `[output]`: what every output kind has, and the kind's own settings.
+///
+/// The kind's fields and checks live in its variant of [`OutputKind`]; a key of another
+/// kind is refused, so a `path` left on a Logs Ingestion output is a mistake reported at
+/// load, not a silently ignored line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawOutput")]
+pub(crate) struct OutputConfig {
+    /// Stream (logs-ingestion), Log-Type (data-collector), or any value (stdout, file) for
+    /// non-CEF messages; unset: they go to the dead-letter file.
+    pub(crate) syslog_stream: Option<String>,
+    /// A DCR transformation (KQL, the subset Azure accepts in `transformKql`) run on every
+    /// CommonSecurityLog row before it is batched: rows it drops are counted
+    /// (`reason="transform"`), rows it keeps are sent as it leaves them.
+    pub(crate) transform: Option<String>,
+    /// The kind and its own settings.
+    pub(crate) kind: OutputKind,
+}
+
+/// The output kinds, each with the settings only it has.
+#[derive(Debug, Clone)]
+pub(crate) enum OutputKind {
+    LogsIngestion(LogsIngestionConfig),
+    DataCollector(DataCollectorConfig),
+    Stdout(StdoutConfig),
+    File(FileConfig),
+}
+
+/// `kind = "logs-ingestion"`: the Azure Monitor Logs Ingestion API.
+#[derive(Debug, Clone)]
+pub(crate) struct LogsIngestionConfig {
+    /// The DCR's logsIngestion URL or a DCE URL.
+    pub(crate) endpoint: Option<String>,
+    pub(crate) dcr_immutable_id: Option<String>,
+    pub(crate) stream: String,
+    /// Gzip level of request bodies (0-9); the library default when unset.
+    pub(crate) gzip_level: Option<u32>,
+    /// In-flight requests.
+    pub(crate) concurrency: usize,
+    /// Whole-request timeout.
+    pub(crate) request_timeout: DurationStr,
+    /// How long the client retries a batch before handing it back to the spool, which
+    /// retries it again later (so delivery is never abandoned).
+    pub(crate) retry_budget: DurationStr,
+    pub(crate) auth: Option<AuthConfig>,
+}
+
+/// `kind = "data-collector"`: the legacy HTTP Data Collector API.
+#[derive(Debug, Clone)]
+pub(crate) struct DataCollectorConfig {
+    pub(crate) workspace_id: Option<String>,
+    /// Discouraged: prefer `MCAS_FORWARD_SHARED_KEY` or `shared_key_file`.
+    pub(crate) shared_key: Option<Secret>,
+    pub(crate) shared_key_file: Option<PathBuf>,
+    pub(crate) log_type: String,
+    /// Endpoint override (tests, sovereign clouds without a preset).
+    pub(crate) endpoint: Option<String>,
+    /// In-flight requests.
+    pub(crate) concurrency: usize,
+    /// Whole-request timeout.
+    pub(crate) request_timeout: DurationStr,
+    /// As for logs-ingestion.
+    pub(crate) retry_budget: DurationStr,
+    /// Only `cloud` is used: the workspace's sovereign cloud.
+    pub(crate) auth: Option<AuthConfig>,
+}
+
+/// `kind = "stdout"`: JSON lines on standard output.
+#[derive(Debug, Clone)]
+pub(crate) struct StdoutConfig {}
+
+/// `kind = "file"`: JSON lines appended to a file.
+#[derive(Debug, Clone)]
+pub(crate) struct FileConfig {
+    pub(crate) path: Option<PathBuf>,
+}
+
+/// The `kind` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum OutputKind {
+enum KindName {
     LogsIngestion,
     DataCollector,
     Stdout,
     File,
 }
 
+/// `[output]` as written: the keys of every kind, so that a type error is reported with its
+/// line by the TOML reader. [`OutputConfig`] is made from it, each kind taking its own keys
+/// and refusing the others.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    kind: KindName,
+    #[serde(default)]
+    syslog_stream: Option<String>,
+    #[serde(default)]
+    transform: Option<String>,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    dcr_immutable_id: Option<String>,
+    #[serde(default)]
+    stream: Option<String>,
+    #[serde(default)]
+    gzip_level: Option<u32>,
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    workspace_id: Option<String>,
+    #[serde(default)]
+    shared_key: Option<Secret>,
+    #[serde(default)]
+    shared_key_file: Option<PathBuf>,
+    #[serde(default)]
+    log_type: Option<String>,
+    #[serde(default)]
+    concurrency: Option<usize>,
+    #[serde(default)]
+    request_timeout: Option<DurationStr>,
+    #[serde(default)]
+    retry_budget: Option<DurationStr>,
+    #[serde(default)]
+    auth: Option<AuthConfig>,
+}
+
+impl TryFrom<RawOutput> for OutputConfig {
+    type Error = String;
+
+    fn try_from(r: RawOutput) -> Result<OutputConfig, String> {
+        let (name, network) = match r.kind {
+            KindName::LogsIngestion => ("logs-ingestion", true),
+            KindName::DataCollector => ("data-collector", true),
+            KindName::Stdout => ("stdout", false),
+            KindName::File => ("file", false),
+        };
+        // Every key that is set, and the kinds that have it.
+        let set: [(&str, bool, &[KindName]); 13] = {
+            use KindName::*;
+            [
+                (
+                    "endpoint",
+                    r.endpoint.is_some(),
+                    &[LogsIngestion, DataCollector],
+                ),
+                (
+                    "dcr_immutable_id",
+                    r.dcr_immutable_id.is_some(),
+                    &[LogsIngestion],
+                ),
+                ("stream", r.stream.is_some(), &[LogsIngestion]),
+                ("gzip_level", r.gzip_level.is_some(), &[LogsIngestion]),
+                ("path", r.path.is_some(), &[File]),
+                ("workspace_id", r.workspace_id.is_some(), &[DataCollector]),
+                ("shared_key", r.shared_key.is_some(), &[DataCollector]),
+                (
+                    "shared_key_file",
+                    r.shared_key_file.is_some(),
+                    &[DataCollector],
+                ),
+                ("log_type", r.log_type.is_some(), &[DataCollector]),
+                (
+                    "concurrency",
+                    r.concurrency.is_some(),
+                    &[LogsIngestion, DataCollector],
+                ),
+                (
+                    "request_timeout",
+                    r.request_timeout.is_some(),
+                    &[LogsIngestion, DataCollector],
+                ),
+                (
+                    "retry_budget",
+                    r.retry_budget.is_some(),
+                    &[LogsIngestion, DataCollector],
+                ),
+                ("auth", r.auth.is_some(), &[LogsIngestion, DataCollector]),
+            ]
+        };
+        if let Some((key, _, _)) = set
+            .iter()
+            .find(|(_, present, kinds)| *present && !kinds.contains(&r.kind))
+        {
+            return Err(format!(
+                "output.{key}: not a setting of kind = \"{name}\"{}",
+                if network {
+                    ""
+                } else {
+                    " (it writes JSON lines locally)"
+                }
+            ));
+        }
+        let concurrency = r.concurrency.unwrap_or_else(default_concurrency);
+        let request_timeout = r.request_timeout.unwrap_or_else(default_request_timeout);
+        let retry_budget = r.retry_budget.unwrap_or_else(default_retry_budget);
+        let kind = match r.kind {
+            KindName::LogsIngestion => OutputKind::LogsIngestion(LogsIngestionConfig {
+                endpoint: r.endpoint,
+                dcr_immutable_id: r.dcr_immutable_id,
+                stream: r.stream.unwrap_or_else(default_stream),
+                gzip_level: r.gzip_level,
+                concurrency,
+                request_timeout,
+                retry_budget,
+                auth: r.auth,
+            }),
+            KindName::DataCollector => OutputKind::DataCollector(DataCollectorConfig {
+                workspace_id: r.workspace_id,
+                shared_key: r.shared_key,
+                shared_key_file: r.shared_key_file,
+                log_type: r.log_type.unwrap_or_else(default_log_type),
+                endpoint: r.endpoint,
+                concurrency,
+                request_timeout,
+                retry_budget,
+                auth: r.auth,
+            }),
+            KindName::Stdout => OutputKind::Stdout(StdoutConfig {}),
+            KindName::File => OutputKind::File(FileConfig { path: r.path }),
+        };
+        Ok(OutputConfig {
+            syslog_stream: r.syslog_stream,
+            transform: r.transform,
+            kind,
+        })
+    }
+}
+
 impl OutputKind {
-    /// The name used in the configuration file.
-    pub(crate) fn name(self) -> &'static str {
+    /// Whether this output goes over the network, through the spool.
+    pub(crate) fn is_network(&self) -> bool {
+        matches!(
+            self,
+            OutputKind::LogsIngestion(_) | OutputKind::DataCollector(_)
+        )
+    }
+
+    /// The senders of a network output: how many requests at once, each bounded by a
+    /// timeout and a retry budget. None for the local kinds.
+    pub(crate) fn delivery(&self) -> Option<Delivery> {
         match self {
-            OutputKind::LogsIngestion => "logs-ingestion",
-            OutputKind::DataCollector => "data-collector",
-            OutputKind::File => "file",
-            OutputKind::Stdout => "stdout",
+            OutputKind::LogsIngestion(c) => Some(Delivery {
+                concurrency: c.concurrency,
+                request_timeout: c.request_timeout.0,
+                retry_budget: c.retry_budget.0,
+            }),
+            OutputKind::DataCollector(c) => Some(Delivery {
+                concurrency: c.concurrency,
+                request_timeout: c.request_timeout.0,
+                retry_budget: c.retry_budget.0,
+            }),
+            OutputKind::Stdout(_) | OutputKind::File(_) => None,
         }
     }
 
-    /// Whether this output goes over the network, through the spool.
-    pub(crate) fn is_network(self) -> bool {
-        matches!(self, OutputKind::LogsIngestion | OutputKind::DataCollector)
+    /// The DCR input stream of CommonSecurityLog rows: the configured one for a Logs
+    /// Ingestion output, else the default (what `dcr-template` proposes).
+    pub(crate) fn dcr_stream(&self) -> &str {
+        match self {
+            OutputKind::LogsIngestion(c) => &c.stream,
+            _ => DEFAULT_STREAM,
+        }
+    }
+
+    /// The `[output.auth]` table, where the kind has one.
+    pub(crate) fn auth(&self) -> Option<&AuthConfig> {
+        match self {
+            OutputKind::LogsIngestion(c) => c.auth.as_ref(),
+            OutputKind::DataCollector(c) => c.auth.as_ref(),
+            OutputKind::Stdout(_) | OutputKind::File(_) => None,
+        }
     }
 }
 
-/// `[output]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct OutputConfig {
-    pub(crate) kind: OutputKind,
-    #[serde(default)]
-    pub(crate) endpoint: Option<String>,
-    #[serde(default)]
-    pub(crate) dcr_immutable_id: Option<String>,
-    #[serde(default = "default_stream")]
-    pub(crate) stream: String,
-    /// Stream (logs-ingestion) or Log-Type (data-collector) for non-CEF messages.
-    #[serde(default)]
-    pub(crate) syslog_stream: Option<String>,
-    /// A DCR transformation (KQL, the subset Azure accepts in `transformKql`) run on every
-    /// CommonSecurityLog row before it is batched: rows it drops are counted
-    /// (`reason="transform"`), rows it keeps are sent as it leaves them.
-    #[serde(default)]
-    pub(crate) transform: Option<String>,
-    /// `kind = "file"`.
-    #[serde(default)]
-    pub(crate) path: Option<PathBuf>,
-    #[serde(default)]
-    pub(crate) workspace_id: Option<String>,
-    /// Discouraged: prefer `MCAS_FORWARD_SHARED_KEY` or `shared_key_file`.
-    #[serde(default)]
-    pub(crate) shared_key: Option<Secret>,
-    #[serde(default)]
-    pub(crate) shared_key_file: Option<PathBuf>,
-    #[serde(default = "default_log_type")]
-    pub(crate) log_type: String,
-    /// In-flight requests.
-    #[serde(default = "default_concurrency")]
+/// The sending settings of a network output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Delivery {
     pub(crate) concurrency: usize,
-    /// logs-ingestion: gzip level of request bodies (0-9); the library default when unset.
-    #[serde(default)]
-    pub(crate) gzip_level: Option<u32>,
-    /// Whole-request timeout.
-    #[serde(default = "default_request_timeout")]
-    pub(crate) request_timeout: DurationStr,
-    /// How long the client retries a batch before handing it back to the spool, which
-    /// retries it again later (so delivery is never abandoned).
-    #[serde(default = "default_retry_budget")]
-    pub(crate) retry_budget: DurationStr,
-    #[serde(default)]
-    pub(crate) auth: Option<AuthConfig>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) retry_budget: Duration,
 }
 
+impl Delivery {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.concurrency == 0 || self.concurrency > 64 {
+            bail!("output.concurrency must be between 1 and 64");
+        }
+        check_duration(
+            "output.request_timeout",
+            DurationStr(self.request_timeout),
+            Duration::from_millis(100),
+            MAX_DURATION_KEY,
+        )?;
+        check_duration(
+            "output.retry_budget",
+            DurationStr(self.retry_budget),
+            Duration::ZERO,
+            MAX_DURATION_KEY,
+        )
+    }
+}
+
+/// The default DCR input stream of CommonSecurityLog rows.
+pub(crate) const DEFAULT_STREAM: &str = "Custom-CommonSecurityLog";
+
 pub(super) fn default_stream() -> String {
-    "Custom-CommonSecurityLog".to_owned()
+    DEFAULT_STREAM.to_owned()
 }
 pub(super) fn default_log_type() -> String {
     "CommonSecurityLog".to_owned()
@@ -208,7 +438,7 @@ impl AuthConfig {
     }
 }
 
-impl OutputConfig {
+impl DataCollectorConfig {
     /// The shared key: `MCAS_FORWARD_SHARED_KEY`, else `shared_key_file`, else inline.
     pub(crate) fn resolve_shared_key(&self) -> anyhow::Result<Secret> {
         resolve_secret(
@@ -289,89 +519,85 @@ pub(super) fn kind_name(k: AuthKind) -> &'static str {
 }
 
 impl OutputConfig {
-    /// The checks of `[output]` and `[output.auth]`.
+    /// The checks of `[output]` and `[output.auth]`: each kind checks its own fields.
     pub(super) fn validate(&self) -> anyhow::Result<()> {
-        let o = self;
-        match o.kind {
-            OutputKind::LogsIngestion => {
-                let Some(ep) = &o.endpoint else {
-                    bail!(
-                        "output.kind = \"logs-ingestion\" needs `endpoint` (the DCR's logsIngestion URL or a DCE URL)"
-                    );
-                };
-                check_url("output.endpoint", ep, false)?;
-                match &o.dcr_immutable_id {
-                    None => bail!(
-                        "output.kind = \"logs-ingestion\" needs `dcr_immutable_id` (\"dcr-\" followed by 32 hex digits)"
-                    ),
-                    Some(id) if !id.starts_with("dcr-") => {
-                        bail!(
-                            "output.dcr_immutable_id must start with \"dcr-\" (it is the DCR's immutableId, not its name or resource id), got {id:?}"
-                        )
-                    }
-                    _ => {}
-                }
-                for (key, s) in [
-                    ("stream", Some(&o.stream)),
-                    ("syslog_stream", o.syslog_stream.as_ref()),
-                ] {
-                    if let Some(s) = s
-                        && !s.starts_with("Custom-")
-                    {
-                        bail!(
-                            "output.{key} = {s:?}: input streams of a DCR must begin with \"Custom-\""
-                        );
-                    }
-                }
-                let Some(auth) = &o.auth else {
-                    bail!(
-                        "output.kind = \"logs-ingestion\" needs an [output.auth] table (kind = \"client-secret\", \"client-certificate\", \"managed-identity\" or \"workload-identity\")"
-                    );
-                };
-                auth.validate()?;
-            }
-            OutputKind::DataCollector => {
-                if o.workspace_id.is_none() {
-                    bail!("output.kind = \"data-collector\" needs `workspace_id`");
-                }
-                // The shared key itself is read where the client is built: only the
-                // commands that talk to Azure need it.
-                if let Some(ep) = &o.endpoint {
-                    check_url("output.endpoint", ep, false)?;
-                }
-            }
-            OutputKind::File => {
+        match &self.kind {
+            OutputKind::LogsIngestion(o) => o.validate(self.syslog_stream.as_deref())?,
+            OutputKind::DataCollector(o) => o.validate()?,
+            OutputKind::File(o) => {
                 if o.path.is_none() {
                     bail!("output.kind = \"file\" needs `path`");
                 }
             }
-            OutputKind::Stdout => {}
+            OutputKind::Stdout(_) => {}
         }
-        if o.gzip_level.is_some_and(|l| l > 9) {
-            bail!("output.gzip_level must be between 0 and 9");
+        if let Some(d) = self.kind.delivery() {
+            d.validate()?;
         }
-        if o.concurrency == 0 || o.concurrency > 64 {
-            bail!("output.concurrency must be between 1 and 64");
-        }
-        check_duration(
-            "output.request_timeout",
-            o.request_timeout,
-            Duration::from_millis(100),
-            MAX_DURATION_KEY,
-        )?;
-        check_duration(
-            "output.retry_budget",
-            o.retry_budget,
-            Duration::ZERO,
-            MAX_DURATION_KEY,
-        )?;
-        if let Some(a) = &o.auth {
+        if let Some(a) = self.kind.auth() {
             if let Some(h) = &a.authority_host {
                 check_url("output.auth.authority_host", h, false)?;
             }
             if let Some(h) = &a.imds_endpoint {
                 check_url("output.auth.imds_endpoint", h, true)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl LogsIngestionConfig {
+    fn validate(&self, syslog_stream: Option<&str>) -> anyhow::Result<()> {
+        let o = self;
+        let Some(ep) = &o.endpoint else {
+            bail!(
+                "output.kind = \"logs-ingestion\" needs `endpoint` (the DCR's logsIngestion URL or a DCE URL)"
+            );
+        };
+        check_url("output.endpoint", ep, false)?;
+        match &o.dcr_immutable_id {
+            None => bail!(
+                "output.kind = \"logs-ingestion\" needs `dcr_immutable_id` (\"dcr-\" followed by 32 hex digits)"
+            ),
+            Some(id) if !id.starts_with("dcr-") => {
+                bail!(
+                    "output.dcr_immutable_id must start with \"dcr-\" (it is the DCR's immutableId, not its name or resource id), got {id:?}"
+                )
+            }
+            _ => {}
+        }
+        for (key, s) in [
+            ("stream", Some(o.stream.as_str())),
+            ("syslog_stream", syslog_stream),
+        ] {
+            if let Some(s) = s
+                && !s.starts_with("Custom-")
+            {
+                bail!("output.{key} = {s:?}: input streams of a DCR must begin with \"Custom-\"");
+            }
+        }
+        let Some(auth) = &o.auth else {
+            bail!(
+                "output.kind = \"logs-ingestion\" needs an [output.auth] table (kind = \"client-secret\", \"client-certificate\", \"managed-identity\" or \"workload-identity\")"
+            );
+        };
+        auth.validate()?;
+        if o.gzip_level.is_some_and(|l| l > 9) {
+            bail!("output.gzip_level must be between 0 and 9");
+        }
+        Ok(())
+    }
+}
+
+impl DataCollectorConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.workspace_id.is_none() {
+            bail!("output.kind = \"data-collector\" needs `workspace_id`");
+        }
+        // The shared key itself is read where the client is built: only the commands
+        // that talk to Azure need it.
+        if let Some(ep) = &self.endpoint {
+            check_url("output.endpoint", ep, false)?;
         }
         Ok(())
     }

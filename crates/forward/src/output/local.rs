@@ -1,0 +1,195 @@
+//! The local outputs: JSON lines on stdout or appended to a file, written as each batch
+//! closes (no spool: a failed write stops the forwarder, which says why).
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use anyhow::Context as _;
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+
+use super::{Destination, Sent};
+use crate::batch::{Batch, Route};
+use crate::config::FileConfig;
+use crate::metrics::Metrics;
+
+/// The names local outputs give their routes (the tables the rows are shaped for).
+fn table(route: Route, syslog: bool) -> Option<&'static str> {
+    match route {
+        Route::Csl => Some("CommonSecurityLog"),
+        Route::Syslog if syslog => Some("Syslog"),
+        Route::Syslog => None,
+    }
+}
+
+/// `kind = "stdout"`.
+#[derive(Debug)]
+pub(crate) struct Stdout {
+    syslog: bool,
+}
+
+impl Stdout {
+    /// `syslog`: whether Syslog rows are printed too (`syslog_stream` is set).
+    pub(crate) fn new(syslog: bool) -> Stdout {
+        Stdout { syslog }
+    }
+}
+
+impl Destination for Stdout {
+    fn kind(&self) -> &'static str {
+        "stdout"
+    }
+
+    fn describe(&self) -> String {
+        "stdout (JSON lines)".to_owned()
+    }
+
+    fn spooled(&self) -> bool {
+        false
+    }
+
+    fn stream_name(&self, route: Route) -> Option<&str> {
+        table(route, self.syslog)
+    }
+
+    fn send<'a>(
+        &'a self,
+        _route: Route,
+        ndjson: &'a [u8],
+        rows: usize,
+    ) -> BoxFuture<'a, anyhow::Result<Sent>> {
+        Box::pin(async move {
+            let mut out = std::io::stdout().lock();
+            out.write_all(ndjson)
+                .and_then(|()| out.flush())
+                .context("cannot write to stdout")?;
+            Ok(Sent {
+                delivered: rows,
+                ..Sent::default()
+            })
+        })
+    }
+}
+
+/// `kind = "file"`: opened (created, for appending) when the output is built.
+#[derive(Debug)]
+pub(crate) struct File {
+    path: std::path::PathBuf,
+    file: std::sync::Mutex<std::fs::File>,
+    syslog: bool,
+}
+
+impl File {
+    pub(crate) fn open(cfg: &FileConfig, syslog: bool) -> anyhow::Result<File> {
+        let Some(path) = cfg.path.clone() else {
+            anyhow::bail!("output.kind = \"file\" needs `path`");
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open output.path {}", path.display()))?;
+        Ok(File {
+            path,
+            file: std::sync::Mutex::new(file),
+            syslog,
+        })
+    }
+}
+
+impl Destination for File {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn spooled(&self) -> bool {
+        false
+    }
+
+    fn stream_name(&self, route: Route) -> Option<&str> {
+        table(route, self.syslog)
+    }
+
+    fn send<'a>(
+        &'a self,
+        _route: Route,
+        ndjson: &'a [u8],
+        rows: usize,
+    ) -> BoxFuture<'a, anyhow::Result<Sent>> {
+        Box::pin(async move {
+            let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            f.write_all(ndjson)
+                .with_context(|| format!("cannot write to {}", self.path.display()))?;
+            Ok(Sent {
+                delivered: rows,
+                ..Sent::default()
+            })
+        })
+    }
+}
+
+/// Write batches to a local destination as they come; returns when the channel closes, or
+/// with the first write error (stdout closed by a pipe reader that went away, a full disk).
+pub(crate) async fn run_local(
+    dest: Arc<dyn Destination>,
+    mut rx: mpsc::Receiver<Batch>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
+    while let Some(b) = rx.recv().await {
+        dest.send(b.route, &b.data, b.rows)
+            .await
+            .context("cannot write the output")?;
+        metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
+        metrics.sent_rows.fetch_add(b.rows as u64, Relaxed);
+        metrics.sent_bytes.fetch_add(b.data.len() as u64, Relaxed);
+        metrics
+            .last_success_unix
+            .store(jiff::Timestamp::now().as_second().max(0) as u64, Relaxed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_file_output_appends_every_batch_and_counts_it() {
+        let dir = std::env::temp_dir().join(format!("mcas-local-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.ndjson");
+        std::fs::write(&path, b"{\"before\":1}\n").unwrap();
+        let dest: Arc<dyn Destination> = Arc::new(
+            File::open(
+                &FileConfig {
+                    path: Some(path.clone()),
+                },
+                false,
+            )
+            .unwrap(),
+        );
+        assert_eq!(dest.stream_name(Route::Csl), Some("CommonSecurityLog"));
+        assert_eq!(dest.stream_name(Route::Syslog), None);
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(run_local(dest, rx, metrics.clone()));
+        for i in 0..3 {
+            metrics.pending_rows.fetch_add(2, Relaxed);
+            let data = format!("{{\"n\":{i}}}\n{{\"m\":{i}}}\n").into_bytes();
+            tx.send(Batch::unpooled(Route::Csl, data, 2)).await.unwrap();
+        }
+        drop(tx);
+        task.await.unwrap().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 7, "{text}");
+        assert!(text.starts_with("{\"before\":1}\n{\"n\":0}\n"));
+        assert_eq!(metrics.sent_rows.load(Relaxed), 6);
+        assert_eq!(metrics.pending_rows.load(Relaxed), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
