@@ -190,11 +190,13 @@ pub(crate) fn map(
         }
         let now = received_at.unwrap_or_else(jiff::Timestamp::now);
         match router.map_into(&parser, data, peer, now, &mut bufs) {
-            Ok(route) => {
+            Ok(crate::route::Fate::Appended(route)) => {
                 if let Some(b) = bufs.take(route) {
                     out.write_all(&b.data)?;
                 }
             }
+            // Dropped by the transformation: no row, as `run` sends none.
+            Ok(crate::route::Fate::Filtered) => {}
             Err(reason) => {
                 serde_json::to_writer(&mut out, &serde_json::json!({ "dead_letter": reason }))?;
                 out.write_all(b"\n")?;
@@ -721,7 +723,9 @@ impl Replay<'_> {
             .router
             .map_into(&self.parser, raw.as_bytes(), peer, when, bufs)
         {
-            Ok(route) => {
+            // Dropped by the transformation, as `run` would drop it (counted).
+            Ok(crate::route::Fate::Filtered) => Ok(()),
+            Ok(crate::route::Fate::Appended(route)) => {
                 let Some(b) = bufs.take(route) else {
                     return Ok(());
                 };

@@ -217,7 +217,8 @@ fn read_rows(config: Option<&Path>, args: &Args) -> anyhow::Result<Vec<Map<Strin
             let mut rows = Vec::new();
             for line in lines(path)? {
                 let mut bufs = crate::batch::Buffers::with_capacity(1 << 16);
-                let Ok(route) = router.map_into(&parser, line.as_bytes(), peer, now, &mut bufs)
+                let Ok(crate::route::Fate::Appended(route)) =
+                    router.map_into(&parser, line.as_bytes(), peer, now, &mut bufs)
                 else {
                     continue;
                 };

@@ -9,6 +9,7 @@
     reason = "a binary: its items are documented for readers, not rustdoc users"
 )]
 
+mod admin;
 mod batch;
 mod budget;
 mod commands;
@@ -23,6 +24,7 @@ mod pipeline;
 mod route;
 mod run;
 mod spool;
+mod tap;
 mod tls;
 
 use std::path::PathBuf;
@@ -118,6 +120,22 @@ enum Command {
         /// Only parse and compile (unknown columns are dynamic when no schema is given).
         #[arg(long)]
         check: bool,
+    },
+    /// Print the rows passing an output, live, as JSON lines (from the running forwarder's
+    /// admin endpoint: `[admin]` must be configured).
+    Tap {
+        /// The output to watch (needed when there are several).
+        #[arg(long, value_name = "NAME")]
+        output: Option<String>,
+        /// Only the CommonSecurityLog rows this KQL predicate keeps, e.g. 'DeviceVendor == "Acme"'.
+        #[arg(long = "where", value_name = "KQL")]
+        filter: Option<String>,
+        /// Stop after this many rows.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Show the rows the output's transformation drops too (with "fate":"filtered").
+        #[arg(long)]
+        filtered: bool,
     },
     /// Send the rows of the dead-letter file again (after fixing the cause).
     ReplayDeadLetter {
@@ -288,6 +306,20 @@ fn main() -> ExitCode {
                 stream,
                 cef,
                 check,
+            },
+        ),
+        Command::Tap {
+            output,
+            filter,
+            limit,
+            filtered,
+        } => admin::tap_command(
+            cli.config.as_deref(),
+            output.as_deref(),
+            &tap::TapRequest {
+                filter,
+                limit,
+                filtered,
             },
         ),
         Command::ReplayDeadLetter { file } => {

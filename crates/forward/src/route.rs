@@ -18,8 +18,38 @@ use crate::metrics::Metrics;
 /// What happened to one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
+    /// Its row was appended to the batch of this route.
     Routed(Route),
+    /// The output's transformation dropped its row (counted, `reason="transform"`).
+    Filtered,
+    /// No route takes it: written to the dead-letter file.
     DeadLettered,
+}
+
+/// What became of a mapped row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Appended to the batch of this route.
+    Appended(Route),
+    /// Dropped by the output's transformation.
+    Filtered,
+}
+
+/// A mapped row, as an [`Observer`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Observed<'r, 'a> {
+    /// A CEF event's CommonSecurityLog row, as mapped (before any transformation).
+    Csl(&'r mcas_csl::CommonSecurityLog<'a>),
+    /// A plain syslog message's Syslog row.
+    Syslog(&'r mcas_csl::SyslogRow<'a>),
+}
+
+/// Stage 5, observe: sees every mapped row once, with its fate, before it is appended. Alert
+/// rules plug in here, so they see the rows a cost transformation drops as well. An
+/// observer runs on the worker's thread, in the row's path: it must be quick and never
+/// block (hand heavy work to a task of its own).
+pub(crate) trait Observer: Send + Sync + std::fmt::Debug {
+    fn observe(&self, row: Observed<'_, '_>, fate: Fate);
 }
 
 /// The parse → map → serialise chain, configured once and shared by the workers.
@@ -35,6 +65,8 @@ pub(crate) struct Router {
     finish: Option<crate::output::FinishRow>,
     /// `output.transform`, run on every CommonSecurityLog row.
     transform: Option<mcas_kql::Query>,
+    /// Stage 5: every mapped row is shown to each of these.
+    observers: Vec<Arc<dyn Observer>>,
     metrics: Arc<Metrics>,
 }
 
@@ -48,6 +80,7 @@ impl Router {
         Router {
             finish: None,
             transform: None,
+            observers: Vec::new(),
             parsers,
             mapper,
             collector: collector_host_name(),
@@ -66,6 +99,19 @@ impl Router {
     pub(crate) fn with_transform(mut self, query: Option<mcas_kql::Query>) -> Router {
         self.transform = query;
         self
+    }
+
+    /// Show every mapped row to `observer` (stage 5).
+    pub(crate) fn with_observer(mut self, observer: Arc<dyn Observer>) -> Router {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Stage 5, observe.
+    fn observe(&self, row: Observed<'_, '_>, fate: Fate) {
+        for o in &self.observers {
+            o.observe(row, fate);
+        }
     }
 
     /// After a row was serialised from `start`: apply the output's rewrite.
@@ -99,7 +145,8 @@ impl Router {
             }
         };
         match self.map_into(parser, &msg.data, msg.peer, received_at, bufs) {
-            Ok(route) => Outcome::Routed(route),
+            Ok(Fate::Appended(route)) => Outcome::Routed(route),
+            Ok(Fate::Filtered) => Outcome::Filtered,
             Err(reason) => {
                 dead.unroutable(received_at, reason, msg.peer, &msg.data);
                 Outcome::DeadLettered
@@ -108,8 +155,8 @@ impl Router {
     }
 
     /// The chain, stage by stage: parse the syslog header, classify the body, map it to a
-    /// row, pick its route, append the row to that route's batch buffer. Err is the
-    /// dead-letter reason of a message no route takes.
+    /// row, transform or route it, show it to the observers, append the row to its route's
+    /// batch buffer. Err is the dead-letter reason of a message no route takes.
     pub(crate) fn map_into(
         &self,
         parser: &mcas_syslog::ParserConfig,
@@ -117,7 +164,7 @@ impl Router {
         peer: IpAddr,
         received_at: jiff::Timestamp,
         bufs: &mut Buffers,
-    ) -> Result<Route, &'static str> {
+    ) -> Result<Fate, &'static str> {
         let parsed = self.parse(parser, data, received_at);
         let (host, body) = match &parsed {
             Ok(msg) => (msg.hostname(), msg.msg()),
@@ -139,27 +186,37 @@ impl Router {
         match self.classify(body) {
             Some(event) => {
                 let mapped = self.mapper.map(&event, &ctx);
+                let row = &mapped.row;
                 let Some(query) = &self.transform else {
-                    return Ok(self.append_row(bufs, Route::Csl, |out| mapped.row.write_json(out)));
+                    self.observe(Observed::Csl(row), Fate::Appended(Route::Csl));
+                    self.append_row(bufs, Route::Csl, |out| row.write_json(out));
+                    return Ok(Fate::Appended(Route::Csl));
                 };
                 // Stage 4 with a transformation: the row as the query leaves it, or no row.
-                match query.run(&mapped.row) {
-                    // `TimeGenerated` first, where the Data Collector output's in-place
-                    // rename looks for it; null and empty values left out.
-                    Some(out) => Ok(self.append_row(bufs, Route::Csl, |buf| {
-                        out.write_json_compact(Some("TimeGenerated"), buf)
-                    })),
+                match query.run(row) {
+                    Some(out) => {
+                        self.observe(Observed::Csl(row), Fate::Appended(Route::Csl));
+                        // `TimeGenerated` first, where the Data Collector output's in-place
+                        // rename looks for it; null and empty values left out.
+                        self.append_row(bufs, Route::Csl, |buf| {
+                            out.write_json_compact(Some("TimeGenerated"), buf)
+                        });
+                        Ok(Fate::Appended(Route::Csl))
+                    }
                     None => {
+                        self.observe(Observed::Csl(row), Fate::Filtered);
                         self.metrics
                             .count_drop(crate::metrics::DropReason::Transform, 1);
-                        Ok(Route::Csl)
+                        Ok(Fate::Filtered)
                     }
                 }
             }
             None => {
                 let route = self.route_plain()?;
                 let row = mcas_csl::map_syslog(syslog_input(&parsed, data), &ctx);
-                Ok(self.append_row(bufs, route, |out| row.write_json(out)))
+                self.observe(Observed::Syslog(&row), Fate::Appended(route));
+                self.append_row(bufs, route, |out| row.write_json(out));
+                Ok(Fate::Appended(route))
             }
         }
     }
@@ -208,19 +265,13 @@ impl Router {
 
     /// Stage 6, append: one NDJSON line to `route`'s batch buffer, the row `write` writes
     /// (with the output's key rename), then a newline.
-    fn append_row(
-        &self,
-        bufs: &mut Buffers,
-        route: Route,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) -> Route {
+    fn append_row(&self, bufs: &mut Buffers, route: Route, write: impl FnOnce(&mut Vec<u8>)) {
         let b = bufs.get_mut(route);
         let start = b.data.len();
         write(&mut b.data);
         self.finish_row(&mut b.data, start);
         b.data.push(b'\n');
         b.rows += 1;
-        route
     }
 }
 
@@ -319,10 +370,13 @@ mod tests {
         let peer: IpAddr = "10.0.0.9".parse().unwrap();
         let p = mcas_syslog::ParserConfig::new();
         let cef = b"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|100|name|5|src=10.0.0.1";
-        assert_eq!(r.map_into(&p, cef, peer, now(), &mut bufs), Ok(Route::Csl));
+        assert_eq!(
+            r.map_into(&p, cef, peer, now(), &mut bufs),
+            Ok(Fate::Appended(Route::Csl))
+        );
         assert_eq!(
             r.map_into(&p, b"no header at all", peer, now(), &mut bufs),
-            Ok(Route::Syslog)
+            Ok(Fate::Appended(Route::Syslog))
         );
         let csl: serde_json::Value =
             serde_json::from_slice(bufs.get(Route::Csl).data.trim_ascii_end()).unwrap();
@@ -350,6 +404,85 @@ mod tests {
         assert_eq!(
             b.data,
             b"{\"CollectedTime\":\"2024-05-08T16:07:11.000Z\",\"X\":1}\n"
+        );
+    }
+
+    /// Records what stage 5 shows it.
+    #[derive(Debug, Default)]
+    struct Recorder(std::sync::Mutex<Vec<(String, Fate)>>);
+
+    impl Observer for Recorder {
+        fn observe(&self, row: Observed<'_, '_>, fate: Fate) {
+            let what = match row {
+                Observed::Csl(r) => format!("csl {}", r.device_vendor.as_deref().unwrap_or("")),
+                Observed::Syslog(r) => {
+                    format!("syslog {}", r.syslog_message.as_deref().unwrap_or(""))
+                }
+            };
+            self.0.lock().unwrap().push((what, fate));
+        }
+    }
+
+    #[test]
+    fn observers_see_every_mapped_row_with_its_fate_filtered_ones_too() {
+        let m = Arc::new(Metrics::default());
+        let schema_cols = mcas_csl::columns();
+        let schema = mcas_kql::Schema::new(schema_cols.iter().map(|(n, t)| (*n, t.kql_type())));
+        let q =
+            mcas_kql::Query::compile(r#"source | where DeviceVendor != "Noisy""#, &schema).unwrap();
+        let rec = Arc::new(Recorder::default());
+        let r = Router::new(
+            vec![mcas_syslog::ParserConfig::new()],
+            mcas_csl::Mapper::default(),
+            false,
+            m.clone(),
+        )
+        .with_transform(Some(q))
+        .with_observer(rec.clone());
+        let mut bufs = Buffers::with_capacity(1 << 16);
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let p = mcas_syslog::ParserConfig::new();
+        let keep = b"<134>2024-05-08T16:07:11Z fw CEF:0|Acme|P|1|100|n|5|src=10.0.0.1";
+        let drop = b"<134>2024-05-08T16:07:11Z fw CEF:0|Noisy|P|1|100|n|5|src=10.0.0.1";
+        assert_eq!(
+            r.map_into(&p, keep, peer, now(), &mut bufs),
+            Ok(Fate::Appended(Route::Csl))
+        );
+        assert_eq!(
+            r.map_into(&p, drop, peer, now(), &mut bufs),
+            Ok(Fate::Filtered)
+        );
+        // Unroutable (no syslog route): no row, nothing to observe.
+        assert!(
+            r.map_into(&p, b"plain words", peer, now(), &mut bufs)
+                .is_err()
+        );
+        assert_eq!(
+            *rec.0.lock().unwrap(),
+            vec![
+                ("csl Acme".to_owned(), Fate::Appended(Route::Csl)),
+                ("csl Noisy".to_owned(), Fate::Filtered),
+            ]
+        );
+        assert_eq!(bufs.get(Route::Csl).rows, 1);
+        assert_eq!(m.dropped(crate::metrics::DropReason::Transform), 1);
+
+        let rec = Arc::new(Recorder::default());
+        let (r, _) = router(true);
+        let r = r.with_observer(rec.clone());
+        assert_eq!(
+            r.map_into(
+                &p,
+                b"<13>May  8 16:07:11 host app: hello",
+                peer,
+                now(),
+                &mut bufs
+            ),
+            Ok(Fate::Appended(Route::Syslog))
+        );
+        assert_eq!(
+            *rec.0.lock().unwrap(),
+            vec![("syslog hello".to_owned(), Fate::Appended(Route::Syslog))]
         );
     }
 }

@@ -112,6 +112,7 @@ struct Pipeline {
     stop_all: CancellationToken,
     bound: Vec<listen::Bound>,
     metrics_addr: Option<std::net::SocketAddr>,
+    admin_addr: Option<std::net::SocketAddr>,
     dead: Arc<DeadLetter>,
     router: Arc<Router>,
     dest: Arc<dyn Destination>,
@@ -149,7 +150,17 @@ impl Pipeline {
             metrics.clone(),
         ));
         dead.check_writable()?;
-        let router = Arc::new(router(&cfg, metrics.clone())?);
+        let mut chain = router(&cfg, metrics.clone())?;
+        // The admin endpoint's tap watches the output (stage 5 of the chain).
+        let admin_addr = match &cfg.admin {
+            Some(a) => {
+                let tap = Arc::new(crate::tap::Tap::new("default", cfg.csl_schema()));
+                chain = chain.with_observer(tap.clone());
+                Some(crate::admin::serve(a.address, Arc::new(vec![tap]), stop_all.clone()).await?)
+            }
+            None => None,
+        };
+        let router = Arc::new(chain);
         let dest = output::build(&cfg.output, metrics.clone())?;
         let spool = if dest.spooled() {
             let dir = cfg.spool_dir()?;
@@ -173,6 +184,7 @@ impl Pipeline {
             stop_all,
             bound,
             metrics_addr,
+            admin_addr,
             dead,
             router,
             dest,
@@ -191,6 +203,7 @@ impl Pipeline {
             stop_all,
             bound,
             metrics_addr,
+            admin_addr,
             dead,
             router,
             dest,
@@ -290,6 +303,7 @@ impl Pipeline {
             to = %dest.describe(),
             workers = n_workers,
             metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+            admin = %admin_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             "mcas-forward {} started",
             env!("CARGO_PKG_VERSION")
         );

@@ -64,6 +64,9 @@ pub(crate) struct Config {
     /// The `/metrics` and `/health` server.
     #[serde(default)]
     pub(crate) metrics: Option<MetricsConfig>,
+    /// The admin endpoint (`tap`); off when absent.
+    #[serde(default)]
+    pub(crate) admin: Option<AdminConfig>,
     /// User mapping rules for mcas-csl, parsed once here.
     #[serde(default)]
     pub(crate) mapping: MappingConfig,
@@ -178,15 +181,20 @@ impl Config {
         }
     }
 
-    /// `output.transform`, compiled against the CommonSecurityLog columns (with the custom
-    /// columns of `[mapping]`); None when there is none.
+    /// The CommonSecurityLog columns with the custom columns of `[mapping]`, as KQL sees
+    /// them.
+    pub(crate) fn csl_schema(&self) -> mcas_kql::Schema {
+        let columns = mcas_csl::columns_with(&self.mapping.rules);
+        mcas_kql::Schema::new(columns.iter().map(|(n, t)| (n.as_str(), t.kql_type())))
+    }
+
+    /// `output.transform`, compiled against [`Config::csl_schema`]; None when there is
+    /// none.
     pub(crate) fn transform(&self) -> anyhow::Result<Option<mcas_kql::Query>> {
         let Some(text) = &self.output.transform else {
             return Ok(None);
         };
-        let columns = mcas_csl::columns_with(&self.mapping.rules);
-        let schema = mcas_kql::Schema::new(columns.iter().map(|(n, t)| (n.as_str(), t.kql_type())));
-        let q = mcas_kql::Query::compile(text, &schema)
+        let q = mcas_kql::Query::compile(text, &self.csl_schema())
             .map_err(|e| anyhow::anyhow!("output.transform does not compile:\n{e}"))?;
         if q.source_kind() != mcas_kql::SourceKind::Input {
             anyhow::bail!("output.transform must start with `source` (it runs on every row)");

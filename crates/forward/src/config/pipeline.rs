@@ -9,6 +9,19 @@ pub(crate) struct MetricsConfig {
     pub(crate) address: SocketAddr,
 }
 
+/// `[admin]`: the admin endpoint (`mcas-forward tap`). Off unless this table is present.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminConfig {
+    /// Loopback by default: the endpoint shows event contents.
+    #[serde(default = "default_admin_address")]
+    pub(crate) address: SocketAddr,
+}
+
+fn default_admin_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9102))
+}
+
 /// `[pipeline]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
