@@ -126,6 +126,42 @@ impl SyslogRow<'_> {
     }
 }
 
+/// A Syslog row as a query's input (routes and transformations of Syslog outputs), without
+/// serialising it: strings stay borrowed, datetimes become Kusto ticks (100 ns).
+#[cfg(feature = "kql")]
+impl mcas_kql::Row for SyslogRow<'_> {
+    fn get(&self, column: &str) -> Option<mcas_kql::Value<'_>> {
+        use mcas_kql::Value as V;
+        let ticks = |t: Timestamp| i64::try_from(t.as_nanosecond() / 100).unwrap_or(i64::MAX);
+        match column {
+            "TimeGenerated" => Some(V::DateTime(ticks(self.time_generated))),
+            "Computer" => self
+                .computer
+                .as_deref()
+                .map(|s| V::String(Cow::Borrowed(s))),
+            "HostName" => self
+                .host_name
+                .as_deref()
+                .map(|s| V::String(Cow::Borrowed(s))),
+            "HostIP" => self.host_ip.map(|ip| V::String(Cow::Owned(ip.to_string()))),
+            "Facility" => self.facility.map(|s| V::String(Cow::Borrowed(s))),
+            "SeverityLevel" => self.severity_level.map(|s| V::String(Cow::Borrowed(s))),
+            "ProcessName" => self
+                .process_name
+                .as_deref()
+                .map(|s| V::String(Cow::Borrowed(s))),
+            "ProcessID" => self.process_id.map(V::Int),
+            "SyslogMessage" => self
+                .syslog_message
+                .as_deref()
+                .map(|s| V::String(Cow::Borrowed(s))),
+            "EventTime" => self.event_time.map(|t| V::DateTime(ticks(t))),
+            "SourceSystem" => Some(V::String(Cow::Borrowed(self.source_system))),
+            _ => None,
+        }
+    }
+}
+
 static SYSLOG_COLUMNS: &[(&str, ColumnType)] = &[
     ("TimeGenerated", ColumnType::Datetime),
     ("Computer", ColumnType::String),
@@ -316,5 +352,37 @@ mod tests {
                 serde_json::to_string(&row).unwrap()
             );
         }
+    }
+
+    #[cfg(feature = "kql")]
+    #[test]
+    fn a_syslog_row_answers_queries_column_by_column() {
+        use mcas_kql::Row as _;
+        let ctx = Context::new("2024-05-08T16:07:11Z".parse().unwrap())
+            .with_host_ip(Some("10.1.2.3".parse().unwrap()));
+        let row = map_syslog(
+            SyslogInput {
+                facility: Some(4),
+                severity: Some(3),
+                hostname: Some("web01"),
+                process_name: Some("sshd"),
+                process_id: Some("42"),
+                message: b"Failed password for root",
+                event_time: None,
+            },
+            &ctx,
+        );
+        let schema =
+            mcas_kql::Schema::new(syslog_columns().iter().map(|(n, t)| (*n, t.kql_type())));
+        let q = mcas_kql::Query::compile(
+            r#"source | where Facility == "auth" and SeverityLevel == "err" and ProcessID == 42 and SyslogMessage has "password" and HostIP == "10.1.2.3""#,
+            &schema,
+        )
+        .unwrap();
+        assert!(q.run(&row).is_some());
+        assert_eq!(row.get("Nope"), None);
+        let q =
+            mcas_kql::Query::compile(r#"source | where ProcessName != "sshd""#, &schema).unwrap();
+        assert!(q.run(&row).is_none());
     }
 }
