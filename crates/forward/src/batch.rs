@@ -89,65 +89,97 @@ impl BufPool {
     }
 }
 
-/// The open batch buffers of one worker, one per route.
+/// What became of a mapped row at one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Appended to the output's batch of this route.
+    Appended(Route),
+    /// Taken by the output (its `where` matched) and dropped by its transformation.
+    Filtered,
+    /// Not for this output: another table, or its `where` did not match.
+    Skipped,
+}
+
+/// The open batch buffers of one worker: one per output and route.
 #[derive(Debug)]
 pub(crate) struct Buffers {
-    csl: RouteBuf,
-    syslog: RouteBuf,
+    /// By output: the CommonSecurityLog and the Syslog buffer.
+    outputs: Vec<[RouteBuf; 2]>,
+    /// The fate of the last row at each output, set by the router.
+    fates: Vec<Fate>,
     pool: Arc<BufPool>,
 }
 
+fn slot(r: Route) -> usize {
+    match r {
+        Route::Csl => 0,
+        Route::Syslog => 1,
+    }
+}
+
 impl Buffers {
-    /// Buffers for batches of up to `batch_bytes`, with a pool of their own.
-    pub(crate) fn with_capacity(batch_bytes: usize) -> Buffers {
-        Buffers::with_pool(BufPool::new(batch_bytes))
+    /// Buffers for `outputs` outputs' batches of up to `batch_bytes`, with a pool of
+    /// their own.
+    pub(crate) fn with_capacity(batch_bytes: usize, outputs: usize) -> Buffers {
+        Buffers::with_pool(BufPool::new(batch_bytes), outputs)
     }
 
-    /// Buffers drawn from (and, through their batches, given back to) `pool`.
-    pub(crate) fn with_pool(pool: Arc<BufPool>) -> Buffers {
+    /// Buffers for `outputs` outputs, drawn from (and, through their batches, given back
+    /// to) `pool`. A buffer takes its memory from the pool when its first row comes.
+    pub(crate) fn with_pool(pool: Arc<BufPool>, outputs: usize) -> Buffers {
         Buffers {
-            csl: RouteBuf {
-                data: pool.get(),
-                rows: 0,
-            },
-            syslog: RouteBuf::default(),
+            outputs: (0..outputs.max(1)).map(|_| Default::default()).collect(),
+            fates: Vec::with_capacity(outputs),
             pool,
         }
     }
 
-    pub(crate) fn get(&self, r: Route) -> &RouteBuf {
-        match r {
-            Route::Csl => &self.csl,
-            Route::Syslog => &self.syslog,
-        }
+    /// How many outputs these buffers serve.
+    pub(crate) fn outputs(&self) -> usize {
+        self.outputs.len()
     }
 
-    pub(crate) fn get_mut(&mut self, r: Route) -> &mut RouteBuf {
-        match r {
-            Route::Csl => &mut self.csl,
-            Route::Syslog => &mut self.syslog,
-        }
+    pub(crate) fn get(&self, output: usize, r: Route) -> &RouteBuf {
+        &self.outputs[output][slot(r)]
     }
 
-    /// True when any route's open batch holds a row.
+    /// The buffer of `output`'s `r` batch, ready for a row.
+    pub(crate) fn get_mut(&mut self, output: usize, r: Route) -> &mut RouteBuf {
+        let b = &mut self.outputs[output][slot(r)];
+        if b.data.capacity() == 0 {
+            b.data = self.pool.get();
+        }
+        b
+    }
+
+    /// The fate of the last row at each output, in output order.
+    pub(crate) fn fates(&self) -> &[Fate] {
+        &self.fates
+    }
+
+    /// Where the router records the fates of the row it is routing.
+    pub(crate) fn fates_mut(&mut self) -> &mut Vec<Fate> {
+        &mut self.fates
+    }
+
+    /// True when any open batch holds a row.
     pub(crate) fn has_rows(&self) -> bool {
-        self.csl.rows > 0 || self.syslog.rows > 0
+        self.outputs.iter().flatten().any(|b| b.rows > 0)
     }
 
-    /// Close the batch of `r`, if it holds rows.
-    pub(crate) fn take(&mut self, r: Route) -> Option<Batch> {
-        if self.get(r).rows == 0 {
+    /// Close the batch of `output`'s route `r`, if it holds rows.
+    pub(crate) fn take(&mut self, output: usize, r: Route) -> Option<Batch> {
+        let b = &mut self.outputs[output][slot(r)];
+        if b.rows == 0 {
             return None;
         }
-        let pool = self.pool.clone();
-        let b = self.get_mut(r);
-        let data = std::mem::replace(&mut b.data, pool.get());
+        let data = std::mem::replace(&mut b.data, self.pool.get());
         let rows = std::mem::take(&mut b.rows);
         Some(Batch {
             route: r,
             data,
             rows,
-            pool: Some(pool),
+            pool: Some(self.pool.clone()),
         })
     }
 }
@@ -190,11 +222,14 @@ mod tests {
     #[test]
     fn a_written_batch_gives_its_buffer_back_for_the_next_one() {
         let pool = BufPool::new(4096);
-        let mut bufs = Buffers::with_pool(pool.clone());
-        let first = bufs.get(Route::Csl).data.as_ptr();
-        bufs.get_mut(Route::Csl).data.extend_from_slice(b"{}\n");
-        bufs.get_mut(Route::Csl).rows = 1;
-        let batch = bufs.take(Route::Csl).expect("a batch");
+        let mut bufs = Buffers::with_pool(pool.clone(), 2);
+        assert_eq!(bufs.outputs(), 2);
+        let first = bufs.get_mut(1, Route::Csl).data.as_ptr();
+        bufs.get_mut(1, Route::Csl).data.extend_from_slice(b"{}\n");
+        bufs.get_mut(1, Route::Csl).rows = 1;
+        assert!(bufs.take(0, Route::Csl).is_none(), "no rows for output 0");
+        let batch = bufs.take(1, Route::Csl).expect("a batch");
+        assert_eq!(batch.route, Route::Csl);
         assert_eq!(batch.data.as_ptr(), first);
         assert!(batch.data.capacity() >= 4096 + ROW_HEADROOM);
         drop(batch);

@@ -36,64 +36,30 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
             })?;
         }
     }
-    let spool = if cfg.output.kind.is_network() {
-        Some(cfg.spool_dir()?)
-    } else {
-        None
-    };
     let dead_letter = cfg.dead_letter_path()?;
     let mut notes = Vec::new();
-    let output = if cfg.output.kind.is_network() {
-        let rt = runtime()?;
-        let _enter = rt.enter();
-        // The output as `run` builds it: URLs, ids, names, certificate files, credential
-        // settings. Without its secret (not there yet, or given only to the service), a
-        // placeholder stands in: only the commands that talk to Azure need the secret.
-        let secret = match &cfg.output.kind {
-            OutputKind::LogsIngestion(o) => o
-                .auth
-                .as_ref()
-                .filter(|a| a.kind == crate::config::AuthKind::ClientSecret)
-                .and_then(|a| a.resolve_client_secret().err()),
-            OutputKind::DataCollector(o) => o.resolve_shared_key().err(),
-            OutputKind::Stdout(_) | OutputKind::File(_) => None,
+    let mut lines = Vec::new();
+    let placeholders = cfg.with_placeholder_secrets();
+    for (o, with_placeholders) in cfg.outputs.iter().zip(&placeholders.outputs) {
+        let label = match &o.name {
+            Some(n) => format!("output {n}"),
+            None => "output".to_owned(),
         };
-        let dest = crate::output::build(
-            &cfg.with_placeholder_secrets().output,
-            Arc::new(Metrics::default()),
-        )?;
-        if let Some(e) = &secret {
-            if !offline {
-                return Err(anyhow::anyhow!("{e:#}"));
-            }
-            notes.push(format!(
-                "  secret: not available ({e:#}); `run`, `validate` online and `replay-dead-letter` need it"
-            ));
+        let (what, spool) = validate_output(o, with_placeholders, offline, &mut notes)
+            .with_context(|| format!("{label} ({})", o.name()))?;
+        lines.push(format!("  {label}: {what}"));
+        if spool {
+            let s = cfg.spool_dir_of(o)?;
+            let label = label.replacen("output", "spool", 1);
+            lines.push(format!("  {label}: {}", s.display()));
         }
-        if !offline {
-            notes.push(rt.block_on(check_online(&cfg))?);
-        }
-        dest.describe()
-    } else {
-        // Built by `run` only: building a file output creates its file.
-        match &cfg.output.kind {
-            OutputKind::File(f) => format!(
-                "file {}",
-                f.path
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-            _ => "stdout (JSON lines)".to_owned(),
-        }
-    };
+    }
     println!("{source}: configuration OK");
     for l in &cfg.listen {
         println!("  listen {} {}", l.protocol, l.address);
     }
-    println!("  output: {output}");
-    if let Some(s) = spool {
-        println!("  spool: {}", s.display());
+    for l in lines {
+        println!("{l}");
     }
     println!("  dead-letter: {}", dead_letter.display());
     for n in notes {
@@ -102,9 +68,65 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
     Ok(())
 }
 
+/// `validate` for one output: build it as `run` does (a network output with placeholder
+/// secrets, when its own are not there); online, also check it. Returns what it is, and
+/// whether it has a spool.
+fn validate_output(
+    o: &crate::config::OutputConfig,
+    with_placeholders: &crate::config::OutputConfig,
+    offline: bool,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<(String, bool)> {
+    if !o.kind.is_network() {
+        // Built by `run` only: building a file output creates its file.
+        let what = match &o.kind {
+            OutputKind::File(f) => format!(
+                "file {}",
+                f.path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            _ => "stdout (JSON lines)".to_owned(),
+        };
+        return Ok((what, false));
+    }
+    let rt = runtime()?;
+    let _enter = rt.enter();
+    // The output as `run` builds it: URLs, ids, names, certificate files, credential
+    // settings. Without its secret (not there yet, or given only to the service), a
+    // placeholder stands in: only the commands that talk to Azure need the secret.
+    let secret = match &o.kind {
+        OutputKind::LogsIngestion(c) => c
+            .auth
+            .as_ref()
+            .filter(|a| a.kind == crate::config::AuthKind::ClientSecret)
+            .and_then(|a| a.resolve_client_secret().err()),
+        OutputKind::DataCollector(c) => c.resolve_shared_key().err(),
+        OutputKind::Stdout(_) | OutputKind::File(_) => None,
+    };
+    let dest = crate::output::build(with_placeholders, Arc::new(Metrics::default()))?;
+    if let Some(e) = &secret {
+        if !offline {
+            return Err(anyhow::anyhow!("{e:#}"));
+        }
+        let whose = match &o.name {
+            Some(n) => format!("secret of {n}"),
+            None => "secret".to_owned(),
+        };
+        notes.push(format!(
+            "  {whose}: not available ({e:#}); `run`, `validate` online and `replay-dead-letter` need it"
+        ));
+    }
+    if !offline {
+        notes.push(rt.block_on(check_online(o))?);
+    }
+    Ok((dest.describe(), true))
+}
+
 /// The online part of `validate`: a token, then an empty batch. Returns the line to print.
-async fn check_online(cfg: &Config) -> anyhow::Result<String> {
-    let dest = crate::output::build(&cfg.output, Arc::new(Metrics::default()))?;
+async fn check_online(o: &crate::config::OutputConfig) -> anyhow::Result<String> {
+    let dest = crate::output::build(o, Arc::new(Metrics::default()))?;
     let r = tokio::time::timeout(Duration::from_secs(60), dest.check())
         .await
         .map_err(|_| anyhow::anyhow!("output.endpoint: the output did not answer within 60 s: check the endpoint URL and the network path (proxy, firewall, private link)"))?
@@ -176,7 +198,8 @@ pub(crate) fn map(
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut bufs = Buffers::with_capacity(64 * 1024);
+    let mut bufs = Buffers::with_capacity(64 * 1024, router.outputs());
+    let names: Vec<&str> = cfg.outputs.iter().map(|o| o.name()).collect();
     let mut line = Vec::new();
     let mut input = input;
     loop {
@@ -190,13 +213,27 @@ pub(crate) fn map(
         }
         let now = received_at.unwrap_or_else(jiff::Timestamp::now);
         match router.map_into(&parser, data, peer, now, &mut bufs) {
-            Ok(crate::route::Fate::Appended(route)) => {
-                if let Some(b) = bufs.take(route) {
-                    out.write_all(&b.data)?;
+            // The row of each output that takes it; none for a row a transformation drops.
+            Ok(()) => {
+                for (i, name) in names.iter().enumerate() {
+                    let Some(&crate::route::Fate::Appended(route)) = bufs.fates().get(i) else {
+                        continue;
+                    };
+                    let Some(b) = bufs.take(i, route) else {
+                        continue;
+                    };
+                    if names.len() == 1 {
+                        out.write_all(&b.data)?;
+                    } else {
+                        // Several outputs: say whose row it is.
+                        out.write_all(b"{\"output\":")?;
+                        serde_json::to_writer(&mut out, name)?;
+                        out.write_all(b",\"row\":")?;
+                        out.write_all(strip_eol(&b.data))?;
+                        out.write_all(b"}\n")?;
+                    }
                 }
             }
-            // Dropped by the transformation: no row, as `run` sends none.
-            Ok(crate::route::Fate::Filtered) => {}
             Err(reason) => {
                 serde_json::to_writer(&mut out, &serde_json::json!({ "dead_letter": reason }))?;
                 out.write_all(b"\n")?;
@@ -290,19 +327,94 @@ pub(crate) fn send_test(to: &str, count: u64, framing: &str) -> anyhow::Result<(
     Ok(())
 }
 
-/// `dcr-template`: an ARM template for a DCR with our stream(s).
-pub(crate) fn dcr_template(config: Option<&Path>, stream: Option<&str>) -> anyhow::Result<()> {
+/// `dcr-template`: an ARM template for the DCR of one output (`--output`, else the only
+/// one), with its stream(s). The declared columns are those the forwarder sends: the
+/// output's transformation's output columns when it has one, else the table's.
+pub(crate) fn dcr_template(
+    config: Option<&Path>,
+    output: Option<&str>,
+    stream: Option<&str>,
+) -> anyhow::Result<()> {
     let (cfg, _) = Config::load(config)?;
-    let rules = &cfg.mapping.rules;
+    let o = match output {
+        Some(name) => cfg
+            .outputs
+            .iter()
+            .find(|o| o.name() == name)
+            .with_context(|| {
+                let names: Vec<&str> = cfg.outputs.iter().map(|o| o.name()).collect();
+                format!(
+                    "--output {name:?}: no such output; the outputs are: {}",
+                    names.join(", ")
+                )
+            })?,
+        None => match cfg.outputs.as_slice() {
+            [one] => one,
+            _ => bail!("there are several outputs: name one with --output"),
+        },
+    };
     let stream = stream
         .map(str::to_owned)
-        .unwrap_or_else(|| cfg.output.kind.dcr_stream().to_owned());
+        .unwrap_or_else(|| o.kind.dcr_stream().to_owned());
     if !stream.starts_with("Custom-") {
         bail!("--stream {stream:?}: a DCR input stream must begin with \"Custom-\"");
     }
-    let t = template(&stream, cfg.output.syslog_stream.as_deref(), rules);
+    let transform = cfg.queries(o)?.transform;
+    let sent = |table: crate::config::Table| -> Vec<(String, String)> {
+        match &transform {
+            Some(q) if o.table == table => q
+                .output_schema()
+                .iter()
+                .map(|(n, t)| (n.clone(), dcr_type(*t).to_owned()))
+                .collect(),
+            _ => match table {
+                crate::config::Table::CommonSecurityLog => {
+                    mcas_csl::columns_with(&cfg.mapping.rules)
+                        .into_iter()
+                        .map(|(n, t)| (n, t.as_azure_str().to_owned()))
+                        .collect()
+                }
+                crate::config::Table::Syslog => syslog_columns(),
+            },
+        }
+    };
+    let t = match o.table {
+        crate::config::Table::CommonSecurityLog => template(
+            Some((&stream, sent(crate::config::Table::CommonSecurityLog))),
+            o.syslog_stream
+                .as_deref()
+                .map(|s| (s, sent(crate::config::Table::Syslog))),
+        ),
+        crate::config::Table::Syslog => {
+            template(None, Some((&stream, sent(crate::config::Table::Syslog))))
+        }
+    };
     println!("{}", serde_json::to_string_pretty(&t)?);
     Ok(())
+}
+
+/// The DCR column type of a Kusto type (DCR stream declarations know string, int, long,
+/// real, boolean, datetime and dynamic; a timespan or guid travels as a string).
+fn dcr_type(t: mcas_kql::Type) -> &'static str {
+    use mcas_kql::Type as T;
+    match t {
+        T::Bool => "boolean",
+        T::Int => "int",
+        T::Long => "long",
+        T::Real | T::Decimal => "real",
+        T::DateTime => "datetime",
+        T::Dynamic => "dynamic",
+        // String, timespan, guid, and any type a later version adds.
+        _ => "string",
+    }
+}
+
+/// The Syslog table's columns with their DCR types.
+fn syslog_columns() -> Vec<(String, String)> {
+    mcas_csl::syslog_columns()
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), t.as_azure_str().to_owned()))
+        .collect()
 }
 
 fn columns_json(cols: &[(String, String)]) -> serde_json::Value {
@@ -313,41 +425,30 @@ fn columns_json(cols: &[(String, String)]) -> serde_json::Value {
     )
 }
 
-/// The ARM template (a pure function of the stream names and mapping rules).
+/// The ARM template: a pure function of the CommonSecurityLog and Syslog input streams,
+/// each with the columns it declares.
 pub(crate) fn template(
-    stream: &str,
-    syslog_stream: Option<&str>,
-    rules: &mcas_csl::MappingRules,
+    csl: Option<(&str, Vec<(String, String)>)>,
+    syslog: Option<(&str, Vec<(String, String)>)>,
 ) -> serde_json::Value {
-    let csl_cols: Vec<(String, String)> = mcas_csl::columns_with(rules)
-        .into_iter()
-        .map(|(n, t)| (n, t.as_azure_str().to_owned()))
-        .collect();
     let mut decls = serde_json::Map::new();
-    decls.insert(
-        stream.to_owned(),
-        serde_json::json!({ "columns": columns_json(&csl_cols) }),
-    );
-    let mut flows = vec![serde_json::json!({
-        "streams": [stream],
-        "destinations": ["workspace"],
-        "transformKql": "source",
-        "outputStream": "Microsoft-CommonSecurityLog",
-    })];
-    if let Some(s) = syslog_stream {
-        let cols: Vec<(String, String)> = mcas_csl::syslog_columns()
-            .iter()
-            .map(|(n, t)| ((*n).to_owned(), t.as_azure_str().to_owned()))
-            .collect();
+    let mut flows = Vec::new();
+    for (input, out) in [
+        (csl, "Microsoft-CommonSecurityLog"),
+        (syslog, "Microsoft-Syslog"),
+    ] {
+        let Some((stream, cols)) = input else {
+            continue;
+        };
         decls.insert(
-            s.to_owned(),
+            stream.to_owned(),
             serde_json::json!({ "columns": columns_json(&cols) }),
         );
         flows.push(serde_json::json!({
-            "streams": [s],
+            "streams": [stream],
             "destinations": ["workspace"],
             "transformKql": "source",
-            "outputStream": "Microsoft-Syslog",
+            "outputStream": out,
         }));
     }
     let dcr = "[resourceId('Microsoft.Insights/dataCollectionRules', parameters('dataCollectionRuleName'))]";
@@ -387,8 +488,29 @@ pub(crate) const REPLAY_MAX_LINE: usize = 32 << 20;
 /// (for example after setting `output.syslog_stream`). What fails again is dead-lettered
 /// again, in a fresh file, with its first reason. The file is read line by line: memory
 /// stays bounded by one line and one batch per stream, whatever the file's size.
-pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn replay_dead_letter(
+    config: Option<&Path>,
+    file: Option<&Path>,
+    output: Option<&str>,
+) -> anyhow::Result<()> {
     let (cfg, _) = Config::load(config)?;
+    let target = match output {
+        Some(name) => cfg
+            .outputs
+            .iter()
+            .position(|o| o.name() == name)
+            .with_context(|| {
+                let names: Vec<&str> = cfg.outputs.iter().map(|o| o.name()).collect();
+                format!(
+                    "--output {name:?}: no such output; the outputs are: {}",
+                    names.join(", ")
+                )
+            })?,
+        None if cfg.outputs.len() == 1 => 0,
+        None => bail!(
+            "there are several outputs: name the one to replay to with --output (rows that other outputs take are written back, to be replayed to them)"
+        ),
+    };
     crate::run::init_logging(&cfg);
     let path = match file {
         Some(f) => f.to_owned(),
@@ -404,7 +526,7 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
     let rt = runtime()?;
     let dest = {
         let _enter = rt.enter();
-        crate::output::build(&cfg.output, metrics.clone())?
+        crate::output::build(&cfg.outputs[target], metrics.clone())?
     };
     let csl_name = dest.stream_name(Route::Csl).unwrap_or_default().to_owned();
     let syslog_name = dest.stream_name(Route::Syslog).map(str::to_owned);
@@ -424,6 +546,8 @@ pub(crate) fn replay_dead_letter(config: Option<&Path>, file: Option<&Path>) -> 
         std::fs::File::open(&taken).with_context(|| format!("cannot open {}", taken.display()))?;
     let mut replay = Replay {
         router: &router,
+        target,
+        names: cfg.outputs.iter().map(|o| o.name().to_owned()).collect(),
         parser: mcas_syslog::ParserConfig::new(),
         csl_name,
         syslog_name,
@@ -641,6 +765,10 @@ fn read_line_limited(
 /// One replay: its configuration, its output and what it holds.
 struct Replay<'a> {
     router: &'a crate::route::Router,
+    /// The output replayed to (its index).
+    target: usize,
+    /// Every output's name, by index.
+    names: Vec<String>,
     parser: mcas_syslog::ParserConfig,
     csl_name: String,
     syslog_name: Option<String>,
@@ -657,7 +785,7 @@ impl Replay<'_> {
     /// while the input still grows.
     fn run(&mut self, mut input: impl std::io::BufRead) -> anyhow::Result<()> {
         let mut line = Vec::new();
-        let mut bufs = Buffers::with_capacity(64 * 1024);
+        let mut bufs = Buffers::with_capacity(64 * 1024, self.router.outputs());
         loop {
             let mut read_any = false;
             loop {
@@ -723,10 +851,38 @@ impl Replay<'_> {
             .router
             .map_into(&self.parser, raw.as_bytes(), peer, when, bufs)
         {
-            // Dropped by the transformation, as `run` would drop it (counted).
-            Ok(crate::route::Fate::Filtered) => Ok(()),
-            Ok(crate::route::Fate::Appended(route)) => {
-                let Some(b) = bufs.take(route) else {
+            Ok(()) => {
+                // Rows for the other outputs are not sent from here: the entry goes back,
+                // to be replayed to them (once, whatever their number).
+                let mut elsewhere = None;
+                for i in (0..bufs.outputs()).filter(|&i| i != self.target) {
+                    if let Some(&crate::route::Fate::Appended(route)) = bufs.fates().get(i) {
+                        bufs.take(i, route);
+                        elsewhere.get_or_insert(i);
+                    }
+                }
+                if let Some(i) = elsewhere {
+                    let reason = format!(
+                        "output {:?} takes this row too: replay it with --output {}",
+                        self.names[i], self.names[i]
+                    );
+                    self.dead.write(&crate::deadletter::EntryOut {
+                        time: when,
+                        reason: &reason,
+                        stream: None,
+                        row: None,
+                        peer: e.peer,
+                        raw: Some(raw),
+                    });
+                    self.counts.again += 1;
+                }
+                // Dropped by the transformation, as `run` would drop it (counted), or not
+                // for this output at all.
+                let Some(&crate::route::Fate::Appended(route)) = bufs.fates().get(self.target)
+                else {
+                    return Ok(());
+                };
+                let Some(b) = bufs.take(self.target, route) else {
                     return Ok(());
                 };
                 let name = match route {
@@ -912,7 +1068,9 @@ mod tests {
         let mut r = Replay {
             router: &router,
             parser: mcas_syslog::ParserConfig::new(),
-            csl_name: cfg.output.kind.dcr_stream().to_owned(),
+            target: 0,
+            names: vec!["default".to_owned()],
+            csl_name: cfg.outputs[0].kind.dcr_stream().to_owned(),
             syslog_name: None,
             dead: &dead,
             output: &mut fake,

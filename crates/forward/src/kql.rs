@@ -210,22 +210,30 @@ fn read_rows(config: Option<&Path>, args: &Args) -> anyhow::Result<Vec<Map<Strin
         (None, Some(path)) => {
             let (cfg, _) = Config::load(config)?;
             let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
-            let router = crate::run::router(&cfg, metrics)?;
+            // The rows as mapped: no output's `where` or transformation applies here.
+            let router = crate::route::Router::new(
+                Vec::new(),
+                cfg.mapper(),
+                vec![crate::route::OutputRoute::new(
+                    crate::batch::Route::Csl,
+                    false,
+                )],
+                metrics,
+            );
             let parser = mcas_syslog::ParserConfig::new();
             let now = jiff::Timestamp::now();
             let peer = std::net::IpAddr::from([127, 0, 0, 1]);
             let mut rows = Vec::new();
             for line in lines(path)? {
-                let mut bufs = crate::batch::Buffers::with_capacity(1 << 16);
-                let Ok(crate::route::Fate::Appended(route)) =
-                    router.map_into(&parser, line.as_bytes(), peer, now, &mut bufs)
-                else {
-                    continue;
-                };
-                if route != crate::batch::Route::Csl {
+                let mut bufs = crate::batch::Buffers::with_capacity(1 << 16, 1);
+                if router
+                    .map_into(&parser, line.as_bytes(), peer, now, &mut bufs)
+                    .is_err()
+                    || bufs.fates() != [crate::route::Fate::Appended(crate::batch::Route::Csl)]
+                {
                     continue;
                 }
-                let data = &bufs.get(route).data;
+                let data = &bufs.get(0, crate::batch::Route::Csl).data;
                 if let Ok(Value::Object(row)) = serde_json::from_slice(data.trim_ascii_end()) {
                     rows.push(row);
                 }

@@ -93,7 +93,10 @@ enum Command {
     },
     /// Print an ARM template for the data collection rule (DCR).
     DcrTemplate {
-        /// The input stream name (default: output.stream of the configuration).
+        /// The output whose DCR to print (needed when there are several).
+        #[arg(long, value_name = "NAME")]
+        output: Option<String>,
+        /// The input stream name (default: the output's stream).
         #[arg(long)]
         stream: Option<String>,
     },
@@ -142,6 +145,9 @@ enum Command {
         /// The dead-letter file (default: the configured one).
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// The output to send to (needed when there are several).
+        #[arg(long, value_name = "NAME")]
+        output: Option<String>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     ///
@@ -285,8 +291,8 @@ fn main() -> ExitCode {
             peer,
         } => commands::map(cli.config.as_deref(), file.as_deref(), received_at, peer),
         Command::SendTest { to, count, framing } => commands::send_test(&to, count, &framing),
-        Command::DcrTemplate { stream } => {
-            commands::dcr_template(cli.config.as_deref(), stream.as_deref())
+        Command::DcrTemplate { output, stream } => {
+            commands::dcr_template(cli.config.as_deref(), output.as_deref(), stream.as_deref())
         }
         Command::Kql {
             query,
@@ -322,8 +328,8 @@ fn main() -> ExitCode {
                 filtered,
             },
         ),
-        Command::ReplayDeadLetter { file } => {
-            commands::replay_dead_letter(cli.config.as_deref(), file.as_deref())
+        Command::ReplayDeadLetter { file, output } => {
+            commands::replay_dead_letter(cli.config.as_deref(), file.as_deref(), output.as_deref())
         }
         Command::Completions { shell } => completions(shell),
         Command::ManPage { dir } => man_page(dir.as_deref()),

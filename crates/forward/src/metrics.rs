@@ -46,9 +46,11 @@ pub(crate) enum DropReason {
     /// Spooled batch files that vanished before they were sent, or could be neither read
     /// nor moved to `quarantine/` (counted in batch files).
     SpoolLost,
+    /// Rows no output takes, under `routing.unmatched = "drop"`.
+    Unmatched,
 }
 
-const DROP_REASONS: [(DropReason, &str); 14] = [
+const DROP_REASONS: [(DropReason, &str); 15] = [
     (DropReason::UdpOverflow, "udp_overflow"),
     (DropReason::Oversize, "oversize"),
     (DropReason::SpoolFull, "spool_full"),
@@ -63,6 +65,7 @@ const DROP_REASONS: [(DropReason, &str); 14] = [
     (DropReason::SourceConnectionLimit, "source_connection_limit"),
     (DropReason::UdpKernel, "udp_kernel"),
     (DropReason::SpoolLost, "spool_lost"),
+    (DropReason::Unmatched, "unmatched"),
 ];
 
 /// HTTP status classes kept per status code below 600.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::batch::{Batch, BufPool, Buffers, Route};
+use crate::batch::{Batch, BufPool, Buffers, Fate, Route};
 use crate::deadletter::DeadLetter;
 use crate::frames::Chunk;
 use crate::metrics::Metrics;
@@ -29,13 +29,13 @@ pub(crate) struct Limits {
 pub(crate) async fn worker(
     mut rx: mpsc::Receiver<Chunk>,
     router: Arc<Router>,
-    out: mpsc::Sender<Batch>,
+    out: Arc<[mpsc::Sender<Batch>]>,
     dead: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
     limits: Limits,
     pool: Arc<BufPool>,
 ) {
-    let mut bufs = Buffers::with_pool(pool);
+    let mut bufs = Buffers::with_pool(pool, router.outputs());
     let mut tick = tokio::time::interval(limits.flush_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -53,10 +53,14 @@ pub(crate) async fn worker(
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.linger);
                 for msg in &chunk.msgs {
                     let outcome = router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);
-                    if let Outcome::Routed(route) = outcome {
-                        let b = bufs.get(route);
+                    if outcome != Outcome::Routed {
+                        continue;
+                    }
+                    for i in 0..bufs.outputs() {
+                        let Some(&Fate::Appended(route)) = bufs.fates().get(i) else { continue };
+                        let b = bufs.get(i, route);
                         if (b.rows >= limits.max_rows || b.data.len() >= limits.max_bytes)
-                            && !close(&mut bufs, route, &out, &metrics).await
+                            && !close(&mut bufs, i, route, &out, &metrics).await
                         {
                             return;
                         }
@@ -83,29 +87,35 @@ pub(crate) async fn worker(
 /// Close every open batch and flush the dead-letter file. False when the output stage is gone.
 async fn close_all(
     bufs: &mut Buffers,
-    out: &mpsc::Sender<Batch>,
+    out: &[mpsc::Sender<Batch>],
     metrics: &Metrics,
     dead: &DeadLetter,
 ) -> bool {
-    for route in Route::ALL {
-        if !close(bufs, route, out, metrics).await {
-            return false;
+    for i in 0..bufs.outputs() {
+        for route in Route::ALL {
+            if !close(bufs, i, route, out, metrics).await {
+                return false;
+            }
         }
     }
     dead.flush();
     true
 }
 
-/// Hand the open batch of `route` to the output stage (waiting for room). False when the
-/// output stage is gone.
+/// Hand the open batch of output `i`'s `route` to that output's stage (waiting for room).
+/// False when the output stage is gone.
 async fn close(
     bufs: &mut Buffers,
+    i: usize,
     route: Route,
-    out: &mpsc::Sender<Batch>,
+    out: &[mpsc::Sender<Batch>],
     metrics: &Metrics,
 ) -> bool {
-    let Some(batch) = bufs.take(route) else {
+    let Some(batch) = bufs.take(i, route) else {
         return true;
+    };
+    let Some(out) = out.get(i) else {
+        return false;
     };
     metrics.batches.fetch_add(1, Relaxed);
     // Pending until the output stage has stored (or written, or dropped and counted) it.

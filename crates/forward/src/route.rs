@@ -1,38 +1,38 @@
-//! Routing: each message is parsed (syslog, then CEF) and goes to one place only:
-//! - CEF → the CommonSecurityLog stream;
-//! - anything else (a broken CEF header included, counted) → the Syslog stream when
-//!   `output.syslog_stream` is set, else the dead-letter file.
+//! Routing: each message is parsed (syslog, then CEF), mapped to one row (CommonSecurityLog
+//! for CEF, Syslog for anything else, a broken CEF header included, counted), and that row
+//! goes to every output that takes it:
+//! - an output takes the rows of its table (`table`, CommonSecurityLog by default), and a
+//!   CommonSecurityLog output with `syslog_stream` takes Syslog rows too, as they are;
+//! - its `where`, when it has one, must keep the row;
+//! - its `transform` then shapes the row, or drops it (counted).
 //!
-//! All parsing and mapping is done by the libraries; this module only calls them in order
-//! and writes each row into its batch buffer.
+//! A row no output takes is unmatched: dead-lettered (as the message received) or dropped and
+//! counted, as `[routing] unmatched` says. All parsing and mapping is done by the libraries;
+//! this module only calls them in order and writes each row into its batch buffers.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+pub(crate) use crate::batch::Fate;
 use crate::batch::{Buffers, Route};
+use crate::config::Unmatched;
 use crate::deadletter::DeadLetter;
 use crate::frames::Msg;
-use crate::metrics::Metrics;
+use crate::metrics::{DropReason, Metrics};
 
 /// What happened to one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    /// Its row was appended to the batch of this route.
-    Routed(Route),
-    /// The output's transformation dropped its row (counted, `reason="transform"`).
+    /// Its row was appended to at least one output's batch ([`Buffers::fates`] says which).
+    Routed,
+    /// The outputs that took its row all dropped it in their transformation (counted,
+    /// `reason="transform"`).
     Filtered,
-    /// No route takes it: written to the dead-letter file.
+    /// No output takes it, and `routing.unmatched = "drop"` (counted, `reason="unmatched"`).
+    Unmatched,
+    /// No output takes it: written to the dead-letter file.
     DeadLettered,
-}
-
-/// What became of a mapped row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fate {
-    /// Appended to the batch of this route.
-    Appended(Route),
-    /// Dropped by the output's transformation.
-    Filtered,
 }
 
 /// A mapped row, as an [`Observer`] sees it.
@@ -44,27 +44,68 @@ pub(crate) enum Observed<'r, 'a> {
     Syslog(&'r mcas_csl::SyslogRow<'a>),
 }
 
-/// Stage 5, observe: sees every mapped row once, with its fate, before it is appended. Alert
-/// rules plug in here, so they see the rows a cost transformation drops as well. An
-/// observer runs on the worker's thread, in the row's path: it must be quick and never
-/// block (hand heavy work to a task of its own).
+/// Stage 5, observe: sees every mapped row once, with its fate at each output (in output
+/// order), before the next row is mapped. Alert rules plug in here, so they see the rows a
+/// cost filter drops as well. An observer runs on the worker's thread, in the row's path:
+/// it must be quick and never block (hand heavy work to a task of its own).
 pub(crate) trait Observer: Send + Sync + std::fmt::Debug {
-    fn observe(&self, row: Observed<'_, '_>, fate: Fate);
+    fn observe(&self, row: Observed<'_, '_>, fates: &[Fate]);
 }
 
-/// The parse → map → serialise chain, configured once and shared by the workers.
+/// One output, as the chain sees it.
+#[derive(Debug)]
+pub(crate) struct OutputRoute {
+    /// The table whose rows it takes, and which its `where` and `transform` see.
+    table: Route,
+    /// A CommonSecurityLog output that takes Syslog rows too (`syslog_stream`), as they are.
+    also_syslog: bool,
+    filter: Option<mcas_kql::Query>,
+    transform: Option<mcas_kql::Query>,
+    /// The output's rewrite of each serialised row (the Data Collector's reserved
+    /// `TimeGenerated`), from [`crate::output::finish_row`].
+    finish: Option<crate::output::FinishRow>,
+}
+
+impl OutputRoute {
+    /// An output taking the rows of `table` (and Syslog rows too, with `also_syslog`).
+    pub(crate) fn new(table: Route, also_syslog: bool) -> OutputRoute {
+        OutputRoute {
+            table,
+            also_syslog: also_syslog && table == Route::Csl,
+            filter: None,
+            transform: None,
+            finish: None,
+        }
+    }
+
+    /// Take only the rows `filter` (a `source | where …` query) keeps.
+    pub(crate) fn with_filter(mut self, filter: Option<mcas_kql::Query>) -> OutputRoute {
+        self.filter = filter;
+        self
+    }
+
+    /// Run `query` on every row of the output's table.
+    pub(crate) fn with_transform(mut self, query: Option<mcas_kql::Query>) -> OutputRoute {
+        self.transform = query;
+        self
+    }
+
+    /// Rewrite each serialised row with `finish`.
+    pub(crate) fn finish_rows(mut self, finish: Option<crate::output::FinishRow>) -> OutputRoute {
+        self.finish = finish;
+        self
+    }
+}
+
+/// The chain, configured once and shared by the workers.
 #[derive(Debug)]
 pub(crate) struct Router {
     /// Per listener: zone for zone-less timestamps.
     parsers: Vec<mcas_syslog::ParserConfig>,
     mapper: mcas_csl::Mapper,
     collector: String,
-    syslog_route: bool,
-    /// The output's rewrite of each serialised row (the Data Collector's reserved
-    /// `TimeGenerated`), from [`crate::output::finish_row`].
-    finish: Option<crate::output::FinishRow>,
-    /// `output.transform`, run on every CommonSecurityLog row.
-    transform: Option<mcas_kql::Query>,
+    outputs: Vec<OutputRoute>,
+    unmatched: Unmatched,
     /// Stage 5: every mapped row is shown to each of these.
     observers: Vec<Arc<dyn Observer>>,
     metrics: Arc<Metrics>,
@@ -74,30 +115,23 @@ impl Router {
     pub(crate) fn new(
         parsers: Vec<mcas_syslog::ParserConfig>,
         mapper: mcas_csl::Mapper,
-        syslog_route: bool,
+        outputs: Vec<OutputRoute>,
         metrics: Arc<Metrics>,
     ) -> Router {
         Router {
-            finish: None,
-            transform: None,
-            observers: Vec::new(),
             parsers,
             mapper,
             collector: collector_host_name(),
-            syslog_route,
+            outputs,
+            unmatched: Unmatched::DeadLetter,
+            observers: Vec::new(),
             metrics,
         }
     }
 
-    /// Rewrite each serialised row with the output's `finish`.
-    pub(crate) fn finish_rows(mut self, finish: Option<crate::output::FinishRow>) -> Router {
-        self.finish = finish;
-        self
-    }
-
-    /// Run `query` on every CommonSecurityLog row (stage 4, before the append).
-    pub(crate) fn with_transform(mut self, query: Option<mcas_kql::Query>) -> Router {
-        self.transform = query;
+    /// What happens to rows no output takes.
+    pub(crate) fn unmatched(mut self, unmatched: Unmatched) -> Router {
+        self.unmatched = unmatched;
         self
     }
 
@@ -107,24 +141,13 @@ impl Router {
         self
     }
 
-    /// Stage 5, observe.
-    fn observe(&self, row: Observed<'_, '_>, fate: Fate) {
-        for o in &self.observers {
-            o.observe(row, fate);
-        }
+    /// How many outputs rows are routed to.
+    pub(crate) fn outputs(&self) -> usize {
+        self.outputs.len()
     }
 
-    /// After a row was serialised from `start`: apply the output's rewrite.
-    fn finish_row(&self, data: &mut [u8], start: usize) {
-        if let Some(finish) = self.finish
-            && let Some(row) = data.get_mut(start..)
-        {
-            finish(row);
-        }
-    }
-
-    /// Map one message and append its row (and a newline) to its batch buffer, or write it
-    /// to the dead-letter file.
+    /// Map one message and append its row (and a newline) to the batch buffer of every
+    /// output that takes it, or write it to the dead-letter file.
     pub(crate) fn process(
         &self,
         listener: usize,
@@ -145,8 +168,16 @@ impl Router {
             }
         };
         match self.map_into(parser, &msg.data, msg.peer, received_at, bufs) {
-            Ok(Fate::Appended(route)) => Outcome::Routed(route),
-            Ok(Fate::Filtered) => Outcome::Filtered,
+            Ok(()) => {
+                let fates = bufs.fates();
+                if fates.iter().any(|f| matches!(f, Fate::Appended(_))) {
+                    Outcome::Routed
+                } else if fates.contains(&Fate::Filtered) {
+                    Outcome::Filtered
+                } else {
+                    Outcome::Unmatched
+                }
+            }
             Err(reason) => {
                 dead.unroutable(received_at, reason, msg.peer, &msg.data);
                 Outcome::DeadLettered
@@ -155,8 +186,10 @@ impl Router {
     }
 
     /// The chain, stage by stage: parse the syslog header, classify the body, map it to a
-    /// row, transform or route it, show it to the observers, append the row to its route's
-    /// batch buffer. Err is the dead-letter reason of a message no route takes.
+    /// row, route it to the outputs (each output's `where`, then its `transform`), show it
+    /// to the observers, append it to the batch buffers of the outputs that take it. The
+    /// fate of the row at each output is left in [`Buffers::fates`]. Err is the dead-letter
+    /// reason of a message no output takes (under `routing.unmatched = "dead-letter"`).
     pub(crate) fn map_into(
         &self,
         parser: &mcas_syslog::ParserConfig,
@@ -164,7 +197,7 @@ impl Router {
         peer: IpAddr,
         received_at: jiff::Timestamp,
         bufs: &mut Buffers,
-    ) -> Result<Fate, &'static str> {
+    ) -> Result<(), &'static str> {
         let parsed = self.parse(parser, data, received_at);
         let (host, body) = match &parsed {
             Ok(msg) => (msg.hostname(), msg.msg()),
@@ -183,41 +216,106 @@ impl Router {
             .with_collector_host_name(Some(&self.collector))
             .with_host_ip(Some(peer))
             .with_default_zone(Some(parser.zone()));
+        bufs.fates_mut().clear();
         match self.classify(body) {
             Some(event) => {
                 let mapped = self.mapper.map(&event, &ctx);
                 let row = &mapped.row;
-                let Some(query) = &self.transform else {
-                    self.observe(Observed::Csl(row), Fate::Appended(Route::Csl));
-                    self.append_row(bufs, Route::Csl, |out| row.write_json(out));
-                    return Ok(Fate::Appended(Route::Csl));
-                };
-                // Stage 4 with a transformation: the row as the query leaves it, or no row.
-                match query.run(row) {
-                    Some(out) => {
-                        self.observe(Observed::Csl(row), Fate::Appended(Route::Csl));
-                        // `TimeGenerated` first, where the Data Collector output's in-place
-                        // rename looks for it; null and empty values left out.
-                        self.append_row(bufs, Route::Csl, |buf| {
-                            out.write_json_compact(Some("TimeGenerated"), buf)
-                        });
-                        Ok(Fate::Appended(Route::Csl))
-                    }
-                    None => {
-                        self.observe(Observed::Csl(row), Fate::Filtered);
-                        self.metrics
-                            .count_drop(crate::metrics::DropReason::Transform, 1);
-                        Ok(Fate::Filtered)
-                    }
+                for (i, o) in self.outputs.iter().enumerate() {
+                    let fate = if o.table == Route::Csl {
+                        self.route_row(bufs, i, o, Route::Csl, row, |out| row.write_json(out))
+                    } else {
+                        Fate::Skipped
+                    };
+                    bufs.fates_mut().push(fate);
                 }
+                self.observe(Observed::Csl(row), bufs.fates());
             }
             None => {
-                let route = self.route_plain()?;
+                if !self
+                    .outputs
+                    .iter()
+                    .any(|o| o.table == Route::Syslog || o.also_syslog)
+                {
+                    // Nothing takes Syslog rows: no need to map one.
+                    return self.no_output(bufs, UNROUTABLE_PLAIN);
+                }
                 let row = mcas_csl::map_syslog(syslog_input(&parsed, data), &ctx);
-                self.observe(Observed::Syslog(&row), Fate::Appended(route));
-                self.append_row(bufs, route, |out| row.write_json(out));
-                Ok(Fate::Appended(route))
+                for (i, o) in self.outputs.iter().enumerate() {
+                    let fate = if o.table == Route::Syslog {
+                        self.route_row(bufs, i, o, Route::Syslog, &row, |out| row.write_json(out))
+                    } else if o.also_syslog {
+                        self.append_row(bufs, i, Route::Syslog, o.finish, |out| {
+                            row.write_json(out)
+                        });
+                        Fate::Appended(Route::Syslog)
+                    } else {
+                        Fate::Skipped
+                    };
+                    bufs.fates_mut().push(fate);
+                }
+                self.observe(Observed::Syslog(&row), bufs.fates());
             }
+        }
+        if bufs.fates().iter().all(|f| *f == Fate::Skipped) {
+            return self.no_output(bufs, UNMATCHED);
+        }
+        Ok(())
+    }
+
+    /// Stage 4 at one output of the row's table: its `where`, then its `transform`, then
+    /// (stage 6) the append; `write` writes the row as mapped.
+    fn route_row(
+        &self,
+        bufs: &mut Buffers,
+        i: usize,
+        o: &OutputRoute,
+        route: Route,
+        row: &dyn mcas_kql::Row,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Fate {
+        if let Some(f) = &o.filter
+            && f.run(row).is_none()
+        {
+            return Fate::Skipped;
+        }
+        let Some(query) = &o.transform else {
+            self.append_row(bufs, i, route, o.finish, write);
+            return Fate::Appended(route);
+        };
+        match query.run(row) {
+            Some(out) => {
+                // `TimeGenerated` first, where the Data Collector output's in-place rename
+                // looks for it; null and empty values left out.
+                self.append_row(bufs, i, route, o.finish, |buf| {
+                    out.write_json_compact(Some("TimeGenerated"), buf)
+                });
+                Fate::Appended(route)
+            }
+            None => {
+                self.metrics.count_drop(DropReason::Transform, 1);
+                Fate::Filtered
+            }
+        }
+    }
+
+    /// A row no output takes: the dead-letter reason, or dropped and counted.
+    fn no_output(&self, bufs: &mut Buffers, reason: &'static str) -> Result<(), &'static str> {
+        bufs.fates_mut().clear();
+        bufs.fates_mut().resize(self.outputs.len(), Fate::Skipped);
+        match self.unmatched {
+            Unmatched::DeadLetter => Err(reason),
+            Unmatched::Drop => {
+                self.metrics.count_drop(DropReason::Unmatched, 1);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stage 5, observe.
+    fn observe(&self, row: Observed<'_, '_>, fates: &[Fate]) {
+        for o in &self.observers {
+            o.observe(row, fates);
         }
     }
 
@@ -253,27 +351,33 @@ impl Router {
         None
     }
 
-    /// Stage 4, route (for plain syslog; CEF always goes to CommonSecurityLog): the Syslog
-    /// stream when it is configured, else no route (the reason, for the dead-letter file).
-    fn route_plain(&self) -> Result<Route, &'static str> {
-        if self.syslog_route {
-            Ok(Route::Syslog)
-        } else {
-            Err("not CEF, and output.syslog_stream is not set")
-        }
-    }
-
-    /// Stage 6, append: one NDJSON line to `route`'s batch buffer, the row `write` writes
-    /// (with the output's key rename), then a newline.
-    fn append_row(&self, bufs: &mut Buffers, route: Route, write: impl FnOnce(&mut Vec<u8>)) {
-        let b = bufs.get_mut(route);
+    /// Stage 6, append: one NDJSON line to `output`'s `route` batch buffer, the row `write`
+    /// writes (with the output's rewrite), then a newline.
+    fn append_row(
+        &self,
+        bufs: &mut Buffers,
+        output: usize,
+        route: Route,
+        finish: Option<crate::output::FinishRow>,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let b = bufs.get_mut(output, route);
         let start = b.data.len();
         write(&mut b.data);
-        self.finish_row(&mut b.data, start);
+        if let Some(finish) = finish
+            && let Some(row) = b.data.get_mut(start..)
+        {
+            finish(row);
+        }
         b.data.push(b'\n');
         b.rows += 1;
     }
 }
+
+/// The dead-letter reason of a plain syslog message when no output takes Syslog rows.
+pub(crate) const UNROUTABLE_PLAIN: &str = "not CEF, and output.syslog_stream is not set";
+/// The dead-letter reason of a row whose table some output takes, but no `where` matched.
+pub(crate) const UNMATCHED: &str = "no output takes this row (no `where` matched)";
 
 /// Stage 3 for plain syslog: the parsed header's fields, or the raw line as the message.
 fn syslog_input<'a>(
@@ -312,19 +416,51 @@ pub(crate) fn collector_host_name() -> String {
 mod tests {
     use super::*;
 
+    /// One output taking CommonSecurityLog rows, and Syslog rows with `syslog_route`.
     fn router(syslog_route: bool) -> (Router, Arc<Metrics>) {
+        routed(vec![OutputRoute::new(Route::Csl, syslog_route)])
+    }
+
+    fn routed(outputs: Vec<OutputRoute>) -> (Router, Arc<Metrics>) {
         let m = Arc::new(Metrics::default());
         let r = Router::new(
             vec![mcas_syslog::ParserConfig::new()],
             mcas_csl::Mapper::default(),
-            syslog_route,
+            outputs,
             m.clone(),
         );
         (r, m)
     }
 
+    fn query(table: Route, text: &str) -> Option<mcas_kql::Query> {
+        let cols = match table {
+            Route::Csl => mcas_csl::columns(),
+            Route::Syslog => mcas_csl::syslog_columns(),
+        };
+        let schema = mcas_kql::Schema::new(cols.iter().map(|(n, t)| (*n, t.kql_type())));
+        Some(mcas_kql::Query::compile(text, &schema).unwrap())
+    }
+
     fn now() -> jiff::Timestamp {
         "2024-05-08T16:07:11Z".parse().unwrap()
+    }
+
+    fn peer() -> IpAddr {
+        "10.0.0.9".parse().unwrap()
+    }
+
+    fn cef(vendor: &str) -> Vec<u8> {
+        format!("<134>2024-05-08T16:07:11Z fw01 CEF:0|{vendor}|P|1|100|n|5|src=10.0.0.1")
+            .into_bytes()
+    }
+
+    fn rows(bufs: &Buffers, output: usize, route: Route) -> Vec<serde_json::Value> {
+        bufs.get(output, route)
+            .data
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
     }
 
     #[test]
@@ -339,15 +475,22 @@ mod tests {
     }
 
     #[test]
-    fn plain_syslog_goes_to_the_syslog_stream_only_when_there_is_one() {
-        assert_eq!(router(true).0.route_plain(), Ok(Route::Syslog));
-        assert!(
-            router(false)
-                .0
-                .route_plain()
-                .unwrap_err()
-                .contains("syslog_stream")
+    fn plain_syslog_is_dead_lettered_when_no_output_takes_syslog_rows() {
+        let (r, _) = router(false);
+        let mut bufs = Buffers::with_capacity(1 << 16, 1);
+        let p = mcas_syslog::ParserConfig::new();
+        assert_eq!(
+            r.map_into(
+                &p,
+                b"<13>May  8 16:07:11 host app: hi",
+                peer(),
+                now(),
+                &mut bufs
+            ),
+            Err(UNROUTABLE_PLAIN)
         );
+        assert!(UNROUTABLE_PLAIN.contains("syslog_stream"));
+        assert_eq!(bufs.fates(), [Fate::Skipped]);
     }
 
     #[test]
@@ -366,40 +509,42 @@ mod tests {
     #[test]
     fn the_chain_appends_each_row_to_its_route() {
         let (r, m) = router(true);
-        let mut bufs = Buffers::with_capacity(1 << 16);
-        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let mut bufs = Buffers::with_capacity(1 << 16, 1);
         let p = mcas_syslog::ParserConfig::new();
         let cef = b"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|100|name|5|src=10.0.0.1";
+        assert_eq!(r.map_into(&p, cef, peer(), now(), &mut bufs), Ok(()));
+        assert_eq!(bufs.fates(), [Fate::Appended(Route::Csl)]);
         assert_eq!(
-            r.map_into(&p, cef, peer, now(), &mut bufs),
-            Ok(Fate::Appended(Route::Csl))
+            r.map_into(&p, b"no header at all", peer(), now(), &mut bufs),
+            Ok(())
         );
-        assert_eq!(
-            r.map_into(&p, b"no header at all", peer, now(), &mut bufs),
-            Ok(Fate::Appended(Route::Syslog))
-        );
-        let csl: serde_json::Value =
-            serde_json::from_slice(bufs.get(Route::Csl).data.trim_ascii_end()).unwrap();
+        assert_eq!(bufs.fates(), [Fate::Appended(Route::Syslog)]);
+        let csl = &rows(&bufs, 0, Route::Csl)[0];
         assert_eq!(csl["Computer"], "fw01");
         assert_eq!(csl["SourceIP"], "10.0.0.1");
-        let syslog: serde_json::Value =
-            serde_json::from_slice(bufs.get(Route::Syslog).data.trim_ascii_end()).unwrap();
+        let syslog = &rows(&bufs, 0, Route::Syslog)[0];
         assert_eq!(syslog["SyslogMessage"], "no header at all");
         assert_eq!(syslog["Computer"], "10.0.0.9", "no hostname: the peer");
         assert_eq!(m.parsed.load(Relaxed), 2);
         let (none, _) = router(false);
-        assert!(none.map_into(&p, b"plain", peer, now(), &mut bufs).is_err());
+        assert!(
+            none.map_into(&p, b"plain", peer(), now(), &mut bufs)
+                .is_err()
+        );
     }
 
     #[test]
     fn append_renames_time_generated_for_the_data_collector() {
         let (r, _) = router(false);
-        let r = r.finish_rows(Some(crate::output::azure::rename_time_generated));
-        let mut bufs = Buffers::with_capacity(1 << 16);
-        r.append_row(&mut bufs, Route::Csl, |out| {
-            out.extend_from_slice(br#"{"TimeGenerated":"2024-05-08T16:07:11.000Z","X":1}"#)
-        });
-        let b = bufs.get(Route::Csl);
+        let mut bufs = Buffers::with_capacity(1 << 16, 1);
+        r.append_row(
+            &mut bufs,
+            0,
+            Route::Csl,
+            Some(crate::output::azure::rename_time_generated),
+            |out| out.extend_from_slice(br#"{"TimeGenerated":"2024-05-08T16:07:11.000Z","X":1}"#),
+        );
+        let b = bufs.get(0, Route::Csl);
         assert_eq!(b.rows, 1);
         assert_eq!(
             b.data,
@@ -407,82 +552,147 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_row_goes_to_every_output_whose_where_keeps_it() {
+        // soc: two vendors; fortinet: one, and a transformation; archive: everything;
+        // syslog: the Syslog rows of one facility.
+        let (r, m) = routed(vec![
+            OutputRoute::new(Route::Csl, false).with_filter(query(
+                Route::Csl,
+                r#"source | where DeviceVendor in ("Palo Alto Networks", "Fortinet")"#,
+            )),
+            OutputRoute::new(Route::Csl, false)
+                .with_filter(query(
+                    Route::Csl,
+                    r#"source | where DeviceVendor == "Fortinet""#,
+                ))
+                .with_transform(query(
+                    Route::Csl,
+                    "source | where LogSeverity != \"1\" | project DeviceVendor, LogSeverity",
+                )),
+            OutputRoute::new(Route::Csl, false),
+            OutputRoute::new(Route::Syslog, false)
+                .with_filter(query(Route::Syslog, r#"source | where Facility == "auth""#)),
+        ]);
+        let mut bufs = Buffers::with_capacity(1 << 16, r.outputs());
+        let p = mcas_syslog::ParserConfig::new();
+        let mut go = |line: &[u8]| {
+            let res = r.map_into(&p, line, peer(), now(), &mut bufs);
+            (res, bufs.fates().to_vec())
+        };
+        use Fate::{Appended, Filtered, Skipped};
+        let csl = Appended(Route::Csl);
+        assert_eq!(
+            go(&cef("Palo Alto Networks")),
+            (Ok(()), vec![csl, Skipped, csl, Skipped])
+        );
+        assert_eq!(go(&cef("Fortinet")), (Ok(()), vec![csl, csl, csl, Skipped]));
+        let low = b"<134>2024-05-08T16:07:11Z fw CEF:0|Fortinet|P|1|100|n|1|src=10.0.0.1";
+        assert_eq!(go(low), (Ok(()), vec![csl, Filtered, csl, Skipped]));
+        assert_eq!(
+            go(&cef("Acme")),
+            (Ok(()), vec![Skipped, Skipped, csl, Skipped])
+        );
+        let auth = b"<38>May  8 16:07:11 host sshd[1]: Accepted password";
+        let syslog = Appended(Route::Syslog);
+        assert_eq!(go(auth), (Ok(()), vec![Skipped, Skipped, Skipped, syslog]));
+        // Syslog rows of another facility: the only Syslog output does not take them.
+        assert_eq!(
+            go(b"<13>May  8 16:07:11 host app: hello"),
+            (Err(UNMATCHED), vec![Skipped; 4])
+        );
+        assert_eq!(rows(&bufs, 0, Route::Csl).len(), 3);
+        let forti = rows(&bufs, 1, Route::Csl);
+        assert_eq!(forti.len(), 1);
+        assert_eq!(forti[0]["DeviceVendor"], "Fortinet");
+        assert!(forti[0].get("SourceIP").is_none(), "projected away");
+        assert_eq!(rows(&bufs, 2, Route::Csl).len(), 4);
+        assert_eq!(rows(&bufs, 3, Route::Syslog)[0]["Facility"], "auth");
+        assert_eq!(m.dropped(DropReason::Transform), 1);
+    }
+
+    #[test]
+    fn unmatched_rows_are_dead_lettered_or_dropped_and_counted() {
+        let only_acme = || {
+            vec![OutputRoute::new(Route::Csl, false).with_filter(query(
+                Route::Csl,
+                r#"source | where DeviceVendor == "Acme""#,
+            ))]
+        };
+        let p = mcas_syslog::ParserConfig::new();
+        let mut bufs = Buffers::with_capacity(1 << 16, 1);
+        let (r, _) = routed(only_acme());
+        assert_eq!(
+            r.map_into(&p, &cef("Other"), peer(), now(), &mut bufs),
+            Err(UNMATCHED)
+        );
+        let (r, m) = routed(only_acme());
+        let r = r.unmatched(Unmatched::Drop);
+        assert_eq!(
+            r.map_into(&p, &cef("Other"), peer(), now(), &mut bufs),
+            Ok(())
+        );
+        assert_eq!(r.map_into(&p, b"plain", peer(), now(), &mut bufs), Ok(()));
+        assert_eq!(bufs.fates(), [Fate::Skipped]);
+        assert_eq!(m.dropped(DropReason::Unmatched), 2);
+        assert_eq!(bufs.get(0, Route::Csl).rows, 0);
+    }
+
     /// Records what stage 5 shows it.
     #[derive(Debug, Default)]
-    struct Recorder(std::sync::Mutex<Vec<(String, Fate)>>);
+    struct Recorder(std::sync::Mutex<Vec<(String, Vec<Fate>)>>);
 
     impl Observer for Recorder {
-        fn observe(&self, row: Observed<'_, '_>, fate: Fate) {
+        fn observe(&self, row: Observed<'_, '_>, fates: &[Fate]) {
             let what = match row {
                 Observed::Csl(r) => format!("csl {}", r.device_vendor.as_deref().unwrap_or("")),
                 Observed::Syslog(r) => {
                     format!("syslog {}", r.syslog_message.as_deref().unwrap_or(""))
                 }
             };
-            self.0.lock().unwrap().push((what, fate));
+            self.0.lock().unwrap().push((what, fates.to_vec()));
         }
     }
 
     #[test]
-    fn observers_see_every_mapped_row_with_its_fate_filtered_ones_too() {
-        let m = Arc::new(Metrics::default());
-        let schema_cols = mcas_csl::columns();
-        let schema = mcas_kql::Schema::new(schema_cols.iter().map(|(n, t)| (*n, t.kql_type())));
-        let q =
-            mcas_kql::Query::compile(r#"source | where DeviceVendor != "Noisy""#, &schema).unwrap();
+    fn observers_see_every_mapped_row_with_its_fates_filtered_ones_too() {
         let rec = Arc::new(Recorder::default());
-        let r = Router::new(
-            vec![mcas_syslog::ParserConfig::new()],
-            mcas_csl::Mapper::default(),
-            false,
-            m.clone(),
-        )
-        .with_transform(Some(q))
-        .with_observer(rec.clone());
-        let mut bufs = Buffers::with_capacity(1 << 16);
-        let peer: IpAddr = "10.0.0.9".parse().unwrap();
-        let p = mcas_syslog::ParserConfig::new();
-        let keep = b"<134>2024-05-08T16:07:11Z fw CEF:0|Acme|P|1|100|n|5|src=10.0.0.1";
-        let drop = b"<134>2024-05-08T16:07:11Z fw CEF:0|Noisy|P|1|100|n|5|src=10.0.0.1";
-        assert_eq!(
-            r.map_into(&p, keep, peer, now(), &mut bufs),
-            Ok(Fate::Appended(Route::Csl))
-        );
-        assert_eq!(
-            r.map_into(&p, drop, peer, now(), &mut bufs),
-            Ok(Fate::Filtered)
-        );
-        // Unroutable (no syslog route): no row, nothing to observe.
-        assert!(
-            r.map_into(&p, b"plain words", peer, now(), &mut bufs)
-                .is_err()
-        );
-        assert_eq!(
-            *rec.0.lock().unwrap(),
-            vec![
-                ("csl Acme".to_owned(), Fate::Appended(Route::Csl)),
-                ("csl Noisy".to_owned(), Fate::Filtered),
-            ]
-        );
-        assert_eq!(bufs.get(Route::Csl).rows, 1);
-        assert_eq!(m.dropped(crate::metrics::DropReason::Transform), 1);
-
-        let rec = Arc::new(Recorder::default());
-        let (r, _) = router(true);
+        let (r, m) = routed(vec![OutputRoute::new(Route::Csl, true).with_transform(
+            query(Route::Csl, r#"source | where DeviceVendor != "Noisy""#),
+        )]);
         let r = r.with_observer(rec.clone());
+        let mut bufs = Buffers::with_capacity(1 << 16, 1);
+        let p = mcas_syslog::ParserConfig::new();
+        assert_eq!(
+            r.map_into(&p, &cef("Acme"), peer(), now(), &mut bufs),
+            Ok(())
+        );
+        assert_eq!(
+            r.map_into(&p, &cef("Noisy"), peer(), now(), &mut bufs),
+            Ok(())
+        );
         assert_eq!(
             r.map_into(
                 &p,
                 b"<13>May  8 16:07:11 host app: hello",
-                peer,
+                peer(),
                 now(),
                 &mut bufs
             ),
-            Ok(Fate::Appended(Route::Syslog))
+            Ok(())
         );
         assert_eq!(
             *rec.0.lock().unwrap(),
-            vec![("syslog hello".to_owned(), Fate::Appended(Route::Syslog))]
+            vec![
+                ("csl Acme".to_owned(), vec![Fate::Appended(Route::Csl)]),
+                ("csl Noisy".to_owned(), vec![Fate::Filtered]),
+                (
+                    "syslog hello".to_owned(),
+                    vec![Fate::Appended(Route::Syslog)]
+                ),
+            ]
         );
+        assert_eq!(bufs.get(0, Route::Csl).rows, 1);
+        assert_eq!(m.dropped(DropReason::Transform), 1);
     }
 }

@@ -24,7 +24,7 @@ use crate::listen::{self, CHUNK, Workers};
 use crate::metrics::Metrics;
 use crate::output::{self, Destination};
 use crate::pipeline::{self, Limits};
-use crate::route::Router;
+use crate::route::{OutputRoute, Router};
 use crate::spool::Spool;
 
 /// Set up logging to stderr (text or JSON); `RUST_LOG` wins over `[log] level`.
@@ -57,12 +57,21 @@ pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Rout
         }
         parsers.push(p);
     }
-    let mapper = cfg.mapper();
-    Ok(
-        Router::new(parsers, mapper, cfg.output.syslog_stream.is_some(), metrics)
-            .finish_rows(output::finish_row(&cfg.output.kind))
-            .with_transform(cfg.transform()?),
-    )
+    let mut outputs = Vec::with_capacity(cfg.outputs.len());
+    for o in &cfg.outputs {
+        let q = cfg.queries(o)?;
+        let table = match o.table {
+            crate::config::Table::CommonSecurityLog => crate::batch::Route::Csl,
+            crate::config::Table::Syslog => crate::batch::Route::Syslog,
+        };
+        outputs.push(
+            OutputRoute::new(table, o.syslog_stream.is_some())
+                .with_filter(q.filter)
+                .with_transform(q.transform)
+                .finish_rows(output::finish_row(&o.kind)),
+        );
+    }
+    Ok(Router::new(parsers, cfg.mapper(), outputs, metrics).unmatched(cfg.routing.unmatched))
 }
 
 pub(crate) fn main(config: Option<&Path>) -> anyhow::Result<()> {
@@ -115,7 +124,16 @@ struct Pipeline {
     admin_addr: Option<std::net::SocketAddr>,
     dead: Arc<DeadLetter>,
     router: Arc<Router>,
+    outputs: Vec<Built>,
+}
+
+/// One output, built.
+#[derive(Debug)]
+struct Built {
+    name: String,
     dest: Arc<dyn Destination>,
+    /// Senders of a spooled output.
+    concurrency: usize,
     spool: Option<Spooled>,
 }
 
@@ -151,31 +169,49 @@ impl Pipeline {
         ));
         dead.check_writable()?;
         let mut chain = router(&cfg, metrics.clone())?;
-        // The admin endpoint's tap watches the output (stage 5 of the chain).
+        // The admin endpoint's taps watch the outputs (stage 5 of the chain).
         let admin_addr = match &cfg.admin {
             Some(a) => {
-                let tap = Arc::new(crate::tap::Tap::new("default", cfg.csl_schema()));
-                chain = chain.with_observer(tap.clone());
-                Some(crate::admin::serve(a.address, Arc::new(vec![tap]), stop_all.clone()).await?)
+                let mut taps = Vec::with_capacity(cfg.outputs.len());
+                for (i, o) in cfg.outputs.iter().enumerate() {
+                    let tap = Arc::new(crate::tap::Tap::new(o.name(), i, cfg.csl_schema()));
+                    chain = chain.with_observer(tap.clone());
+                    taps.push(tap);
+                }
+                Some(crate::admin::serve(a.address, Arc::new(taps), stop_all.clone()).await?)
             }
             None => None,
         };
         let router = Arc::new(chain);
-        let dest = output::build(&cfg.output, metrics.clone())?;
-        let spool = if dest.spooled() {
-            let dir = cfg.spool_dir()?;
-            let (spool, left) = Spool::open(&dir, &cfg.spool_settings(), metrics.clone())?;
-            if !left.is_empty() {
-                tracing::info!(batches = left.len(), bytes = spool.bytes(), dir = %dir.display(), "resending batches spooled by a previous run");
-            }
-            Some(Spooled {
-                spool: Arc::new(spool),
-                left,
-            })
-        } else {
+        let mut outputs = Vec::with_capacity(cfg.outputs.len());
+        let mut any_spooled = false;
+        for o in &cfg.outputs {
+            let dest = output::build(o, metrics.clone())
+                .with_context(|| format!("output {:?}", o.name()))?;
+            let spool = if dest.spooled() {
+                any_spooled = true;
+                let dir = cfg.spool_dir_of(o)?;
+                let (spool, left) = Spool::open(&dir, &cfg.spool_settings(), metrics.clone())?;
+                if !left.is_empty() {
+                    tracing::info!(output = o.name(), batches = left.len(), bytes = spool.bytes(), dir = %dir.display(), "resending batches spooled by a previous run");
+                }
+                Some(Spooled {
+                    spool: Arc::new(spool),
+                    left,
+                })
+            } else {
+                None
+            };
+            outputs.push(Built {
+                name: o.name().to_owned(),
+                concurrency: o.kind.delivery().map_or(1, |d| d.concurrency),
+                dest,
+                spool,
+            });
+        }
+        if !any_spooled {
             metrics.spool_ready_threshold.store(u64::MAX, Relaxed);
-            None
-        };
+        }
         Ok(Pipeline {
             cfg,
             n_workers,
@@ -187,8 +223,7 @@ impl Pipeline {
             admin_addr,
             dead,
             router,
-            dest,
-            spool,
+            outputs,
         })
     }
 
@@ -206,54 +241,65 @@ impl Pipeline {
             admin_addr,
             dead,
             router,
-            dest,
-            spool,
+            outputs,
         } = self;
-        let (batch_tx, batch_rx) = mpsc::channel(n_workers * 2);
         let sender_stop = CancellationToken::new();
-        let (spooled, local) = match spool {
-            Some(Spooled { spool, left }) => {
-                let (q_tx, q_rx) = mpsc::unbounded_channel();
-                for s in left {
-                    let _ = q_tx.send(s);
+        let mut batch_txs = Vec::with_capacity(outputs.len());
+        let mut spooled = Vec::new();
+        let mut local = Vec::new();
+        let mut described = Vec::with_capacity(outputs.len());
+        for Built {
+            name,
+            dest,
+            concurrency,
+            spool,
+        } in outputs
+        {
+            described.push(format!("{name}: {}", dest.describe()));
+            let (batch_tx, batch_rx) = mpsc::channel(n_workers * 2);
+            batch_txs.push(batch_tx);
+            match spool {
+                Some(Spooled { spool, left }) => {
+                    let (q_tx, q_rx) = mpsc::unbounded_channel();
+                    for s in left {
+                        let _ = q_tx.send(s);
+                    }
+                    let spooler = tokio::spawn(output::spooled::run_spooler(
+                        spool.clone(),
+                        batch_rx,
+                        q_tx.clone(),
+                        metrics.clone(),
+                    ));
+                    let send = Arc::new(output::spooled::SpooledSend {
+                        dest: dest.clone(),
+                        spool: spool.clone(),
+                        dead: dead.clone(),
+                        metrics: metrics.clone(),
+                    });
+                    let senders = tokio::spawn(output::spooled::run_senders(
+                        send,
+                        Arc::new(Mutex::new(q_rx)),
+                        q_tx,
+                        metrics.clone(),
+                        concurrency,
+                        sender_stop.clone(),
+                    ));
+                    spooled.push(SpooledStage {
+                        spool,
+                        spooler,
+                        senders,
+                    });
                 }
-                let spooler = tokio::spawn(output::spooled::run_spooler(
-                    spool.clone(),
-                    batch_rx,
-                    q_tx.clone(),
-                    metrics.clone(),
-                ));
-                let send = Arc::new(output::spooled::SpooledSend {
-                    dest: dest.clone(),
-                    spool: spool.clone(),
-                    dead: dead.clone(),
-                    metrics: metrics.clone(),
-                });
-                let concurrency = cfg.output.kind.delivery().map_or(1, |d| d.concurrency);
-                let senders = tokio::spawn(output::spooled::run_senders(
-                    send,
-                    Arc::new(Mutex::new(q_rx)),
-                    q_tx,
-                    metrics.clone(),
-                    concurrency,
-                    sender_stop.clone(),
-                ));
-                let stage = SpooledStage {
-                    spool,
-                    spooler,
-                    senders,
-                };
-                (Some(stage), None)
+                None => {
+                    local.push(tokio::spawn(output::local::run_local(
+                        dest.clone(),
+                        batch_rx,
+                        metrics.clone(),
+                    )));
+                }
             }
-            None => {
-                let task = tokio::spawn(output::local::run_local(
-                    dest.clone(),
-                    batch_rx,
-                    metrics.clone(),
-                ));
-                (None, Some(task))
-            }
-        };
+        }
+        let batch_txs: Arc<[mpsc::Sender<crate::batch::Batch>]> = batch_txs.into();
 
         let limits = Limits {
             flush_interval: cfg.pipeline.flush_interval.0,
@@ -271,14 +317,14 @@ impl Pipeline {
             worker_tasks.push(tokio::spawn(pipeline::worker(
                 rx,
                 router.clone(),
-                batch_tx.clone(),
+                batch_txs.clone(),
                 dead.clone(),
                 metrics.clone(),
                 limits,
                 pool.clone(),
             )));
         }
-        drop(batch_tx);
+        drop(batch_txs);
         let budget = usize::try_from(cfg.pipeline.max_queued_bytes.0).unwrap_or(usize::MAX);
         let workers = Workers::new(queues, crate::budget::Budget::new(budget));
 
@@ -299,8 +345,7 @@ impl Pipeline {
         metrics.listeners_up.store(true, Relaxed);
         tracing::info!(
             config = %source,
-            output = dest.kind(),
-            to = %dest.describe(),
+            outputs = %described.join("; "),
             workers = n_workers,
             metrics = %metrics_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             admin = %admin_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
@@ -338,14 +383,20 @@ struct Running {
 }
 
 impl Running {
-    /// Wait for SIGTERM or SIGINT, or for the local output to fail (its error).
+    /// Wait for SIGTERM or SIGINT, or for a local output to fail (its error).
     async fn wait(&mut self, signals: &mut Signals) -> Option<anyhow::Error> {
         let local = &mut self.stages.local;
         tokio::select! {
             s = signals.shutdown(&self.metrics) => { tracing::info!(signal = s, "shutting down"); None }
-            r = async { match local.as_mut() { Some(h) => h.await, None => std::future::pending().await } } => {
+            (r, i, _) = async {
+                if local.is_empty() {
+                    std::future::pending().await
+                } else {
+                    futures_util::future::select_all(local.iter_mut()).await
+                }
+            } => {
                 // The task is finished: drain must not wait for it again.
-                *local = None;
+                drop(local.swap_remove(i));
                 Some(match r { Ok(Ok(())) => anyhow::anyhow!("the output stopped"), Ok(Err(e)) => e, Err(e) => anyhow::anyhow!("output task: {e}") })
             }
         }
@@ -395,8 +446,8 @@ impl Running {
 /// The running stages, handed to [`drain`] at shutdown.
 #[derive(Debug)]
 struct Stages {
-    spooled: Option<SpooledStage>,
-    local: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    spooled: Vec<SpooledStage>,
+    local: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
     listener_tasks: Vec<tokio::task::JoinHandle<()>>,
     worker_tasks: Vec<tokio::task::JoinHandle<()>>,
     sender_stop: CancellationToken,
@@ -413,13 +464,13 @@ async fn drain(
     grace_end: Instant,
 ) -> anyhow::Result<()> {
     let Stages {
-        spooled,
+        mut spooled,
         local,
         listener_tasks,
         worker_tasks,
         sender_stop,
     } = stages;
-    if let Some(n) = &spooled {
+    for n in &spooled {
         // A full spool must not wedge the drain (output down, `when_full = "block"`).
         n.spool.drain();
     }
@@ -435,26 +486,24 @@ async fn drain(
     if let Some(e) = failed {
         return Err(e);
     }
-    if let Some(h) = local {
+    for h in local {
         h.await.context("output task")??;
     }
-    if let Some(SpooledStage {
-        spool,
-        spooler,
-        senders,
-        ..
-    }) = spooled
-    {
-        let _ = spooler.await;
+    if !spooled.is_empty() {
+        for s in &mut spooled {
+            let _ = (&mut s.spooler).await;
+        }
         // Everything read is now spooled. Send what can be sent within the grace period.
         loop {
-            if spool.bytes() == 0 || Instant::now() >= grace_end {
+            if spooled.iter().all(|s| s.spool.bytes() == 0) || Instant::now() >= grace_end {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         sender_stop.cancel();
-        let _ = senders.await;
+        for s in &mut spooled {
+            let _ = (&mut s.senders).await;
+        }
         let left = metrics.spool_files.load(Relaxed);
         if left > 0 {
             tracing::warn!(

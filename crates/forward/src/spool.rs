@@ -78,6 +78,8 @@ pub(crate) enum ReadOutcome {
 pub(crate) struct Spool {
     dir: PathBuf,
     max_bytes: u64,
+    /// `spool.ready_threshold`, for its share of the readiness gauge.
+    ready_threshold: f64,
     when_full: WhenFull,
     fsync: FsyncPolicy,
     next_seq: AtomicU64,
@@ -149,15 +151,24 @@ impl Spool {
             next = renumber(dir, &mut s, next)?;
             left.push(s);
         }
-        metrics.spool_bytes.store(bytes, Relaxed);
-        metrics.spool_files.store(left.len() as u64, Relaxed);
-        metrics.spool_ready_threshold.store(
-            (cfg.max_bytes.0 as f64 * cfg.ready_threshold) as u64,
-            Relaxed,
-        );
+        // Each output has its own spool: the gauges are their sums.
+        gauge_add(&metrics.spool_bytes, bytes as i64);
+        gauge_add(&metrics.spool_files, left.len() as i64);
+        // u64::MAX (its starting value) means "no spool": the first spool replaces it.
+        let threshold = (cfg.max_bytes.0 as f64 * cfg.ready_threshold) as u64;
+        let _ = metrics
+            .spool_ready_threshold
+            .fetch_update(Relaxed, Relaxed, |v| {
+                Some(if v == u64::MAX {
+                    threshold
+                } else {
+                    v.saturating_add(threshold)
+                })
+            });
         let spool = Spool {
             dir: dir.to_owned(),
             max_bytes: cfg.max_bytes.0,
+            ready_threshold: cfg.ready_threshold,
             when_full: cfg.when_full,
             fsync: cfg.fsync,
             next_seq: AtomicU64::new(next),
@@ -442,21 +453,42 @@ impl Spool {
     }
 
     fn account(&self, bytes: i64, files: i64) {
-        let b = if bytes >= 0 {
-            self.bytes.fetch_add(bytes as u64, Relaxed) + bytes as u64
-        } else {
-            self.bytes.fetch_sub(bytes.unsigned_abs(), Relaxed) - bytes.unsigned_abs()
-        };
-        let f = if files >= 0 {
-            self.files.fetch_add(files as u64, Relaxed) + files as u64
-        } else {
-            self.files.fetch_sub(files.unsigned_abs(), Relaxed) - files.unsigned_abs()
-        };
-        self.metrics.spool_bytes.store(b, Relaxed);
-        self.metrics.spool_files.store(f, Relaxed);
+        gauge_add(&self.bytes, bytes);
+        gauge_add(&self.files, files);
+        gauge_add(&self.metrics.spool_bytes, bytes);
+        gauge_add(&self.metrics.spool_files, files);
         if bytes < 0 {
             self.space.notify_waiters();
         }
+    }
+}
+
+/// A spool that goes away takes its share out of the gauges.
+impl Drop for Spool {
+    fn drop(&mut self) {
+        gauge_add(
+            &self.metrics.spool_bytes,
+            -(self.bytes.load(Relaxed) as i64),
+        );
+        gauge_add(
+            &self.metrics.spool_files,
+            -(self.files.load(Relaxed) as i64),
+        );
+        gauge_add(
+            &self.metrics.spool_ready_threshold,
+            -((self.max_bytes as f64 * self.ready_threshold) as i64),
+        );
+    }
+}
+
+/// Add `delta` to a gauge, never below zero.
+fn gauge_add(g: &AtomicU64, delta: i64) {
+    if delta >= 0 {
+        g.fetch_add(delta as u64, Relaxed);
+    } else {
+        let _ = g.fetch_update(Relaxed, Relaxed, |v| {
+            Some(v.saturating_sub(delta.unsigned_abs()))
+        });
     }
 }
 
@@ -645,11 +677,8 @@ mod tests {
         // The directory vanishes (an operator's mistake, a remount): the write fails once,
         // the spool recreates the directory and writes the batch.
         std::fs::remove_dir_all(&sub).unwrap();
-        let w = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            Arc::new(s).write(batch(42)),
-        )
-        .await;
+        let s = Arc::new(s);
+        let w = tokio::time::timeout(std::time::Duration::from_secs(10), s.write(batch(42))).await;
         let spooled = w.unwrap().unwrap().unwrap();
         assert_eq!(std::fs::read(&spooled.path).unwrap().len(), 42);
         assert_eq!(m.spool_files.load(Relaxed), 1);
@@ -911,7 +940,8 @@ mod spooler_tests {
         let d = tempfile::tempdir().unwrap();
         let m = Arc::new(Metrics::default());
         let (s, _) = Spool::open(d.path(), &cfg(1 << 30, WhenFull::Block), m.clone()).unwrap();
-        let out = feed(Arc::new(s), 25, 1000).await;
+        let s = Arc::new(s);
+        let out = feed(s.clone(), 25, 1000).await;
         assert_eq!(out.len(), 25);
         let mut seqs: Vec<u64> = out.iter().map(|s| s.seq).collect();
         seqs.sort_unstable();
@@ -935,12 +965,30 @@ mod spooler_tests {
     }
 
     #[tokio::test]
+    async fn the_gauges_sum_every_open_spool_and_a_closed_one_leaves_them() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let m = Arc::new(Metrics::default());
+        let (sa, _) = Spool::open(a.path(), &cfg(1 << 30, WhenFull::Block), m.clone()).unwrap();
+        let (sb, _) = Spool::open(b.path(), &cfg(1 << 30, WhenFull::Block), m.clone()).unwrap();
+        let (sa, sb) = (Arc::new(sa), Arc::new(sb));
+        feed(sa.clone(), 3, 1000).await;
+        feed(sb.clone(), 2, 500).await;
+        assert_eq!(m.spool_files.load(Relaxed), 5);
+        assert_eq!(m.spool_bytes.load(Relaxed), 4000);
+        drop(sa);
+        assert_eq!(m.spool_files.load(Relaxed), 2);
+        assert_eq!(m.spool_bytes.load(Relaxed), 1000);
+        assert_eq!(sb.bytes(), 1000);
+    }
+
+    #[tokio::test]
     async fn drop_newest_accounting_is_exact_with_overlapping_writes() {
         let d = tempfile::tempdir().unwrap();
         let m = Arc::new(Metrics::default());
         // Room for 5 batches of 1000 bytes; nothing is sent, so the rest is dropped.
         let (s, _) = Spool::open(d.path(), &cfg(5000, WhenFull::DropNewest), m.clone()).unwrap();
-        let out = feed(Arc::new(s), 12, 1000).await;
+        let s = Arc::new(s);
+        let out = feed(s.clone(), 12, 1000).await;
         assert_eq!(out.len(), 5);
         assert_eq!(m.dropped(DropReason::SpoolFull), 7 * 3);
         assert_eq!(m.spool_bytes.load(Relaxed), 5000);

@@ -55,17 +55,20 @@ struct Watcher {
 #[derive(Debug)]
 pub(crate) struct Tap {
     output: String,
+    /// The output's index in the configuration (its place in the fates).
+    index: usize,
     schema: mcas_kql::Schema,
     watchers: Mutex<Vec<Watcher>>,
     active: AtomicUsize,
 }
 
 impl Tap {
-    /// The tap of the output `output`, whose `where` predicates are compiled against
+    /// The tap of the output `output` (number `index`), whose `where` predicates are compiled against
     /// `schema` (the CommonSecurityLog columns, with the configured custom ones).
-    pub(crate) fn new(output: &str, schema: mcas_kql::Schema) -> Tap {
+    pub(crate) fn new(output: &str, index: usize, schema: mcas_kql::Schema) -> Tap {
         Tap {
             output: output.to_owned(),
+            index,
             schema,
             watchers: Mutex::new(Vec::new()),
             active: AtomicUsize::new(0),
@@ -110,10 +113,14 @@ impl Tap {
 }
 
 impl Observer for Tap {
-    fn observe(&self, row: Observed<'_, '_>, fate: Fate) {
+    fn observe(&self, row: Observed<'_, '_>, fates: &[Fate]) {
         if self.active.load(Relaxed) == 0 {
             return;
         }
+        let fate = match fates.get(self.index) {
+            Some(Fate::Skipped) | None => return,
+            Some(&f) => f,
+        };
         let mut watchers = self.lock();
         let mut line: Option<Vec<u8>> = None;
         watchers.retain_mut(|w| {
@@ -163,7 +170,7 @@ impl Tap {
         let _ = serde_json::to_writer(&mut out, &self.output);
         out.extend_from_slice(match fate {
             Fate::Appended(_) => b",\"fate\":\"sent\"",
-            Fate::Filtered => b",\"fate\":\"filtered\"",
+            Fate::Filtered | Fate::Skipped => b",\"fate\":\"filtered\"",
         });
         let table = match (row, fate) {
             (Observed::Syslog(_), _) | (_, Fate::Appended(Route::Syslog)) => "Syslog",
@@ -192,6 +199,7 @@ mod tests {
         let cols = mcas_csl::columns();
         Tap::new(
             "default",
+            0,
             mcas_kql::Schema::new(cols.iter().map(|(n, t)| (*n, t.kql_type()))),
         )
     }
@@ -224,7 +232,7 @@ mod tests {
             })
             .unwrap();
         for v in ["Acme", "Other", "Acme", "Acme"] {
-            t.observe(Observed::Csl(&row(v)), Fate::Appended(Route::Csl));
+            t.observe(Observed::Csl(&row(v)), &[Fate::Appended(Route::Csl)]);
         }
         let got = lines(&mut rx);
         assert_eq!(got.len(), 2);
@@ -248,8 +256,8 @@ mod tests {
                 ..TapRequest::default()
             })
             .unwrap();
-        t.observe(Observed::Csl(&row("A")), Fate::Filtered);
-        t.observe(Observed::Csl(&row("B")), Fate::Appended(Route::Csl));
+        t.observe(Observed::Csl(&row("A")), &[Fate::Filtered]);
+        t.observe(Observed::Csl(&row("B")), &[Fate::Appended(Route::Csl)]);
         assert_eq!(lines(&mut plain).len(), 1);
         let got = lines(&mut all);
         assert_eq!(got[0]["fate"], "filtered");
@@ -269,12 +277,12 @@ mod tests {
         let mut rx = t.watch(&TapRequest::default()).unwrap();
         let r = row("A");
         for _ in 0..QUEUE + 10 {
-            t.observe(Observed::Csl(&r), Fate::Appended(Route::Csl));
+            t.observe(Observed::Csl(&r), &[Fate::Appended(Route::Csl)]);
         }
         // The queue is full: 10 rows were skipped. Read one, then the next row carries
         // the count before it.
         assert!(rx.try_recv().is_ok());
-        t.observe(Observed::Csl(&r), Fate::Appended(Route::Csl));
+        t.observe(Observed::Csl(&r), &[Fate::Appended(Route::Csl)]);
         let mut last = Vec::new();
         while let Ok(l) = rx.try_recv() {
             last = l;

@@ -46,6 +46,33 @@ pub(crate) const ENV_CLIENT_SECRET: &str = "MCAS_FORWARD_CLIENT_SECRET";
 /// Environment variable holding the Data Collector shared key.
 pub(crate) const ENV_SHARED_KEY: &str = "MCAS_FORWARD_SHARED_KEY";
 
+/// An output's compiled queries.
+#[derive(Debug)]
+pub(crate) struct OutputQueries {
+    /// `where`, as `source | where …`.
+    pub(crate) filter: Option<mcas_kql::Query>,
+    pub(crate) transform: Option<mcas_kql::Query>,
+}
+
+/// `[routing]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutingConfig {
+    #[serde(default)]
+    pub(crate) unmatched: Unmatched,
+}
+
+/// What happens to a row no output takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Unmatched {
+    /// Written to the dead-letter file (as the message received), to be replayed.
+    #[default]
+    DeadLetter,
+    /// Dropped, and counted as `reason="unmatched"`.
+    Drop,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,8 +80,12 @@ pub(crate) struct Config {
     /// Listeners; at least one for `run`.
     #[serde(default)]
     pub(crate) listen: Vec<ListenConfig>,
-    /// Where rows go.
-    pub(crate) output: OutputConfig,
+    /// Where rows go: `[output]`, or named `[[output]]` tables (at least one).
+    #[serde(rename = "output", deserialize_with = "one_or_many")]
+    pub(crate) outputs: Vec<OutputConfig>,
+    /// What happens to rows no output takes.
+    #[serde(default)]
+    pub(crate) routing: RoutingConfig,
     /// The durable spool (network outputs only).
     #[serde(default)]
     pub(crate) spool: Option<SpoolConfig>,
@@ -124,23 +155,25 @@ impl Config {
     /// is used to connect.
     pub(crate) fn with_placeholder_secrets(&self) -> Config {
         let mut c = self.clone();
-        match &mut c.output.kind {
-            OutputKind::LogsIngestion(o) => {
-                if let Some(a) = o.auth.as_mut()
-                    && a.kind == AuthKind::ClientSecret
-                    && a.resolve_client_secret().is_err()
-                {
-                    a.client_secret = Some(Secret("placeholder".to_owned()));
-                    a.client_secret_file = None;
+        for out in &mut c.outputs {
+            match &mut out.kind {
+                OutputKind::LogsIngestion(o) => {
+                    if let Some(a) = o.auth.as_mut()
+                        && a.kind == AuthKind::ClientSecret
+                        && a.resolve_client_secret().is_err()
+                    {
+                        a.client_secret = Some(Secret("placeholder".to_owned()));
+                        a.client_secret_file = None;
+                    }
                 }
-            }
-            OutputKind::DataCollector(o) => {
-                if o.resolve_shared_key().is_err() {
-                    o.shared_key = Some(Secret("AAAA".to_owned()));
-                    o.shared_key_file = None;
+                OutputKind::DataCollector(o) => {
+                    if o.resolve_shared_key().is_err() {
+                        o.shared_key = Some(Secret("AAAA".to_owned()));
+                        o.shared_key_file = None;
+                    }
                 }
+                OutputKind::Stdout(_) | OutputKind::File(_) => {}
             }
-            OutputKind::Stdout(_) | OutputKind::File(_) => {}
         }
         c
     }
@@ -152,8 +185,20 @@ impl Config {
             l.validate(i)?;
         }
         check_unique_addresses(&self.listen)?;
-        self.output.validate()?;
-        self.transform()?;
+        if self.outputs.is_empty() {
+            bail!("no output: add an [output] table or [[output]] tables");
+        }
+        let mut names = std::collections::HashSet::new();
+        for o in &self.outputs {
+            o.validate()?;
+            if !names.insert(o.name()) {
+                bail!(
+                    "two outputs are named {:?}: each needs its own name",
+                    o.name()
+                );
+            }
+            self.queries(o)?;
+        }
         if let Some(s) = &self.spool {
             s.validate()?;
         }
@@ -173,6 +218,17 @@ impl Config {
         }
     }
 
+    /// The spool directory of one output: [`Config::spool_dir`] for the output named
+    /// `default` (so a single `[output]` keeps the spool it always had), else its own
+    /// subdirectory `outputs/NAME`.
+    pub(crate) fn spool_dir_of(&self, o: &OutputConfig) -> anyhow::Result<PathBuf> {
+        let root = self.spool_dir()?;
+        Ok(match o.name() {
+            DEFAULT_OUTPUT => root,
+            name => root.join("outputs").join(name),
+        })
+    }
+
     /// The dead-letter file: configured, else under the state directory.
     pub(crate) fn dead_letter_path(&self) -> anyhow::Result<PathBuf> {
         match self.dead_letter.as_ref().and_then(|d| d.path.clone()) {
@@ -188,18 +244,44 @@ impl Config {
         mcas_kql::Schema::new(columns.iter().map(|(n, t)| (n.as_str(), t.kql_type())))
     }
 
-    /// `output.transform`, compiled against [`Config::csl_schema`]; None when there is
-    /// none.
-    pub(crate) fn transform(&self) -> anyhow::Result<Option<mcas_kql::Query>> {
-        let Some(text) = &self.output.transform else {
-            return Ok(None);
-        };
-        let q = mcas_kql::Query::compile(text, &self.csl_schema())
-            .map_err(|e| anyhow::anyhow!("output.transform does not compile:\n{e}"))?;
-        if q.source_kind() != mcas_kql::SourceKind::Input {
-            anyhow::bail!("output.transform must start with `source` (it runs on every row)");
+    /// The columns of `table`, as KQL sees them (CommonSecurityLog with the custom columns
+    /// of `[mapping]`).
+    pub(crate) fn schema(&self, table: Table) -> mcas_kql::Schema {
+        match table {
+            Table::CommonSecurityLog => self.csl_schema(),
+            Table::Syslog => mcas_kql::Schema::new(
+                mcas_csl::syslog_columns()
+                    .iter()
+                    .map(|(n, t)| (*n, t.kql_type())),
+            ),
         }
-        Ok(Some(q))
+    }
+
+    /// An output's `where` and `transform`, compiled against the columns of its table.
+    pub(crate) fn queries(&self, o: &OutputConfig) -> anyhow::Result<OutputQueries> {
+        let schema = self.schema(o.table);
+        let filter = match &o.filter {
+            Some(p) => Some(
+                mcas_kql::Query::compile(&format!("source | where {p}"), &schema)
+                    .map_err(|e| anyhow::anyhow!("{}.where does not compile:\n{e}", o.key()))?,
+            ),
+            None => None,
+        };
+        let transform = match &o.transform {
+            Some(text) => {
+                let q = mcas_kql::Query::compile(text, &schema)
+                    .map_err(|e| anyhow::anyhow!("{}.transform does not compile:\n{e}", o.key()))?;
+                if q.source_kind() != mcas_kql::SourceKind::Input {
+                    bail!(
+                        "{}.transform must start with `source` (it runs on every row)",
+                        o.key()
+                    );
+                }
+                Some(q)
+            }
+            None => None,
+        };
+        Ok(OutputQueries { filter, transform })
     }
 
     /// The mapper of `[mapping]`.
@@ -402,7 +484,7 @@ mod tests {
     fn embedded_default_is_valid() {
         let c = Config::parse(EMBEDDED_DEFAULT).unwrap();
         assert_eq!(c.listen.len(), 2);
-        assert!(matches!(c.output.kind, OutputKind::Stdout(_)));
+        assert!(matches!(c.outputs[0].kind, OutputKind::Stdout(_)));
         assert_eq!(c.pipeline.flush_interval.0, Duration::from_secs(1));
     }
 
@@ -586,19 +668,19 @@ mod tests {
     fn the_secret_is_not_needed_to_load_the_configuration() {
         // Checked where the credential is built, by the commands that talk to Azure.
         let c = Config::parse(LI).unwrap();
-        let a = c.output.kind.auth().unwrap();
+        let a = c.outputs[0].kind.auth().unwrap();
         assert!(a.client_secret.is_none() && a.client_secret_file.is_none());
         let p = c.with_placeholder_secrets();
-        assert!(p.output.kind.auth().unwrap().client_secret.is_some());
+        assert!(p.outputs[0].kind.auth().unwrap().client_secret.is_some());
         let dc =
             Config::parse("[output]\nkind = \"data-collector\"\nworkspace_id = \"w\"\n").unwrap();
-        let OutputKind::DataCollector(o) = &dc.output.kind else {
-            panic!("{:?}", dc.output.kind)
+        let OutputKind::DataCollector(o) = &dc.outputs[0].kind else {
+            panic!("{:?}", dc.outputs[0].kind)
         };
         assert!(o.shared_key.is_none());
         let p = dc.with_placeholder_secrets();
-        let OutputKind::DataCollector(o) = &p.output.kind else {
-            panic!("{:?}", p.output.kind)
+        let OutputKind::DataCollector(o) = &p.outputs[0].kind else {
+            panic!("{:?}", p.outputs[0].kind)
         };
         assert!(o.shared_key.is_some());
     }

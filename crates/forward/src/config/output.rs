@@ -10,6 +10,12 @@ use super::*;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "RawOutput")]
 pub(crate) struct OutputConfig {
+    /// Its name (`[[output]]` needs one; a single `[output]` is `default`).
+    pub(crate) name: Option<String>,
+    /// The rows it takes: CommonSecurityLog (CEF events) or Syslog (everything else).
+    pub(crate) table: Table,
+    /// `where`: a KQL predicate on rows of its table; only the rows it keeps go here.
+    pub(crate) filter: Option<String>,
     /// Stream (logs-ingestion), Log-Type (data-collector), or any value (stdout, file) for
     /// non-CEF messages; unset: they go to the dead-letter file.
     pub(crate) syslog_stream: Option<String>,
@@ -19,6 +25,67 @@ pub(crate) struct OutputConfig {
     pub(crate) transform: Option<String>,
     /// The kind and its own settings.
     pub(crate) kind: OutputKind,
+}
+
+/// The table whose rows an output takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub(crate) enum Table {
+    #[default]
+    CommonSecurityLog,
+    Syslog,
+}
+
+/// The name of the output a single `[output]` table makes.
+pub(crate) const DEFAULT_OUTPUT: &str = "default";
+
+impl OutputConfig {
+    /// Its name: the configured one, else `default`.
+    pub(crate) fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(DEFAULT_OUTPUT)
+    }
+
+    /// The key prefix of its settings in messages: `output` for the single table,
+    /// `output[NAME]` for a named one.
+    pub(crate) fn key(&self) -> String {
+        match &self.name {
+            Some(n) => format!("output[{n}]"),
+            None => "output".to_owned(),
+        }
+    }
+}
+
+/// `[output]` (one output) or `[[output]]` (named outputs, each with a `name`).
+pub(super) fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<OutputConfig>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<OutputConfig>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an [output] table or [[output]] tables")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let one = OutputConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            Ok(vec![one])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut all = Vec::new();
+            while let Some(o) = seq.next_element::<OutputConfig>()? {
+                if o.name.is_none() {
+                    return Err(serde::de::Error::custom(format!(
+                        "[[output]] number {}: every [[output]] needs a `name`",
+                        all.len() + 1
+                    )));
+                }
+                all.push(o);
+            }
+            Ok(all)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// The output kinds, each with the settings only it has.
@@ -96,6 +163,12 @@ enum KindName {
 #[serde(deny_unknown_fields)]
 struct RawOutput {
     kind: KindName,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    table: Table,
+    #[serde(default, rename = "where")]
+    filter: Option<String>,
     #[serde(default)]
     syslog_stream: Option<String>,
     #[serde(default)]
@@ -201,7 +274,10 @@ impl TryFrom<RawOutput> for OutputConfig {
             KindName::LogsIngestion => OutputKind::LogsIngestion(LogsIngestionConfig {
                 endpoint: r.endpoint,
                 dcr_immutable_id: r.dcr_immutable_id,
-                stream: r.stream.unwrap_or_else(default_stream),
+                stream: r.stream.unwrap_or_else(|| match r.table {
+                    Table::CommonSecurityLog => default_stream(),
+                    Table::Syslog => "Custom-Syslog".to_owned(),
+                }),
                 gzip_level: r.gzip_level,
                 concurrency,
                 request_timeout,
@@ -212,7 +288,10 @@ impl TryFrom<RawOutput> for OutputConfig {
                 workspace_id: r.workspace_id,
                 shared_key: r.shared_key,
                 shared_key_file: r.shared_key_file,
-                log_type: r.log_type.unwrap_or_else(default_log_type),
+                log_type: r.log_type.unwrap_or_else(|| match r.table {
+                    Table::CommonSecurityLog => default_log_type(),
+                    Table::Syslog => "Syslog".to_owned(),
+                }),
                 endpoint: r.endpoint,
                 concurrency,
                 request_timeout,
@@ -223,6 +302,9 @@ impl TryFrom<RawOutput> for OutputConfig {
             KindName::File => OutputKind::File(FileConfig { path: r.path }),
         };
         Ok(OutputConfig {
+            name: r.name,
+            table: r.table,
+            filter: r.filter,
             syslog_stream: r.syslog_stream,
             transform: r.transform,
             kind,
@@ -521,6 +603,23 @@ pub(super) fn kind_name(k: AuthKind) -> &'static str {
 impl OutputConfig {
     /// The checks of `[output]` and `[output.auth]`: each kind checks its own fields.
     pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if let Some(n) = &self.name
+            && (n.is_empty()
+                || n.len() > 64
+                || !n.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                }))
+        {
+            bail!(
+                "output name {n:?}: use 1 to 64 of a-z, 0-9, - and _ (it names a spool directory and a metrics label)"
+            );
+        }
+        if self.table == Table::Syslog && self.syslog_stream.is_some() {
+            bail!(
+                "{}: syslog_stream is for CommonSecurityLog outputs; this one takes Syslog rows (table = \"Syslog\") on its own stream",
+                self.key()
+            );
+        }
         match &self.kind {
             OutputKind::LogsIngestion(o) => o.validate(self.syslog_stream.as_deref())?,
             OutputKind::DataCollector(o) => o.validate()?,

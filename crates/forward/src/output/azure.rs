@@ -15,42 +15,50 @@ use crate::batch::Route;
 use crate::config::{AuthConfig, AuthKind, CloudConfig, DataCollectorConfig, LogsIngestionConfig};
 use crate::metrics::Metrics;
 
-/// A client per route: CommonSecurityLog rows always, Syslog rows when a stream is named.
+/// A client per route this output has a stream for.
 #[derive(Debug)]
 struct Streams<C> {
-    csl: C,
-    csl_name: String,
+    csl: Option<(C, String)>,
     syslog: Option<(C, String)>,
 }
 
 impl<C> Streams<C> {
     fn new(
-        csl_name: &str,
+        csl_name: Option<&str>,
         syslog_name: Option<&str>,
         build: impl Fn(&str) -> anyhow::Result<C>,
     ) -> anyhow::Result<Streams<C>> {
-        Ok(Streams {
-            csl: build(csl_name)?,
-            csl_name: csl_name.to_owned(),
-            syslog: match syslog_name {
+        let one = |name: Option<&str>| -> anyhow::Result<Option<(C, String)>> {
+            Ok(match name {
                 Some(n) => Some((build(n)?, n.to_owned())),
                 None => None,
-            },
+            })
+        };
+        Ok(Streams {
+            csl: one(csl_name)?,
+            syslog: one(syslog_name)?,
         })
     }
 
-    fn name(&self, r: Route) -> Option<&str> {
+    fn get(&self, r: Route) -> Option<&(C, String)> {
         match r {
-            Route::Csl => Some(&self.csl_name),
-            Route::Syslog => self.syslog.as_ref().map(|(_, n)| n.as_str()),
+            Route::Csl => self.csl.as_ref(),
+            Route::Syslog => self.syslog.as_ref(),
         }
     }
 
+    fn name(&self, r: Route) -> Option<&str> {
+        self.get(r).map(|(_, n)| n.as_str())
+    }
+
     fn client(&self, r: Route) -> Option<&C> {
-        match r {
-            Route::Csl => Some(&self.csl),
-            Route::Syslog => self.syslog.as_ref().map(|(c, _)| c),
-        }
+        self.get(r).map(|(c, _)| c)
+    }
+
+    /// The streams, for messages.
+    fn names(&self) -> String {
+        let names: Vec<&str> = Route::ALL.iter().filter_map(|&r| self.name(r)).collect();
+        names.join(" and ")
     }
 }
 
@@ -62,7 +70,7 @@ fn no_stream(ndjson: &[u8]) -> Sent {
         .map(|l| {
             (
                 l.to_vec(),
-                "no syslog_stream is configured for Syslog rows".to_owned(),
+                "this output has no stream for rows of this table".to_owned(),
             )
         })
         .collect();
@@ -84,7 +92,7 @@ impl LogsIngestion {
     /// Build the clients (and the credential) of a Logs Ingestion output.
     pub(crate) fn new(
         o: &LogsIngestionConfig,
-        syslog_stream: Option<&str>,
+        routes: super::RouteNames<'_>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<LogsIngestion> {
         let Some(auth) = &o.auth else {
@@ -104,7 +112,7 @@ impl LogsIngestion {
             .scope
             .clone()
             .unwrap_or_else(|| cloud(auth.cloud).ingestion_scope().to_owned());
-        let streams = Streams::new(&o.stream, syslog_stream, |stream| {
+        let streams = Streams::new(routes.csl, routes.syslog, |stream| {
             let mut b = mcas_loganalytics::LogsIngestionClient::builder(&endpoint, &dcr, stream)
                 .credential(cred.clone())
                 .scope(scope.clone())
@@ -132,12 +140,8 @@ impl LogsIngestion {
 }
 
 impl Destination for LogsIngestion {
-    fn kind(&self) -> &'static str {
-        "logs-ingestion"
-    }
-
     fn describe(&self) -> String {
-        format!("logs-ingestion stream {}", self.streams.csl_name)
+        format!("logs-ingestion stream {}", self.streams.names())
     }
 
     fn spooled(&self) -> bool {
@@ -182,7 +186,7 @@ impl DataCollector {
     /// Build the clients of a Data Collector output (the shared key is read here).
     pub(crate) fn new(
         o: &DataCollectorConfig,
-        syslog_log_type: Option<&str>,
+        routes: super::RouteNames<'_>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<DataCollector> {
         let health = Arc::new(Health::new(metrics));
@@ -190,7 +194,7 @@ impl DataCollector {
         let retry = mcas_loganalytics::RetryPolicy::bounded(o.retry_budget.0);
         let key = o.resolve_shared_key()?;
         let ws = o.workspace_id.clone().unwrap_or_default();
-        let streams = Streams::new(&o.log_type, syslog_log_type, |log_type| {
+        let streams = Streams::new(routes.csl, routes.syslog, |log_type| {
             let key = mcas_loganalytics::SharedKey::from_base64(key.expose())
                 .map_err(|e| anyhow::anyhow!("the shared key is not valid base64: {e}"))?;
             let mut b = mcas_loganalytics::DataCollectorClient::builder(&ws, key, log_type)
@@ -212,12 +216,8 @@ impl DataCollector {
 }
 
 impl Destination for DataCollector {
-    fn kind(&self) -> &'static str {
-        "data-collector"
-    }
-
     fn describe(&self) -> String {
-        format!("data-collector stream {}", self.streams.csl_name)
+        format!("data-collector Log-Type {}", self.streams.names())
     }
 
     fn spooled(&self) -> bool {

@@ -14,33 +14,37 @@ use crate::batch::{Batch, Route};
 use crate::config::FileConfig;
 use crate::metrics::Metrics;
 
-/// The names local outputs give their routes (the tables the rows are shaped for).
-fn table(route: Route, syslog: bool) -> Option<&'static str> {
-    match route {
-        Route::Csl => Some("CommonSecurityLog"),
-        Route::Syslog if syslog => Some("Syslog"),
-        Route::Syslog => None,
+/// The tables a local output writes rows of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tables {
+    pub(crate) csl: bool,
+    pub(crate) syslog: bool,
+}
+
+impl Tables {
+    /// The names local outputs give their routes (the tables the rows are shaped for).
+    fn name(self, route: Route) -> Option<&'static str> {
+        match route {
+            Route::Csl if self.csl => Some("CommonSecurityLog"),
+            Route::Syslog if self.syslog => Some("Syslog"),
+            _ => None,
+        }
     }
 }
 
 /// `kind = "stdout"`.
 #[derive(Debug)]
 pub(crate) struct Stdout {
-    syslog: bool,
+    tables: Tables,
 }
 
 impl Stdout {
-    /// `syslog`: whether Syslog rows are printed too (`syslog_stream` is set).
-    pub(crate) fn new(syslog: bool) -> Stdout {
-        Stdout { syslog }
+    pub(crate) fn new(tables: Tables) -> Stdout {
+        Stdout { tables }
     }
 }
 
 impl Destination for Stdout {
-    fn kind(&self) -> &'static str {
-        "stdout"
-    }
-
     fn describe(&self) -> String {
         "stdout (JSON lines)".to_owned()
     }
@@ -50,7 +54,7 @@ impl Destination for Stdout {
     }
 
     fn stream_name(&self, route: Route) -> Option<&str> {
-        table(route, self.syslog)
+        self.tables.name(route)
     }
 
     fn send<'a>(
@@ -77,11 +81,11 @@ impl Destination for Stdout {
 pub(crate) struct File {
     path: std::path::PathBuf,
     file: std::sync::Mutex<std::fs::File>,
-    syslog: bool,
+    tables: Tables,
 }
 
 impl File {
-    pub(crate) fn open(cfg: &FileConfig, syslog: bool) -> anyhow::Result<File> {
+    pub(crate) fn open(cfg: &FileConfig, tables: Tables) -> anyhow::Result<File> {
         let Some(path) = cfg.path.clone() else {
             anyhow::bail!("output.kind = \"file\" needs `path`");
         };
@@ -93,16 +97,12 @@ impl File {
         Ok(File {
             path,
             file: std::sync::Mutex::new(file),
-            syslog,
+            tables,
         })
     }
 }
 
 impl Destination for File {
-    fn kind(&self) -> &'static str {
-        "file"
-    }
-
     fn describe(&self) -> String {
         format!("file {}", self.path.display())
     }
@@ -112,7 +112,7 @@ impl Destination for File {
     }
 
     fn stream_name(&self, route: Route) -> Option<&str> {
-        table(route, self.syslog)
+        self.tables.name(route)
     }
 
     fn send<'a>(
@@ -169,7 +169,10 @@ mod tests {
                 &FileConfig {
                     path: Some(path.clone()),
                 },
-                false,
+                Tables {
+                    csl: true,
+                    syslog: false,
+                },
             )
             .unwrap(),
         );

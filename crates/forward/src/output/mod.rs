@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use crate::batch::Route;
-use crate::config::{OutputConfig, OutputKind};
+use crate::config::{OutputConfig, OutputKind, Table};
 use crate::metrics::Metrics;
 
 pub(crate) mod azure;
@@ -61,9 +61,6 @@ pub(crate) enum CheckResult {
 
 /// One output: where the rows of a batch go.
 pub(crate) trait Destination: Send + Sync + std::fmt::Debug + 'static {
-    /// The kind, as the configuration names it.
-    fn kind(&self) -> &'static str;
-
     /// Where rows go, in one line, for `validate` and the start-up log.
     fn describe(&self) -> String;
 
@@ -101,17 +98,54 @@ pub(crate) fn route_of(dest: &dyn Destination, name: &str) -> Option<Route> {
         .find(|&r| dest.stream_name(r) == Some(name))
 }
 
-/// Build the destination of `[output]`.
+/// The stream (or Log-Type) an output sends each route's rows to; None for a route it does
+/// not take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteNames<'a> {
+    pub(crate) csl: Option<&'a str>,
+    pub(crate) syslog: Option<&'a str>,
+}
+
+impl<'a> RouteNames<'a> {
+    /// An output of `table` whose own stream is `stream`: a CommonSecurityLog output sends
+    /// Syslog rows to its `syslog_stream`, when it has one.
+    fn of(cfg: &'a OutputConfig, stream: &'a str) -> RouteNames<'a> {
+        match cfg.table {
+            Table::CommonSecurityLog => RouteNames {
+                csl: Some(stream),
+                syslog: cfg.syslog_stream.as_deref(),
+            },
+            Table::Syslog => RouteNames {
+                csl: None,
+                syslog: Some(stream),
+            },
+        }
+    }
+}
+
+/// Build the destination of one `[output]`.
 pub(crate) fn build(
     cfg: &OutputConfig,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<dyn Destination>> {
-    let syslog = cfg.syslog_stream.as_deref();
+    let local = RouteNames::of(cfg, "");
+    let tables = local::Tables {
+        csl: local.csl.is_some(),
+        syslog: local.syslog.is_some(),
+    };
     Ok(match &cfg.kind {
-        OutputKind::LogsIngestion(o) => Arc::new(azure::LogsIngestion::new(o, syslog, metrics)?),
-        OutputKind::DataCollector(o) => Arc::new(azure::DataCollector::new(o, syslog, metrics)?),
-        OutputKind::Stdout(_) => Arc::new(local::Stdout::new(syslog.is_some())),
-        OutputKind::File(o) => Arc::new(local::File::open(o, syslog.is_some())?),
+        OutputKind::LogsIngestion(o) => Arc::new(azure::LogsIngestion::new(
+            o,
+            RouteNames::of(cfg, &o.stream),
+            metrics,
+        )?),
+        OutputKind::DataCollector(o) => Arc::new(azure::DataCollector::new(
+            o,
+            RouteNames::of(cfg, &o.log_type),
+            metrics,
+        )?),
+        OutputKind::Stdout(_) => Arc::new(local::Stdout::new(tables)),
+        OutputKind::File(o) => Arc::new(local::File::open(o, tables)?),
     })
 }
 
