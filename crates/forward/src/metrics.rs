@@ -127,6 +127,8 @@ pub(crate) struct Metrics {
     connections_timed_out: [AtomicU64; 3],
     /// Spooled batch files that could not be read and were moved to `quarantine/`.
     pub(crate) spool_quarantined: AtomicU64,
+    /// The per-output series, by output.
+    outputs: std::sync::Mutex<Vec<Arc<OutputMetrics>>>,
 }
 
 /// The deadline that closed a TCP/TLS connection.
@@ -187,6 +189,7 @@ impl Default for Metrics {
             skipped_frames: AtomicU64::new(0),
             connections_timed_out: Default::default(),
             spool_quarantined: AtomicU64::new(0),
+            outputs: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -435,7 +438,191 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
+        self.render_outputs(&mut out);
         out
+    }
+}
+
+/// The series of one output, rendered with `output="NAME"`. The unlabelled series above
+/// are the sums over every output (and what a single `[output]` has always shown).
+#[derive(Debug)]
+pub(crate) struct OutputMetrics {
+    pub(crate) name: String,
+    /// Rows delivered (2xx, or written by a local output).
+    pub(crate) sent_rows: AtomicU64,
+    /// NDJSON bytes of those rows.
+    pub(crate) sent_bytes: AtomicU64,
+    /// Rows the output's transformation dropped.
+    pub(crate) filtered_rows: AtomicU64,
+    /// Rows the output refused for good (dead-lettered).
+    pub(crate) rejected_rows: AtomicU64,
+    /// HTTP attempts, counted as each completes.
+    pub(crate) requests: AtomicU64,
+    /// HTTP attempts without an answer.
+    pub(crate) request_errors: AtomicU64,
+    /// Whether the output answers (always true for a local output).
+    pub(crate) reachable: AtomicBool,
+    pub(crate) spool_bytes: AtomicU64,
+    pub(crate) spool_files: AtomicU64,
+    pub(crate) last_success_unix: AtomicU64,
+}
+
+impl OutputMetrics {
+    fn new(name: &str) -> OutputMetrics {
+        OutputMetrics {
+            name: name.to_owned(),
+            sent_rows: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            filtered_rows: AtomicU64::new(0),
+            rejected_rows: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            request_errors: AtomicU64::new(0),
+            reachable: AtomicBool::new(true),
+            spool_bytes: AtomicU64::new(0),
+            spool_files: AtomicU64::new(0),
+            last_success_unix: AtomicU64::new(0),
+        }
+    }
+
+    /// Rows delivered now: counted here and in the totals.
+    pub(crate) fn delivered(&self, total: &Metrics, rows: u64, bytes: u64) {
+        let now = jiff::Timestamp::now().as_second().max(0) as u64;
+        for (c, v) in [
+            (&self.sent_rows, rows),
+            (&total.sent_rows, rows),
+            (&self.sent_bytes, bytes),
+            (&total.sent_bytes, bytes),
+        ] {
+            c.fetch_add(v, Relaxed);
+        }
+        if rows > 0 {
+            self.last_success_unix.store(now, Relaxed);
+            total.last_success_unix.store(now, Relaxed);
+        }
+    }
+
+    /// One output's part of `/health`.
+    fn health(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "reachable": self.reachable.load(Relaxed),
+            "spool_bytes": self.spool_bytes.load(Relaxed),
+            "spool_files": self.spool_files.load(Relaxed),
+            "sent_rows": self.sent_rows.load(Relaxed),
+            "last_success_unix": self.last_success_unix.load(Relaxed),
+        })
+    }
+}
+
+impl Metrics {
+    /// The series of the output `name`, registered at its first call.
+    pub(crate) fn output(&self, name: &str) -> Arc<OutputMetrics> {
+        let mut all = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(o) = all.iter().find(|o| o.name == name) {
+            return o.clone();
+        }
+        let o = Arc::new(OutputMetrics::new(name));
+        all.push(o.clone());
+        o
+    }
+
+    /// Every registered output's series.
+    pub(crate) fn outputs(&self) -> Vec<Arc<OutputMetrics>> {
+        self.outputs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// An output's reachability changed: the total is whether every output answers.
+    pub(crate) fn set_reachable(&self, out: &OutputMetrics, yes: bool) {
+        out.reachable.store(yes, Relaxed);
+        let all = self.outputs().iter().all(|o| o.reachable.load(Relaxed));
+        self.output_reachable.store(all, Relaxed);
+    }
+
+    fn render_outputs(&self, out: &mut String) {
+        let outputs = self.outputs();
+        if outputs.is_empty() {
+            return;
+        }
+        type Get = fn(&OutputMetrics) -> u64;
+        let series: [(&str, &str, &str, Get); 10] = [
+            (
+                "output_sent_rows_total",
+                "counter",
+                "Rows delivered, by output.",
+                |o| o.sent_rows.load(Relaxed),
+            ),
+            (
+                "output_sent_bytes_total",
+                "counter",
+                "Uncompressed NDJSON bytes delivered, by output.",
+                |o| o.sent_bytes.load(Relaxed),
+            ),
+            (
+                "output_filtered_rows_total",
+                "counter",
+                "Rows the output's transformation dropped, by output.",
+                |o| o.filtered_rows.load(Relaxed),
+            ),
+            (
+                "output_rejected_rows_total",
+                "counter",
+                "Rows the output refused for good (dead-lettered), by output.",
+                |o| o.rejected_rows.load(Relaxed),
+            ),
+            (
+                "output_requests_total",
+                "counter",
+                "HTTP requests made, by output.",
+                |o| o.requests.load(Relaxed),
+            ),
+            (
+                "output_request_errors_total",
+                "counter",
+                "HTTP attempts without an answer, by output.",
+                |o| o.request_errors.load(Relaxed),
+            ),
+            (
+                "output_up",
+                "gauge",
+                "1 while the output answers (its last attempt got an answer).",
+                |o| u64::from(o.reachable.load(Relaxed)),
+            ),
+            (
+                "output_spool_bytes",
+                "gauge",
+                "Bytes in the output's spool.",
+                |o| o.spool_bytes.load(Relaxed),
+            ),
+            (
+                "output_spool_files",
+                "gauge",
+                "Batch files in the output's spool.",
+                |o| o.spool_files.load(Relaxed),
+            ),
+            (
+                "output_last_success_timestamp_seconds",
+                "gauge",
+                "Unix time of the output's last delivery.",
+                |o| o.last_success_unix.load(Relaxed),
+            ),
+        ];
+        for (name, kind, help, get) in series {
+            let _ = writeln!(
+                out,
+                "# HELP mcas_forward_{name} {help}\n# TYPE mcas_forward_{name} {kind}"
+            );
+            for o in &outputs {
+                let _ = writeln!(
+                    out,
+                    "mcas_forward_{name}{{output=\"{}\"}} {}",
+                    o.name,
+                    get(o)
+                );
+            }
+        }
     }
 }
 
@@ -483,6 +670,7 @@ async fn health(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
         "spool_write_failing": m.spool_write_failing.load(Relaxed),
         "dead_letter_failing": m.dead_letter_failing.load(Relaxed),
         "senders_alive": m.senders_alive.load(Relaxed),
+        "outputs": m.outputs().iter().map(|o| o.health()).collect::<Vec<_>>(),
     });
     let code = if ready {
         StatusCode::OK

@@ -64,9 +64,17 @@ pub(crate) struct OutputRoute {
     /// The output's rewrite of each serialised row (the Data Collector's reserved
     /// `TimeGenerated`), from [`crate::output::finish_row`].
     finish: Option<crate::output::FinishRow>,
+    /// The output's own series (rows its transformation drops).
+    counted: Option<Arc<crate::metrics::OutputMetrics>>,
 }
 
 impl OutputRoute {
+    /// Count this output's filtered rows in its own series too.
+    pub(crate) fn counted(mut self, out: Arc<crate::metrics::OutputMetrics>) -> OutputRoute {
+        self.counted = Some(out);
+        self
+    }
+
     /// An output taking the rows of `table` (and Syslog rows too, with `also_syslog`).
     pub(crate) fn new(table: Route, also_syslog: bool) -> OutputRoute {
         OutputRoute {
@@ -75,6 +83,7 @@ impl OutputRoute {
             filter: None,
             transform: None,
             finish: None,
+            counted: None,
         }
     }
 
@@ -294,6 +303,9 @@ impl Router {
             }
             None => {
                 self.metrics.count_drop(DropReason::Transform, 1);
+                if let Some(c) = &o.counted {
+                    c.filtered_rows.fetch_add(1, Relaxed);
+                }
                 Fate::Filtered
             }
         }

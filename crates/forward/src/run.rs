@@ -66,6 +66,7 @@ pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Rout
         };
         outputs.push(
             OutputRoute::new(table, o.syslog_stream.is_some())
+                .counted(metrics.output(o.name()))
                 .with_filter(q.filter)
                 .with_transform(q.transform)
                 .finish_rows(output::finish_row(&o.kind)),
@@ -192,6 +193,7 @@ impl Pipeline {
                 any_spooled = true;
                 let dir = cfg.spool_dir_of(o)?;
                 let (spool, left) = Spool::open(&dir, &cfg.spool_settings(), metrics.clone())?;
+                let spool = spool.labelled(metrics.output(o.name()));
                 if !left.is_empty() {
                     tracing::info!(output = o.name(), batches = left.len(), bytes = spool.bytes(), dir = %dir.display(), "resending batches spooled by a previous run");
                 }
@@ -272,6 +274,7 @@ impl Pipeline {
                     ));
                     let send = Arc::new(output::spooled::SpooledSend {
                         dest: dest.clone(),
+                        out: metrics.output(&name),
                         spool: spool.clone(),
                         dead: dead.clone(),
                         metrics: metrics.clone(),
@@ -295,6 +298,7 @@ impl Pipeline {
                         dest.clone(),
                         batch_rx,
                         metrics.clone(),
+                        metrics.output(&name),
                     )));
                 }
             }

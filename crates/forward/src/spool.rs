@@ -80,6 +80,8 @@ pub(crate) struct Spool {
     max_bytes: u64,
     /// `spool.ready_threshold`, for its share of the readiness gauge.
     ready_threshold: f64,
+    /// The series of the output whose spool this is.
+    out: Option<Arc<crate::metrics::OutputMetrics>>,
     when_full: WhenFull,
     fsync: FsyncPolicy,
     next_seq: AtomicU64,
@@ -169,6 +171,7 @@ impl Spool {
             dir: dir.to_owned(),
             max_bytes: cfg.max_bytes.0,
             ready_threshold: cfg.ready_threshold,
+            out: None,
             when_full: cfg.when_full,
             fsync: cfg.fsync,
             next_seq: AtomicU64::new(next),
@@ -452,9 +455,21 @@ impl Spool {
         Ok(())
     }
 
+    /// Keep the spool gauges of `out` (the output this spool belongs to) too.
+    pub(crate) fn labelled(mut self, out: Arc<crate::metrics::OutputMetrics>) -> Spool {
+        out.spool_bytes.store(self.bytes.load(Relaxed), Relaxed);
+        out.spool_files.store(self.files.load(Relaxed), Relaxed);
+        self.out = Some(out);
+        self
+    }
+
     fn account(&self, bytes: i64, files: i64) {
         gauge_add(&self.bytes, bytes);
         gauge_add(&self.files, files);
+        if let Some(o) = &self.out {
+            gauge_add(&o.spool_bytes, bytes);
+            gauge_add(&o.spool_files, files);
+        }
         gauge_add(&self.metrics.spool_bytes, bytes);
         gauge_add(&self.metrics.spool_files, files);
         if bytes < 0 {

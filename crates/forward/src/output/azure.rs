@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use super::{CheckResult, Destination, Sent};
 use crate::batch::Route;
 use crate::config::{AuthConfig, AuthKind, CloudConfig, DataCollectorConfig, LogsIngestionConfig};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OutputMetrics};
 
 /// A client per route this output has a stream for.
 #[derive(Debug)]
@@ -94,11 +94,12 @@ impl LogsIngestion {
         o: &LogsIngestionConfig,
         routes: super::RouteNames<'_>,
         metrics: Arc<Metrics>,
+        out: Arc<OutputMetrics>,
     ) -> anyhow::Result<LogsIngestion> {
         let Some(auth) = &o.auth else {
             bail!("[output.auth] is required")
         };
-        let health = Arc::new(Health::new(metrics.clone()));
+        let health = Arc::new(Health::new(metrics.clone(), out));
         let observer: Arc<dyn mcas_loganalytics::SendObserver> = health.clone();
         let retry = mcas_loganalytics::RetryPolicy::bounded(o.retry_budget.0);
         let cred: Arc<dyn mcas_loganalytics::TokenCredential> = Arc::new(CountingCredential {
@@ -188,8 +189,9 @@ impl DataCollector {
         o: &DataCollectorConfig,
         routes: super::RouteNames<'_>,
         metrics: Arc<Metrics>,
+        out: Arc<OutputMetrics>,
     ) -> anyhow::Result<DataCollector> {
-        let health = Arc::new(Health::new(metrics));
+        let health = Arc::new(Health::new(metrics, out));
         let observer: Arc<dyn mcas_loganalytics::SendObserver> = health.clone();
         let retry = mcas_loganalytics::RetryPolicy::bounded(o.retry_budget.0);
         let key = o.resolve_shared_key()?;
@@ -421,6 +423,8 @@ impl mcas_loganalytics::TokenCredential for CountingCredential {
 #[derive(Debug)]
 pub(crate) struct Health {
     metrics: Arc<Metrics>,
+    /// The output's own series.
+    out: Arc<OutputMetrics>,
     /// When the current outage began; None while the output answers.
     down_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// Set from the recovery until the spool is empty again.
@@ -430,9 +434,10 @@ pub(crate) struct Health {
 }
 
 impl Health {
-    pub(crate) fn new(metrics: Arc<Metrics>) -> Health {
+    pub(crate) fn new(metrics: Arc<Metrics>, out: Arc<OutputMetrics>) -> Health {
         Health {
             metrics,
+            out,
             down_since: std::sync::Mutex::new(None),
             draining: std::sync::atomic::AtomicBool::new(false),
             drained: std::sync::atomic::AtomicU64::new(0),
@@ -440,16 +445,16 @@ impl Health {
     }
 
     fn down(&self, why: &dyn std::fmt::Display) {
-        self.metrics.output_reachable.store(false, Relaxed);
+        self.metrics.set_reachable(&self.out, false);
         let mut since = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
         if since.is_none() {
             *since = Some(std::time::Instant::now());
-            tracing::warn!(error = %why, "the output is failing; rows stay spooled and are retried");
+            tracing::warn!(output = %self.out.name, error = %why, "the output is failing; rows stay spooled and are retried");
         }
     }
 
     fn up(&self) {
-        self.metrics.output_reachable.store(true, Relaxed);
+        self.metrics.set_reachable(&self.out, true);
         let was = self
             .down_since
             .lock()
@@ -484,6 +489,7 @@ impl Health {
 impl mcas_loganalytics::SendObserver for Health {
     fn answered(&self, status: u16) {
         self.metrics.requests.fetch_add(1, Relaxed);
+        self.out.requests.fetch_add(1, Relaxed);
         self.metrics.status(status);
         match status {
             200..=299 => self.up(),
@@ -496,6 +502,8 @@ impl mcas_loganalytics::SendObserver for Health {
     fn failed(&self, error: &mcas_loganalytics::Error) {
         self.metrics.requests.fetch_add(1, Relaxed);
         self.metrics.request_errors.fetch_add(1, Relaxed);
+        self.out.requests.fetch_add(1, Relaxed);
+        self.out.request_errors.fetch_add(1, Relaxed);
         self.down(error);
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::{Destination, Sent};
 use crate::batch::{Batch, Route};
 use crate::config::FileConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OutputMetrics};
 
 /// The tables a local output writes rows of.
 #[derive(Debug, Clone, Copy)]
@@ -139,17 +139,14 @@ pub(crate) async fn run_local(
     dest: Arc<dyn Destination>,
     mut rx: mpsc::Receiver<Batch>,
     metrics: Arc<Metrics>,
+    out: Arc<OutputMetrics>,
 ) -> anyhow::Result<()> {
     while let Some(b) = rx.recv().await {
         dest.send(b.route, &b.data, b.rows)
             .await
             .context("cannot write the output")?;
         metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
-        metrics.sent_rows.fetch_add(b.rows as u64, Relaxed);
-        metrics.sent_bytes.fetch_add(b.data.len() as u64, Relaxed);
-        metrics
-            .last_success_unix
-            .store(jiff::Timestamp::now().as_second().max(0) as u64, Relaxed);
+        out.delivered(&metrics, b.rows as u64, b.data.len() as u64);
     }
     Ok(())
 }
@@ -180,7 +177,12 @@ mod tests {
         assert_eq!(dest.stream_name(Route::Syslog), None);
         let metrics = Arc::new(Metrics::default());
         let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(run_local(dest, rx, metrics.clone()));
+        let task = tokio::spawn(run_local(
+            dest,
+            rx,
+            metrics.clone(),
+            metrics.output("archive"),
+        ));
         for i in 0..3 {
             metrics.pending_rows.fetch_add(2, Relaxed);
             let data = format!("{{\"n\":{i}}}\n{{\"m\":{i}}}\n").into_bytes();
@@ -192,6 +194,12 @@ mod tests {
         assert_eq!(text.lines().count(), 7, "{text}");
         assert!(text.starts_with("{\"before\":1}\n{\"n\":0}\n"));
         assert_eq!(metrics.sent_rows.load(Relaxed), 6);
+        assert_eq!(metrics.output("archive").sent_rows.load(Relaxed), 6);
+        assert!(
+            metrics
+                .render()
+                .contains("mcas_forward_output_sent_rows_total{output=\"archive\"} 6\n")
+        );
         assert_eq!(metrics.pending_rows.load(Relaxed), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -133,16 +133,19 @@ pub(crate) fn build(
         csl: local.csl.is_some(),
         syslog: local.syslog.is_some(),
     };
+    let out = metrics.output(cfg.name());
     Ok(match &cfg.kind {
         OutputKind::LogsIngestion(o) => Arc::new(azure::LogsIngestion::new(
             o,
             RouteNames::of(cfg, &o.stream),
             metrics,
+            out,
         )?),
         OutputKind::DataCollector(o) => Arc::new(azure::DataCollector::new(
             o,
             RouteNames::of(cfg, &o.log_type),
             metrics,
+            out,
         )?),
         OutputKind::Stdout(_) => Arc::new(local::Stdout::new(tables)),
         OutputKind::File(o) => Arc::new(local::File::open(o, tables)?),

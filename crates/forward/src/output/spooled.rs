@@ -16,7 +16,7 @@ use crate::batch::Batch;
 #[cfg(test)]
 use crate::batch::Route;
 use crate::deadletter::{DeadLetter, EntryOut};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OutputMetrics};
 use crate::spool::{ReadOutcome, Spool, Spooled};
 
 /// Spool files written (and fsync'd) at once. Each fsync costs a fixed latency (a journal
@@ -84,6 +84,8 @@ pub(crate) trait SendBatch: Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) struct SpooledSend {
     pub(crate) dest: Arc<dyn Destination>,
+    /// The output's own series.
+    pub(crate) out: Arc<OutputMetrics>,
     pub(crate) spool: Arc<Spool>,
     pub(crate) dead: Arc<DeadLetter>,
     pub(crate) metrics: Arc<Metrics>,
@@ -96,6 +98,7 @@ impl SendBatch for SpooledSend {
     ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(send_one(
             self.dest.as_ref(),
+            &self.out,
             &self.spool,
             s,
             &self.dead,
@@ -244,6 +247,7 @@ async fn sender_loop<S: SendBatch>(
 /// Send one spooled batch. Ok(true): done (file removed). Ok(false): rows remain to retry.
 async fn send_one(
     dest: &dyn Destination,
+    out: &OutputMetrics,
     spool: &Spool,
     s: &mut Spooled,
     dead: &DeadLetter,
@@ -258,12 +262,15 @@ async fn send_one(
     // A network destination answers every row; Err is a local failure, retried later.
     let sent = dest.send(s.route, &data, 0).await?;
     if sent.delivered > 0 {
-        metrics.sent_rows.fetch_add(sent.delivered as u64, Relaxed);
-        metrics
-            .last_success_unix
-            .store(jiff::Timestamp::now().as_second().max(0) as u64, Relaxed);
+        out.delivered(
+            metrics,
+            sent.delivered as u64,
+            sent.delivered_bytes(data.len()) as u64,
+        );
     }
     if !sent.rejected.is_empty() {
+        out.rejected_rows
+            .fetch_add(sent.rejected.len() as u64, Relaxed);
         let stream = dest.stream_name(s.route);
         let now = jiff::Timestamp::now();
         let mut lines = Vec::new();
@@ -301,18 +308,14 @@ async fn send_one(
         dead.flush();
         tracing::warn!(rows = sent.rejected.len(), file = %dead.path().display(), "rows rejected by the output were dead-lettered");
     }
-    if sent.delivered > 0 {
-        metrics
-            .sent_bytes
-            .fetch_add(sent.delivered_bytes(data.len()) as u64, Relaxed);
-    }
     if sent.retry_rows == 0 {
         spool.remove(s);
         dest.delivered(spool.bytes() == 0);
         return Ok(true);
     }
-    metrics.output_reachable.store(false, Relaxed);
+    metrics.set_reachable(out, false);
     tracing::warn!(
+        output = %out.name,
         rows = sent.retry_rows,
         error = sent.last_error.as_deref().unwrap_or("transient failure"),
         "output unavailable; rows stay spooled and will be retried"
