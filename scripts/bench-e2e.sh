@@ -9,6 +9,8 @@
 #
 # Systems:
 #   file       mcas-forward, output kind "file" (CommonSecurityLog rows as JSON lines)
+#   file-4     mcas-forward, four "file" outputs, each with a `where` (LogSeverity ranges that
+#              split the rows between them), appending to one file: the cost of routing
 #   li-count   mcas-forward, output "logs-ingestion" into mcas-azure-emulator in counting mode
 #   li-full    mcas-forward, output "logs-ingestion" into the emulator with full validation
 #   syslog-ng  Debian syslog-ng-core: csv-parser (CEF header) + kv-parser (extension), JSON lines
@@ -176,8 +178,10 @@ start_system() { # system dir
                 > "$dir/daemon.log" 2>&1 &
             SYS_PID=$!
             ;;
-        file)
-            render "$TPL/forward-file.toml.in" "$dir/forward.toml" "$dir"
+        file | file-4)
+            local tpl=forward-file.toml.in
+            [ "$sys" = file-4 ] && tpl=forward-file4.toml.in
+            render "$TPL/$tpl" "$dir/forward.toml" "$dir"
             "$FWD" run --config "$dir/forward.toml" > "$dir/daemon.log" 2>&1 &
             SYS_PID=$!
             ;;
@@ -295,25 +299,25 @@ main() {
         done
     done
 
-    # Ratio table: each system's median events/s against the peers'.
+    # Ratio table: each system's median events/s against the peers' (and four routed
+    # outputs against one).
+    local pairs="file/syslog-ng file/rsyslog li-count/syslog-ng li-count/rsyslog file-4/file"
     echo
     printf '%-12s' case
     for s in $SYSTEMS; do printf '%14s' "$s"; done
-    for s in file li-count; do
-        for p in syslog-ng rsyslog; do
-            case " $SYSTEMS " in *" $s "*) case " $SYSTEMS " in *" $p "*) printf '%20s' "$s/$p" ;; esac ;; esac
-        done
+    for pair in $pairs; do
+        local s=${pair%/*} p=${pair#*/}
+        case " $SYSTEMS " in *" $s "*) case " $SYSTEMS " in *" $p "*) printf '%20s' "$s/$p" ;; esac ;; esac
     done
     echo
     for c in $CASES; do
         printf '%-12s' "$c"
         for s in $SYSTEMS; do printf '%14s' "${EPS[$s/$c]:--}"; done
-        for s in file li-count; do
-            for p in syslog-ng rsyslog; do
-                case " $SYSTEMS " in *" $s "*) case " $SYSTEMS " in *" $p "*)
-                    printf '%20s' "$(awk -v a="${EPS[$s/$c]:-0}" -v b="${EPS[$p/$c]:-0}" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "-"}')"
-                    ;; esac ;; esac
-            done
+        for pair in $pairs; do
+            local s=${pair%/*} p=${pair#*/}
+            case " $SYSTEMS " in *" $s "*) case " $SYSTEMS " in *" $p "*)
+                printf '%20s' "$(awk -v a="${EPS[$s/$c]:-0}" -v b="${EPS[$p/$c]:-0}" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "-"}')"
+                ;; esac ;; esac
         done
         echo
     done
