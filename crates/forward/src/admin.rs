@@ -1,5 +1,6 @@
 //! The admin endpoint (`[admin]`): off unless configured, on loopback by default. It serves
-//! `GET /tap`, the live rows of an output, which `mcas-forward tap` prints.
+//! `GET /tap`, the live rows of an output, which `mcas-forward tap` prints, and
+//! `POST /reload`, which `mcas-forward reload` calls.
 //!
 //! Kept apart from the metrics endpoint on purpose: that one is often opened to a
 //! Prometheus server on the network, while this one shows event contents.
@@ -8,14 +9,70 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::tap::{TapError, TapRequest, Taps};
+
+/// The admin endpoint's address for a client: an unspecified bind address is reached on
+/// loopback.
+fn client_addr(config: Option<&std::path::Path>, what: &str) -> anyhow::Result<SocketAddr> {
+    let (cfg, source) = crate::config::Config::load(config)?;
+    let Some(admin) = &cfg.admin else {
+        anyhow::bail!(
+            "{source} has no [admin] table: the admin endpoint is off (add `[admin]`, by default on 127.0.0.1:9102, and restart the forwarder){what}"
+        );
+    };
+    let mut addr = admin.address;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(addr)
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+/// `mcas-forward reload`: ask the forwarder running with `config` to reload it, and print
+/// what the reload did. Fails (status 2) when the reload failed.
+pub(crate) fn reload_command(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let addr = client_addr(
+        config,
+        "; without it, reload with SIGHUP (`systemctl reload mcas-forward`)",
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let resp = client()?
+            .post(format!("http://{addr}/reload"))
+            .timeout(std::time::Duration::from_secs(60))
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot reach the admin endpoint on {addr} (is the forwarder running with this configuration?): {e}")
+            })?;
+        let ok = resp.status().is_success();
+        let text = resp.text().await?;
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("the admin endpoint answered {text:?}: {e}"))?;
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        if !ok {
+            anyhow::bail!(
+                "the reload failed; the running configuration stays: {}",
+                body["error"].as_str().unwrap_or("unknown error")
+            );
+        }
+        Ok(())
+    })
+}
 
 /// `GET /tap` parameters.
 #[derive(Debug, Deserialize)]
@@ -30,10 +87,17 @@ struct TapParams {
     filtered: bool,
 }
 
+/// What the endpoint serves.
+#[derive(Debug, Clone)]
+pub(crate) struct State {
+    pub(crate) taps: Taps,
+    pub(crate) reloader: std::sync::Arc<crate::reload::Reloader>,
+}
+
 /// Bind and serve until `stop`; returns the bound address.
 pub(crate) async fn serve(
     addr: SocketAddr,
-    taps: Taps,
+    state: State,
     stop: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -43,7 +107,10 @@ pub(crate) async fn serve(
     if !local.ip().is_loopback() {
         tracing::warn!(address = %local, "the admin endpoint is reachable from the network: it shows event contents to whoever connects");
     }
-    let app = Router::new().route("/tap", get(tap)).with_state(taps);
+    let app = Router::new()
+        .route("/tap", get(tap))
+        .route("/reload", post(reload))
+        .with_state(state);
     tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -55,7 +122,28 @@ pub(crate) async fn serve(
     Ok(local)
 }
 
-async fn tap(State(taps): State<Taps>, Query(p): Query<TapParams>) -> Response {
+async fn reload(axum::extract::State(s): axum::extract::State<State>) -> Response {
+    // The reload reads a file and builds a router: off the async threads.
+    let r = s.reloader.clone();
+    let outcome = match tokio::task::spawn_blocking(move || r.reload()).await {
+        Ok(o) => o,
+        Err(e) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("reload: {e}\n")).into_response();
+        }
+    };
+    let code = if outcome.error.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    (code, axum::Json(outcome)).into_response()
+}
+
+async fn tap(
+    axum::extract::State(s): axum::extract::State<State>,
+    Query(p): Query<TapParams>,
+) -> Response {
+    let taps = s.taps;
     let found = match &p.output {
         Some(name) => taps.iter().find(|t| t.output() == name),
         None if taps.len() == 1 => taps.first(),
@@ -107,16 +195,7 @@ pub(crate) fn tap_command(
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
 
-    let (cfg, source) = crate::config::Config::load(config)?;
-    let Some(admin) = &cfg.admin else {
-        anyhow::bail!(
-            "{source} has no [admin] table: the admin endpoint is off (add `[admin]`, by default on 127.0.0.1:9102, and restart the forwarder)"
-        );
-    };
-    let mut addr = admin.address;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let addr = client_addr(config, "")?;
     let mut url = reqwest::Url::parse(&format!("http://{addr}/tap"))?;
     {
         let mut q = url.query_pairs_mut();
@@ -137,10 +216,8 @@ pub(crate) fn tap_command(
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let mut resp = client.get(url).send().await.map_err(|e| {
+        let mut resp = client()?
+            .get(url).send().await.map_err(|e| {
             anyhow::anyhow!("cannot reach the admin endpoint on {addr} (is the forwarder running with this configuration?): {e}")
         })?;
         if !resp.status().is_success() {

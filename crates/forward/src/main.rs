@@ -21,6 +21,7 @@ mod listen;
 mod metrics;
 mod output;
 mod pipeline;
+mod reload;
 mod route;
 mod run;
 mod spool;
@@ -140,6 +141,9 @@ enum Command {
         #[arg(long)]
         filtered: bool,
     },
+    /// Reload the configuration of the running forwarder (through its admin endpoint; SIGHUP
+    /// does the same) and print what changed.
+    Reload,
     /// Send the rows of the dead-letter file again (after fixing the cause).
     ReplayDeadLetter {
         /// The dead-letter file (default: the configured one).
@@ -328,6 +332,7 @@ fn main() -> ExitCode {
                 filtered,
             },
         ),
+        Command::Reload => admin::reload_command(cli.config.as_deref()),
         Command::ReplayDeadLetter { file, output } => {
             commands::replay_dead_letter(cli.config.as_deref(), file.as_deref(), output.as_deref())
         }

@@ -129,6 +129,11 @@ pub(crate) struct Metrics {
     pub(crate) spool_quarantined: AtomicU64,
     /// The per-output series, by output.
     outputs: std::sync::Mutex<Vec<Arc<OutputMetrics>>>,
+    /// The configuration generation running (1 at start, +1 a successful reload).
+    pub(crate) config_generation: AtomicU64,
+    pub(crate) config_reloads_ok: AtomicU64,
+    pub(crate) config_reloads_error: AtomicU64,
+    pub(crate) config_last_reload_success: AtomicU64,
 }
 
 /// The deadline that closed a TCP/TLS connection.
@@ -190,6 +195,10 @@ impl Default for Metrics {
             connections_timed_out: Default::default(),
             spool_quarantined: AtomicU64::new(0),
             outputs: std::sync::Mutex::new(Vec::new()),
+            config_generation: AtomicU64::new(0),
+            config_reloads_ok: AtomicU64::new(0),
+            config_reloads_error: AtomicU64::new(0),
+            config_last_reload_success: AtomicU64::new(0),
         }
     }
 }
@@ -438,6 +447,22 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_config_reloads_total Configuration reloads, by result.\n# TYPE mcas_forward_config_reloads_total counter\nmcas_forward_config_reloads_total{{result=\"ok\"}} {}\nmcas_forward_config_reloads_total{{result=\"error\"}} {}",
+            self.config_reloads_ok.load(Relaxed),
+            self.config_reloads_error.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_config_generation The configuration generation running (1 at start, one more each successful reload).\n# TYPE mcas_forward_config_generation gauge\nmcas_forward_config_generation {}",
+            self.config_generation.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_config_last_reload_success_timestamp_seconds Unix time of the last successful reload (0: none).\n# TYPE mcas_forward_config_last_reload_success_timestamp_seconds gauge\nmcas_forward_config_last_reload_success_timestamp_seconds {}",
+            self.config_last_reload_success.load(Relaxed)
+        );
         self.render_outputs(&mut out);
         out
     }

@@ -1,5 +1,5 @@
 //! Workers: each takes chunks of messages from its queue, turns each message into a row
-//! (through [`Router`]), serialises the row straight into the open batch buffer of its
+//! (through the current [`crate::route::Router`]), serialises the row straight into the open batch buffer of its
 //! route, and closes a batch when it reaches `batch_max_rows`/`batch_max_bytes`, when
 //! `flush_interval` has passed, or when no input has arrived for `linger`.
 
@@ -13,7 +13,7 @@ use crate::batch::{Batch, BufPool, Buffers, Fate, Route};
 use crate::deadletter::DeadLetter;
 use crate::frames::Chunk;
 use crate::metrics::Metrics;
-use crate::route::{Outcome, Router};
+use crate::route::Outcome;
 
 /// Batch limits.
 #[derive(Debug, Clone, Copy)]
@@ -28,14 +28,15 @@ pub(crate) struct Limits {
 /// One worker; returns when its queue is closed and drained, after closing its batches.
 pub(crate) async fn worker(
     mut rx: mpsc::Receiver<Chunk>,
-    router: Arc<Router>,
+    routers: Arc<crate::reload::RouterCell>,
     out: Arc<[mpsc::Sender<Batch>]>,
     dead: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
     limits: Limits,
     pool: Arc<BufPool>,
 ) {
-    let mut bufs = Buffers::with_pool(pool, router.outputs());
+    // The outputs are the same in every generation: a reload changes only their routing.
+    let mut bufs = Buffers::with_pool(pool, routers.current().outputs());
     let mut tick = tokio::time::interval(limits.flush_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -50,6 +51,8 @@ pub(crate) async fn worker(
         let close_now = tokio::select! {
             c = rx.recv() => {
                 let Some(chunk) = c else { break };
+                // The router of the current generation, taken once a chunk.
+                let router = routers.current();
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.linger);
                 for msg in &chunk.msgs {
                     let outcome = router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);

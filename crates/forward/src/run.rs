@@ -102,7 +102,7 @@ async fn run(cfg: Config, source: crate::config::Source, n_workers: usize) -> an
     // Signal handlers first: a SIGHUP that arrives while the listeners bind must not kill
     // the process (the default action of HUP, USR1 and USR2 is to terminate).
     let mut signals = Signals::install()?;
-    let built = Pipeline::build(cfg, n_workers).await?;
+    let built = Pipeline::build(cfg, &source, n_workers).await?;
     let mut running = built.start(&source);
     let failed = running.wait(&mut signals).await;
     running.drain(failed).await
@@ -124,7 +124,8 @@ struct Pipeline {
     metrics_addr: Option<std::net::SocketAddr>,
     admin_addr: Option<std::net::SocketAddr>,
     dead: Arc<DeadLetter>,
-    router: Arc<Router>,
+    router: Arc<crate::reload::RouterCell>,
+    reloader: Arc<crate::reload::Reloader>,
     outputs: Vec<Built>,
 }
 
@@ -146,7 +147,11 @@ struct Spooled {
 }
 
 impl Pipeline {
-    async fn build(cfg: Config, n_workers: usize) -> anyhow::Result<Pipeline> {
+    async fn build(
+        cfg: Config,
+        source: &crate::config::Source,
+        n_workers: usize,
+    ) -> anyhow::Result<Pipeline> {
         let metrics = Arc::new(Metrics::default());
         let stop_all = CancellationToken::new();
         let mut bound = Vec::with_capacity(cfg.listen.len());
@@ -171,19 +176,45 @@ impl Pipeline {
         dead.check_writable()?;
         let mut chain = router(&cfg, metrics.clone())?;
         // The admin endpoint's taps watch the outputs (stage 5 of the chain).
-        let admin_addr = match &cfg.admin {
-            Some(a) => {
-                let mut taps = Vec::with_capacity(cfg.outputs.len());
-                for (i, o) in cfg.outputs.iter().enumerate() {
-                    let tap = Arc::new(crate::tap::Tap::new(o.name(), i, cfg.csl_schema()));
-                    chain = chain.with_observer(tap.clone());
-                    taps.push(tap);
-                }
-                Some(crate::admin::serve(a.address, Arc::new(taps), stop_all.clone()).await?)
+        let mut taps = Vec::new();
+        let mut observers: Vec<Arc<dyn crate::route::Observer>> = Vec::new();
+        if cfg.admin.is_some() {
+            for (i, o) in cfg.outputs.iter().enumerate() {
+                let tap = Arc::new(crate::tap::Tap::new(o.name(), i, cfg.csl_schema()));
+                chain = chain.with_observer(tap.clone());
+                observers.push(tap.clone());
+                taps.push(tap);
             }
+        }
+        let router = crate::reload::RouterCell::new(chain);
+        let (path, text) = match source {
+            crate::config::Source::File(p) => (
+                Some(p.clone()),
+                std::fs::read_to_string(p).unwrap_or_default(),
+            ),
+            crate::config::Source::Embedded => (None, crate::config::EMBEDDED_DEFAULT.to_owned()),
+        };
+        let reloader = Arc::new(crate::reload::Reloader::new(
+            path,
+            &text,
+            router.clone(),
+            observers,
+            metrics.clone(),
+        ));
+        let admin_addr = match &cfg.admin {
+            Some(a) => Some(
+                crate::admin::serve(
+                    a.address,
+                    crate::admin::State {
+                        taps: Arc::new(taps),
+                        reloader: reloader.clone(),
+                    },
+                    stop_all.clone(),
+                )
+                .await?,
+            ),
             None => None,
         };
-        let router = Arc::new(chain);
         let mut outputs = Vec::with_capacity(cfg.outputs.len());
         let mut any_spooled = false;
         for o in &cfg.outputs {
@@ -225,6 +256,7 @@ impl Pipeline {
             admin_addr,
             dead,
             router,
+            reloader,
             outputs,
         })
     }
@@ -243,6 +275,7 @@ impl Pipeline {
             admin_addr,
             dead,
             router,
+            reloader,
             outputs,
         } = self;
         let sender_stop = CancellationToken::new();
@@ -359,6 +392,7 @@ impl Pipeline {
         Running {
             grace: cfg.pipeline.shutdown_grace.0,
             timeout: cfg.pipeline.shutdown_timeout.0,
+            reloader,
             metrics,
             dead,
             stop_listeners,
@@ -379,6 +413,7 @@ impl Pipeline {
 struct Running {
     grace: Duration,
     timeout: Duration,
+    reloader: Arc<crate::reload::Reloader>,
     metrics: Arc<Metrics>,
     dead: Arc<DeadLetter>,
     stop_listeners: CancellationToken,
@@ -391,7 +426,7 @@ impl Running {
     async fn wait(&mut self, signals: &mut Signals) -> Option<anyhow::Error> {
         let local = &mut self.stages.local;
         tokio::select! {
-            s = signals.shutdown(&self.metrics) => { tracing::info!(signal = s, "shutting down"); None }
+            s = signals.shutdown(&self.metrics, &self.reloader) => { tracing::info!(signal = s, "shutting down"); None }
             (r, i, _) = async {
                 if local.is_empty() {
                     std::future::pending().await
@@ -413,6 +448,7 @@ impl Running {
         let Running {
             grace,
             timeout,
+            reloader: _,
             metrics,
             dead,
             stop_listeners,
@@ -547,9 +583,9 @@ struct SpooledStage {
     senders: tokio::task::JoinHandle<()>,
 }
 
-/// The signals the forwarder handles. SIGTERM and SIGINT shut it down; SIGHUP, SIGUSR1 and
-/// SIGUSR2, whose default action would kill the process and lose what it holds, are logged
-/// and otherwise ignored (SIGUSR1 logs the counters) until configuration reload exists.
+/// The signals the forwarder handles. SIGTERM and SIGINT shut it down; SIGHUP reloads the
+/// configuration; SIGUSR1 logs the counters and SIGUSR2 is logged and ignored (the default
+/// action of all three would kill the process and lose what it holds).
 #[derive(Debug)]
 struct Signals {
     term: tokio::signal::unix::Signal,
@@ -575,14 +611,20 @@ impl Signals {
     }
 
     /// Wait for SIGTERM or SIGINT, handling the others meanwhile.
-    async fn shutdown(&mut self, metrics: &Metrics) -> &'static str {
+    async fn shutdown(
+        &mut self,
+        metrics: &Metrics,
+        reloader: &crate::reload::Reloader,
+    ) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return "SIGTERM",
                 _ = self.int.recv() => return "SIGINT",
-                _ = self.hup.recv() => tracing::warn!(
-                    "SIGHUP received and ignored: configuration reload is not supported yet (the dead-letter file is reopened at each write, so moving it aside needs no signal)"
-                ),
+                // The reload logs its outcome (the dead-letter file is reopened at each
+                // write, so moving it aside needs no signal).
+                _ = self.hup.recv() => {
+                    reloader.reload();
+                }
                 _ = self.usr1.recv() => tracing::info!(
                     received = metrics.received.load(Relaxed),
                     sent_rows = metrics.sent_rows.load(Relaxed),

@@ -1,0 +1,222 @@
+//! Configuration reload under load: 200,000 events over one TCP connection while the
+//! configuration is reloaded 10 times (SIGHUP, and `mcas-forward reload`), alternating two
+//! route sets, one of the ten files invalid. Every event is delivered exactly once, each
+//! phase's events follow the routes of the configuration loaded before it, the sender's
+//! connection is never reset, and the reload counters say 9 ok and 1 error.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too"
+)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::time::Duration;
+
+use common::*;
+
+/// A configuration whose output `main` takes `vendor_main` and `other` takes the rest.
+fn config(admin: u16, vendor_main: &str) -> String {
+    format!(
+        r#"
+[[listen]]
+protocol = "tcp"
+address = "127.0.0.1:{{PORT}}"
+
+[[output]]
+name = "main"
+kind = "file"
+path = "{{DIR}}/main.ndjson"
+where = 'DeviceVendor == "{vendor_main}"'
+
+[[output]]
+name = "other"
+kind = "file"
+path = "{{DIR}}/other.ndjson"
+where = 'DeviceVendor != "{vendor_main}"'
+
+[routing]
+unmatched = "drop"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[metrics]
+address = "127.0.0.1:{{METRICS}}"
+
+[pipeline]
+flush_interval = "100ms"
+"#
+    )
+}
+
+fn fill(text: &str, fwd: &Forwarder) -> String {
+    text.replace("{PORT}", &fwd.port.to_string())
+        .replace("{METRICS}", &fwd.metrics_port.to_string())
+        .replace("{DIR}", &fwd.dir.display().to_string())
+}
+
+/// Event `i`: vendor A for even ids, B for odd ones.
+fn event(i: usize) -> String {
+    let v = if i.is_multiple_of(2) { "A" } else { "B" };
+    format!("<134>2024-05-08T16:07:11Z fw01 CEF:0|{v}|P|1|100|conn|5|externalId={i}\n")
+}
+
+#[test]
+fn a_reload_storm_loses_nothing_and_each_route_change_applies_from_its_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = free_port();
+    let mut fwd = Forwarder::start(dir.path(), &config(admin, "A"), &[]);
+    let cfg_path = dir.path().join("config.toml");
+    let cfg_arg = cfg_path.to_str().unwrap().to_owned();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
+    let n = 200_000;
+    let phases = 11;
+    let per_phase = n / phases + 1;
+    // The vendor `main` takes in each phase: phase 0 runs the start configuration (A);
+    // reload k (before phase k) alternates A and B, and reload 5 is an invalid file, which
+    // leaves phase 5 with the routes of phase 4.
+    let mut main_vendor = vec!["A"; phases];
+    let mut sent = 0;
+    for phase in 0..phases {
+        if phase > 0 {
+            let vendor = if phase.is_multiple_of(2) { "A" } else { "B" };
+            let invalid = phase == 5;
+            let text = if invalid {
+                // Does not compile: the running routes stay.
+                config(admin, vendor).replace("DeviceVendor ==", "DeviceVendr ==")
+            } else {
+                config(admin, vendor)
+            };
+            std::fs::write(&cfg_path, fill(&text, &fwd)).unwrap();
+            let before = fwd.metric("mcas_forward_config_generation").unwrap();
+            if phase.is_multiple_of(3) {
+                // Through the admin endpoint.
+                let (code, out, err) = run_cli_within(
+                    &["--config", &cfg_arg, "reload"],
+                    &[],
+                    Duration::from_secs(30),
+                )
+                .unwrap();
+                assert_eq!(code, 0, "{out}{err}");
+                assert!(out.contains("\"result\": \"ok\""), "{out}");
+                // What changed since the running routes (phase 5's file was refused).
+                let changed = vendor != main_vendor[phase - 1];
+                assert_eq!(out.contains("output[main].where"), changed, "{out}");
+            } else {
+                let pid = fwd.child.id().to_string();
+                let st = std::process::Command::new("kill")
+                    .args(["-HUP", &pid])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            }
+            let want_gen = if invalid { before } else { before + 1.0 };
+            assert!(
+                wait_until(Duration::from_secs(20), || {
+                    fwd.metric("mcas_forward_config_reloads_total{result=\"ok\"}")
+                        .unwrap_or(0.0)
+                        + fwd
+                            .metric("mcas_forward_config_reloads_total{result=\"error\"}")
+                            .unwrap_or(0.0)
+                        == phase as f64
+                }),
+                "reload {phase} not done:\n{}",
+                fwd.stderr_text()
+            );
+            assert_eq!(fwd.metric("mcas_forward_config_generation"), Some(want_gen));
+            main_vendor[phase] = if invalid {
+                main_vendor[phase - 1]
+            } else {
+                vendor
+            };
+        }
+        // The phase's events, in steady slices, on the same connection all along.
+        let end = (sent + per_phase).min(n);
+        let mut buf = String::new();
+        for i in sent..end {
+            buf.push_str(&event(i));
+            if buf.len() > 64 * 1024 {
+                conn.write_all(buf.as_bytes())
+                    .expect("the connection is never reset");
+                buf.clear();
+            }
+        }
+        conn.write_all(buf.as_bytes())
+            .expect("the connection is never reset");
+        sent = end;
+        // Everything sent is through the router before the next reload: each phase runs
+        // on one configuration, a recorded point.
+        assert!(
+            wait_until(Duration::from_secs(60), || fwd
+                .metric("mcas_forward_parsed_total")
+                == Some(sent as f64)),
+            "{}",
+            fwd.stderr_text()
+        );
+    }
+    assert_eq!(sent, n);
+    let total = || {
+        fwd.metric("mcas_forward_output_sent_rows_total{output=\"main\"}")
+            .unwrap_or(0.0)
+            + fwd
+                .metric("mcas_forward_output_sent_rows_total{output=\"other\"}")
+                .unwrap_or(0.0)
+    };
+    assert!(wait_until(Duration::from_secs(30), || total() == n as f64));
+    assert_eq!(
+        fwd.metric("mcas_forward_config_reloads_total{result=\"ok\"}"),
+        Some(9.0)
+    );
+    assert_eq!(
+        fwd.metric("mcas_forward_config_reloads_total{result=\"error\"}"),
+        Some(1.0)
+    );
+    assert!(fwd.stderr_text().contains("configuration reload failed"));
+    assert!(
+        fwd.metric("mcas_forward_config_last_reload_success_timestamp_seconds")
+            .unwrap()
+            > 0.0
+    );
+    let st = fwd.terminate(Duration::from_secs(30));
+    assert!(st.success(), "{}", fwd.stderr_text());
+
+    // Every event exactly once, in the output its phase's routes chose.
+    let mut seen: HashMap<usize, &str> = HashMap::new();
+    for out in ["main", "other"] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{out}.ndjson"))).unwrap();
+        for l in text.lines() {
+            let row: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id: usize = row["ExtID"].as_str().unwrap().parse().unwrap();
+            assert!(seen.insert(id, out).is_none(), "event {id} delivered twice");
+        }
+    }
+    assert_eq!(seen.len(), n, "every event delivered");
+    for (id, out) in &seen {
+        let phase = id / per_phase;
+        let vendor = if id.is_multiple_of(2) { "A" } else { "B" };
+        let want = if vendor == main_vendor[phase] {
+            "main"
+        } else {
+            "other"
+        };
+        assert_eq!(*out, want, "event {id} (phase {phase}, vendor {vendor})");
+    }
+}
+
+#[test]
+fn reload_without_an_admin_endpoint_points_to_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[output]\nkind = \"stdout\"\n").unwrap();
+    let (code, _, err) = run_cli_within(
+        &["--config", cfg.to_str().unwrap(), "reload"],
+        &[],
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_ne!(code, 0);
+    assert!(err.contains("[admin]") && err.contains("SIGHUP"), "{err}");
+}
