@@ -102,7 +102,7 @@ impl Workers {
 /// A bound listener, ready to run.
 pub(crate) enum Bound {
     Udp(UdpSocket),
-    Tcp(TcpListener, Option<tokio_rustls::TlsAcceptor>),
+    Tcp(TcpListener, Option<crate::tls::AcceptorCell>),
 }
 
 impl std::fmt::Debug for Bound {
@@ -141,7 +141,9 @@ pub(crate) async fn bind(cfg: &ListenConfig) -> anyhow::Result<Bound> {
         }
         Protocol::Tcp | Protocol::Tls => {
             let tls = if cfg.protocol == Protocol::Tls {
-                Some(crate::tls::acceptor(cfg).with_context(at)?)
+                Some(crate::tls::AcceptorCell::new(
+                    crate::tls::acceptor(cfg).with_context(at)?,
+                ))
             } else {
                 None
             };
@@ -150,6 +152,14 @@ pub(crate) async fn bind(cfg: &ListenConfig) -> anyhow::Result<Bound> {
                 .with_context(|| format!("{}: cannot bind", at()))?;
             Ok(Bound::Tcp(l, tls))
         }
+    }
+}
+
+/// The acceptor of a bound TLS listener (None for the others).
+pub(crate) fn acceptor_cell(b: &Bound) -> Option<crate::tls::AcceptorCell> {
+    match b {
+        Bound::Tcp(_, tls) => tls.clone(),
+        Bound::Udp(_) => None,
     }
 }
 
@@ -619,7 +629,7 @@ pub(crate) fn check_open_file_limit(listeners: &[ListenConfig]) {
     }
 }
 
-async fn run_tcp(ctx: Arc<Ctx>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+async fn run_tcp(ctx: Arc<Ctx>, listener: TcpListener, tls: Option<crate::tls::AcceptorCell>) {
     let limit = Arc::new(Semaphore::new(ctx.cfg.max_connections));
     let mut conns = tokio::task::JoinSet::new();
     // Summaries of the rate-limited warnings come out on this tick, or at the next event.
@@ -677,7 +687,8 @@ async fn run_tcp(ctx: Arc<Ctx>, listener: TcpListener, tls: Option<tokio_rustls:
         // so "0 open" means a new connection will be accepted.
         ctx.metrics.connections_open.fetch_add(1, Relaxed);
         let ctx2 = ctx.clone();
-        let tls = tls.clone();
+        // The certificate current at this accept (a reload may have replaced it).
+        let tls = tls.as_ref().map(crate::tls::AcceptorCell::current);
         conns.spawn(async move {
             match tls {
                 None => read_stream(&ctx2, stream, peer.ip(), Duration::ZERO).await,

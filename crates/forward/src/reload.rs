@@ -3,7 +3,9 @@
 //!
 //! A reload reads and checks the whole file first; any error leaves the running
 //! configuration as it is. What a reload applies: each output's `where` and `transform`, the
-//! `[mapping]` rules and `[routing]`. The workers take the new router at their next chunk;
+//! `[mapping]` rules and `[routing]`, and the TLS listeners' certificate files, read again
+//! (a certificate renewed in place is served to new handshakes; open connections keep
+//! theirs). The workers take the new router at their next chunk;
 //! rows already in batches are sent as they were built. Everything else (listeners, the
 //! outputs themselves and their credentials, spool, pipeline, metrics, admin, dead-letter,
 //! log) is compared with the running file and, where it differs, reported as
@@ -62,6 +64,9 @@ pub(crate) struct Reloader {
     observers: Vec<Arc<dyn Observer>>,
     metrics: Arc<Metrics>,
     generation: std::sync::atomic::AtomicU64,
+    /// The TLS listeners, as they run, with their acceptors: a reload reads their
+    /// certificate files again.
+    tls: Vec<(crate::config::ListenConfig, crate::tls::AcceptorCell)>,
 }
 
 impl Reloader {
@@ -82,7 +87,18 @@ impl Reloader {
             observers,
             metrics,
             generation: std::sync::atomic::AtomicU64::new(1),
+            tls: Vec::new(),
         }
+    }
+
+    /// Read the certificate files of these TLS listeners again at each reload, and serve
+    /// them to new handshakes.
+    pub(crate) fn with_tls(
+        mut self,
+        tls: Vec<(crate::config::ListenConfig, crate::tls::AcceptorCell)>,
+    ) -> Reloader {
+        self.tls = tls;
+        self
     }
 
     /// Read, check and apply the file; the running configuration stays on any error.
@@ -185,7 +201,19 @@ impl Reloader {
         for o in &self.observers {
             router = router.with_observer(o.clone());
         }
+        // The running TLS listeners' certificate files, read again (renewed in place):
+        // every one must load before anything is applied.
+        let mut acceptors = Vec::with_capacity(self.tls.len());
+        for (l, cell) in &self.tls {
+            let a = crate::tls::acceptor(l).map_err(|e| {
+                anyhow::anyhow!("listen tls {}: cert, key or client_ca: {e:#}", l.address)
+            })?;
+            acceptors.push((cell, a));
+        }
         self.cell.set(router);
+        for (cell, a) in acceptors {
+            cell.set(a);
+        }
         *running = kept;
         Ok((applied, restart_required))
     }

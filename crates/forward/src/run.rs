@@ -194,13 +194,16 @@ impl Pipeline {
             ),
             crate::config::Source::Embedded => (None, crate::config::EMBEDDED_DEFAULT.to_owned()),
         };
-        let reloader = Arc::new(crate::reload::Reloader::new(
-            path,
-            &text,
-            router.clone(),
-            observers,
-            metrics.clone(),
-        ));
+        let tls = cfg
+            .listen
+            .iter()
+            .zip(&bound)
+            .filter_map(|(l, b)| listen::acceptor_cell(b).map(|c| (l.clone(), c)))
+            .collect();
+        let reloader = Arc::new(
+            crate::reload::Reloader::new(path, &text, router.clone(), observers, metrics.clone())
+                .with_tls(tls),
+        );
         let admin_addr = match &cfg.admin {
             Some(a) => Some(
                 crate::admin::serve(

@@ -59,3 +59,30 @@ pub(crate) fn acceptor(cfg: &ListenConfig) -> anyhow::Result<tokio_rustls::TlsAc
         .context("the certificate and key do not form a valid pair")?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
+
+/// A TLS listener's acceptor, which a reload replaces: each new connection takes the one
+/// current at its accept, and connections already open keep their sessions.
+#[derive(Clone)]
+pub(crate) struct AcceptorCell(Arc<std::sync::RwLock<tokio_rustls::TlsAcceptor>>);
+
+impl std::fmt::Debug for AcceptorCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AcceptorCell")
+    }
+}
+
+impl AcceptorCell {
+    pub(crate) fn new(a: tokio_rustls::TlsAcceptor) -> AcceptorCell {
+        AcceptorCell(Arc::new(std::sync::RwLock::new(a)))
+    }
+
+    /// The acceptor for a connection accepted now.
+    pub(crate) fn current(&self) -> tokio_rustls::TlsAcceptor {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Serve `a` to the handshakes that start from now on.
+    pub(crate) fn set(&self, a: tokio_rustls::TlsAcceptor) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = a;
+    }
+}

@@ -220,3 +220,152 @@ fn reload_without_an_admin_endpoint_points_to_sighup() {
     assert_ne!(code, 0);
     assert!(err.contains("[admin]") && err.contains("SIGHUP"), "{err}");
 }
+
+/// A CA and a server certificate for `localhost` it signed: (ca der, cert pem, key pem).
+fn server_cert(
+    ca: &rcgen::Certificate,
+    ca_key: &rcgen::KeyPair,
+) -> (rustls::pki_types::CertificateDer<'static>, String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let p = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let cert = p.signed_by(&key, ca, ca_key).unwrap();
+    (cert.der().clone(), cert.pem(), key.serialize_pem())
+}
+
+/// A TLS connection to the forwarder, trusting `ca`, and the certificate it was served.
+async fn tls_connect(
+    port: u16,
+    ca: &rustls::pki_types::CertificateDer<'static>,
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    Vec<u8>,
+) {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let served = s.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    (s, served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_renewed_in_place_is_served_to_new_handshakes_and_open_ones_keep_theirs() {
+    use tokio::io::AsyncWriteExt as _;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = p.self_signed(&ca_key).unwrap();
+    let (old_der, old_pem, old_key) = server_cert(&ca, &ca_key);
+    let (new_der, new_pem, new_key) = server_cert(&ca, &ca_key);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::write(&cert, &old_pem).unwrap();
+    std::fs::write(&key, &old_key).unwrap();
+    let admin = free_port();
+    let toml = format!(
+        r#"
+[[listen]]
+protocol = "tls"
+address = "127.0.0.1:{{PORT}}"
+cert = "{}"
+key = "{}"
+
+[output]
+kind = "file"
+path = "{{DIR}}/out.ndjson"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[metrics]
+address = "127.0.0.1:{{METRICS}}"
+
+[pipeline]
+flush_interval = "100ms"
+"#,
+        cert.display(),
+        key.display()
+    );
+    let d = dir.path().to_owned();
+    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &toml, &[]))
+        .await
+        .unwrap();
+    let cfg = dir.path().join("config.toml").display().to_string();
+    let reload = |cfg: String| async move {
+        tokio::task::spawn_blocking(move || {
+            run_cli_within(&["--config", &cfg, "reload"], &[], Duration::from_secs(30)).unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let ca_der = ca.der().clone();
+    let (mut first, served) = tls_connect(fwd.port, &ca_der).await;
+    assert_eq!(served, old_der.to_vec());
+    first.write_all(event(0).as_bytes()).await.unwrap();
+    first.flush().await.unwrap();
+
+    // Renewed in place: same paths, new files.
+    std::fs::write(&cert, &new_pem).unwrap();
+    std::fs::write(&key, &new_key).unwrap();
+    let (code, out, err) = reload(cfg.clone()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (mut second, served) = tls_connect(fwd.port, &ca_der).await;
+    assert_eq!(
+        served,
+        new_der.to_vec(),
+        "new handshakes get the new certificate"
+    );
+    // The connection opened before the reload carries on.
+    first.write_all(event(1).as_bytes()).await.unwrap();
+    first.flush().await.unwrap();
+    second.write_all(event(2).as_bytes()).await.unwrap();
+    second.flush().await.unwrap();
+
+    // A broken certificate file: the reload fails, the running certificate stays.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let (code, out, _) = reload(cfg.clone()).await;
+    assert_ne!(code, 0);
+    assert!(
+        out.contains("\"result\": \"error\"") && out.contains("cert"),
+        "{out}"
+    );
+    let (mut third, served) = tls_connect(fwd.port, &ca_der).await;
+    assert_eq!(served, new_der.to_vec());
+    third.write_all(event(3).as_bytes()).await.unwrap();
+    for s in [&mut first, &mut second, &mut third] {
+        s.shutdown().await.unwrap();
+    }
+    let path = dir.path().join("out.ndjson");
+    assert!(
+        wait_until_async(Duration::from_secs(20), || std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 4)
+        .await,
+        "{}",
+        fwd.stderr_text()
+    );
+    assert_eq!(
+        fwd.metric("mcas_forward_config_reloads_total{result=\"ok\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        fwd.metric("mcas_forward_config_reloads_total{result=\"error\"}"),
+        Some(1.0)
+    );
+}
