@@ -123,14 +123,7 @@ pub(crate) async fn serve(
 }
 
 async fn reload(axum::extract::State(s): axum::extract::State<State>) -> Response {
-    // The reload reads a file and builds a router: off the async threads.
-    let r = s.reloader.clone();
-    let outcome = match tokio::task::spawn_blocking(move || r.reload()).await {
-        Ok(o) => o,
-        Err(e) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("reload: {e}\n")).into_response();
-        }
-    };
+    let outcome = s.reloader.reload().await;
     let code = if outcome.error.is_none() {
         StatusCode::OK
     } else {

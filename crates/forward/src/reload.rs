@@ -15,7 +15,10 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::config::Config;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ListenConfig};
+use crate::listen::Workers;
 use crate::metrics::Metrics;
 use crate::route::{Observer, Router};
 
@@ -58,8 +61,9 @@ pub(crate) struct Outcome {
 #[derive(Debug)]
 pub(crate) struct Reloader {
     path: Option<PathBuf>,
-    /// The running file, as TOML: what the next reload is compared with.
-    running: Mutex<toml::Table>,
+    /// The running file, as TOML: what the next reload is compared with. Its lock makes
+    /// reloads run one at a time.
+    running: tokio::sync::Mutex<toml::Table>,
     cell: Arc<RouterCell>,
     observers: Vec<Arc<dyn Observer>>,
     metrics: Arc<Metrics>,
@@ -67,6 +71,8 @@ pub(crate) struct Reloader {
     /// The TLS listeners, as they run, with their acceptors: a reload reads their
     /// certificate files again.
     tls: Vec<(crate::config::ListenConfig, crate::tls::AcceptorCell)>,
+    /// The running listeners, once started: a reload may add and remove them.
+    listeners: std::sync::OnceLock<Arc<Listeners>>,
 }
 
 impl Reloader {
@@ -82,13 +88,25 @@ impl Reloader {
         metrics.config_generation.store(1, Relaxed);
         Reloader {
             path,
-            running: Mutex::new(text.parse().unwrap_or_default()),
+            running: tokio::sync::Mutex::new(text.parse().unwrap_or_default()),
             cell,
             observers,
             metrics,
             generation: std::sync::atomic::AtomicU64::new(1),
             tls: Vec::new(),
+            listeners: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The listeners have started: from now on a reload may add and remove them.
+    pub(crate) fn started(&self, l: Listeners) {
+        let _ = self.listeners.set(Arc::new(l));
+    }
+
+    /// At shutdown: stop every listener, including those reloads added, and return the
+    /// tasks of the latter for the drain to wait for.
+    pub(crate) fn close_listeners(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.listeners.get().map(|l| l.close()).unwrap_or_default()
     }
 
     /// Read the certificate files of these TLS listeners again at each reload, and serve
@@ -102,8 +120,10 @@ impl Reloader {
     }
 
     /// Read, check and apply the file; the running configuration stays on any error.
-    pub(crate) fn reload(&self) -> Outcome {
-        let outcome = match self.try_reload() {
+    /// Reloads run one at a time.
+    pub(crate) async fn reload(&self) -> Outcome {
+        let mut running = self.running.lock().await;
+        let outcome = match self.try_reload(&mut running).await {
             Ok((applied, restart_required)) => {
                 let generation = self.generation.fetch_add(1, Relaxed) + 1;
                 self.metrics.config_generation.store(generation, Relaxed);
@@ -145,7 +165,10 @@ impl Reloader {
         outcome
     }
 
-    fn try_reload(&self) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    async fn try_reload(
+        &self,
+        running: &mut toml::Table,
+    ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         let Some(path) = &self.path else {
             anyhow::bail!(
                 "the forwarder runs on the embedded default configuration: there is no file to reload"
@@ -154,10 +177,9 @@ impl Reloader {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         // The whole new file must be valid, whatever part of it applies now.
-        Config::parse(&text)?;
+        let fresh = Config::parse(&text)?;
         let new: toml::Table = text.parse()?;
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let (applied, restart_required) = diff(&running, &new);
+        let (mut applied, mut restart_required) = diff(running, &new);
         // What a restart needs stays as it runs: the router is built from the new file's
         // routing with the running outputs, which are the same outputs when only routing
         // keys changed (same names, in the same order).
@@ -172,13 +194,13 @@ impl Reloader {
                 })
                 .collect()
         };
-        if names(&running) != names(&new) {
+        if names(running) != names(&new) {
             anyhow::bail!(
                 "the outputs are not the same (added, removed, renamed or reordered): that needs a restart; nothing was applied"
             );
         }
-        // The running file with the new routing: outputs, listeners and the rest stay as
-        // they run (a changed `kind` or `table` must not meet the running destinations).
+        // The running file with the new routing: outputs and the rest stay as they run (a
+        // changed `kind` or `table` must not meet the running destinations).
         let mut kept = running.clone();
         for key in ["mapping", "routing"] {
             match new.get(key) {
@@ -196,7 +218,23 @@ impl Reloader {
                 }
             }
         }
-        let merged = Config::parse(&toml::to_string(&kept)?)?;
+        // Listeners: new addresses are bound now (before any old one is closed), removed
+        // ones are stopped once everything else is in place, changed ones need a restart.
+        let plan = match self.listeners.get() {
+            Some(l) => {
+                let plan = l.plan(&new, &fresh.listen).await?;
+                applied.extend(plan.applied.iter().cloned());
+                restart_required.extend(plan.restart_required.iter().cloned());
+                kept.insert("listen".to_owned(), plan.listen.clone());
+                Some((l, plan))
+            }
+            None => None,
+        };
+        let mut merged = Config::parse(&toml::to_string(&kept)?)?;
+        if let Some((_, plan)) = &plan {
+            // One parser per listener index, removed ones included (indices never move).
+            merged.listen = plan.by_index.clone();
+        }
         let mut router = crate::run::router(&merged, self.metrics.clone())?;
         for o in &self.observers {
             router = router.with_observer(o.clone());
@@ -214,8 +252,207 @@ impl Reloader {
         for (cell, a) in acceptors {
             cell.set(a);
         }
+        if let Some((l, plan)) = plan {
+            l.apply(plan);
+        }
         *running = kept;
         Ok((applied, restart_required))
+    }
+}
+
+/// A listener of the running forwarder.
+#[derive(Debug)]
+struct Slot {
+    cfg: ListenConfig,
+    /// Its `[[listen]]` table as written.
+    entry: toml::Value,
+    stop: CancellationToken,
+    live: bool,
+}
+
+/// The running listeners, for a reload that adds or removes some. A listener's index (the
+/// router's parser for it) never changes; a removed one keeps its place.
+#[derive(Debug)]
+pub(crate) struct Listeners {
+    inner: Mutex<ListenersInner>,
+}
+
+#[derive(Debug)]
+struct ListenersInner {
+    /// None once the forwarder is stopping: no listener starts any more.
+    workers: Option<Workers>,
+    metrics: Arc<Metrics>,
+    slots: Vec<Slot>,
+    /// The tasks of listeners a reload started, for the drain to wait for.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// What a reload does to the listeners.
+#[derive(Debug)]
+pub(crate) struct ListenPlan {
+    applied: Vec<String>,
+    restart_required: Vec<String>,
+    /// The `listen` array to run: kept and added, in order.
+    listen: toml::Value,
+    /// Every listener's settings by index, removed ones included, added ones at the end.
+    by_index: Vec<ListenConfig>,
+    /// Added listeners, bound.
+    add: Vec<(ListenConfig, toml::Value, crate::listen::Bound)>,
+    /// Indices to stop.
+    remove: Vec<usize>,
+}
+
+/// A listener's identity: its protocol and address.
+fn listen_key(entry: &toml::Value) -> String {
+    let get = |k: &str| entry.get(k).and_then(toml::Value::as_str).unwrap_or("");
+    format!("{} {}", get("protocol"), get("address"))
+}
+
+impl Listeners {
+    /// The listeners as started: each with its `[[listen]]` table (from `text`) and the
+    /// token that stops it alone.
+    pub(crate) fn new(
+        text: &str,
+        started: Vec<(ListenConfig, CancellationToken)>,
+        workers: Workers,
+        metrics: Arc<Metrics>,
+    ) -> Listeners {
+        let table: toml::Table = text.parse().unwrap_or_default();
+        let entries = table
+            .get("listen")
+            .and_then(toml::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let slots = started
+            .into_iter()
+            .zip(entries)
+            .map(|((cfg, stop), entry)| Slot {
+                cfg,
+                entry,
+                stop,
+                live: true,
+            })
+            .collect();
+        Listeners {
+            inner: Mutex::new(ListenersInner {
+                workers: Some(workers),
+                metrics,
+                slots,
+                tasks: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ListenersInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bind the new listeners of `new` (its `[[listen]]` tables and their parsed settings,
+    /// in the same order); nothing runs or stops yet.
+    async fn plan(&self, new: &toml::Table, parsed: &[ListenConfig]) -> anyhow::Result<ListenPlan> {
+        let entries = new
+            .get("listen")
+            .and_then(toml::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let (live, mut by_index): (Vec<(usize, String, toml::Value)>, Vec<ListenConfig>) = {
+            let inner = self.lock();
+            if inner.workers.is_none() {
+                anyhow::bail!("the forwarder is stopping");
+            }
+            (
+                inner
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.live)
+                    .map(|(i, s)| (i, listen_key(&s.entry), s.entry.clone()))
+                    .collect(),
+                inner.slots.iter().map(|s| s.cfg.clone()).collect(),
+            )
+        };
+        let mut plan = ListenPlan {
+            applied: Vec::new(),
+            restart_required: Vec::new(),
+            listen: toml::Value::Array(Vec::new()),
+            by_index: Vec::new(),
+            add: Vec::new(),
+            remove: Vec::new(),
+        };
+        let mut listen = Vec::new();
+        for (entry, cfg) in entries.iter().zip(parsed) {
+            let key = listen_key(entry);
+            match live.iter().find(|(_, k, _)| *k == key) {
+                Some((_, _, running)) => {
+                    if running != entry {
+                        plan.restart_required.push(format!("listen[{key}]"));
+                    }
+                    listen.push(running.clone());
+                }
+                None => {
+                    let bound = crate::listen::bind(cfg).await?;
+                    plan.applied.push(format!("listen[{key}] added"));
+                    by_index.push(cfg.clone());
+                    listen.push(entry.clone());
+                    plan.add.push((cfg.clone(), entry.clone(), bound));
+                }
+            }
+        }
+        for (i, key, _) in &live {
+            if !entries.iter().any(|e| listen_key(e) == *key) {
+                plan.applied.push(format!("listen[{key}] removed"));
+                plan.remove.push(*i);
+            }
+        }
+        plan.listen = toml::Value::Array(listen);
+        plan.by_index = by_index;
+        Ok(plan)
+    }
+
+    /// Start the added listeners, then stop the removed ones.
+    fn apply(&self, plan: ListenPlan) {
+        let mut inner = self.lock();
+        let Some(workers) = inner.workers.clone() else {
+            return;
+        };
+        for (cfg, entry, bound) in plan.add {
+            let index = inner.slots.len();
+            let stop = CancellationToken::new();
+            tracing::info!(protocol = %cfg.protocol, address = %crate::listen::local_addr(&bound).map_or(cfg.address, |a| a), "listening (added by a reload)");
+            let task = tokio::spawn(crate::listen::run(
+                index,
+                cfg.clone(),
+                bound,
+                workers.clone(),
+                inner.metrics.clone(),
+                stop.clone(),
+            ));
+            inner.tasks.push(task);
+            inner.slots.push(Slot {
+                cfg,
+                entry,
+                stop,
+                live: true,
+            });
+        }
+        for i in plan.remove {
+            if let Some(s) = inner.slots.get_mut(i) {
+                tracing::info!(protocol = %s.cfg.protocol, address = %s.cfg.address, "listener removed by a reload: closed");
+                s.live = false;
+                s.stop.cancel();
+            }
+        }
+    }
+
+    /// At shutdown: stop every listener, let go of the workers' queues (so the workers
+    /// can finish) and hand over the tasks of listeners reloads started.
+    pub(crate) fn close(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut inner = self.lock();
+        inner.workers = None;
+        for s in &inner.slots {
+            s.stop.cancel();
+        }
+        std::mem::take(&mut inner.tasks)
     }
 }
 
@@ -251,7 +488,8 @@ pub(crate) fn diff(old: &toml::Table, new: &toml::Table) -> (Vec<String>, Vec<St
     sections.sort();
     sections.dedup();
     for s in sections {
-        if s == "output" {
+        if s == "output" || s == "listen" {
+            // Outputs below; listeners by the listener plan.
             continue;
         }
         if old.get(s) != new.get(s) {
@@ -339,7 +577,8 @@ time_generated = "received"
                 "output[a].where"
             ]
         );
-        assert_eq!(restart, ["listen", "output[b].path"]);
+        // Listeners are planned apart (added, removed, changed): see Listeners::plan.
+        assert_eq!(restart, ["output[b].path"]);
         assert_eq!(diff(&old, &old), (vec![], vec![]));
     }
 }

@@ -126,6 +126,8 @@ struct Pipeline {
     dead: Arc<DeadLetter>,
     router: Arc<crate::reload::RouterCell>,
     reloader: Arc<crate::reload::Reloader>,
+    /// The configuration text the listeners' `[[listen]]` tables are read from.
+    reloader_text: String,
     outputs: Vec<Built>,
 }
 
@@ -204,6 +206,7 @@ impl Pipeline {
             crate::reload::Reloader::new(path, &text, router.clone(), observers, metrics.clone())
                 .with_tls(tls),
         );
+        let reloader_text = text;
         let admin_addr = match &cfg.admin {
             Some(a) => Some(
                 crate::admin::serve(
@@ -260,6 +263,7 @@ impl Pipeline {
             dead,
             router,
             reloader,
+            reloader_text,
             outputs,
         })
     }
@@ -279,6 +283,7 @@ impl Pipeline {
             dead,
             router,
             reloader,
+            reloader_text,
             outputs,
         } = self;
         let sender_stop = CancellationToken::new();
@@ -369,19 +374,28 @@ impl Pipeline {
         let workers = Workers::new(queues, crate::budget::Budget::new(budget));
 
         let mut listener_tasks = Vec::with_capacity(bound.len());
+        let mut started = Vec::with_capacity(bound.len());
         for (i, (b, l)) in bound.into_iter().zip(cfg.listen.iter()).enumerate() {
             let addr = listen::local_addr(&b);
             tracing::info!(protocol = %l.protocol, address = %addr.map_or(l.address, |a| a), "listening");
+            // Its own token, so that a reload can close it alone.
+            let stop = stop_listeners.child_token();
+            started.push((l.clone(), stop.clone()));
             listener_tasks.push(tokio::spawn(listen::run(
                 i,
                 l.clone(),
                 b,
                 workers.clone(),
                 metrics.clone(),
-                stop_listeners.clone(),
+                stop,
             )));
         }
-        drop(workers);
+        reloader.started(crate::reload::Listeners::new(
+            &reloader_text,
+            started,
+            workers,
+            metrics.clone(),
+        ));
         metrics.listeners_up.store(true, Relaxed);
         tracing::info!(
             config = %source,
@@ -451,7 +465,7 @@ impl Running {
         let Running {
             grace,
             timeout,
-            reloader: _,
+            reloader,
             metrics,
             dead,
             stop_listeners,
@@ -459,9 +473,19 @@ impl Running {
             stages,
         } = self;
         let grace_end = Instant::now() + grace;
+        // Listeners reloads added stop with the others.
+        let added = reloader.close_listeners();
         let drained = tokio::time::timeout(
             timeout,
-            drain(stages, failed, &metrics, &dead, &stop_listeners, grace_end),
+            drain(
+                stages,
+                added,
+                failed,
+                &metrics,
+                &dead,
+                &stop_listeners,
+                grace_end,
+            ),
         )
         .await;
         let result = match drained {
@@ -500,6 +524,7 @@ struct Stages {
 /// and the senders send until the spool is empty or the grace period has passed.
 async fn drain(
     stages: Stages,
+    added_listeners: Vec<tokio::task::JoinHandle<()>>,
     failed: Option<anyhow::Error>,
     metrics: &Metrics,
     dead: &DeadLetter,
@@ -519,7 +544,7 @@ async fn drain(
     }
     metrics.listeners_up.store(false, Relaxed);
     stop_listeners.cancel();
-    for t in listener_tasks {
+    for t in listener_tasks.into_iter().chain(added_listeners) {
         let _ = t.await;
     }
     for t in worker_tasks {
@@ -626,7 +651,7 @@ impl Signals {
                 // The reload logs its outcome (the dead-letter file is reopened at each
                 // write, so moving it aside needs no signal).
                 _ = self.hup.recv() => {
-                    reloader.reload();
+                    reloader.reload().await;
                 }
                 _ = self.usr1.recv() => tracing::info!(
                     received = metrics.received.load(Relaxed),

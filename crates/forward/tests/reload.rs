@@ -369,3 +369,122 @@ flush_interval = "100ms"
         Some(1.0)
     );
 }
+
+/// Listeners `[[listen]]` on TCP ports `ports` (the first is `{PORT}`), a file output.
+fn listeners_config(admin: u16, ports: &[String], extra_first: &str) -> String {
+    let mut text = String::new();
+    for (i, p) in ports.iter().enumerate() {
+        text.push_str(&format!(
+            "[[listen]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:{p}\"\n{}\n",
+            if i == 0 { extra_first } else { "" }
+        ));
+    }
+    text.push_str(&format!(
+        r#"
+[output]
+kind = "file"
+path = "{{DIR}}/out.ndjson"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[metrics]
+address = "127.0.0.1:{{METRICS}}"
+
+[pipeline]
+flush_interval = "100ms"
+"#
+    ));
+    text
+}
+
+#[test]
+fn a_reload_binds_new_listeners_closes_removed_ones_and_keeps_the_others_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = free_port();
+    let (b, c) = (free_port(), free_port());
+    let start = listeners_config(admin, &["{PORT}".to_owned(), b.to_string()], "");
+    let fwd = Forwarder::start(dir.path(), &start, &[]);
+    let cfg = dir.path().join("config.toml");
+    let cfg_arg = cfg.to_str().unwrap().to_owned();
+    let send = |s: &mut std::net::TcpStream, r: std::ops::Range<usize>| {
+        let buf: String = r.map(event).collect();
+        s.write_all(buf.as_bytes())
+            .expect("the connection stays open");
+        s.flush().unwrap();
+    };
+    let mut on_a = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
+    let mut on_b = std::net::TcpStream::connect(("127.0.0.1", b)).unwrap();
+    send(&mut on_a, 0..100);
+    send(&mut on_b, 100..200);
+    // Read before B goes (closing a listener closes its connections).
+    assert!(wait_until(Duration::from_secs(20), || fwd
+        .metric("mcas_forward_parsed_total")
+        == Some(200.0)));
+
+    // Keep A, drop B, add C.
+    let next = listeners_config(admin, &[fwd.port.to_string(), c.to_string()], "");
+    std::fs::write(&cfg, fill(&next, &fwd)).unwrap();
+    let (code, out, err) = run_cli_within(
+        &["--config", &cfg_arg, "reload"],
+        &[],
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("listen[tcp 127.0.0.1:{c}] added")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("listen[tcp 127.0.0.1:{b}] removed")),
+        "{out}"
+    );
+    // A's connection carries on; C takes connections; B is closed.
+    send(&mut on_a, 200..300);
+    let mut on_c = std::net::TcpStream::connect(("127.0.0.1", c)).unwrap();
+    send(&mut on_c, 300..400);
+    assert!(
+        wait_until(Duration::from_secs(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            b
+        ))
+        .is_err()),
+        "the removed listener is closed"
+    );
+
+    // Changed settings on a running address need a restart: reported, left as it runs.
+    let changed = listeners_config(
+        admin,
+        &[fwd.port.to_string(), c.to_string()],
+        "max_connections = 7\n",
+    );
+    std::fs::write(&cfg, fill(&changed, &fwd)).unwrap();
+    let (code, out, err) = run_cli_within(
+        &["--config", &cfg_arg, "reload"],
+        &[],
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("listen[tcp 127.0.0.1:{}]", fwd.port))
+            && out.contains("restart_required"),
+        "{out}"
+    );
+    send(&mut on_a, 400..450);
+    drop((on_a, on_b, on_c));
+    let path = dir.path().join("out.ndjson");
+    assert!(
+        wait_until(Duration::from_secs(20), || std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            == 450),
+        "{}",
+        fwd.stderr_text()
+    );
+    let mut fwd = fwd;
+    let st = fwd.terminate(Duration::from_secs(30));
+    assert!(st.success(), "{}", fwd.stderr_text());
+}
