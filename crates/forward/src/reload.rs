@@ -1,15 +1,19 @@
-//! Configuration reload (`SIGHUP`, `mcas-forward reload`): the routing swaps in at once, the
-//! rest waits for a restart.
+//! Configuration reload (`SIGHUP`, `mcas-forward reload`): routes, destinations and listeners
+//! swap in at once; what cannot is reported as needing a restart.
 //!
 //! A reload reads and checks the whole file first; any error leaves the running
-//! configuration as it is. What a reload applies: each output's `where` and `transform`, the
-//! `[mapping]` rules and `[routing]`, and the TLS listeners' certificate files, read again
-//! (a certificate renewed in place is served to new handshakes; open connections keep
-//! theirs). The workers take the new router at their next chunk;
-//! rows already in batches are sent as they were built. Everything else (listeners, the
-//! outputs themselves and their credentials, spool, pipeline, metrics, admin, dead-letter,
-//! log) is compared with the running file and, where it differs, reported as
-//! `restart_required` and left as it is.
+//! configuration as it is. What a reload applies:
+//! - each output's `where` and `transform`, the `[mapping]` rules and `[routing]`: the
+//!   workers take the new router at their next chunk; rows already in batches are sent as
+//!   they were built;
+//! - the network outputs' destinations, built again (endpoint, stream, credentials, and a
+//!   secret file renewed in place); their spools stay;
+//! - listeners added and removed, and the TLS listeners' certificate files, read again (a
+//!   certificate renewed in place is served to new handshakes; open connections keep theirs).
+//!
+//! Everything else (an output's kind, table, senders or file; a listener's other settings;
+//! spool, pipeline, metrics, admin, dead-letter, log) is compared with the running file and,
+//! where it differs, reported as `restart_required` and left as it is.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -73,6 +77,8 @@ pub(crate) struct Reloader {
     tls: Vec<(crate::config::ListenConfig, crate::tls::AcceptorCell)>,
     /// The running listeners, once started: a reload may add and remove them.
     listeners: std::sync::OnceLock<Arc<Listeners>>,
+    /// The spooled outputs' destinations, by output name: a reload builds them again.
+    destinations: Mutex<Vec<(String, crate::output::DestinationCell)>>,
 }
 
 impl Reloader {
@@ -95,7 +101,16 @@ impl Reloader {
             generation: std::sync::atomic::AtomicU64::new(1),
             tls: Vec::new(),
             listeners: std::sync::OnceLock::new(),
+            destinations: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The spooled output `name` sends through `cell`: a reload replaces what is in it.
+    pub(crate) fn destination(&self, name: &str, cell: crate::output::DestinationCell) {
+        self.destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.to_owned(), cell));
     }
 
     /// The listeners have started: from now on a reload may add and remove them.
@@ -210,10 +225,21 @@ impl Reloader {
         }
         if let (Some(old), Some(fresh)) = (kept.get_mut("output"), new.get("output")) {
             for (o, n) in outputs_mut(old).into_iter().zip(outputs_of(fresh)) {
-                for key in ROUTING_KEYS {
-                    match n.get(*key) {
-                        Some(v) => o.insert((*key).to_owned(), v.clone()),
-                        None => o.remove(*key),
+                // A network output of the same kind takes its new destination settings
+                // too (endpoint, stream, credentials...).
+                let keys: Vec<String> = if swaps_destination(o, n) {
+                    o.keys()
+                        .chain(n.keys())
+                        .filter(|k| !RESTART_OUTPUT_KEYS.contains(&k.as_str()))
+                        .cloned()
+                        .collect()
+                } else {
+                    ROUTING_KEYS.iter().map(|k| (*k).to_owned()).collect()
+                };
+                for key in keys {
+                    match n.get(&key) {
+                        Some(v) => o.insert(key, v.clone()),
+                        None => o.remove(&key),
                     };
                 }
             }
@@ -239,6 +265,25 @@ impl Reloader {
         for o in &self.observers {
             router = router.with_observer(o.clone());
         }
+        // Every spooled output's destination, built again from its settings (a secret file
+        // or certificate renewed in place is read again): all must build before anything
+        // is applied. Their spools stay, and what is spooled is sent by the new ones.
+        let mut destinations = Vec::new();
+        {
+            let cells = self
+                .destinations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            for (name, cell) in cells {
+                let Some(o) = merged.outputs.iter().find(|o| o.name() == name) else {
+                    continue;
+                };
+                let d = crate::output::build(o, self.metrics.clone())
+                    .map_err(|e| anyhow::anyhow!("output {name}: {e:#}"))?;
+                destinations.push((cell, d));
+            }
+        }
         // The running TLS listeners' certificate files, read again (renewed in place):
         // every one must load before anything is applied.
         let mut acceptors = Vec::with_capacity(self.tls.len());
@@ -251,6 +296,9 @@ impl Reloader {
         self.cell.set(router);
         for (cell, a) in acceptors {
             cell.set(a);
+        }
+        for (cell, d) in destinations {
+            cell.set(d);
         }
         if let Some((l, plan)) = plan {
             l.apply(plan);
@@ -459,6 +507,25 @@ impl Listeners {
 /// The keys of an output a reload applies.
 const ROUTING_KEYS: &[&str] = &["where", "transform"];
 
+/// The keys of an output that only a restart changes: what it is, which rows it takes, its
+/// number of senders. (A local output's `path` too: see [`swaps_destination`].)
+const RESTART_OUTPUT_KEYS: &[&str] = &["name", "kind", "table", "concurrency"];
+
+/// Whether a reload builds this output's destination again from its new settings: a network
+/// output (spooled) whose kind stays. A local output keeps its open file.
+fn swaps_destination(old: &toml::Table, new: &toml::Table) -> bool {
+    let kind = |t: &toml::Table| {
+        t.get("kind")
+            .and_then(toml::Value::as_str)
+            .map(str::to_owned)
+    };
+    let network = matches!(
+        kind(old).as_deref(),
+        Some("logs-ingestion" | "data-collector")
+    );
+    network && kind(old) == kind(new)
+}
+
 fn outputs_of(v: &toml::Value) -> Vec<&toml::Table> {
     match v {
         toml::Value::Table(t) => vec![t],
@@ -512,7 +579,9 @@ pub(crate) fn diff(old: &toml::Table, new: &toml::Table) -> (Vec<String>, Vec<St
         for k in keys {
             if a.get(k) != b.get(k) {
                 let path = format!("{name}.{k}");
-                if ROUTING_KEYS.contains(&k.as_str()) {
+                let applies = ROUTING_KEYS.contains(&k.as_str())
+                    || (swaps_destination(a, b) && !RESTART_OUTPUT_KEYS.contains(&k.as_str()));
+                if applies {
                     applied.push(path);
                 } else {
                     restart.push(path);

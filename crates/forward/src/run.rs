@@ -313,8 +313,10 @@ impl Pipeline {
                         q_tx.clone(),
                         metrics.clone(),
                     ));
+                    let cell = output::DestinationCell::new(dest.clone());
+                    reloader.destination(&name, cell.clone());
                     let send = Arc::new(output::spooled::SpooledSend {
-                        dest: dest.clone(),
+                        dest: cell,
                         out: metrics.output(&name),
                         spool: spool.clone(),
                         dead: dead.clone(),

@@ -488,3 +488,124 @@ fn a_reload_binds_new_listeners_closes_removed_ones_and_keeps_the_others_open() 
     let st = fwd.terminate(Duration::from_secs(30));
     assert!(st.success(), "{}", fwd.stderr_text());
 }
+
+/// A logs-ingestion `[output]` into the emulator at `base`, its secret read from a file.
+fn li_config(admin: u16, base: &str) -> String {
+    format!(
+        r#"
+[[listen]]
+protocol = "tcp"
+address = "127.0.0.1:{{PORT}}"
+
+[output]
+kind = "logs-ingestion"
+endpoint = "{base}"
+dcr_immutable_id = "{dcr}"
+stream = "Custom-CommonSecurityLog"
+retry_budget = "1s"
+
+[output.auth]
+kind = "client-secret"
+tenant_id = "{tenant}"
+client_id = "{client}"
+authority_host = "{base}"
+client_secret_file = "{{DIR}}/secret"
+
+[spool]
+dir = "{{DIR}}/spool"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[metrics]
+address = "127.0.0.1:{{METRICS}}"
+
+[pipeline]
+flush_interval = "100ms"
+"#,
+        dcr = mcas_azure_emulator::DEFAULT_DCR_ID,
+        tenant = mcas_azure_emulator::DEFAULT_TENANT_ID,
+        client = mcas_azure_emulator::DEFAULT_CLIENT_ID,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rotates_the_secret_and_moves_the_endpoint_and_the_spool_follows() {
+    let first = mcas_azure_emulator::Emulator::start(Default::default())
+        .await
+        .unwrap();
+    let second = mcas_azure_emulator::Emulator::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A wrong secret: the token is refused, rows stay spooled.
+    std::fs::write(dir.path().join("secret"), "not-the-secret").unwrap();
+    let admin = free_port();
+    let d = dir.path().to_owned();
+    let text = li_config(admin, &first.base_url());
+    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &text, &[]))
+        .await
+        .unwrap();
+    let cfg = dir.path().join("config.toml").display().to_string();
+    let reload = |cfg: String| async move {
+        tokio::task::spawn_blocking(move || {
+            run_cli_within(&["--config", &cfg, "reload"], &[], Duration::from_secs(30)).unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let port = fwd.port;
+    let send = move |r: std::ops::Range<usize>| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let buf: String = r.map(event).collect();
+        s.write_all(buf.as_bytes()).unwrap();
+    };
+    send(0..50);
+    assert!(
+        wait_until_async(Duration::from_secs(20), || fwd
+            .metric("mcas_forward_output_spool_files{output=\"default\"}")
+            .is_some_and(|v| v > 0.0)
+            && fwd.metric("mcas_forward_output_up{output=\"default\"}") == Some(0.0))
+        .await,
+        "{}",
+        fwd.stderr_text()
+    );
+    assert_eq!(first.count("CommonSecurityLog"), 0);
+
+    // The secret file is fixed in place; the file of settings does not change.
+    std::fs::write(
+        dir.path().join("secret"),
+        mcas_azure_emulator::DEFAULT_CLIENT_SECRET,
+    )
+    .unwrap();
+    let (code, out, err) = reload(cfg.clone()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        wait_until_async(Duration::from_secs(90), || first.count("CommonSecurityLog")
+            == 50)
+        .await,
+        "the spooled rows go out with the new secret:\n{}",
+        fwd.stderr_text()
+    );
+
+    // The endpoint moves to another workspace: applied, and new rows go there.
+    let moved = fill(&li_config(admin, &second.base_url()), &fwd);
+    std::fs::write(dir.path().join("config.toml"), moved).unwrap();
+    let (code, out, err) = reload(cfg.clone()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("output[0].endpoint"), "{out}");
+    assert!(!out.contains("\"restart_required\": [\n"), "{out}");
+    send(50..80);
+    assert!(
+        wait_until_async(Duration::from_secs(30), || second
+            .count("CommonSecurityLog")
+            == 30)
+        .await,
+        "{}",
+        fwd.stderr_text()
+    );
+    assert_eq!(first.count("CommonSecurityLog"), 50);
+    drop(fwd);
+    first.shutdown().await;
+    second.shutdown().await;
+}

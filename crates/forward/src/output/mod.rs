@@ -91,6 +91,25 @@ pub(crate) trait Destination: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
+/// A spooled output's destination, which a reload replaces (new credentials, endpoint or
+/// stream): each send takes the one current when it starts; the spool stays.
+#[derive(Debug, Clone)]
+pub(crate) struct DestinationCell(Arc<std::sync::RwLock<Arc<dyn Destination>>>);
+
+impl DestinationCell {
+    pub(crate) fn new(d: Arc<dyn Destination>) -> DestinationCell {
+        DestinationCell(Arc::new(std::sync::RwLock::new(d)))
+    }
+
+    pub(crate) fn current(&self) -> Arc<dyn Destination> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, d: Arc<dyn Destination>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = d;
+    }
+}
+
 /// The route whose stream is `name` at `dest`.
 pub(crate) fn route_of(dest: &dyn Destination, name: &str) -> Option<Route> {
     Route::ALL

@@ -83,7 +83,8 @@ pub(crate) trait SendBatch: Send + Sync + 'static {
 /// A spooled output's [`SendBatch`]: send, dead-letter refusals, delete or rewrite.
 #[derive(Debug)]
 pub(crate) struct SpooledSend {
-    pub(crate) dest: Arc<dyn Destination>,
+    /// The destination, which a reload may replace.
+    pub(crate) dest: super::DestinationCell,
     /// The output's own series.
     pub(crate) out: Arc<OutputMetrics>,
     pub(crate) spool: Arc<Spool>,
@@ -97,7 +98,7 @@ impl SendBatch for SpooledSend {
         s: &'a mut Spooled,
     ) -> futures_util::future::BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(send_one(
-            self.dest.as_ref(),
+            self.dest.current(),
             &self.out,
             &self.spool,
             s,
@@ -246,7 +247,7 @@ async fn sender_loop<S: SendBatch>(
 
 /// Send one spooled batch. Ok(true): done (file removed). Ok(false): rows remain to retry.
 async fn send_one(
-    dest: &dyn Destination,
+    dest: Arc<dyn Destination>,
     out: &OutputMetrics,
     spool: &Spool,
     s: &mut Spooled,
