@@ -1,6 +1,6 @@
 //! Configuration reload under load: 200,000 events over one TCP connection while the
-//! configuration is reloaded 10 times (SIGHUP, and `mcas-forward reload`), alternating two
-//! route sets, one of the ten files invalid. Every event is delivered exactly once, each
+//! configuration is reloaded 10 times by SIGHUP, alternating two route sets, one of the ten
+//! files invalid and one reload with the TLS listener's certificate renewed in place. Every event is delivered exactly once, each
 //! phase's events follow the routes of the configuration loaded before it, the sender's
 //! connection is never reset, and the reload counters say 9 ok and 1 error.
 
@@ -17,13 +17,21 @@ use std::time::Duration;
 
 use common::*;
 
-/// A configuration whose output `main` takes `vendor_main` and `other` takes the rest.
-fn config(admin: u16, vendor_main: &str) -> String {
+/// A configuration whose output `main` takes `vendor_main` and `other` takes the rest, with
+/// a TLS listener beside the TCP one (`tls`: its port, certificate and key files).
+fn config(admin: u16, vendor_main: &str, tls: &(u16, String, String)) -> String {
+    let (tls_port, cert, key) = tls;
     format!(
         r#"
 [[listen]]
 protocol = "tcp"
 address = "127.0.0.1:{{PORT}}"
+
+[[listen]]
+protocol = "tls"
+address = "127.0.0.1:{tls_port}"
+cert = "{cert}"
+key = "{key}"
 
 [[output]]
 name = "main"
@@ -68,9 +76,26 @@ fn event(i: usize) -> String {
 fn a_reload_storm_loses_nothing_and_each_route_change_applies_from_its_point() {
     let dir = tempfile::tempdir().unwrap();
     let admin = free_port();
-    let mut fwd = Forwarder::start(dir.path(), &config(admin, "A"), &[]);
+    // The TLS listener's certificate, renewed in place before reload 7.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = p.self_signed(&ca_key).unwrap();
+    let (old_der, old_pem, old_key) = server_cert(&ca, &ca_key);
+    let (new_der, new_pem, new_key) = server_cert(&ca, &ca_key);
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::write(&cert, &old_pem).unwrap();
+    std::fs::write(&key, &old_key).unwrap();
+    let tls = (
+        free_port(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let served = |port: u16| rt.block_on(tls_connect(port, ca.der())).1;
+    let mut fwd = Forwarder::start(dir.path(), &config(admin, "A", &tls), &[]);
+    assert_eq!(served(tls.0), old_der.to_vec());
     let cfg_path = dir.path().join("config.toml");
-    let cfg_arg = cfg_path.to_str().unwrap().to_owned();
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
     let n = 200_000;
     let phases = 11;
@@ -86,33 +111,23 @@ fn a_reload_storm_loses_nothing_and_each_route_change_applies_from_its_point() {
             let invalid = phase == 5;
             let text = if invalid {
                 // Does not compile: the running routes stay.
-                config(admin, vendor).replace("DeviceVendor ==", "DeviceVendr ==")
+                config(admin, vendor, &tls).replace("DeviceVendor ==", "DeviceVendr ==")
             } else {
-                config(admin, vendor)
+                config(admin, vendor, &tls)
             };
             std::fs::write(&cfg_path, fill(&text, &fwd)).unwrap();
-            let before = fwd.metric("mcas_forward_config_generation").unwrap();
-            if phase.is_multiple_of(3) {
-                // Through the admin endpoint.
-                let (code, out, err) = run_cli_within(
-                    &["--config", &cfg_arg, "reload"],
-                    &[],
-                    Duration::from_secs(30),
-                )
-                .unwrap();
-                assert_eq!(code, 0, "{out}{err}");
-                assert!(out.contains("\"result\": \"ok\""), "{out}");
-                // What changed since the running routes (phase 5's file was refused).
-                let changed = vendor != main_vendor[phase - 1];
-                assert_eq!(out.contains("output[main].where"), changed, "{out}");
-            } else {
-                let pid = fwd.child.id().to_string();
-                let st = std::process::Command::new("kill")
-                    .args(["-HUP", &pid])
-                    .status()
-                    .unwrap();
-                assert!(st.success());
+            if phase == 7 {
+                // The certificate renewed in place, read again by this reload.
+                std::fs::write(&cert, &new_pem).unwrap();
+                std::fs::write(&key, &new_key).unwrap();
             }
+            let before = fwd.metric("mcas_forward_config_generation").unwrap();
+            let pid = fwd.child.id().to_string();
+            let st = std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap();
+            assert!(st.success());
             let want_gen = if invalid { before } else { before + 1.0 };
             assert!(
                 wait_until(Duration::from_secs(20), || {
