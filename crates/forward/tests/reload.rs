@@ -147,6 +147,8 @@ fn a_reload_storm_loses_nothing_and_each_route_change_applies_from_its_point() {
             } else {
                 vendor
             };
+            let want_cert = if phase >= 7 { &new_der } else { &old_der };
+            assert_eq!(served(tls.0), want_cert.to_vec(), "reload {phase}");
         }
         // The phase's events, in steady slices, on the same connection all along.
         let end = (sent + per_phase).min(n);
