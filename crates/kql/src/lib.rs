@@ -39,6 +39,7 @@ mod compile;
 mod error;
 mod eval;
 mod functions;
+mod layout;
 mod parser;
 mod print;
 mod time;
@@ -120,9 +121,64 @@ impl Schema {
 /// A value of another type than the column's declared one is converted when read (an ISO
 /// string for a `datetime` column, a `long` for an `int` column); one that does not convert
 /// reads as null. A missing column reads as null (`""` for a string column).
+///
+/// A row type whose columns sit at fixed places (a struct) can also give a [`layout`]: its
+/// columns' names and types in a fixed order, and [`value_at`] to read one by its place. A
+/// query binds its column references to those places once, on the first row that has the
+/// layout, and from then on reads them without looking their names up.
+///
+/// [`layout`]: Row::layout
+/// [`value_at`]: Row::value_at
+///
+/// ```
+/// use mcas_kql::{Query, Row, Schema, Type, Value};
+///
+/// struct Conn<'a> {
+///     vendor: &'a str,
+///     port: i32,
+/// }
+///
+/// static LAYOUT: &[(&str, Type)] = &[("DeviceVendor", Type::String), ("DestinationPort", Type::Int)];
+///
+/// impl Row for Conn<'_> {
+///     fn get(&self, column: &str) -> Option<Value<'_>> {
+///         let i = LAYOUT.iter().position(|c| c.0 == column)?;
+///         self.value_at(i)
+///     }
+///     fn layout(&self) -> Option<&'static [(&'static str, Type)]> {
+///         Some(LAYOUT)
+///     }
+///     fn value_at(&self, index: usize) -> Option<Value<'_>> {
+///         match index {
+///             0 => Some(Value::str(self.vendor)),
+///             1 => Some(Value::Int(self.port)),
+///             _ => None,
+///         }
+///     }
+/// }
+///
+/// let q = Query::compile("source | where DestinationPort in (22, 23)", &Schema::new(LAYOUT.iter().copied()))?;
+/// assert!(q.passes_at(&Conn { vendor: "Acme", port: 22 }, 0));
+/// assert!(!q.passes_at(&Conn { vendor: "Acme", port: 443 }, 0));
+/// # Ok::<(), mcas_kql::Error>(())
+/// ```
 pub trait Row {
     /// The value of a column, or `None` when the row does not have it.
     fn get(&self, column: &str) -> Option<Value<'_>>;
+
+    /// The columns [`Row::value_at`] reads, by place: the same static list for every row of
+    /// the type (a query recognises it by its address). `None`, the default, for rows whose
+    /// columns have no fixed places.
+    fn layout(&self) -> Option<&'static [(&'static str, Type)]> {
+        None
+    }
+
+    /// The value of the column at `index` of [`Row::layout`]: the same as `get` with its
+    /// name, including its type. Only called with an index of the layout.
+    fn value_at(&self, index: usize) -> Option<Value<'_>> {
+        let _ = index;
+        None
+    }
 }
 
 /// A JSON object as a row: strings borrow, integers are `long`, other numbers `real`,
@@ -165,6 +221,8 @@ pub struct Query {
     plan: compile::Plan,
     output: Vec<(String, Type)>,
     syntax: Syntax,
+    /// The plan bound to the layout of the first row that had one.
+    bound: std::sync::OnceLock<layout::Binding>,
 }
 
 /// A parsed query, not yet bound to a schema, without the positions of its parts: two texts
@@ -327,6 +385,7 @@ impl Query {
             plan,
             output,
             syntax,
+            bound: std::sync::OnceLock::new(),
         })
     }
 
@@ -370,11 +429,59 @@ impl Query {
     /// [`Query::run`] with `now()` fixed at `now` (100 ns ticks since the Unix epoch).
     pub fn run_at<'a>(&'a self, row: &'a dyn Row, now: i64) -> Option<OutputRow<'a>> {
         let slots = vec![Value::Null; self.plan.slots];
-        let values = eval::run(&self.plan, row, slots, now)?;
+        let reads = self.binding(row).map(|b| &*b.reads);
+        let values = eval::run(&self.plan, row, reads, slots, now)?;
         Some(OutputRow {
             columns: &self.output,
             values,
         })
+    }
+
+    /// Whether [`Query::run`] keeps `row`, without building the output row. The clock is
+    /// read only when the query uses it. A query that only has `where`s over the row's
+    /// columns allocates nothing.
+    pub fn passes(&self, row: &dyn Row) -> bool {
+        let now = if self.plan.uses_clock {
+            system_now()
+        } else {
+            0
+        };
+        self.passes_at(row, now)
+    }
+
+    /// [`Query::passes`] with `now()` fixed at `now`.
+    pub fn passes_at(&self, row: &dyn Row, now: i64) -> bool {
+        let reads = self.binding(row).map(|b| &*b.reads);
+        if self.plan.slots == 0 {
+            eval::run_stages(&self.plan, row, reads, &mut [], now)
+        } else {
+            let mut slots = vec![Value::Null; self.plan.slots];
+            eval::run_stages(&self.plan, row, reads, &mut slots, now)
+        }
+    }
+
+    /// When the query passes its input through (it only has `where`, `project-away`, or a
+    /// `project` of input columns in their order), the columns of `row`'s
+    /// [layout](Row::layout) that its output keeps, by place: for a row that
+    /// [passes](Query::passes), the output row is the row's own values at the places marked
+    /// `true`, in layout order, unchanged, plus the output columns that are not in the
+    /// layout, read by name (a row with no value for them has none in the output). `None`
+    /// for other queries and for rows without a layout.
+    ///
+    /// A row type can then write a kept row itself, leaving the other columns out, instead
+    /// of building an [`OutputRow`].
+    pub fn layout_projection(&self, row: &dyn Row) -> Option<&[bool]> {
+        self.binding(row)?.kept.as_deref()
+    }
+
+    /// The plan bound to `row`'s layout: bound on the first row with a layout, and used for
+    /// every later row of that layout.
+    fn binding(&self, row: &dyn Row) -> Option<&layout::Binding> {
+        let layout = row.layout()?;
+        let b = self
+            .bound
+            .get_or_init(|| layout::Binding::new(&self.plan, layout));
+        b.is_for(layout).then_some(b)
     }
 
     /// Runs a `print` or `datatable` query (no input); a `source` query gives no rows.
@@ -395,7 +502,7 @@ impl Query {
                     for (k, v) in r.iter().enumerate() {
                         slots[k] = v.reborrow();
                     }
-                    let values = eval::run(&self.plan, &NO_ROW, slots, now)?;
+                    let values = eval::run(&self.plan, &NO_ROW, None, slots, now)?;
                     Some(OutputRow {
                         columns: &self.output,
                         values,
