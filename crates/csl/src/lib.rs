@@ -161,6 +161,8 @@
 mod context;
 mod json;
 mod keys;
+#[cfg(feature = "kql")]
+mod kql;
 mod map;
 mod rules;
 mod schema;
@@ -168,6 +170,8 @@ mod syslog;
 mod time;
 
 pub use context::{Context, SOURCE_SYSTEM, TimeGeneratedPolicy};
+#[cfg(feature = "kql")]
+pub use kql::Transformed;
 pub use map::{Mapped, Mapper, Warning, map};
 pub use rules::{DEFAULT_MAX_FIELD_BYTES, MappingRules, RulesError, RulesErrorKind};
 pub use schema::{ColumnType, CommonSecurityLog, CustomColumns, CustomValue, columns};
