@@ -10,7 +10,7 @@
 //!   `CommonSecurityLog::write_json` (the same bytes; what the forwarder uses).
 //! * `.../write_json+transform`: the same with a typical cost transformation (`where` on
 //!   two columns, `project-away` of two) run on each mapped row, as `[output] transform`
-//!   does (`CommonSecurityLog::transform`): rows it keeps are written as it leaves them.
+//!   does (`Query::transform`): rows it keeps are written as it leaves them.
 //! * `pipeline/line/...`: one MCAS activity line, end to end and stage by stage
 //!   (`syslog`, `cef`, `map`, `json`), to show where the time goes.
 //!
@@ -65,7 +65,7 @@ fn pipeline_transformed(
     let mapped = mcas_csl::map(&event, &ctx);
     out.clear();
     // As the forwarder runs and writes a transformed row.
-    if let Some(row) = mapped.row.transform_at(query, 0) {
+    if let Some(row) = query.transform_at(&mapped.row, 0) {
         row.write_json_compact(Some("TimeGenerated"), out);
     }
     out.len()

@@ -1,12 +1,42 @@
 //! Transformations (`mcas-kql`) on mapped rows: the row read in place, and a kept row written
-//! by the row itself when the query only filters and drops columns.
+//! by the row itself when the query only filters and drops columns
+//! ([`mcas_kql::Query::transform`]).
 
 use crate::schema::{Column, CommonSecurityLog, CustomValue, KQL_LAYOUT, kusto_ticks};
 
 /// A mapped row as a transformation's input, without serialising it: strings stay
 /// borrowed, datetimes become Kusto ticks (100 ns). The table's columns have a
 /// [layout](mcas_kql::Row::layout) (schema order), so a query reads them by place; custom
-/// `_CF` columns are read by name.
+/// `_CF` columns are read by name. For a query that only filters and drops columns,
+/// [`mcas_kql::Query::transform`] builds no output row: the kept row writes itself.
+///
+/// ```
+/// let event = mcas_cef::parse(b"CEF:0|Acme|Fw|1|7|Deny|5|dpt=22 cs1=rule-9 msg=hi")?;
+/// let ctx = mcas_csl::Context::new(jiff::Timestamp::from_second(1_700_000_000)?);
+/// let row = mcas_csl::map(&event, &ctx).row;
+/// let schema = mcas_kql::Schema::new(
+///     mcas_csl::columns().iter().map(|(n, t)| (*n, t.kql_type())),
+/// );
+///
+/// let q = mcas_kql::Query::compile(
+///     "source | where DestinationPort == 22 | project-away DeviceCustomString1, Message",
+///     &schema,
+/// )?;
+/// let mut out = Vec::new();
+/// q.transform(&row).expect("kept").write_json_compact(Some("TimeGenerated"), &mut out);
+/// let out = String::from_utf8(out)?;
+/// assert!(out.starts_with(r#"{"TimeGenerated":"2023-11-14T22:13:20.0000000Z","DeviceVendor":"Acme","#));
+/// assert!(out.contains(r#""DestinationPort":22"#) && !out.contains("Message"));
+///
+/// // The bytes the general path writes.
+/// let mut general = Vec::new();
+/// q.run(&row).expect("kept").write_json_compact(Some("TimeGenerated"), &mut general);
+/// assert_eq!(out.as_bytes(), general);
+///
+/// let q = mcas_kql::Query::compile("source | where DestinationPort == 443", &schema)?;
+/// assert!(q.transform(&row).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 impl mcas_kql::Row for CommonSecurityLog<'_> {
     fn get(&self, column: &str) -> Option<mcas_kql::Value<'_>> {
         use mcas_kql::Value as V;
@@ -27,109 +57,17 @@ impl mcas_kql::Row for CommonSecurityLog<'_> {
     fn value_at(&self, index: usize) -> Option<mcas_kql::Value<'_>> {
         self.kql_value_at(index)
     }
-}
 
-/// A row a transformation kept ([`CommonSecurityLog::transform`]), to be written.
-#[derive(Debug)]
-pub struct Transformed<'a>(Kept<'a>);
-
-#[derive(Debug)]
-enum Kept<'a> {
-    /// The query passes the row's table columns through: those at the kept places.
-    Columns {
-        row: &'a CommonSecurityLog<'a>,
-        keep: &'a [bool],
-    },
-    /// The row the query built.
-    Built(mcas_kql::OutputRow<'a>),
-}
-
-impl<'r> CommonSecurityLog<'r> {
-    /// Runs a transformation compiled against [`columns_with`](crate::columns_with) (or
-    /// [`columns`](crate::columns)) on the row: `None` when it drops the row. Reads the clock
-    /// only when the query uses `now()` or `ago()`.
-    ///
-    /// A query that only filters and drops columns (`where`, `project-away`, a `project`
-    /// of columns in table order) builds no output row: the kept row writes its own columns,
-    /// leaving the dropped ones out. Any other query runs as [`mcas_kql::Query::run`].
-    /// Either way [`Transformed::write_json_compact`] writes the same bytes as
-    /// [`mcas_kql::OutputRow::write_json_compact`].
-    ///
-    /// ```
-    /// let event = mcas_cef::parse(b"CEF:0|Acme|Fw|1|7|Deny|5|dpt=22 cs1=rule-9 msg=hi")?;
-    /// let ctx = mcas_csl::Context::new(jiff::Timestamp::from_second(1_700_000_000)?);
-    /// let row = mcas_csl::map(&event, &ctx).row;
-    /// let schema = mcas_kql::Schema::new(
-    ///     mcas_csl::columns().iter().map(|(n, t)| (*n, t.kql_type())),
-    /// );
-    ///
-    /// let q = mcas_kql::Query::compile(
-    ///     "source | where DestinationPort == 22 | project-away DeviceCustomString1, Message",
-    ///     &schema,
-    /// )?;
-    /// let mut out = Vec::new();
-    /// row.transform(&q).expect("kept").write_json_compact(Some("TimeGenerated"), &mut out);
-    /// let out = String::from_utf8(out)?;
-    /// assert!(out.starts_with(r#"{"TimeGenerated":"2023-11-14T22:13:20.0000000Z","DeviceVendor":"Acme","#));
-    /// assert!(out.contains(r#""DestinationPort":22"#) && !out.contains("Message"));
-    ///
-    /// // The bytes the general path writes.
-    /// let mut general = Vec::new();
-    /// q.run(&row).expect("kept").write_json_compact(Some("TimeGenerated"), &mut general);
-    /// assert_eq!(out.as_bytes(), general);
-    ///
-    /// let q = mcas_kql::Query::compile("source | where DestinationPort == 443", &schema)?;
-    /// assert!(row.transform(&q).is_none());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn transform<'a>(&'a self, query: &'a mcas_kql::Query) -> Option<Transformed<'a>> {
-        if let Some(keep) = self.projection(query) {
-            return query
-                .passes(self)
-                .then_some(Transformed(Kept::Columns { row: self, keep }));
-        }
-        query.run(self).map(|o| Transformed(Kept::Built(o)))
-    }
-
-    /// [`CommonSecurityLog::transform`] with `now()` fixed at `now` (100 ns ticks since the
-    /// Unix epoch).
-    pub fn transform_at<'a>(
-        &'a self,
-        query: &'a mcas_kql::Query,
-        now: i64,
-    ) -> Option<Transformed<'a>> {
-        if let Some(keep) = self.projection(query) {
-            return query
-                .passes_at(self, now)
-                .then_some(Transformed(Kept::Columns { row: self, keep }));
-        }
-        query.run_at(self, now).map(|o| Transformed(Kept::Built(o)))
-    }
-
-    /// The table columns `query` passes through unchanged, when its output is only those:
-    /// custom columns (read by name, written after the table's) make a row take the general
-    /// path.
-    fn projection<'a>(&'a self, query: &'a mcas_kql::Query) -> Option<&'a [bool]> {
+    /// The kept table columns, written by the row's own writer: empty strings and unset
+    /// values left out, datetimes with seven fraction digits. A row with custom columns
+    /// declines (they are outside the layout).
+    fn write_json_kept(&self, keep: &[bool], first: Option<&str>, out: &mut Vec<u8>) -> bool {
         if !self.custom.is_empty() {
-            return None;
+            return false;
         }
-        query.layout_projection(self)
-    }
-}
-
-impl Transformed<'_> {
-    /// Appends the row as one compact JSON object, as
-    /// [`mcas_kql::OutputRow::write_json_compact`] writes it: the column `first` (if
-    /// present) first, null values and empty strings left out, Kusto's formats (a datetime
-    /// with seven fraction digits).
-    pub fn write_json_compact(&self, first: Option<&str>, out: &mut Vec<u8>) {
-        match &self.0 {
-            Kept::Columns { row, keep } => {
-                let first = first.and_then(Column::from_name).map(|c| c as usize);
-                row.write_kusto_json(keep, first, out);
-            }
-            Kept::Built(o) => o.write_json_compact(first, out),
-        }
+        let first = first.and_then(Column::from_name).map(|c| c as usize);
+        self.write_kusto_json(keep, first, out);
+        true
     }
 }
 

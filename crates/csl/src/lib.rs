@@ -170,8 +170,6 @@ mod syslog;
 mod time;
 
 pub use context::{Context, SOURCE_SYSTEM, TimeGeneratedPolicy};
-#[cfg(feature = "kql")]
-pub use kql::Transformed;
 pub use map::{Mapped, Mapper, Warning, map};
 pub use rules::{DEFAULT_MAX_FIELD_BYTES, MappingRules, RulesError, RulesErrorKind};
 pub use schema::{ColumnType, CommonSecurityLog, CustomColumns, CustomValue, columns};

@@ -1,5 +1,5 @@
 //! Transformations on mapped rows (`kql` feature): a query that only filters and drops
-//! columns lets the row write itself ([`CommonSecurityLog::transform`]); the bytes must be the
+//! columns lets the row write itself (`mcas_kql::Query::transform`); the bytes must be the
 //! ones the general path (the query's output row) writes, for every row and query. And a
 //! `where` over the row's columns allocates nothing.
 
@@ -113,7 +113,7 @@ fn transformed(
     now: i64,
     first: Option<&str>,
 ) -> Option<Vec<u8>> {
-    let out = row.transform_at(q, now)?;
+    let out = q.transform_at(row, now)?;
     let mut buf = Vec::new();
     out.write_json_compact(first, &mut buf);
     Some(buf)
@@ -270,9 +270,9 @@ fn a_where_over_the_rows_columns_allocates_nothing() {
     )
     .unwrap();
     let mut out = Vec::with_capacity(16 * 1024);
-    drop(row.transform(&q));
+    drop(q.transform(&row));
     let (n, len) = allocations_of(|| {
-        row.transform(&q)
+        q.transform(&row)
             .unwrap()
             .write_json_compact(Some("TimeGenerated"), &mut out);
         out.len()

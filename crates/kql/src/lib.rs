@@ -179,6 +179,20 @@ pub trait Row {
         let _ = index;
         None
     }
+
+    /// Writes the row's layout columns marked in `keep` (by place) as
+    /// [`OutputRow::write_json_compact`] writes an output row of those columns: the column
+    /// `first` (when kept) first, then the others in layout order, null values and empty
+    /// strings left out, in Azure's formats ([`Value::write_json`]). Returns false, having
+    /// written nothing, when the row cannot: the default, and a row with values outside its
+    /// layout (the output would have them too).
+    ///
+    /// [`Query::transform`] calls it for a kept row of a query that passes its input through
+    /// ([`Query::layout_projection`]), instead of building the output row.
+    fn write_json_kept(&self, keep: &[bool], first: Option<&str>, out: &mut Vec<u8>) -> bool {
+        let _ = (keep, first, out);
+        false
+    }
 }
 
 /// A JSON object as a row: strings borrow, integers are `long`, other numbers `real`,
@@ -316,6 +330,68 @@ impl<'a> OutputRow<'a> {
     pub fn write_json_compact(&self, first: Option<&str>, out: &mut Vec<u8>) {
         // Writing into a Vec cannot fail.
         let _ = serde_json::to_writer(out, &Compact { row: self, first });
+    }
+}
+
+/// A row a query kept ([`Query::transform`]), to be written.
+#[derive(Debug)]
+pub struct Transformed<'a>(Kept<'a>);
+
+enum Kept<'a> {
+    /// The query passes its input through: the row's own columns at the kept places.
+    Columns {
+        query: &'a Query,
+        row: &'a dyn Row,
+        keep: &'a [bool],
+        now: i64,
+    },
+    /// The output row the query built.
+    Built(OutputRow<'a>),
+}
+
+impl std::fmt::Debug for Kept<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kept::Columns { keep, .. } => f
+                .debug_struct("Columns")
+                .field("kept", &keep.iter().filter(|k| **k).count())
+                .finish_non_exhaustive(),
+            Kept::Built(o) => f.debug_tuple("Built").field(o).finish(),
+        }
+    }
+}
+
+impl Transformed<'_> {
+    /// Appends the row as one compact JSON object: the bytes
+    /// [`OutputRow::write_json_compact`] writes for the query's output row.
+    ///
+    /// ```
+    /// # use mcas_kql::{Query, Schema, Type};
+    /// let schema = Schema::new([("A", Type::String), ("B", Type::String), ("N", Type::Long)]);
+    /// let q = Query::compile("source | where N > 1 | project-away B", &schema)?;
+    /// let row: serde_json::Map<String, serde_json::Value> =
+    ///     serde_json::from_str(r#"{"A": "x", "B": "y", "N": 2}"#)?;
+    /// let mut out = Vec::new();
+    /// q.transform(&row).expect("kept").write_json_compact(None, &mut out);
+    /// assert_eq!(out, br#"{"A":"x","N":2}"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_json_compact(&self, first: Option<&str>, out: &mut Vec<u8>) {
+        match &self.0 {
+            Kept::Columns {
+                query,
+                row,
+                keep,
+                now,
+            } => {
+                if !row.write_json_kept(keep, first, out)
+                    && let Some(o) = query.run_at(*row, *now)
+                {
+                    o.write_json_compact(first, out);
+                }
+            }
+            Kept::Built(o) => o.write_json_compact(first, out),
+        }
     }
 }
 
@@ -472,6 +548,38 @@ impl Query {
     /// of building an [`OutputRow`].
     pub fn layout_projection(&self, row: &dyn Row) -> Option<&[bool]> {
         self.binding(row)?.kept.as_deref()
+    }
+
+    /// Runs a `source` query on one row for writing it: `None` when the row is filtered out.
+    /// The clock is read only when the query uses it.
+    ///
+    /// For a query that passes its input through ([`Query::layout_projection`]) this only
+    /// runs the filters, and the kept row is written by the row itself
+    /// ([`Row::write_json_kept`]), leaving the dropped columns out; other queries build the
+    /// output row. Either way [`Transformed::write_json_compact`] writes the bytes
+    /// [`OutputRow::write_json_compact`] writes.
+    pub fn transform<'a>(&'a self, row: &'a dyn Row) -> Option<Transformed<'a>> {
+        let now = if self.plan.uses_clock {
+            system_now()
+        } else {
+            0
+        };
+        self.transform_at(row, now)
+    }
+
+    /// [`Query::transform`] with `now()` fixed at `now`.
+    pub fn transform_at<'a>(&'a self, row: &'a dyn Row, now: i64) -> Option<Transformed<'a>> {
+        if let Some(keep) = self.layout_projection(row) {
+            return self
+                .passes_at(row, now)
+                .then_some(Transformed(Kept::Columns {
+                    query: self,
+                    row,
+                    keep,
+                    now,
+                }));
+        }
+        self.run_at(row, now).map(|o| Transformed(Kept::Built(o)))
     }
 
     /// The plan bound to `row`'s layout: bound on the first row with a layout, and used for

@@ -58,6 +58,21 @@ fn check_by_place(
             if out.is_some() != q.passes_at(&placed, now) {
                 return Err(format!("passes_at disagrees with run_at on {row:?}"));
             }
+            // `transform` (the row does not write itself here: the output row is built).
+            let written = |w: &dyn Fn(&mut Vec<u8>)| {
+                let mut buf = Vec::new();
+                w(&mut buf);
+                buf
+            };
+            let want = out
+                .as_ref()
+                .map(|o| written(&|b| o.write_json_compact(Some("A"), b)));
+            let transformed = q
+                .transform_at(&placed, now)
+                .map(|t| written(&|b| t.write_json_compact(Some("A"), b)));
+            if transformed != want {
+                return Err(format!("transform_at disagrees with run_at on {row:?}"));
+            }
             got.extend(out.map(|o| Json::Object(o.to_json())));
         }
         if got != by_name {
