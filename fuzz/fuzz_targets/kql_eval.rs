@@ -1,5 +1,6 @@
 //! A fixed set of compiled `mcas_kql` transformations run on arbitrary rows: never panics,
-//! and every output row has exactly the columns of the query's output schema.
+//! every output row has exactly the columns of the query's output schema, and the row read
+//! by place (through a layout, in reverse schema order) gives the same output as read by name.
 //!
 //! The input is a JSON object when it parses as one (any value in any column); otherwise it is
 //! split on NUL into the string columns `A`, `B`, `C`.
@@ -9,8 +10,28 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mcas_kql::{Query, Schema, Type};
+use mcas_kql::{Query, Row, Schema, Type};
 use serde_json::{Map, Value};
+
+/// The columns in reverse schema order, so that a place is never the schema's ordinal.
+static LAYOUT: &[(&str, Type)] = &[("C", Type::String), ("B", Type::String), ("A", Type::String)];
+
+/// The JSON row with a layout.
+struct Placed<'r>(&'r Map<String, Value>);
+
+impl Row for Placed<'_> {
+    fn get(&self, column: &str) -> Option<mcas_kql::Value<'_>> {
+        Row::get(self.0, column)
+    }
+
+    fn layout(&self) -> Option<&'static [(&'static str, Type)]> {
+        Some(LAYOUT)
+    }
+
+    fn value_at(&self, index: usize) -> Option<mcas_kql::Value<'_>> {
+        Row::get(self.0, LAYOUT.get(index)?.0)
+    }
+}
 
 const QUERIES: &[&str] = &[
     "source | where A == 'x' and B in ('1', '2') and C has 'deny'",
@@ -62,10 +83,15 @@ fuzz_target!(|data: &[u8]| {
                 .collect()
         }
     };
+    let placed = Placed(&row);
     for q in queries() {
-        if let Some(out) = q.run_at(&row, 0) {
-            let json = out.to_json();
+        let by_name = q.run_at(&row, 0).map(|out| out.to_json());
+        if let Some(json) = &by_name {
             assert_eq!(json.len(), q.output_schema().len());
         }
+        assert_eq!(q.passes_at(&row, 0), by_name.is_some());
+        let by_place = q.run_at(&placed, 0).map(|out| out.to_json());
+        assert_eq!(by_place, by_name);
+        assert_eq!(q.passes_at(&placed, 0), by_name.is_some());
     }
 });

@@ -161,6 +161,8 @@
 mod context;
 mod json;
 mod keys;
+#[cfg(feature = "kql")]
+mod kql;
 mod map;
 mod rules;
 mod schema;

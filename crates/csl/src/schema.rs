@@ -102,6 +102,74 @@ macro_rules! column_value {
     };
 }
 
+/// A field's value as a borrowed [`mcas_kql::Value`], by column type.
+#[cfg(feature = "kql")]
+macro_rules! kql_value {
+    (String, $v:expr) => {
+        $v.as_deref().map(mcas_kql::Value::str)
+    };
+    (Int, $v:expr) => {
+        $v.map(mcas_kql::Value::Int)
+    };
+    (Long, $v:expr) => {
+        $v.map(mcas_kql::Value::Long)
+    };
+    (Real, $v:expr) => {
+        $v.map(mcas_kql::Value::Real)
+    };
+    (Datetime, $v:expr) => {
+        $v.map(|t| mcas_kql::Value::DateTime(kusto_ticks(t)))
+    };
+}
+
+/// The Kusto type of a column, by column type.
+#[cfg(feature = "kql")]
+macro_rules! kql_type {
+    (String) => {
+        mcas_kql::Type::String
+    };
+    (Int) => {
+        mcas_kql::Type::Int
+    };
+    (Long) => {
+        mcas_kql::Type::Long
+    };
+    (Real) => {
+        mcas_kql::Type::Real
+    };
+    (Datetime) => {
+        mcas_kql::Type::DateTime
+    };
+}
+
+/// Writes a present field as a transformation's output writes it, by column type: an empty
+/// string is left out, a datetime has Kusto's seven fraction digits.
+#[cfg(feature = "kql")]
+macro_rules! kusto_member {
+    ($w:expr, $key:expr, $keep:expr, String, $v:expr) => {{
+        if let Some(v) = $v.as_deref()
+            && $keep
+            && !v.is_empty()
+        {
+            crate::json::write_str($w.plain_key($key), v);
+        }
+    }};
+    ($w:expr, $key:expr, $keep:expr, Datetime, $v:expr) => {{
+        if let Some(t) = $v
+            && $keep
+        {
+            mcas_kql::Value::DateTime(kusto_ticks(t)).write_json($w.plain_key($key));
+        }
+    }};
+    ($w:expr, $key:expr, $keep:expr, $other:ident, $v:expr) => {{
+        if let Some(v) = $v.as_ref()
+            && $keep
+        {
+            crate::json::WriteJson::write_json(v, $w.plain_key($key));
+        }
+    }};
+}
+
 macro_rules! csl_columns {
     ($( $(#[$meta:meta])* $variant:ident $field:ident: $ty:ident = $name:literal, )*) => {
         /// One row of the Log Analytics `CommonSecurityLog` table.
@@ -187,6 +255,52 @@ macro_rules! csl_columns {
                     $( $name => column_value!($ty, self.$field), )*
                     _ => self.custom.get(name).map(CustomValue::reborrow),
                 }
+            }
+        }
+
+        /// The table's columns with their Kusto types, in schema order: the row's
+        /// [`mcas_kql::Row::layout`].
+        #[cfg(feature = "kql")]
+        pub(crate) static KQL_LAYOUT: &[(&str, mcas_kql::Type)] = &[ $( ($name, kql_type!($ty)), )* ];
+
+        #[cfg(feature = "kql")]
+        impl CommonSecurityLog<'_> {
+            /// The value of the table column at `index` of [`KQL_LAYOUT`].
+            pub(crate) fn kql_value_at(&self, index: usize) -> Option<mcas_kql::Value<'_>> {
+                match Column::ALL.get(index)? {
+                    $( Column::$variant => kql_value!($ty, self.$field), )*
+                }
+            }
+
+            /// Writes the table columns marked in `keep` (by schema order) as
+            /// [`mcas_kql::OutputRow::write_json_compact`] writes them: `first` (when kept)
+            /// first, then the others in order; unset values and empty strings left out. The
+            /// custom columns are not written.
+            pub(crate) fn write_kusto_json(&self, keep: &[bool], first: Option<usize>, out: &mut Vec<u8>) {
+                const N: usize = Column::ALL.len();
+                let mut mask = [false; N];
+                for (m, k) in mask.iter_mut().zip(keep) {
+                    *m = *k;
+                }
+                let mut w = crate::json::ObjectWriter::new(out);
+                if let Some(f) = first.filter(|f| mask.get(*f).copied().unwrap_or(false)) {
+                    mask[f] = false;
+                    match Column::ALL[f] {
+                        $( Column::$variant => {
+                            kusto_member!(w, concat!("\"", $name, "\":"), true, $ty, self.$field)
+                        } )*
+                    }
+                }
+                $(
+                    kusto_member!(
+                        w,
+                        concat!("\"", $name, "\":"),
+                        mask[Column::$variant as usize],
+                        $ty,
+                        self.$field
+                    );
+                )*
+                w.end();
             }
         }
 
@@ -785,21 +899,10 @@ csl_columns! {
     CollectorHostName collector_host_name: String = "CollectorHostName",
 }
 
-/// A mapped row as a transformation's input, without serialising it: strings stay
-/// borrowed, datetimes become Kusto ticks (100 ns).
+/// A datetime as Kusto ticks (100 ns), as a transformation reads it.
 #[cfg(feature = "kql")]
-impl mcas_kql::Row for CommonSecurityLog<'_> {
-    fn get(&self, column: &str) -> Option<mcas_kql::Value<'_>> {
-        use mcas_kql::Value as V;
-        Some(match self.value(column)? {
-            CustomValue::String(s) => V::String(s),
-            CustomValue::Int(v) => V::Int(v),
-            CustomValue::Long(v) => V::Long(v),
-            CustomValue::Real(v) => V::Real(v),
-            CustomValue::Boolean(v) => V::Bool(v),
-            CustomValue::Datetime(t) => {
-                V::DateTime(i64::try_from(t.as_nanosecond() / 100).unwrap_or(i64::MAX))
-            }
-        })
-    }
+pub(crate) fn kusto_ticks(t: Timestamp) -> i64 {
+    // `as_nanosecond() / 100` without its 128-bit division: the seconds and the fraction
+    // have the same sign, and jiff's range (about ±3.8e11 s) fits in i64 ticks.
+    t.as_second() * 10_000_000 + i64::from(t.subsec_nanosecond() / 100)
 }

@@ -292,7 +292,8 @@ impl Router {
             self.append_row(bufs, i, route, o.finish, write);
             return Fate::Appended(route);
         };
-        match query.run(row) {
+        // A query that only filters and drops columns lets the row write itself.
+        match query.transform(row) {
             Some(out) => {
                 // `TimeGenerated` first, where the Data Collector output's in-place rename
                 // looks for it; null and empty values left out.

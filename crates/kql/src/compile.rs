@@ -96,6 +96,8 @@ pub(crate) struct Plan {
     pub(crate) stages: Vec<Stage>,
     pub(crate) output: Vec<Col>,
     pub(crate) slots: usize,
+    /// Whether an expression reads the clock (`now()`, `ago()`).
+    pub(crate) uses_clock: bool,
 }
 
 enum LetDef {
@@ -117,6 +119,7 @@ struct Binder<'q> {
     depth: usize,
     /// Expression nodes bound so far: inlined functions can multiply a query's size.
     nodes: usize,
+    uses_clock: bool,
 }
 
 pub(crate) fn lit_value(l: &Lit) -> Value<'static> {
@@ -482,6 +485,7 @@ impl Binder<'_> {
             }
             "now" => {
                 arity(0, 1)?;
+                self.uses_clock = true;
                 let off = match args.first() {
                     Some(a) => Some(Box::new(self.expr(a)?.0)),
                     None => None,
@@ -490,6 +494,7 @@ impl Binder<'_> {
             }
             "ago" => {
                 arity(1, 1)?;
+                self.uses_clock = true;
                 return Ok((CExpr::Ago(Box::new(self.expr(&args[0])?.0)), Type::DateTime));
             }
             "columnifexists" => {
@@ -910,6 +915,7 @@ pub(crate) fn compile(src: &str, q: &Query, input: &[(String, Type)], lenient: b
         slots: 0,
         depth: 0,
         nodes: 0,
+        uses_clock: false,
     };
     for (name, _pos, l) in &q.lets {
         let def = match l {
@@ -997,5 +1003,6 @@ pub(crate) fn compile(src: &str, q: &Query, input: &[(String, Type)], lenient: b
         stages,
         output: b.layout,
         slots: b.slots,
+        uses_clock: b.uses_clock,
     })
 }

@@ -16,6 +16,8 @@ use regex::Regex;
 pub(crate) struct Env<'a, 's> {
     pub(crate) plan: &'a Plan,
     pub(crate) row: &'a dyn Row,
+    /// The places of the plan's input columns in the row's layout, when bound to it.
+    pub(crate) reads: Option<&'a [u32]>,
     pub(crate) slots: &'s [Value<'a>],
     pub(crate) now: i64,
 }
@@ -24,14 +26,11 @@ impl<'a> Env<'a, '_> {
     pub(crate) fn eval(&self, e: &'a CExpr) -> Value<'a> {
         match e {
             CExpr::Const(v) => v.reborrow(),
-            CExpr::Input(i) => {
-                let (name, ty) = &self.plan.input[*i];
-                match self.row.get(name) {
-                    Some(v) => coerce(v, *ty),
-                    None if *ty == Type::String => Value::String(Cow::Borrowed("")),
-                    None => Value::Null,
-                }
-            }
+            CExpr::Input(i) => match self.read(*i) {
+                Some(v) => coerce(v, self.plan.input[*i].1),
+                None if self.plan.input[*i].1 == Type::String => Value::String(Cow::Borrowed("")),
+                None => Value::Null,
+            },
             CExpr::Slot(i) => self.slots.get(*i).cloned().unwrap_or(Value::Null),
             CExpr::Neg(x) => match self.eval(x).undyn() {
                 Value::Int(v) => Value::Int(v.wrapping_neg()),
@@ -268,24 +267,26 @@ fn binary<'a>(op: BinOp, a: Value<'a>, b: Value<'a>) -> Value<'a> {
     }
 }
 
-/// Runs the plan on one row; `None` when a `where` dropped it.
-pub(crate) fn run<'a>(
+/// Runs the plan's stages on one row, filling `slots`; false when a `where` dropped it.
+pub(crate) fn run_stages<'a>(
     plan: &'a Plan,
     row: &'a dyn Row,
-    mut slots: Vec<Value<'a>>,
+    reads: Option<&'a [u32]>,
+    slots: &mut [Value<'a>],
     now: i64,
-) -> Option<Vec<Value<'a>>> {
+) -> bool {
     for stage in &plan.stages {
         match stage {
             Stage::Filter(p) => {
                 let env = Env {
                     plan,
                     row,
-                    slots: &slots,
+                    reads,
+                    slots,
                     now,
                 };
                 if env.eval(p).as_bool() != Some(true) {
-                    return None;
+                    return false;
                 }
             }
             Stage::Compute(items) => {
@@ -293,7 +294,8 @@ pub(crate) fn run<'a>(
                     let env = Env {
                         plan,
                         row,
-                        slots: &slots,
+                        reads,
+                        slots,
                         now,
                     };
                     let v = env.eval(e);
@@ -309,7 +311,8 @@ pub(crate) fn run<'a>(
                 let env = Env {
                     plan,
                     row,
-                    slots: &slots,
+                    reads,
+                    slots,
                     now,
                 };
                 let text = env.eval(source);
@@ -350,9 +353,24 @@ pub(crate) fn run<'a>(
             }
         }
     }
+    true
+}
+
+/// Runs the plan on one row; `None` when a `where` dropped it.
+pub(crate) fn run<'a>(
+    plan: &'a Plan,
+    row: &'a dyn Row,
+    reads: Option<&'a [u32]>,
+    mut slots: Vec<Value<'a>>,
+    now: i64,
+) -> Option<Vec<Value<'a>>> {
+    if !run_stages(plan, row, reads, &mut slots, now) {
+        return None;
+    }
     let env = Env {
         plan,
         row,
+        reads,
         slots: &slots,
         now,
     };
@@ -391,10 +409,22 @@ impl<'a> Env<'a, '_> {
     }
 
     fn eval_input(&self, i: usize) -> Value<'a> {
-        let (name, ty) = &self.plan.input[i];
-        match self.row.get(name) {
-            Some(v) => coerce(v, *ty),
+        match self.read(i) {
+            Some(v) => coerce(v, self.plan.input[i].1),
             None => Value::Null,
         }
+    }
+
+    /// Input column `i` as the row gives it: by its place in the row's layout when the plan
+    /// is bound to it, else by name.
+    #[inline]
+    fn read(&self, i: usize) -> Option<Value<'a>> {
+        if let Some(reads) = self.reads
+            && let Some(&place) = reads.get(i)
+            && place != crate::layout::ELSEWHERE
+        {
+            return self.row.value_at(place as usize);
+        }
+        self.row.get(&self.plan.input[i].0)
     }
 }

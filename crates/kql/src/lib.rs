@@ -39,6 +39,7 @@ mod compile;
 mod error;
 mod eval;
 mod functions;
+mod layout;
 mod parser;
 mod print;
 mod time;
@@ -120,9 +121,78 @@ impl Schema {
 /// A value of another type than the column's declared one is converted when read (an ISO
 /// string for a `datetime` column, a `long` for an `int` column); one that does not convert
 /// reads as null. A missing column reads as null (`""` for a string column).
+///
+/// A row type whose columns sit at fixed places (a struct) can also give a [`layout`]: its
+/// columns' names and types in a fixed order, and [`value_at`] to read one by its place. A
+/// query binds its column references to those places once, on the first row that has the
+/// layout, and from then on reads them without looking their names up.
+///
+/// [`layout`]: Row::layout
+/// [`value_at`]: Row::value_at
+///
+/// ```
+/// use mcas_kql::{Query, Row, Schema, Type, Value};
+///
+/// struct Conn<'a> {
+///     vendor: &'a str,
+///     port: i32,
+/// }
+///
+/// static LAYOUT: &[(&str, Type)] = &[("DeviceVendor", Type::String), ("DestinationPort", Type::Int)];
+///
+/// impl Row for Conn<'_> {
+///     fn get(&self, column: &str) -> Option<Value<'_>> {
+///         let i = LAYOUT.iter().position(|c| c.0 == column)?;
+///         self.value_at(i)
+///     }
+///     fn layout(&self) -> Option<&'static [(&'static str, Type)]> {
+///         Some(LAYOUT)
+///     }
+///     fn value_at(&self, index: usize) -> Option<Value<'_>> {
+///         match index {
+///             0 => Some(Value::str(self.vendor)),
+///             1 => Some(Value::Int(self.port)),
+///             _ => None,
+///         }
+///     }
+/// }
+///
+/// let q = Query::compile("source | where DestinationPort in (22, 23)", &Schema::new(LAYOUT.iter().copied()))?;
+/// assert!(q.passes_at(&Conn { vendor: "Acme", port: 22 }, 0));
+/// assert!(!q.passes_at(&Conn { vendor: "Acme", port: 443 }, 0));
+/// # Ok::<(), mcas_kql::Error>(())
+/// ```
 pub trait Row {
     /// The value of a column, or `None` when the row does not have it.
     fn get(&self, column: &str) -> Option<Value<'_>>;
+
+    /// The columns [`Row::value_at`] reads, by place: the same static list for every row of
+    /// the type (a query recognises it by its address). `None`, the default, for rows whose
+    /// columns have no fixed places.
+    fn layout(&self) -> Option<&'static [(&'static str, Type)]> {
+        None
+    }
+
+    /// The value of the column at `index` of [`Row::layout`]: the same as `get` with its
+    /// name, including its type. Only called with an index of the layout.
+    fn value_at(&self, index: usize) -> Option<Value<'_>> {
+        let _ = index;
+        None
+    }
+
+    /// Writes the row's layout columns marked in `keep` (by place) as
+    /// [`OutputRow::write_json_compact`] writes an output row of those columns: the column
+    /// `first` (when kept) first, then the others in layout order, null values and empty
+    /// strings left out, in Azure's formats ([`Value::write_json`]). Returns false, having
+    /// written nothing, when the row cannot: the default, and a row with values outside its
+    /// layout (the output would have them too).
+    ///
+    /// [`Query::transform`] calls it for a kept row of a query that passes its input through
+    /// ([`Query::layout_projection`]), instead of building the output row.
+    fn write_json_kept(&self, keep: &[bool], first: Option<&str>, out: &mut Vec<u8>) -> bool {
+        let _ = (keep, first, out);
+        false
+    }
 }
 
 /// A JSON object as a row: strings borrow, integers are `long`, other numbers `real`,
@@ -165,6 +235,8 @@ pub struct Query {
     plan: compile::Plan,
     output: Vec<(String, Type)>,
     syntax: Syntax,
+    /// The plan bound to the layout of the first row that had one.
+    bound: std::sync::OnceLock<layout::Binding>,
 }
 
 /// A parsed query, not yet bound to a schema, without the positions of its parts: two texts
@@ -261,6 +333,68 @@ impl<'a> OutputRow<'a> {
     }
 }
 
+/// A row a query kept ([`Query::transform`]), to be written.
+#[derive(Debug)]
+pub struct Transformed<'a>(Kept<'a>);
+
+enum Kept<'a> {
+    /// The query passes its input through: the row's own columns at the kept places.
+    Columns {
+        query: &'a Query,
+        row: &'a dyn Row,
+        keep: &'a [bool],
+        now: i64,
+    },
+    /// The output row the query built.
+    Built(OutputRow<'a>),
+}
+
+impl std::fmt::Debug for Kept<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kept::Columns { keep, .. } => f
+                .debug_struct("Columns")
+                .field("kept", &keep.iter().filter(|k| **k).count())
+                .finish_non_exhaustive(),
+            Kept::Built(o) => f.debug_tuple("Built").field(o).finish(),
+        }
+    }
+}
+
+impl Transformed<'_> {
+    /// Appends the row as one compact JSON object: the bytes
+    /// [`OutputRow::write_json_compact`] writes for the query's output row.
+    ///
+    /// ```
+    /// # use mcas_kql::{Query, Schema, Type};
+    /// let schema = Schema::new([("A", Type::String), ("B", Type::String), ("N", Type::Long)]);
+    /// let q = Query::compile("source | where N > 1 | project-away B", &schema)?;
+    /// let row: serde_json::Map<String, serde_json::Value> =
+    ///     serde_json::from_str(r#"{"A": "x", "B": "y", "N": 2}"#)?;
+    /// let mut out = Vec::new();
+    /// q.transform(&row).expect("kept").write_json_compact(None, &mut out);
+    /// assert_eq!(out, br#"{"A":"x","N":2}"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_json_compact(&self, first: Option<&str>, out: &mut Vec<u8>) {
+        match &self.0 {
+            Kept::Columns {
+                query,
+                row,
+                keep,
+                now,
+            } => {
+                if !row.write_json_kept(keep, first, out)
+                    && let Some(o) = query.run_at(*row, *now)
+                {
+                    o.write_json_compact(first, out);
+                }
+            }
+            Kept::Built(o) => o.write_json_compact(first, out),
+        }
+    }
+}
+
 /// [`OutputRow::write_json_compact`]'s serialisation.
 struct Compact<'r, 'a> {
     row: &'r OutputRow<'a>,
@@ -327,6 +461,7 @@ impl Query {
             plan,
             output,
             syntax,
+            bound: std::sync::OnceLock::new(),
         })
     }
 
@@ -370,11 +505,91 @@ impl Query {
     /// [`Query::run`] with `now()` fixed at `now` (100 ns ticks since the Unix epoch).
     pub fn run_at<'a>(&'a self, row: &'a dyn Row, now: i64) -> Option<OutputRow<'a>> {
         let slots = vec![Value::Null; self.plan.slots];
-        let values = eval::run(&self.plan, row, slots, now)?;
+        let reads = self.binding(row).map(|b| &*b.reads);
+        let values = eval::run(&self.plan, row, reads, slots, now)?;
         Some(OutputRow {
             columns: &self.output,
             values,
         })
+    }
+
+    /// Whether [`Query::run`] keeps `row`, without building the output row. The clock is
+    /// read only when the query uses it. A query that only has `where`s over the row's
+    /// columns allocates nothing.
+    pub fn passes(&self, row: &dyn Row) -> bool {
+        let now = if self.plan.uses_clock {
+            system_now()
+        } else {
+            0
+        };
+        self.passes_at(row, now)
+    }
+
+    /// [`Query::passes`] with `now()` fixed at `now`.
+    pub fn passes_at(&self, row: &dyn Row, now: i64) -> bool {
+        let reads = self.binding(row).map(|b| &*b.reads);
+        if self.plan.slots == 0 {
+            eval::run_stages(&self.plan, row, reads, &mut [], now)
+        } else {
+            let mut slots = vec![Value::Null; self.plan.slots];
+            eval::run_stages(&self.plan, row, reads, &mut slots, now)
+        }
+    }
+
+    /// When the query passes its input through (it only has `where`, `project-away`, or a
+    /// `project` of input columns in their order), the columns of `row`'s
+    /// [layout](Row::layout) that its output keeps, by place: for a row that
+    /// [passes](Query::passes), the output row is the row's own values at the places marked
+    /// `true`, in layout order, unchanged, plus the output columns that are not in the
+    /// layout, read by name (a row with no value for them has none in the output). `None`
+    /// for other queries and for rows without a layout.
+    ///
+    /// A row type can then write a kept row itself, leaving the other columns out, instead
+    /// of building an [`OutputRow`].
+    pub fn layout_projection(&self, row: &dyn Row) -> Option<&[bool]> {
+        self.binding(row)?.kept.as_deref()
+    }
+
+    /// Runs a `source` query on one row for writing it: `None` when the row is filtered out.
+    /// The clock is read only when the query uses it.
+    ///
+    /// For a query that passes its input through ([`Query::layout_projection`]) this only
+    /// runs the filters, and the kept row is written by the row itself
+    /// ([`Row::write_json_kept`]), leaving the dropped columns out; other queries build the
+    /// output row. Either way [`Transformed::write_json_compact`] writes the bytes
+    /// [`OutputRow::write_json_compact`] writes.
+    pub fn transform<'a>(&'a self, row: &'a dyn Row) -> Option<Transformed<'a>> {
+        let now = if self.plan.uses_clock {
+            system_now()
+        } else {
+            0
+        };
+        self.transform_at(row, now)
+    }
+
+    /// [`Query::transform`] with `now()` fixed at `now`.
+    pub fn transform_at<'a>(&'a self, row: &'a dyn Row, now: i64) -> Option<Transformed<'a>> {
+        if let Some(keep) = self.layout_projection(row) {
+            return self
+                .passes_at(row, now)
+                .then_some(Transformed(Kept::Columns {
+                    query: self,
+                    row,
+                    keep,
+                    now,
+                }));
+        }
+        self.run_at(row, now).map(|o| Transformed(Kept::Built(o)))
+    }
+
+    /// The plan bound to `row`'s layout: bound on the first row with a layout, and used for
+    /// every later row of that layout.
+    fn binding(&self, row: &dyn Row) -> Option<&layout::Binding> {
+        let layout = row.layout()?;
+        let b = self
+            .bound
+            .get_or_init(|| layout::Binding::new(&self.plan, layout));
+        b.is_for(layout).then_some(b)
     }
 
     /// Runs a `print` or `datatable` query (no input); a `source` query gives no rows.
@@ -395,7 +610,7 @@ impl Query {
                     for (k, v) in r.iter().enumerate() {
                         slots[k] = v.reborrow();
                     }
-                    let values = eval::run(&self.plan, &NO_ROW, slots, now)?;
+                    let values = eval::run(&self.plan, &NO_ROW, None, slots, now)?;
                     Some(OutputRow {
                         columns: &self.output,
                         values,

@@ -160,6 +160,32 @@ pub(crate) fn format_datetime(ticks: i64, out: &mut String) {
     );
 }
 
+/// [`format_datetime`] as a JSON string (quotes included), without allocating: `None` for a
+/// year outside 0..=9999, which has no four-digit form.
+pub(crate) fn datetime_json(ticks: i64) -> Option<[u8; 30]> {
+    fn put(dst: &mut [u8], mut v: u32) {
+        for b in dst.iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    let p = parts(ticks);
+    if !(0..=9999).contains(&p.year) {
+        return None;
+    }
+    // Every part is in range here (year checked; month, day, hour, minute, second and the
+    // fraction are bounded by the calendar), so the casts keep their values.
+    let mut buf = *b"\"0000-00-00T00:00:00.0000000Z\"";
+    put(&mut buf[1..5], p.year as u32);
+    put(&mut buf[6..8], p.month as u32);
+    put(&mut buf[9..11], p.day as u32);
+    put(&mut buf[12..14], p.hour as u32);
+    put(&mut buf[15..17], p.minute as u32);
+    put(&mut buf[18..20], p.second as u32);
+    put(&mut buf[21..28], p.frac as u32);
+    Some(buf)
+}
+
 /// Formats a timespan in .NET's `c` format: `[-][d.]hh:mm:ss[.fffffff]`.
 pub(crate) fn format_timespan(ticks: i64, out: &mut String) {
     let neg = ticks < 0;
@@ -372,6 +398,36 @@ mod tests {
         for days in [-800_000, -1, 0, 1, 59, 365, 10_000, 2_000_000] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn the_fixed_datetime_format_is_the_string_one() {
+        // Both ends of Kusto's range, the epoch, odd ticks, and years with no 4-digit form.
+        let year_one = -EPOCH_FROM_YEAR_ONE;
+        let mut ticks = vec![
+            0,
+            -1,
+            1,
+            year_one,
+            year_one - 1,
+            i64::MIN,
+            i64::MAX,
+            from_parts(9999, 12, 31, 23, 59, 59, TICKS_PER_SECOND - 1).unwrap(),
+            from_parts(2024, 2, 29, 8, 15, 42, 1_234_567).unwrap(),
+        ];
+        let mut x: i64 = 0x1234_5678_9abc;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            ticks.push(x % (400 * 366 * TICKS_PER_DAY * 25));
+        }
+        for t in ticks {
+            let mut s = String::new();
+            format_datetime(t, &mut s);
+            match datetime_json(t) {
+                Some(json) => assert_eq!(json, format!("\"{s}\"").as_bytes(), "{t}"),
+                None => assert!(!(0..=9999).contains(&parts(t).year), "{t}: {s}"),
+            }
         }
     }
 
