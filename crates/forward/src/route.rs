@@ -284,7 +284,7 @@ impl Router {
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Fate {
         if let Some(f) = &o.filter
-            && f.run(row).is_none()
+            && !f.passes(row)
         {
             return Fate::Skipped;
         }

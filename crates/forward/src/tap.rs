@@ -132,7 +132,7 @@ impl Observer for Tap {
             }
             if let Some(q) = &w.filter {
                 let Observed::Csl(csl) = row else { return true };
-                if q.run(csl).is_none() {
+                if !q.passes(csl) {
                     return true;
                 }
             }
