@@ -779,13 +779,13 @@ fn offer_token(s: &str) -> bool {
 
 /// Appends the answer to `open`: `200 OK` then the offers `relp_version`,
 /// `relp_software` and `commands=syslog`, which deployed librelp needs before it sends
-/// `syslog` frames. `software` must be printable ASCII without SP, `=` or `,` (it is
-/// left out otherwise).
+/// `syslog` frames. `software` is a comma-separated list of values, each printable
+/// ASCII without SP, `=` or `,` (the offer is left out otherwise).
 pub fn encode_open_answer<B: BufMut>(txnr: Txnr, version: u32, software: &str, out: &mut B) {
     let mut offers = Vec::with_capacity(64);
     offers.extend_from_slice(b"relp_version=");
     put_number(&mut offers, version);
-    if offer_token(software) {
+    if software.split(',').all(offer_token) {
         offers.extend_from_slice(b"\nrelp_software=");
         offers.extend_from_slice(software.as_bytes());
     }
@@ -1003,8 +1003,8 @@ impl ServerSession {
         }
     }
 
-    /// Sets the `relp_software` value of the open answer (printable ASCII without SP,
-    /// `=` or `,`; the offer is left out otherwise).
+    /// Sets the `relp_software` value of the open answer: comma-separated values of
+    /// printable ASCII without SP or `=` (the offer is left out otherwise).
     pub fn with_software(mut self, software: &'static str) -> Self {
         self.software = software;
         self
