@@ -397,8 +397,9 @@ impl std::error::Error for Error {}
 enum Parsed<'a> {
     /// A whole frame of `len` bytes.
     Frame(Frame<'a>, usize),
-    /// A partial frame: at least this many bytes in all are needed.
-    Need(usize),
+    /// A partial frame: at least this many bytes in all are needed (the codec reserves
+    /// room for them).
+    Need(#[cfg_attr(not(feature = "codec"), allow(dead_code, reason = "read by the codec"))] usize),
 }
 
 /// Reads 1 to 9 digits from `at`, without a leading zero. `Ok(None)`: the buffer ends
