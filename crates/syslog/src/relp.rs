@@ -409,25 +409,26 @@ fn number(
     at: usize,
     kind: ErrorKind,
 ) -> Result<Option<(u32, usize)>, (usize, ErrorKind)> {
-    let mut value: u32 = 0;
-    let mut i = at;
-    loop {
-        let Some(&b) = buf.get(i) else {
-            return Ok(None);
-        };
-        if !b.is_ascii_digit() {
-            break;
-        }
-        if i - at == 9 || (i > at && buf[at] == b'0') {
-            return Err((i, kind));
-        }
-        value = value * 10 + u32::from(b - b'0');
-        i += 1;
+    // Ten bytes are enough to tell: nine digits and what follows them.
+    let rest = buf.get(at..).unwrap_or_default();
+    let window = &rest[..rest.len().min(10)];
+    let n = window.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n >= 2 && window[0] == b'0' {
+        return Err((at + 1, kind));
     }
-    if i == at {
-        return Err((i, kind));
+    if n == 10 {
+        return Err((at + 9, kind));
     }
-    Ok(Some((value, i)))
+    if n == window.len() {
+        return Ok(None);
+    }
+    if n == 0 {
+        return Err((at, kind));
+    }
+    let value = window[..n]
+        .iter()
+        .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
+    Ok(Some((value, at + n)))
 }
 
 fn parse(buf: &[u8], max_datalen: usize) -> Result<Parsed<'_>, (usize, ErrorKind)> {
@@ -443,15 +444,21 @@ fn parse(buf: &[u8], max_datalen: usize) -> Result<Parsed<'_>, (usize, ErrorKind
     }
     // COMMAND SP
     let start = at + 1;
-    let mut at = start;
-    loop {
-        match buf.get(at) {
-            None => return Ok(more),
-            Some(b' ') if at > start => break,
-            Some(b) if b.is_ascii_alphabetic() && at - start < MAX_COMMAND_LEN => at += 1,
-            Some(_) => return Err((at, ErrorKind::Command)),
-        }
+    let rest = buf.get(start..).unwrap_or_default();
+    let window = &rest[..rest.len().min(MAX_COMMAND_LEN + 1)];
+    let n = window
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .count();
+    if n > MAX_COMMAND_LEN {
+        return Err((start + MAX_COMMAND_LEN, ErrorKind::Command));
     }
+    match window.get(n) {
+        None => return Ok(more),
+        Some(b' ') if n > 0 => {}
+        Some(_) => return Err((start + n, ErrorKind::Command)),
+    }
+    let at = start + n;
     let Ok(command) = std::str::from_utf8(&buf[start..at]) else {
         return Err((start, ErrorKind::Command));
     };
@@ -1357,11 +1364,14 @@ mod codec {
                     return Ok(None);
                 }
             };
-            let bytes = src.split_to(len).freeze();
+            // Header and trailer dropped in place: the data is the only handle taken.
+            src.advance(start);
+            let data = src.split_to(end - start).freeze();
+            src.advance(len - end);
             Ok(Some(OwnedFrame {
                 txnr,
                 command,
-                data: bytes.slice(start..end),
+                data,
             }))
         }
 
