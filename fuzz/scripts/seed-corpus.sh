@@ -61,6 +61,29 @@ for path in sys.argv[2:]:
 PY
 }
 
+# relp_frame takes two settings bytes (DATALEN limit / 8, chunking seed), then a RELP
+# stream: rsyslog's open, each vector's input as a syslog frame, and close.
+seed_relp() {
+    local target=$1
+    shift
+    mkdir -p "corpus/$target"
+    python3 - "corpus/$target" "$@" <<'PY'
+import hashlib, json, sys
+out = sys.argv[1]
+open_data = b"relp_version=0\nrelp_software=librelp,1.11.0,http://librelp.adiscon.com\ncommands=syslog"
+for path in sys.argv[2:]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            msg = json.loads(line)["input"].encode("utf-8")
+            data = b"\xff\x07" + b"1 open %d %s\n" % (len(open_data), open_data)
+            data += b"2 syslog %d" % len(msg) + (b" " + msg if msg else b"") + b"\n3 close 0\n"
+            with open(f"{out}/{hashlib.sha1(data).hexdigest()}", "wb") as seedfile:
+                seedfile.write(data)
+PY
+}
+
 cef=../crates/cef/tests/data/cef.jsonl
 syslog=../crates/syslog/tests/data/syslog.jsonl
 csl=../crates/csl/tests/data/csl.jsonl
@@ -70,6 +93,7 @@ seed cef_roundtrip "$cef"
 seed syslog_parse "$syslog" "$csl"
 seed syslog_roundtrip "$syslog"
 seed octet_framing "$syslog"
+seed_relp relp_frame "$syslog"
 seed csl_map "$csl" "$cef"
 seed_queries kql_parse ../crates/kql/tests/data/kql.jsonl
 seed_rows kql_eval ../crates/kql/tests/data/kql.jsonl

@@ -32,6 +32,11 @@
 //! provides `codec::SyslogCodec`, a tokio-util decoder and encoder for octet counting and
 //! LF framing with a frame size limit.
 //!
+//! The `relp` feature adds the `relp` module: rsyslog's acknowledged transport (RELP)
+//! as pure functions over bytes: an incremental frame decoder with a DATALEN limit,
+//! encoders for answers and commands, offers, and a session checker. With `codec` too,
+//! `relp::RelpCodec` is its tokio-util codec.
+//!
 //! Decisions followed (numbered as in the project's syslog notes):
 //! D1 one datagram per message; D4 PRI 0–191 or none; D5 5424 when `<PRI>1 ` follows,
 //! else 3164; D6 timestamp forms; D7 year inference; D8 zone for zone-less stamps
@@ -49,6 +54,9 @@ mod time;
 
 #[cfg(feature = "codec")]
 pub mod codec;
+
+#[cfg(feature = "relp")]
+pub mod relp;
 
 pub use config::ParserConfig;
 pub use encode::{DEFAULT_PRI, MessageBuilder};
