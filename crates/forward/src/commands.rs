@@ -185,7 +185,7 @@ pub(crate) fn map(
 ) -> anyhow::Result<()> {
     let (cfg, _) = Config::load(config)?;
     let metrics = Arc::new(Metrics::default());
-    let router = crate::run::router(&cfg, metrics)?;
+    let router = crate::route::from_config(&cfg, metrics)?;
     let mut parser = mcas_syslog::ParserConfig::new();
     if let Some(tz) = cfg.listen.first().and_then(|l| l.timezone.as_deref()) {
         parser.default_zone(crate::config::parse_timezone(tz)?);
@@ -521,7 +521,7 @@ pub(crate) fn replay_dead_letter(
         return Ok(());
     }
     let metrics = Arc::new(Metrics::default());
-    let router = crate::run::router(&cfg, metrics.clone())?;
+    let router = crate::route::from_config(&cfg, metrics.clone())?;
     // Build the output (and its credential) before touching the file.
     let rt = runtime()?;
     let dest = {
@@ -1062,7 +1062,7 @@ mod tests {
     fn replay(input: &[u8], out: &Path, limits: ReplayLimits) -> (ReplayCounts, usize) {
         let cfg = Config::parse("[output]\nkind = \"stdout\"\n").unwrap();
         let metrics = Arc::new(Metrics::default());
-        let router = crate::run::router(&cfg, metrics.clone()).unwrap();
+        let router = crate::route::from_config(&cfg, metrics.clone()).unwrap();
         let dead = DeadLetter::new(out.to_owned(), metrics.clone());
         let mut fake = Fake::default();
         let mut r = Replay {

@@ -261,7 +261,7 @@ impl Reloader {
             // One parser per listener index, removed ones included (indices never move).
             merged.listen = plan.by_index.clone();
         }
-        let mut router = crate::run::router(&merged, self.metrics.clone())?;
+        let mut router = crate::route::from_config(&merged, self.metrics.clone())?;
         for o in &self.observers {
             router = router.with_observer(o.clone());
         }

@@ -387,6 +387,39 @@ impl Router {
     }
 }
 
+/// Build the router of a configuration: a parser per listener, an [`OutputRoute`] per
+/// output (its table, `where`, `transform`, row rewrite), `[mapping]` and `[routing]`. Used by
+/// `run`, each reload, `map` and `replay-dead-letter`.
+pub(crate) fn from_config(
+    cfg: &crate::config::Config,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Router> {
+    let mut parsers = Vec::with_capacity(cfg.listen.len());
+    for l in &cfg.listen {
+        let mut p = mcas_syslog::ParserConfig::new();
+        if let Some(tz) = &l.timezone {
+            p.default_zone(crate::config::parse_timezone(tz)?);
+        }
+        parsers.push(p);
+    }
+    let mut outputs = Vec::with_capacity(cfg.outputs.len());
+    for o in &cfg.outputs {
+        let q = cfg.queries(o)?;
+        let table = match o.table {
+            crate::config::Table::CommonSecurityLog => crate::batch::Route::Csl,
+            crate::config::Table::Syslog => crate::batch::Route::Syslog,
+        };
+        outputs.push(
+            OutputRoute::new(table, o.syslog_stream.is_some())
+                .counted(metrics.output(o.name()))
+                .with_filter(q.filter)
+                .with_transform(q.transform)
+                .finish_rows(crate::output::finish_row(&o.kind)),
+        );
+    }
+    Ok(Router::new(parsers, cfg.mapper(), outputs, metrics).unmatched(cfg.routing.unmatched))
+}
+
 /// The dead-letter reason of a plain syslog message when no output takes Syslog rows.
 pub(crate) const UNROUTABLE_PLAIN: &str = "not CEF, and output.syslog_stream is not set";
 /// The dead-letter reason of a row whose table some output takes, but no `where` matched.

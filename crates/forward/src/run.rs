@@ -18,13 +18,12 @@ use anyhow::Context as _;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, LogFormat, parse_timezone};
+use crate::config::{Config, LogFormat};
 use crate::deadletter::DeadLetter;
 use crate::listen::{self, CHUNK, Workers};
 use crate::metrics::Metrics;
 use crate::output::{self, Destination};
 use crate::pipeline::{self, Limits};
-use crate::route::{OutputRoute, Router};
 use crate::spool::Spool;
 
 /// Set up logging to stderr (text or JSON); `RUST_LOG` wins over `[log] level`.
@@ -45,34 +44,6 @@ pub(crate) fn init_logging(cfg: &Config) {
         LogFormat::Json => b.json().try_init(),
         LogFormat::Text => b.try_init(),
     };
-}
-
-/// Build the router shared by the workers (also used by `map` and `replay-dead-letter`).
-pub(crate) fn router(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Router> {
-    let mut parsers = Vec::with_capacity(cfg.listen.len());
-    for l in &cfg.listen {
-        let mut p = mcas_syslog::ParserConfig::new();
-        if let Some(tz) = &l.timezone {
-            p.default_zone(parse_timezone(tz)?);
-        }
-        parsers.push(p);
-    }
-    let mut outputs = Vec::with_capacity(cfg.outputs.len());
-    for o in &cfg.outputs {
-        let q = cfg.queries(o)?;
-        let table = match o.table {
-            crate::config::Table::CommonSecurityLog => crate::batch::Route::Csl,
-            crate::config::Table::Syslog => crate::batch::Route::Syslog,
-        };
-        outputs.push(
-            OutputRoute::new(table, o.syslog_stream.is_some())
-                .counted(metrics.output(o.name()))
-                .with_filter(q.filter)
-                .with_transform(q.transform)
-                .finish_rows(output::finish_row(&o.kind)),
-        );
-    }
-    Ok(Router::new(parsers, cfg.mapper(), outputs, metrics).unmatched(cfg.routing.unmatched))
 }
 
 pub(crate) fn main(config: Option<&Path>) -> anyhow::Result<()> {
@@ -176,7 +147,7 @@ impl Pipeline {
             metrics.clone(),
         ));
         dead.check_writable()?;
-        let mut chain = router(&cfg, metrics.clone())?;
+        let mut chain = crate::route::from_config(&cfg, metrics.clone())?;
         // The admin endpoint's taps watch the outputs (stage 5 of the chain).
         let mut taps = Vec::new();
         let mut observers: Vec<Arc<dyn crate::route::Observer>> = Vec::new();
