@@ -135,6 +135,8 @@ pub(crate) enum Source {
         columns: Vec<(String, Type)>,
         values: Vec<Expr>,
     },
+    /// The name of a tabular `let` (or, until it is bound, any name that starts a pipeline).
+    Named(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +153,8 @@ pub(crate) enum Let {
         params: Vec<(String, Type)>,
         body: Expr,
     },
+    /// `let T = source | ...;`: a pipeline, which a later pipeline can start from.
+    Tabular(Pipeline),
 }
 
 #[derive(Debug, Clone, PartialEq)]

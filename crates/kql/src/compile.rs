@@ -85,8 +85,11 @@ pub(crate) enum PlanSource {
     Input,
     /// `print`: one row, computed by the first stage.
     Print,
-    /// `datatable`: constant rows, one value per column (slots `0..n`).
-    Datatable(Vec<Vec<Value<'static>>>),
+    /// `datatable`: constant rows, one value per column, written into the columns' slots.
+    Datatable {
+        slots: Vec<usize>,
+        rows: Vec<Vec<Value<'static>>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -106,12 +109,44 @@ enum LetDef {
         params: Vec<(String, Type)>,
         body: Expr,
     },
+    Tabular(Fragment),
+}
+
+impl LetDef {
+    fn kind(&self) -> &'static str {
+        match self {
+            LetDef::Scalar(..) => "a scalar",
+            LetDef::Function { .. } => "a function",
+            LetDef::Tabular(_) => TABULAR,
+        }
+    }
+}
+
+const TABULAR: &str = "a tabular expression";
+
+/// A compiled pipeline: where its rows come from, its stages, and its output columns. A
+/// tabular `let` is one; a pipeline that starts from its name continues from a copy of it,
+/// so a row runs through the `let`'s stages and then the pipeline's, as if the two were
+/// written as one.
+#[derive(Clone)]
+struct Fragment {
+    source: PlanSource,
+    stages: Vec<Stage>,
+    layout: Vec<Col>,
+    /// Expression nodes and columns bound for it (its own and its base's): what a copy costs.
+    cost: usize,
 }
 
 struct Binder<'q> {
     src: &'q str,
     input: Vec<(String, Type)>,
+    /// The schema's columns: the first `schema_len` of `input` (the rest are the columns a
+    /// lenient compile found).
+    schema_len: usize,
     lenient: bool,
+    /// The names of the `let` being compiled and of the later ones: used by it, they are
+    /// recursion.
+    pending: Vec<String>,
     layout: Vec<Col>,
     lets: HashMap<String, LetDef>,
     params: Vec<HashMap<String, (CExpr, Type)>>,
@@ -209,6 +244,17 @@ impl Binder<'_> {
         self.layout.iter().find(|c| c.name == name)
     }
 
+    fn wrong_kind<T>(&self, name: &str, found: &str, expected: &str, pos: usize) -> B<T> {
+        self.err(
+            ErrorKind::WrongKind {
+                name: name.to_string(),
+                found: found.to_string(),
+                expected: expected.to_string(),
+            },
+            pos,
+        )
+    }
+
     fn unknown(&self, name: &str, pos: usize) -> B<(CExpr, Type)> {
         let names = self
             .layout
@@ -237,8 +283,18 @@ impl Binder<'_> {
                 Slot::Computed(i) => (CExpr::Slot(i), c.ty),
             });
         }
-        if let Some(LetDef::Scalar(e, t)) = self.lets.get(name) {
-            return Ok((e.clone(), *t));
+        match self.lets.get(name) {
+            Some(LetDef::Scalar(e, t)) => return Ok((e.clone(), *t)),
+            Some(LetDef::Tabular(_)) => return self.wrong_kind(name, TABULAR, "a scalar", pos),
+            _ => {}
+        }
+        if self.pending.iter().any(|p| p == name) {
+            return self.err(
+                ErrorKind::Recursion {
+                    name: name.to_string(),
+                },
+                pos,
+            );
         }
         if self.lenient {
             // Unknown columns are read from the row as dynamic values.
@@ -254,15 +310,22 @@ impl Binder<'_> {
         self.unknown(name, pos)
     }
 
-    fn expr(&mut self, e: &Expr) -> B<(CExpr, Type)> {
-        self.depth += 1;
-        self.nodes += 1;
+    /// Counts bound nodes: inlined functions and copied tabular `let`s can multiply a query's
+    /// size.
+    fn add_nodes(&mut self, n: usize, pos: usize) -> B<()> {
+        self.nodes = self.nodes.saturating_add(n);
         if self.nodes > 100_000 {
             return self.err(
-                ErrorKind::Syntax("query too large once its functions are inlined".into()),
-                e.pos,
+                ErrorKind::Syntax("query too large once its lets and functions are inlined".into()),
+                pos,
             );
         }
+        Ok(())
+    }
+
+    fn expr(&mut self, e: &Expr) -> B<(CExpr, Type)> {
+        self.depth += 1;
+        self.add_nodes(1, e.pos)?;
         if self.depth > 200 {
             return self.err(
                 ErrorKind::Syntax("expression nested too deeply".into()),
@@ -391,6 +454,17 @@ impl Binder<'_> {
     }
 
     fn call(&mut self, name: &str, args: &[Expr], pos: usize) -> B<(CExpr, Type)> {
+        if let Some(LetDef::Tabular(_)) = self.lets.get(name) {
+            return self.wrong_kind(name, TABULAR, "a function", pos);
+        }
+        if !self.lets.contains_key(name) && self.pending.iter().any(|p| p == name) {
+            return self.err(
+                ErrorKind::Recursion {
+                    name: name.to_string(),
+                },
+                pos,
+            );
+        }
         // User-defined functions first.
         if let Some(LetDef::Function { params, body }) = self.lets.get(name) {
             let (params, body) = (params.clone(), body.clone());
@@ -903,12 +977,132 @@ fn binary_type(op: BinOp, a: Type, b: Type) -> Type {
     }
 }
 
+impl Binder<'_> {
+    /// Compiles a pipeline: its source (a tabular `let`'s name continues from a copy of the
+    /// `let`'s compiled pipeline), then its operators.
+    fn pipeline(&mut self, p: &Pipeline) -> B<Fragment> {
+        let start = self.nodes;
+        let mut stages = Vec::new();
+        self.layout = Vec::new();
+        let source = match &p.source {
+            Source::Input => {
+                self.layout = self.input[..self.schema_len]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, t))| Col {
+                        name: n.clone(),
+                        ty: *t,
+                        slot: Slot::Input(i),
+                    })
+                    .collect();
+                PlanSource::Input
+            }
+            Source::Print(items) => {
+                let mut computes = Vec::new();
+                for (k, a) in items.iter().enumerate() {
+                    let (c, t) = self.expr(&a.expr)?;
+                    let name = match &a.name {
+                        Some((n, _)) => n.clone(),
+                        None => format!("print_{k}"),
+                    };
+                    let slot = self.new_slot();
+                    computes.push((slot, c));
+                    self.set_column(name, t, slot);
+                }
+                stages.push(Stage::Compute(computes));
+                PlanSource::Print
+            }
+            Source::Datatable { columns, values } => {
+                if columns.is_empty() || values.len() % columns.len() != 0 {
+                    return self.err(
+                        ErrorKind::BadArguments(format!(
+                            "datatable has {} values for {} columns",
+                            values.len(),
+                            columns.len()
+                        )),
+                        p.source_pos,
+                    );
+                }
+                let mut rows = Vec::new();
+                for chunk in values.chunks(columns.len()) {
+                    let mut row = Vec::new();
+                    for (v, (_, ty)) in chunk.iter().zip(columns) {
+                        match self.expr(v)?.0 {
+                            CExpr::Const(c) => row.push(crate::value::coerce(c, *ty).into_owned()),
+                            _ => {
+                                return self.err(
+                                    ErrorKind::BadArguments(
+                                        "datatable values must be literals".into(),
+                                    ),
+                                    v.pos,
+                                );
+                            }
+                        }
+                    }
+                    rows.push(row);
+                }
+                let mut slots = Vec::new();
+                for (name, ty) in columns {
+                    let slot = self.new_slot();
+                    slots.push(slot);
+                    self.set_column(name.clone(), *ty, slot);
+                }
+                PlanSource::Datatable { slots, rows }
+            }
+            Source::Named(name) => match self.lets.get(name) {
+                Some(LetDef::Tabular(f)) => {
+                    let f = f.clone();
+                    self.add_nodes(f.cost, p.source_pos)?;
+                    self.layout = f.layout;
+                    stages = f.stages;
+                    f.source
+                }
+                Some(other) => {
+                    return self.wrong_kind(name, other.kind(), TABULAR, p.source_pos);
+                }
+                None if self.pending.iter().any(|n| n == name) => {
+                    return self.err(ErrorKind::Recursion { name: name.clone() }, p.source_pos);
+                }
+                None => {
+                    let tables = self
+                        .lets
+                        .iter()
+                        .filter(|(_, d)| matches!(d, LetDef::Tabular(_)))
+                        .map(|(n, _)| n.as_str())
+                        .chain(["source"]);
+                    let suggestion = suggest(name, tables);
+                    return self.err(
+                        ErrorKind::UnknownTable {
+                            name: name.clone(),
+                            suggestion,
+                        },
+                        p.source_pos,
+                    );
+                }
+            },
+        };
+        for (op, pos) in &p.operators {
+            self.operator(op, *pos, &mut stages)?;
+        }
+        let layout = std::mem::take(&mut self.layout);
+        let cost = self.nodes - start + layout.len();
+        Ok(Fragment {
+            source,
+            stages,
+            layout,
+            cost,
+        })
+    }
+}
+
 /// The input schema used when compiling, and whether unknown columns are an error.
 pub(crate) fn compile(src: &str, q: &Query, input: &[(String, Type)], lenient: bool) -> B<Plan> {
     let mut b = Binder {
         src,
         input: input.to_vec(),
+        schema_len: input.len(),
         lenient,
+        pending: Vec::new(),
         layout: Vec::new(),
         lets: HashMap::new(),
         params: Vec::new(),
@@ -917,7 +1111,9 @@ pub(crate) fn compile(src: &str, q: &Query, input: &[(String, Type)], lenient: b
         nodes: 0,
         uses_clock: false,
     };
-    for (name, _pos, l) in &q.lets {
+    for (k, (name, _pos, l)) in q.lets.iter().enumerate() {
+        // A let sees the lets before it: its own name and later ones are recursion.
+        b.pending = q.lets[k..].iter().map(|l| l.0.clone()).collect();
         let def = match l {
             Let::Scalar(e) => {
                 let (c, t) = b.expr(e)?;
@@ -927,81 +1123,17 @@ pub(crate) fn compile(src: &str, q: &Query, input: &[(String, Type)], lenient: b
                 params: params.clone(),
                 body: body.clone(),
             },
+            Let::Tabular(p) => LetDef::Tabular(b.pipeline(p)?),
         };
         b.lets.insert(name.clone(), def);
     }
-    let mut stages = Vec::new();
-    let source = match &q.pipeline.source {
-        Source::Input => {
-            b.layout = b
-                .input
-                .iter()
-                .enumerate()
-                .map(|(i, (n, t))| Col {
-                    name: n.clone(),
-                    ty: *t,
-                    slot: Slot::Input(i),
-                })
-                .collect();
-            PlanSource::Input
-        }
-        Source::Print(items) => {
-            let mut computes = Vec::new();
-            for (k, a) in items.iter().enumerate() {
-                let (c, t) = b.expr(&a.expr)?;
-                let name = match &a.name {
-                    Some((n, _)) => n.clone(),
-                    None => format!("print_{k}"),
-                };
-                let slot = b.new_slot();
-                computes.push((slot, c));
-                b.set_column(name, t, slot);
-            }
-            stages.push(Stage::Compute(computes));
-            PlanSource::Print
-        }
-        Source::Datatable { columns, values } => {
-            if columns.is_empty() || values.len() % columns.len() != 0 {
-                return b.err(
-                    ErrorKind::BadArguments(format!(
-                        "datatable has {} values for {} columns",
-                        values.len(),
-                        columns.len()
-                    )),
-                    q.pipeline.source_pos,
-                );
-            }
-            let mut rows = Vec::new();
-            for chunk in values.chunks(columns.len()) {
-                let mut row = Vec::new();
-                for (v, (_, ty)) in chunk.iter().zip(columns) {
-                    match b.expr(v)?.0 {
-                        CExpr::Const(c) => row.push(crate::value::coerce(c, *ty).into_owned()),
-                        _ => {
-                            return b.err(
-                                ErrorKind::BadArguments("datatable values must be literals".into()),
-                                v.pos,
-                            );
-                        }
-                    }
-                }
-                rows.push(row);
-            }
-            for (name, ty) in columns {
-                let slot = b.new_slot();
-                b.set_column(name.clone(), *ty, slot);
-            }
-            PlanSource::Datatable(rows)
-        }
-    };
-    for (op, pos) in &q.pipeline.operators {
-        b.operator(op, *pos, &mut stages)?;
-    }
+    b.pending = Vec::new();
+    let f = b.pipeline(&q.pipeline)?;
     Ok(Plan {
         input: b.input,
-        source,
-        stages,
-        output: b.layout,
+        source: f.source,
+        stages: f.stages,
+        output: f.layout,
         slots: b.slots,
         uses_clock: b.uses_clock,
     })

@@ -33,6 +33,35 @@ pub enum ErrorKind {
     /// A literal that does not denote a value (`datetime(2024-13-01)`, a bad regex ...).
     #[error("{0}")]
     BadLiteral(String),
+    /// A pipeline that starts from a name that is neither `source` nor a tabular `let`.
+    #[error("unknown table '{name}'{}: a transformation starts with 'source', 'print', 'datatable' or the name of a tabular let", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    UnknownTable {
+        /// The name as written.
+        name: String,
+        /// The nearest tabular `let`, when one is close enough.
+        suggestion: Option<String>,
+    },
+    /// A `let` name used as another kind of thing than it is: a tabular `let` where a scalar
+    /// is expected (`where T > 1`), or a scalar `let` or a function where a table is
+    /// expected (`n | project A`).
+    #[error("'{name}' is {found}, not {expected}")]
+    WrongKind {
+        /// The name as written.
+        name: String,
+        /// What the name is: `a tabular expression`, `a scalar`, `a function`.
+        found: String,
+        /// What the place needs: `a scalar`, `a tabular expression`, `a function`.
+        expected: String,
+    },
+    /// A `let` statement that uses its own name or the name of a later `let`: a `let` sees
+    /// only the statements before it, so it cannot be recursive.
+    #[error(
+        "'{name}' is used before it is defined: a let statement sees only the lets before it, not itself or a later one (recursion is not supported)"
+    )]
+    Recursion {
+        /// The name as written.
+        name: String,
+    },
 }
 
 /// A compile error, with the position in the query it refers to.

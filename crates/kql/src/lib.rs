@@ -492,7 +492,7 @@ impl Query {
         match self.plan.source {
             compile::PlanSource::Input => SourceKind::Input,
             compile::PlanSource::Print => SourceKind::Print,
-            compile::PlanSource::Datatable(_) => SourceKind::Datatable,
+            compile::PlanSource::Datatable { .. } => SourceKind::Datatable,
         }
     }
 
@@ -603,11 +603,14 @@ impl Query {
         match &self.plan.source {
             compile::PlanSource::Input => Vec::new(),
             compile::PlanSource::Print => self.run_at(&NO_ROW, now).into_iter().collect(),
-            compile::PlanSource::Datatable(rows) => rows
+            compile::PlanSource::Datatable {
+                slots: places,
+                rows,
+            } => rows
                 .iter()
                 .filter_map(|r| {
                     let mut slots = vec![Value::Null; self.plan.slots];
-                    for (k, v) in r.iter().enumerate() {
+                    for (&k, v) in places.iter().zip(r) {
                         slots[k] = v.reborrow();
                     }
                     let values = eval::run(&self.plan, &NO_ROW, None, slots, now)?;

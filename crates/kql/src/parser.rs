@@ -498,7 +498,7 @@ impl<'s> Parser<'s> {
         's: 'a,
     {
         let mut i = ws(i);
-        let mut lets = Vec::new();
+        let mut lets: Vec<(String, usize, Let)> = Vec::new();
         while let Some(r) = keyword(i, "let") {
             let r = ws(r);
             let name_pos = self.pos(r);
@@ -507,19 +507,21 @@ impl<'s> Parser<'s> {
             };
             let (r, _) = self.expect(r, "=")?;
             let r = ws(r);
-            if keyword(r, "source").is_some()
-                || keyword(r, "datatable").is_some()
-                || r.starts_with("view")
-            {
-                return syntax(r, "tabular let statements are not yet supported");
+            if keyword(r, "view").is_some() {
+                return syntax(r, "views are not supported in transformations");
             }
-            let (r, value) = match self.function_def(r) {
-                Ok(v) => v,
-                Err(nom::Err::Error(_)) => {
-                    let (r, e) = self.expr(r)?;
-                    (r, Let::Scalar(e))
+            let (r, value) = if self.tabular_body(r, &lets) {
+                let (r, p) = self.pipeline(r)?;
+                (r, Let::Tabular(p))
+            } else {
+                match self.function_def(r) {
+                    Ok(v) => v,
+                    Err(nom::Err::Error(_)) => {
+                        let (r, e) = self.expr(r)?;
+                        (r, Let::Scalar(e))
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             };
             let (r, _) = self.expect(r, ";")?;
             lets.push((name, name_pos, value));
@@ -529,6 +531,29 @@ impl<'s> Parser<'s> {
         let i = ws(i);
         let i = i.strip_prefix(';').unwrap_or(i);
         Ok((i, Query { lets, pipeline }))
+    }
+
+    /// Whether a `let`'s body is a tabular expression: it starts with `source`, `print` or
+    /// `datatable`, or with a name followed by `|`, or is the name of an earlier tabular `let`
+    /// (an alias). A scalar expression never has a `|` after a name.
+    fn tabular_body(&self, i: &str, lets: &[(String, usize, Let)]) -> bool {
+        if ["source", "print", "datatable"]
+            .iter()
+            .any(|k| keyword(i, k).is_some())
+        {
+            return true;
+        }
+        let Ok((r, name)) = self.name(i) else {
+            return false;
+        };
+        let r = ws(r);
+        (r.starts_with('|') && !r.starts_with("||"))
+            || ((r.starts_with(';') || r.is_empty())
+                && lets
+                    .iter()
+                    .rev()
+                    .find(|l| l.0 == name)
+                    .is_some_and(|l| matches!(l.2, Let::Tabular(_))))
     }
 
     /// `(a:long, b:string) { body }`; backtracks when the text is not a function definition.
@@ -604,10 +629,12 @@ impl<'s> Parser<'s> {
             (r, Source::Print(items))
         } else if let Some(r) = keyword(i, "datatable") {
             self.datatable(r)?
+        } else if let Ok((r, name)) = self.name(i) {
+            (r, Source::Named(name))
         } else {
             return syntax(
                 i,
-                "a transformation starts with 'source', 'print' or 'datatable'",
+                "a transformation starts with 'source', 'print', 'datatable' or the name of a tabular let",
             );
         };
         let mut operators = Vec::new();

@@ -392,6 +392,7 @@ fn pipeline(p: &Pipeline, out: &mut String) {
             list(values, out);
             out.push(']');
         }
+        Source::Named(n) => name(n, out),
     }
     for (op, _) in &p.operators {
         out.push_str("\n| ");
@@ -408,6 +409,7 @@ pub(crate) fn to_kql(q: &Query) -> String {
         out.push_str(" = ");
         match l {
             Let::Scalar(e) => expr(e, &mut out),
+            Let::Tabular(p) => pipeline(p, &mut out),
             Let::Function { params, body } => {
                 out.push('(');
                 for (k, (p, t)) in params.iter().enumerate() {
@@ -465,16 +467,22 @@ pub(crate) fn without_positions(mut q: Query) -> Query {
         *p = 0;
         match l {
             Let::Scalar(e) | Let::Function { body: e, .. } => strip_expr(e),
+            Let::Tabular(p) => strip_pipeline(p),
         }
     }
-    q.pipeline.source_pos = 0;
-    match &mut q.pipeline.source {
-        Source::Input => {}
+    strip_pipeline(&mut q.pipeline);
+    q
+}
+
+fn strip_pipeline(p: &mut Pipeline) {
+    p.source_pos = 0;
+    match &mut p.source {
+        Source::Input | Source::Named(_) => {}
         Source::Print(items) => strip_assigns(items),
         Source::Datatable { values, .. } => values.iter_mut().for_each(strip_expr),
     }
-    for (op, p) in &mut q.pipeline.operators {
-        *p = 0;
+    for (op, pos) in &mut p.operators {
+        *pos = 0;
         match op {
             Operator::Where(e) => strip_expr(e),
             Operator::Extend(items) | Operator::Project(items) => strip_assigns(items),
@@ -495,5 +503,4 @@ pub(crate) fn without_positions(mut q: Query) -> Query {
             }
         }
     }
-    q
 }
