@@ -256,11 +256,12 @@ impl Binder<'_> {
     }
 
     fn unknown(&self, name: &str, pos: usize) -> B<(CExpr, Type)> {
-        let names = self
-            .layout
-            .iter()
-            .map(|c| c.name.as_str())
-            .chain(self.lets.keys().map(String::as_str));
+        let names = self.layout.iter().map(|c| c.name.as_str()).chain(
+            self.lets
+                .iter()
+                .filter(|(_, d)| !matches!(d, LetDef::Tabular(_)))
+                .map(|(n, _)| n.as_str()),
+        );
         let suggestion = suggest(name, names);
         self.err(
             ErrorKind::UnknownColumn {
