@@ -428,3 +428,77 @@ fn lenient_lets_are_concatenated_too() {
         );
     }
 }
+
+/// A row type with fixed places, as a mapped row implements it.
+struct Conn<'a> {
+    vendor: &'a str,
+    port: i32,
+    ext: &'a str,
+}
+
+static LAYOUT: &[(&str, Type)] = &[
+    ("DeviceVendor", Type::String),
+    ("DestinationPort", Type::Int),
+    ("AdditionalExtensions", Type::String),
+];
+
+impl mcas_kql::Row for Conn<'_> {
+    fn get(&self, column: &str) -> Option<mcas_kql::Value<'_>> {
+        let i = LAYOUT.iter().position(|c| c.0 == column)?;
+        self.value_at(i)
+    }
+    fn layout(&self) -> Option<&'static [(&'static str, Type)]> {
+        Some(LAYOUT)
+    }
+    fn value_at(&self, index: usize) -> Option<mcas_kql::Value<'_>> {
+        match index {
+            0 => Some(mcas_kql::Value::str(self.vendor)),
+            1 => Some(mcas_kql::Value::Int(self.port)),
+            2 => Some(mcas_kql::Value::str(self.ext)),
+            _ => None,
+        }
+    }
+}
+
+/// A filter-only query through a let still passes its input through by place, as the
+/// forwarder's fast write path needs.
+#[test]
+fn a_filter_through_a_let_keeps_the_layout_projection() {
+    let schema = Schema::new(LAYOUT.iter().copied());
+    let with_let = Query::compile(
+        "let Denied = source | where DestinationPort != 443;\nDenied | project-away AdditionalExtensions",
+        &schema,
+    )
+    .expect("compiles");
+    let direct = Query::compile(
+        "source | where DestinationPort != 443 | project-away AdditionalExtensions",
+        &schema,
+    )
+    .expect("compiles");
+    let kept = Conn {
+        vendor: "Acme",
+        port: 22,
+        ext: "x=1",
+    };
+    let dropped = Conn {
+        vendor: "Acme",
+        port: 443,
+        ext: "",
+    };
+    assert_eq!(
+        with_let.layout_projection(&kept),
+        Some(&[true, true, false][..])
+    );
+    assert_eq!(
+        with_let.layout_projection(&kept),
+        direct.layout_projection(&kept)
+    );
+    assert!(with_let.passes_at(&kept, 0));
+    assert!(!with_let.passes_at(&dropped, 0));
+    let mut a = Vec::new();
+    with_let
+        .transform_at(&kept, 0)
+        .expect("kept")
+        .write_json_compact(None, &mut a);
+    assert_eq!(a, br#"{"DeviceVendor":"Acme","DestinationPort":22}"#);
+}
