@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mcas_azure_emulator::{Emulator, EmulatorConfig, Faults};
+use mcas_azure_emulator::Faults;
 use serde_json::Value;
 
 const CSL: &str = "CommonSecurityLog";
@@ -99,8 +99,8 @@ fn want(n: usize, keep: impl Fn(&str) -> bool) -> BTreeSet<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_fan_out_to_every_output_whose_where_keeps_them() {
-    let soc = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let other = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let soc = emulator().await;
+    let other = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let outputs = [
         li_output(
@@ -178,8 +178,8 @@ async fn rows_fan_out_to_every_output_whose_where_keeps_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropping_where_cuts_the_ingested_rows_and_bytes_and_counts_the_drop() {
-    let all = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let kept = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let all = emulator().await;
+    let kept = emulator().await;
     let n = 800;
     // The same corpus once without a `where`, once with one that drops a vendor.
     let mut fwds = Vec::new();
@@ -231,8 +231,8 @@ async fn a_dropping_where_cuts_the_ingested_rows_and_bytes_and_counts_the_drop()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_output_down_for_30_s_never_stops_the_other_and_catches_up_from_its_spool() {
-    let up = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let down = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let up = emulator().await;
+    let down = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let outputs = [
         li_output("up", &up.base_url(), None),
