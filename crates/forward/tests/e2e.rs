@@ -118,7 +118,9 @@ async fn logger_udp_tcp_and_octet_counted_reach_the_emulator() {
     let (code, body) = fwd.http_get("/health").expect("health");
     assert_eq!(code, 200, "{body}");
     let st = tokio::task::spawn_blocking(move || {
-        let st = fwd.terminate(Duration::from_secs(20)).expect("the forwarder exits");
+        let st = fwd
+            .terminate(Duration::from_secs(20))
+            .expect("the forwarder exits");
         (st, fwd)
     })
     .await
@@ -342,7 +344,9 @@ async fn sigterm_drains_everything_read() {
             Some(0.0),
             "nothing flushed before the signal"
         );
-        let st = fwd.terminate(Duration::from_secs(30)).expect("the forwarder exits");
+        let st = fwd
+            .terminate(Duration::from_secs(30))
+            .expect("the forwarder exits");
         assert!(st.success(), "exit {st:?}: {}", fwd.stderr_text());
         fwd
     })
@@ -650,7 +654,9 @@ fn the_end_of_a_burst_is_written_after_linger_not_flush_interval() {
         if !written_soon {
             // Held in the open batch, not lost: SIGTERM closes it.
             drop(tcp);
-            let status = fwd.terminate(Duration::from_secs(20)).expect("the forwarder exits");
+            let status = fwd
+                .terminate(Duration::from_secs(20))
+                .expect("the forwarder exits");
             assert!(status.success());
             assert_eq!(lines_in(&out), 3);
         }

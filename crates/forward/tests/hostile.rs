@@ -116,7 +116,9 @@ flush_interval = "100ms"
     assert!(wait_until(Duration::from_secs(20), || fwd
         .metric("mcas_forward_received_total")
         == Some(n as f64)));
-    let st = fwd.terminate(Duration::from_secs(30)).expect("the forwarder exits");
+    let st = fwd
+        .terminate(Duration::from_secs(30))
+        .expect("the forwarder exits");
     assert!(st.success(), "exit {st:?}; stderr:\n{}", fwd.stderr_text());
     let out = std::fs::read_to_string(dir.path().join("out.ndjson")).unwrap();
     assert_eq!(out.lines().count(), n, "every event read was written");
@@ -156,7 +158,9 @@ async fn sigterm_with_an_unwritable_spool_exits_by_the_deadline_and_reports_the_
         let (status, _) = fwd.http_get("/health").unwrap();
         assert_eq!(status, 503, "not ready while the spool cannot be written");
         let t0 = Instant::now();
-        let st = fwd.terminate(Duration::from_secs(20)).expect("the forwarder exits");
+        let st = fwd
+            .terminate(Duration::from_secs(20))
+            .expect("the forwarder exits");
         let took = t0.elapsed();
         assert!(
             took < Duration::from_secs(8),

@@ -468,7 +468,11 @@ fn failed_tls_handshakes_are_counted_and_warned_at_most_once_a_minute() {
         "{lines:?}"
     );
     // The rest is reported when the listener stops, with its count.
-    assert!(fwd.terminate(Duration::from_secs(20)).expect("the forwarder exits").success());
+    assert!(
+        fwd.terminate(Duration::from_secs(20))
+            .expect("the forwarder exits")
+            .success()
+    );
     let lines = log_lines(&fwd, "TLS handshake");
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[1].contains("count=5"), "{lines:?}");
@@ -488,7 +492,11 @@ fn pending_tls_handshake_does_not_delay_sigterm() {
         == Some(1.0)));
     let t0 = std::time::Instant::now();
     // `terminate` fails the test when the process is still running after 5 s.
-    assert!(fwd.terminate(Duration::from_secs(5)).expect("the forwarder exits").success());
+    assert!(
+        fwd.terminate(Duration::from_secs(5))
+            .expect("the forwarder exits")
+            .success()
+    );
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
 

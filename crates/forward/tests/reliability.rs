@@ -287,7 +287,11 @@ async fn dead_letter_then_replay_after_fixing_the_config() {
             assert!(wait_until(Duration::from_secs(20), || fwd
                 .metric("mcas_forward_dead_lettered_total")
                 == Some(3.0)));
-            assert!(fwd.terminate(Duration::from_secs(20)).expect("the forwarder exits").success());
+            assert!(
+                fwd.terminate(Duration::from_secs(20))
+                    .expect("the forwarder exits")
+                    .success()
+            );
             fwd
         }
     })
@@ -550,7 +554,9 @@ async fn sigterm_with_the_output_down_spools_everything_and_exits_0() {
             assert!(wait_until(Duration::from_secs(20), || fwd
                 .metric("mcas_forward_received_total")
                 == Some(n as f64)));
-            let st = fwd.terminate(Duration::from_secs(30)).expect("the forwarder exits");
+            let st = fwd
+                .terminate(Duration::from_secs(30))
+                .expect("the forwarder exits");
             assert!(st.success(), "exit {st:?}; stderr:\n{}", fwd.stderr_text());
             assert!(
                 fwd.stderr_text().contains("batches left in the spool"),
@@ -610,7 +616,9 @@ async fn sigterm_while_blocked_on_a_full_spool_still_spools_everything_read() {
                 }
             }
             drop(s);
-            let st = fwd.terminate(Duration::from_secs(30)).expect("the forwarder exits");
+            let st = fwd
+                .terminate(Duration::from_secs(30))
+                .expect("the forwarder exits");
             assert!(st.success(), "exit {st:?}; stderr:\n{}", fwd.stderr_text());
             let text = fwd.stderr_text();
             let received: usize = text

@@ -26,7 +26,8 @@ fn line(id: usize) -> String {
 /// running at the deadline is killed and reported as `None`.
 fn run_until_exit(cfg: &std::path::Path, timeout: Duration) -> Option<(i32, String)> {
     let cfg = cfg.to_str().expect("a UTF-8 path");
-    run_cli_within(&["run", "--config", cfg], &secret_env(), timeout).map(|(code, _, err)| (code, err))
+    run_cli_within(&["run", "--config", cfg], &secret_env(), timeout)
+        .map(|(code, _, err)| (code, err))
 }
 
 #[test]
@@ -77,7 +78,12 @@ fn a_second_forwarder_on_the_same_spool_directory_is_refused_and_the_first_runs_
     );
     assert_eq!(first.http_get("/health/live").map(|r| r.0), Some(200));
     drop(s);
-    assert!(first.terminate(Duration::from_secs(30)).expect("the forwarder exits").success());
+    assert!(
+        first
+            .terminate(Duration::from_secs(30))
+            .expect("the forwarder exits")
+            .success()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,8 +163,14 @@ async fn a_deleted_spool_directory_does_not_wedge_delivery() {
         "only the new events: the deleted ones are gone"
     );
     let mut fwd = fwd;
-    tokio::task::spawn_blocking(move || assert!(fwd.terminate(Duration::from_secs(30)).expect("the forwarder exits").success()))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        assert!(
+            fwd.terminate(Duration::from_secs(30))
+                .expect("the forwarder exits")
+                .success()
+        )
+    })
+    .await
+    .unwrap();
     emu.shutdown().await;
 }

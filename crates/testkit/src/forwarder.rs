@@ -318,9 +318,9 @@ impl Forwarder {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        let child = cmd.spawn().map_err(|e| {
-            io::Error::new(e.kind(), format!("spawn {}: {e}", l.bin.display()))
-        })?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("spawn {}: {e}", l.bin.display())))?;
         self.child = Some(child);
         self.status = None;
         self.starts += 1;
@@ -382,7 +382,10 @@ impl Forwarder {
         if st.success() {
             Ok(())
         } else {
-            Err(io::Error::other(format!("kill -{} {pid}: {st}", sig.name())))
+            Err(io::Error::other(format!(
+                "kill -{} {pid}: {st}",
+                sig.name()
+            )))
         }
     }
 
@@ -644,8 +647,14 @@ mod tests {
             }
         );
         let none: &[(&str, &str)] = &[];
-        let hung = run_within(&sh(), &["-c", "sleep 30"], None, none, Duration::from_millis(200))
-            .expect("run");
+        let hung = run_within(
+            &sh(),
+            &["-c", "sleep 30"],
+            None,
+            none,
+            Duration::from_millis(200),
+        )
+        .expect("run");
         assert_eq!(hung, None);
     }
 
@@ -666,7 +675,10 @@ mod tests {
             .ready_within(Duration::from_secs(20))
             .start("port={PORT} metrics={METRICS}")
             .expect("start");
-        assert!(f.stderr_text().contains("started with port=4242 metrics=4343"));
+        assert!(
+            f.stderr_text()
+                .contains("started with port=4242 metrics=4343")
+        );
         assert!(f.is_running().expect("running"));
         f.signal(Signal::Hup).expect("hup");
         assert!(crate::wait_until(Duration::from_secs(20), || f
@@ -676,7 +688,10 @@ mod tests {
         assert!(st.success(), "{st}");
         assert!(f.stderr_text().contains("bye"));
         assert!(f.pid().is_none());
-        assert!(f.signal(Signal::Term).is_err(), "a reaped process has no pid");
+        assert!(
+            f.signal(Signal::Term).is_err(),
+            "a reaped process has no pid"
+        );
         // A second start on the same configuration.
         f.restart().expect("restart");
         assert_eq!(f.starts(), 2);
@@ -688,9 +703,7 @@ mod tests {
     fn a_process_that_exits_at_start_is_an_error_with_its_log() {
         let dir = tempfile::tempdir().expect("dir");
         let bin = script(dir.path(), "fails", "echo 'bad config' >&2\nexit 1\n");
-        let e = Launch::new(&bin, dir.path())
-            .start("")
-            .expect_err("exits");
+        let e = Launch::new(&bin, dir.path()).start("").expect_err("exits");
         assert!(e.to_string().contains("bad config"), "{e}");
     }
 }

@@ -54,7 +54,10 @@ pub struct Sample<'a> {
 impl<'a> Sample<'a> {
     /// The (escaped) value of label `name`.
     pub fn label(&self, name: &str) -> Option<&'a str> {
-        self.labels.iter().find(|(k, _)| *k == name).map(|&(_, v)| v)
+        self.labels
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|&(_, v)| v)
     }
 }
 
@@ -93,7 +96,11 @@ pub enum ErrorKind {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, byte {}: {:?}", self.line, self.column, self.kind)
+        write!(
+            f,
+            "line {}, byte {}: {:?}",
+            self.line, self.column, self.kind
+        )
     }
 }
 
@@ -329,7 +336,10 @@ mod tests {
             s.value("mcas_forward_dropped_total{reason=\"spool_full\"}"),
             Some(5.0)
         );
-        assert_eq!(s.count("mcas_forward_dropped_total{reason=\"oversize\"}"), 2);
+        assert_eq!(
+            s.count("mcas_forward_dropped_total{reason=\"oversize\"}"),
+            2
+        );
         // A name alone is the series without labels, not the first labelled one.
         assert_eq!(s.value("mcas_forward_dropped_total"), None);
         assert_eq!(s.count("mcas_forward_missing"), 0);

@@ -112,15 +112,9 @@ pub(crate) fn run_cli(
     stdin: Option<&[u8]>,
     env: &[(&str, &str)],
 ) -> (i32, String, String) {
-    let done = mcas_testkit::run_within(
-        Path::new(BIN),
-        args,
-        stdin,
-        env,
-        Duration::from_secs(60),
-    )
-    .expect("run mcas-forward")
-    .expect("mcas-forward CLI timed out");
+    let done = mcas_testkit::run_within(Path::new(BIN), args, stdin, env, Duration::from_secs(60))
+        .expect("run mcas-forward")
+        .expect("mcas-forward CLI timed out");
     (done.code, done.stdout, done.stderr)
 }
 
