@@ -22,25 +22,11 @@ const CSL: &str = "CommonSecurityLog";
 /// A `[[output]]` table into the emulator at `base`.
 fn li_output(name: &str, base: &str, filter: Option<&str>) -> String {
     let filter = filter.map_or(String::new(), |w| format!("where = '{w}'\n"));
-    format!(
-        r#"
-[[output]]
-name = "{name}"
-kind = "logs-ingestion"
-endpoint = "{base}"
-dcr_immutable_id = "{dcr}"
-stream = "Custom-CommonSecurityLog"
-retry_budget = "2s"
-{filter}
-[output.auth]
-kind = "client-secret"
-tenant_id = "{tenant}"
-client_id = "{client}"
-authority_host = "{base}"
-"#,
-        dcr = mcas_azure_emulator::DEFAULT_DCR_ID,
-        tenant = mcas_azure_emulator::DEFAULT_TENANT_ID,
-        client = mcas_azure_emulator::DEFAULT_CLIENT_ID,
+    mcas_testkit::logs_ingestion_output(
+        "[[output]]",
+        base,
+        &format!("name = \"{name}\"\nretry_budget = \"2s\"\n{filter}"),
+        "",
     )
 }
 
