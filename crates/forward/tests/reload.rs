@@ -192,7 +192,9 @@ fn a_reload_storm_loses_nothing_and_each_route_change_applies_from_its_point() {
             .unwrap()
             > 0.0
     );
-    let st = fwd.terminate(Duration::from_secs(30)).expect("the forwarder exits");
+    let st = fwd
+        .terminate(Duration::from_secs(30))
+        .expect("the forwarder exits");
     assert!(st.success(), "{}", fwd.stderr_text());
 
     // Every event exactly once, in the output its phase's routes chose.
@@ -497,7 +499,9 @@ fn a_reload_binds_new_listeners_closes_removed_ones_and_keeps_the_others_open() 
         fwd.stderr_text()
     );
     let mut fwd = fwd;
-    let st = fwd.terminate(Duration::from_secs(30)).expect("the forwarder exits");
+    let st = fwd
+        .terminate(Duration::from_secs(30))
+        .expect("the forwarder exits");
     assert!(st.success(), "{}", fwd.stderr_text());
 }
 
