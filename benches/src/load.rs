@@ -4,7 +4,7 @@
 //! Every function refuses non-loopback addresses: the harness only ever talks
 //! to processes it started on this machine.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -193,41 +193,7 @@ fn memchr_count(buf: &[u8]) -> usize {
 /// `GET path` over HTTP/1.1 on loopback; the body of a 200 answer.
 pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
     require_loopback(addr)?;
-    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        sock,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut reader = io::BufReader::new(sock);
-    let mut status = String::new();
-    reader.read_line(&mut status)?;
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(io::Error::other(format!("GET {path}: {}", status.trim())));
-    }
-    let mut length: Option<usize> = None;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.trim().eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().ok();
-        }
-    }
-    let mut raw = Vec::new();
-    match length {
-        Some(n) => {
-            raw.resize(n, 0);
-            reader.read_exact(&mut raw)?;
-        }
-        None => {
-            reader.read_to_end(&mut raw)?;
-        }
-    }
-    Ok(String::from_utf8_lossy(&raw).into_owned())
+    mcas_testkit::http::get_ok(addr, path)
 }
 
 /// Reads a count from an HTTP/1.1 endpoint on loopback: the body's first
@@ -297,6 +263,7 @@ pub fn wait_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufRead as _;
     use std::net::TcpListener;
 
     #[test]

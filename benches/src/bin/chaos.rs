@@ -21,22 +21,21 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mcas_azure_emulator::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_DCR_ID, DEFAULT_TENANT_ID, Emulator,
-    EmulatorConfig, EmulatorHandle, Faults, Storage,
-};
+use mcas_azure_emulator::{DEFAULT_CLIENT_SECRET, Faults};
 use mcas_benches::{corpus, load};
+use mcas_testkit::{
+    CSL, EmulatorSetup, Forwarder, Launch, Logs, OwnedEmulator, Scrape, ext_ids, free_addr, http,
+    logs_ingestion_output,
+};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-const CSL: &str = "CommonSecurityLog";
 
 // ------------------------------------------------------------------ options
 
@@ -251,99 +250,9 @@ impl Outcome {
 
 // ------------------------------------------------------------------ emulator
 
-struct Emu {
-    rt: tokio::runtime::Runtime,
-    handle: Option<EmulatorHandle>,
-    data_dir: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for Emu {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emu").finish_non_exhaustive()
-    }
-}
-
-impl Emu {
-    fn start(data_dir: Option<&Path>, token_lifetime: Option<Duration>) -> Res<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let mut cfg = EmulatorConfig::default();
-        if let Some(d) = data_dir {
-            std::fs::create_dir_all(d)?;
-            cfg.storage = Storage::Dir(d.to_owned());
-        }
-        if let Some(t) = token_lifetime {
-            cfg.token_lifetime = t;
-        }
-        let handle = rt.block_on(Emulator::start(cfg))?;
-        Ok(Self {
-            rt,
-            handle: Some(handle),
-            data_dir: data_dir.map(Path::to_owned),
-        })
-    }
-
-    fn h(&self) -> &EmulatorHandle {
-        self.handle.as_ref().expect("emulator running")
-    }
-
-    fn base(&self) -> String {
-        self.h().base_url()
-    }
-
-    fn rows(&self) -> u64 {
-        self.h().count(CSL) as u64
-    }
-
-    fn syslog_rows(&self) -> u64 {
-        self.h().count("Syslog") as u64
-    }
-
-    fn set_faults(&self, f: Faults) {
-        // Down windows are timed by a task on the emulator's runtime.
-        let _guard = self.rt.enter();
-        self.h().set_faults(f);
-    }
-
-    /// The `ExtID` of every stored CommonSecurityLog row, with multiplicity.
-    fn ext_ids(&self) -> Res<HashMap<String, u32>> {
-        let mut ids = HashMap::new();
-        let mut add = |v: &serde_json::Value| {
-            if let Some(id) = v.get("ExtID").and_then(|x| x.as_str()) {
-                *ids.entry(id.to_owned()).or_insert(0) += 1;
-            }
-        };
-        match &self.data_dir {
-            Some(d) => {
-                let f = std::fs::File::open(d.join(format!("{CSL}.jsonl")))?;
-                for line in std::io::BufReader::new(f).lines() {
-                    let line = line?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    add(&serde_json::from_str(&line)?);
-                }
-            }
-            None => {
-                for v in self.h().rows(CSL) {
-                    add(&v);
-                }
-            }
-        }
-        Ok(ids)
-    }
-
-    fn metrics_json(&self) -> String {
-        serde_json::to_string(&self.h().metrics()).unwrap_or_default()
-    }
-
-    fn stop(mut self) {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(h.shutdown());
-        }
-    }
+/// The `ExtID` of every stored CommonSecurityLog row, with multiplicity.
+fn stored_ext_ids(emu: &OwnedEmulator) -> Res<HashMap<String, u32>> {
+    Ok(ext_ids(&emu.rows(CSL)?))
 }
 
 // ------------------------------------------------------------------ forwarder
@@ -379,9 +288,9 @@ struct FwdCfg {
 impl FwdCfg {
     fn new(base: String) -> Res<Self> {
         Ok(Self {
-            tcp: free_port()?,
+            tcp: free_addr()?,
             udp: None,
-            metrics: free_port()?,
+            metrics: free_addr()?,
             base,
             spool_max: "1GiB".into(),
             when_full: "block",
@@ -426,24 +335,27 @@ impl FwdCfg {
                 "\n[[listen]]\nprotocol = \"udp\"\naddress = \"{u}\"\nreceive_buffer_bytes = 4194304\n"
             );
         }
+        s.push_str(&logs_ingestion_output(
+            "[output]",
+            &self.base,
+            &format!(
+                "{syslog}retry_budget = \"{rb}\"\nrequest_timeout = \"10s\"",
+                syslog = if self.syslog_stream {
+                    "syslog_stream = \"Custom-Syslog\"\n"
+                } else {
+                    ""
+                },
+                rb = self.retry_budget,
+            ),
+            &format!("client_secret_file = \"{d}/client-secret\""),
+        ));
         let _ = write!(
             s,
-            "\n[output]\nkind = \"logs-ingestion\"\nendpoint = \"{base}\"\n\
-             dcr_immutable_id = \"{DEFAULT_DCR_ID}\"\nstream = \"Custom-CommonSecurityLog\"\n\
-             {syslog}retry_budget = \"{rb}\"\nrequest_timeout = \"10s\"\n\
-             \n[output.auth]\nkind = \"client-secret\"\ntenant_id = \"{DEFAULT_TENANT_ID}\"\n\
-             client_id = \"{DEFAULT_CLIENT_ID}\"\nauthority_host = \"{base}\"\n\
-             client_secret_file = \"{d}/client-secret\"\n\
-             \n[spool]\ndir = \"{spool}\"\nmax_bytes = \"{max}\"\nwhen_full = \"{wf}\"\n\
+            "\n[spool]\ndir = \"{spool}\"\nmax_bytes = \"{max}\"\nwhen_full = \"{wf}\"\n\
              \n[dead_letter]\npath = \"{dead}\"\n\
              \n[metrics]\naddress = \"{m}\"\n\
              \n[pipeline]\nflush_interval = \"{fl}\"\n{pipeline}\
              \n[log]\nlevel = \"warn\"\n",
-            syslog = if self.syslog_stream {
-                "syslog_stream = \"Custom-Syslog\"\n"
-            } else {
-                ""
-            },
             spool = self
                 .spool_dir
                 .clone()
@@ -455,8 +367,6 @@ impl FwdCfg {
                 .unwrap_or_else(|| dir.join("dead-letter.ndjson"))
                 .display(),
             pipeline = self.pipeline_extra,
-            base = self.base,
-            rb = self.retry_budget,
             max = self.spool_max,
             wf = self.when_full,
             m = self.metrics,
@@ -466,12 +376,12 @@ impl FwdCfg {
     }
 }
 
+/// The chaos suite's forwarder: the release binary in the test's directory, its
+/// configuration in `forward.toml`, its output appended to `forward.log` across restarts.
 struct Fwd {
-    bin: PathBuf,
-    dir: PathBuf,
     cfg: FwdCfg,
-    child: Option<Child>,
-    starts: u32,
+    dir: PathBuf,
+    p: Forwarder,
 }
 
 impl std::fmt::Debug for Fwd {
@@ -483,106 +393,46 @@ impl std::fmt::Debug for Fwd {
 }
 
 impl Fwd {
+    /// Starts it and waits (30 s at most) until the TCP listener accepts and `/metrics`
+    /// answers; an exit at start is an error.
     fn start(ctx: &Ctx, cfg: FwdCfg) -> Res<Self> {
         std::fs::write(ctx.dir.join("client-secret"), DEFAULT_CLIENT_SECRET)?;
-        std::fs::write(ctx.dir.join("forward.toml"), cfg.render(&ctx.dir))?;
-        let mut f = Self {
-            bin: ctx.forwarder.clone(),
-            dir: ctx.dir.clone(),
+        let p = Launch::new(&ctx.forwarder, &ctx.dir)
+            .config_name("forward.toml")
+            .logs(Logs::Combined(ctx.dir.join("forward.log")))
+            .ports(cfg.tcp.port(), cfg.metrics.port())
+            .metrics_ready(true)
+            .ready_within(Duration::from_secs(30))
+            .start(&cfg.render(&ctx.dir))?;
+        Ok(Self {
             cfg,
-            child: None,
-            starts: 0,
-        };
-        f.spawn()?;
-        Ok(f)
+            dir: ctx.dir.clone(),
+            p,
+        })
     }
 
+    /// Starts it again (after it exited), on the same configuration.
     fn spawn(&mut self) -> Res<()> {
-        self.starts += 1;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("forward.log"))?;
-        let child = Command::new(&self.bin)
-            .arg("run")
-            .arg("--config")
-            .arg(self.dir.join("forward.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(c) = self.child.as_mut()
-                && let Some(st) = c.try_wait()?
-            {
-                return Err(format!("forwarder exited at start: {st}; see forward.log").into());
-            }
-            if load::http_get(self.cfg.metrics, "/metrics").is_ok()
-                && TcpStream::connect_timeout(&self.cfg.tcp, Duration::from_millis(200)).is_ok()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err("forwarder did not start listening within 30 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        Ok(self.p.restart()?)
     }
 
     fn kill9(&mut self) -> Res<()> {
-        if let Some(mut c) = self.child.take() {
-            c.kill()?;
-            c.wait()?;
-        }
+        self.p.kill9()?;
         Ok(())
     }
 
-    /// SIGTERM, then wait for the process to exit (up to `limit`).
+    /// SIGTERM, then wait for the process to exit (up to `limit`; an error after).
     fn term(&mut self, limit: Duration) -> Res<()> {
-        if let Some(mut c) = self.child.take() {
-            let st = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status()?;
-            if !st.success() {
-                return Err("kill -TERM failed".into());
-            }
-            let deadline = Instant::now() + limit;
-            loop {
-                if c.try_wait()?.is_some() {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    c.kill()?;
-                    c.wait()?;
-                    return Err("forwarder did not exit after SIGTERM".into());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        self.p.terminate(limit)?;
         Ok(())
     }
 
-    fn metrics(&self) -> Res<Prom> {
-        Ok(Prom(load::http_get(self.cfg.metrics, "/metrics")?))
+    fn metrics(&self) -> Res<Scrape> {
+        Ok(self.p.scrape()?)
     }
 
     fn peak_rss_kb(&self) -> u64 {
-        self.pid()
-            .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse().ok())
-            })
-            .unwrap_or(0)
+        self.p.peak_rss_kb()
     }
 
     fn dead_lettered(&self) -> u64 {
@@ -591,38 +441,20 @@ impl Fwd {
     }
 }
 
-impl Drop for Fwd {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// The drop counters the accounting reads.
+trait Drops {
+    fn dropped(&self, reason: &str) -> u64;
+    /// Events or rows dropped (connection-level reasons are not events).
+    fn dropped_events(&self) -> u64;
 }
 
-/// Prometheus text.
-#[derive(Debug)]
-struct Prom(String);
-
-impl Prom {
-    fn get(&self, series: &str) -> u64 {
-        self.0
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|r| r.strip_prefix(' '))
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-            })
-            .map_or(0, |v| v as u64)
-    }
-
+impl Drops for Scrape {
     fn dropped(&self, reason: &str) -> u64 {
-        self.get(&format!(
+        self.count(&format!(
             "mcas_forward_dropped_total{{reason=\"{reason}\"}}"
         ))
     }
 
-    /// Events or rows dropped (connection-level reasons are not events).
     fn dropped_events(&self) -> u64 {
         [
             "udp_overflow",
@@ -644,10 +476,6 @@ fn count_lines(p: &Path) -> u64 {
     std::fs::read(p)
         .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
         .unwrap_or(0)
-}
-
-fn free_port() -> Res<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 // ------------------------------------------------------------------ load
@@ -818,18 +646,24 @@ impl Tally {
     }
 }
 
-fn tally(emu: &Emu, fwd: &Fwd, dropped_before: u64) -> Tally {
+fn tally(emu: &OwnedEmulator, fwd: &Fwd, dropped_before: u64) -> Tally {
     let m = fwd.metrics().ok();
     Tally {
-        rows: emu.rows(),
-        syslog_rows: emu.syslog_rows(),
+        rows: emu.count(CSL),
+        syslog_rows: emu.count("Syslog"),
         dead: fwd.dead_lettered(),
-        dropped: dropped_before + m.as_ref().map_or(0, Prom::dropped_events),
-        spool_bytes: m.map_or(0, |m| m.get("mcas_forward_spool_bytes")),
+        dropped: dropped_before + m.as_ref().map_or(0, Drops::dropped_events),
+        spool_bytes: m.map_or(0, |m| m.count("mcas_forward_spool_bytes")),
     }
 }
 
-fn settle(emu: &Emu, fwd: &Fwd, want: u64, dropped_before: u64, limit: Duration) -> Tally {
+fn settle(
+    emu: &OwnedEmulator,
+    fwd: &Fwd,
+    want: u64,
+    dropped_before: u64,
+    limit: Duration,
+) -> Tally {
     let start = Instant::now();
     let mut last = tally(emu, fwd, dropped_before);
     let mut moved = Instant::now();
@@ -887,8 +721,8 @@ fn stream_for(
 fn test_faults(ctx: &Ctx) -> Res<Outcome> {
     let secs = ctx.pick(15, 60);
     let rate = 5_000;
-    let emu = Emu::start(None, None)?;
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let emu = EmulatorSetup::new().start_owned()?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.flush = "100ms";
     let fwd = Fwd::start(ctx, cfg)?;
     emu.set_faults(
@@ -908,19 +742,19 @@ fn test_faults(ctx: &Ctx) -> Res<Outcome> {
     report_tally(&mut out, sent, &t);
     out.eq("drops (TCP, block)", t.dropped, 0);
     out.eq("dead-lettered", t.dead, 0);
-    let ids = emu.ext_ids()?;
+    let ids = stored_ext_ids(&emu)?;
     let dups: u64 = ids.values().map(|&c| u64::from(c.saturating_sub(1))).sum();
     out.fig("duplicates", dups);
     out.fig_json("emulator", emu.metrics_json());
     if let Ok(m) = fwd.metrics() {
-        out.fig("retries", m.get("mcas_forward_retries_total"));
+        out.fig("retries", m.count("mcas_forward_retries_total"));
         out.fig(
             "responses_429",
-            m.get("mcas_forward_responses_total{status=\"429\"}"),
+            m.count("mcas_forward_responses_total{status=\"429\"}"),
         );
         out.fig(
             "responses_503",
-            m.get("mcas_forward_responses_total{status=\"503\"}"),
+            m.count("mcas_forward_responses_total{status=\"503\"}"),
         );
     }
     out.fig("peak_rss_kb", fwd.peak_rss_kb());
@@ -933,8 +767,8 @@ fn test_faults(ctx: &Ctx) -> Res<Outcome> {
 fn test_down(ctx: &Ctx) -> Res<Outcome> {
     let (secs, down) = ctx.pick((20u64, 8u64), (60, 30));
     let rate = 5_000u64;
-    let emu = Emu::start(None, None)?;
-    let fwd = Fwd::start(ctx, FwdCfg::new(emu.base())?)?;
+    let emu = EmulatorSetup::new().start_owned()?;
+    let fwd = Fwd::start(ctx, FwdCfg::new(emu.base_url())?)?;
     let lines = Arc::new(events((secs * rate) as usize, 2)?);
     let mut peak_spool = 0;
     let mut set = false;
@@ -944,7 +778,7 @@ fn test_down(ctx: &Ctx) -> Res<Outcome> {
             set = true;
         }
         if let Ok(m) = fwd.metrics() {
-            peak_spool = peak_spool.max(m.get("mcas_forward_spool_bytes"));
+            peak_spool = peak_spool.max(m.count("mcas_forward_spool_bytes"));
         }
         Ok(())
     })?;
@@ -966,7 +800,7 @@ fn test_down(ctx: &Ctx) -> Res<Outcome> {
     );
     out.eq("spool bytes at the end", t.spool_bytes, 0);
     out.eq("drops (TCP, block)", t.dropped, 0);
-    let ids = emu.ext_ids()?;
+    let ids = stored_ext_ids(&emu)?;
     let dups: u64 = ids.values().map(|&c| u64::from(c.saturating_sub(1))).sum();
     out.fig("duplicates", dups);
     out.fig("peak_rss_kb", fwd.peak_rss_kb());
@@ -980,8 +814,10 @@ fn restarts(ctx: &Ctx, sigkill: bool) -> Res<Outcome> {
     let n = ctx.pick(200_000, 1_000_000);
     let rate = ctx.pick(20_000u64, 30_000);
     let kills: u32 = 3;
-    let emu = Emu::start(Some(&ctx.dir.join("emulator")), None)?;
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let emu = EmulatorSetup::new()
+        .data_dir(ctx.dir.join("emulator"))
+        .start_owned()?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.flush = "200ms";
     let mut fwd = Fwd::start(ctx, cfg)?;
     let lines = Arc::new(events(n, 3)?);
@@ -1027,7 +863,7 @@ fn restarts(ctx: &Ctx, sigkill: bool) -> Res<Outcome> {
     let sent_n = sent.lines.load(Ordering::Relaxed);
     // Wait until every id sent is stored (or nothing moves for 30 s).
     let t = settle(&emu, &fwd, sent_n, 0, Duration::from_secs(240));
-    let ids = emu.ext_ids()?;
+    let ids = stored_ext_ids(&emu)?;
     let sent_ids: Vec<&[u8]> = lines[..sent_n as usize]
         .iter()
         .filter_map(|l| ext_id(l))
@@ -1090,8 +926,10 @@ fn test_sigterm(ctx: &Ctx) -> Res<Outcome> {
 fn test_token_outage(ctx: &Ctx) -> Res<Outcome> {
     let (lifetime, outage, secs) = ctx.pick((10u64, 25u64, 40u64), (60, 120, 180));
     let rate = 2_000u64;
-    let emu = Emu::start(None, Some(Duration::from_secs(lifetime)))?;
-    let fwd = Fwd::start(ctx, FwdCfg::new(emu.base())?)?;
+    let emu = EmulatorSetup::new()
+        .token_lifetime(Duration::from_secs(lifetime))
+        .start_owned()?;
+    let fwd = Fwd::start(ctx, FwdCfg::new(emu.base_url())?)?;
     let lines = Arc::new(events((secs * rate) as usize, 4)?);
     let mut state = 0;
     let sent = stream_for(&fwd, lines, rate, |el| {
@@ -1116,11 +954,11 @@ fn test_token_outage(ctx: &Ctx) -> Res<Outcome> {
     if let Ok(m) = fwd.metrics() {
         out.fig(
             "token_refreshes",
-            m.get("mcas_forward_token_refreshes_total"),
+            m.count("mcas_forward_token_refreshes_total"),
         );
         out.fig(
             "responses_401",
-            m.get("mcas_forward_responses_total{status=\"401\"}"),
+            m.count("mcas_forward_responses_total{status=\"401\"}"),
         );
     }
     out.fig_json("emulator", emu.metrics_json());
@@ -1132,9 +970,9 @@ fn test_token_outage(ctx: &Ctx) -> Res<Outcome> {
 /// 5a. The spool fills while the output is down, under `drop-newest`.
 fn test_spool_drop_newest(ctx: &Ctx) -> Res<Outcome> {
     let n = ctx.pick(60_000, 200_000);
-    let emu = Emu::start(None, None)?;
+    let emu = EmulatorSetup::new().start_owned()?;
     emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3600)));
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.spool_max = "4MiB".into();
     cfg.when_full = "drop-newest";
     let fwd = Fwd::start(ctx, cfg)?;
@@ -1144,7 +982,7 @@ fn test_spool_drop_newest(ctx: &Ctx) -> Res<Outcome> {
     std::thread::sleep(Duration::from_secs(2));
     let before = fwd.metrics()?;
     let spool_full = before.dropped("spool_full");
-    let spool_peak = before.get("mcas_forward_spool_bytes");
+    let spool_peak = before.count("mcas_forward_spool_bytes");
     emu.set_faults(Faults::none());
     let t = settle(&emu, &fwd, sent, 0, Duration::from_secs(120));
     let mut out = Outcome::default();
@@ -1166,9 +1004,9 @@ fn test_spool_drop_newest(ctx: &Ctx) -> Res<Outcome> {
 fn test_spool_block(ctx: &Ctx) -> Res<Outcome> {
     let n = ctx.pick(60_000, 200_000);
     let down = ctx.pick(10u64, 30);
-    let emu = Emu::start(None, None)?;
+    let emu = EmulatorSetup::new().start_owned()?;
     emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(down)));
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.spool_max = "4MiB".into();
     cfg.when_full = "block";
     let fwd = Fwd::start(ctx, cfg)?;
@@ -1181,7 +1019,7 @@ fn test_spool_block(ctx: &Ctx) -> Res<Outcome> {
     let mut peak_spool = 0;
     while !h.is_finished() {
         if let Ok(m) = fwd.metrics() {
-            peak_spool = peak_spool.max(m.get("mcas_forward_spool_bytes"));
+            peak_spool = peak_spool.max(m.count("mcas_forward_spool_bytes"));
         }
         if sent_at_up == 0 && start.elapsed() >= Duration::from_secs(down) {
             sent_at_up = shared_sent.lines.load(Ordering::Relaxed).max(1);
@@ -1214,8 +1052,8 @@ fn test_spool_block(ctx: &Ctx) -> Res<Outcome> {
 /// 6a. Bad input at full rate, mixed with good events.
 fn test_bad_input(ctx: &Ctx) -> Res<Outcome> {
     let good_n = ctx.pick(50_000, 200_000);
-    let emu = Emu::start(None, None)?;
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let emu = EmulatorSetup::new().start_owned()?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.max_message = 65_536;
     let fwd = Fwd::start(ctx, cfg)?;
     let good = events(good_n, 7)?;
@@ -1303,7 +1141,7 @@ fn test_bad_input(ctx: &Ctx) -> Res<Outcome> {
     let all = messages + split_msgs + after.len() as u64;
     let t = settle(&emu, &fwd, all, 0, Duration::from_secs(120));
     let m = fwd.metrics()?;
-    let ids = emu.ext_ids()?;
+    let ids = stored_ext_ids(&emu)?;
     let good_missing = good
         .iter()
         .chain(one.iter())
@@ -1317,13 +1155,13 @@ fn test_bad_input(ctx: &Ctx) -> Res<Outcome> {
     out.fig("bad_kinds", format!("{bad_sent:?}"));
     report_tally(&mut out, all, &t);
     out.fig("good_missing", good_missing);
-    out.fig("truncated", m.get("mcas_forward_truncated_total"));
-    out.fig("malformed_cef", m.get("mcas_forward_malformed_cef_total"));
-    out.fig("non_cef", m.get("mcas_forward_non_cef_total"));
+    out.fig("truncated", m.count("mcas_forward_truncated_total"));
+    out.fig("malformed_cef", m.count("mcas_forward_malformed_cef_total"));
+    out.fig("non_cef", m.count("mcas_forward_non_cef_total"));
     out.fig("peak_rss_kb", fwd.peak_rss_kb());
     out.eq("good events missing", good_missing as u64, 0);
     out.check(
-        m.get("mcas_forward_truncated_total") >= 1,
+        m.count("mcas_forward_truncated_total") >= 1,
         "the 10 MB line was not counted as truncated",
     );
     out.check(
@@ -1342,8 +1180,8 @@ fn test_connection_flood(ctx: &Ctx) -> Res<Outcome> {
     let idle = ctx.pick(2_000usize, 5_000);
     let limit = idle + 50;
     let extra = 200usize;
-    let emu = Emu::start(None, None)?;
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let emu = EmulatorSetup::new().start_owned()?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.max_connections = limit;
     // This scenario measures the global limit from one host: the per-source limit (above
     // the global one, so the global one refuses) and the frame deadlines (the slowloris
@@ -1356,7 +1194,7 @@ fn test_connection_flood(ctx: &Ctx) -> Res<Outcome> {
     let hold_secs = 120u64;
     let (mut holder, opened) = spawn_holder(fwd.cfg.tcp, idle, hold_secs)?;
     std::thread::sleep(Duration::from_secs(1));
-    let open_idle = fwd.metrics()?.get("mcas_forward_connections_open");
+    let open_idle = fwd.metrics()?.count("mcas_forward_connections_open");
     // Good traffic while the idle connections are held.
     let good = Arc::new(events(20_000, 10)?);
     let sent = stream_for(&fwd, good, 20_000, |_| Ok(()))?;
@@ -1364,7 +1202,7 @@ fn test_connection_flood(ctx: &Ctx) -> Res<Outcome> {
     let (mut over, _) = spawn_holder(fwd.cfg.tcp, extra, hold_secs)?;
     std::thread::sleep(Duration::from_secs(1));
     let m = fwd.metrics()?;
-    let open_peak = m.get("mcas_forward_connections_open");
+    let open_peak = m.count("mcas_forward_connections_open");
     let refused = m.dropped("connection_limit");
     let rss = fwd.peak_rss_kb();
     let _ = holder.kill();
@@ -1468,8 +1306,8 @@ fn hold_connections(addr: SocketAddr, n: usize, secs: Duration, dribble: Duratio
 
 /// 7b. The allow-list refuses other source addresses (127.0.0.2 is loopback too).
 fn test_allow_list(ctx: &Ctx) -> Res<Outcome> {
-    let emu = Emu::start(None, None)?;
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let emu = EmulatorSetup::new().start_owned()?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.allow = Some("127.0.0.1/32");
     let fwd = Fwd::start(ctx, cfg)?;
     let other = socket2_connect_from("127.0.0.2", fwd.cfg.tcp)?;
@@ -1493,7 +1331,7 @@ fn test_allow_list(ctx: &Ctx) -> Res<Outcome> {
     report_tally(&mut out, sent, &t);
     out.check(refused, "the connection from 127.0.0.2 was not closed");
     out.eq("refusals counted", m.dropped("not_allowed"), 1);
-    let ids = emu.ext_ids()?;
+    let ids = stored_ext_ids(&emu)?;
     out.check(
         !ids.contains_key("not-allowed"),
         "the event from a refused address was delivered",
@@ -1622,9 +1460,9 @@ fn test_mtls(ctx: &Ctx) -> Res<Outcome> {
     std::fs::write(d.join("server.key"), srv_key.serialize_pem())?;
     std::fs::write(d.join("client-ca.pem"), ca.cert.pem())?;
 
-    let emu = Emu::start(None, None)?;
-    let mut cfg = FwdCfg::new(emu.base())?;
-    let tls_addr = free_port()?;
+    let emu = EmulatorSetup::new().start_owned()?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
+    let tls_addr = free_addr()?;
     cfg.tls = Some((
         tls_addr,
         d.join("server.pem"),
@@ -1640,7 +1478,7 @@ fn test_mtls(ctx: &Ctx) -> Res<Outcome> {
     let rogue_ok = tls_send(tls_addr, &ca, Some(&rogue_client), &rogue);
     let t = settle(&emu, &fwd, good.len() as u64, 0, Duration::from_secs(60));
     let m = fwd.metrics()?;
-    let ids = emu.ext_ids()?;
+    let ids = stored_ext_ids(&emu)?;
     let leaked = none
         .iter()
         .chain(rogue.iter())
@@ -1680,6 +1518,7 @@ fn test_mtls(ctx: &Ctx) -> Res<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcas_azure_emulator::DEFAULT_DCR_ID;
 
     #[test]
     fn ext_id_is_the_value_up_to_the_next_space() {
@@ -1700,18 +1539,17 @@ mod tests {
 
     #[test]
     fn prometheus_series_are_read_exactly() {
-        let p = Prom(
+        let p = Scrape::new(
             "# HELP x\nmcas_forward_spool_bytes 42\nmcas_forward_spool_bytes_max 7\n\
              mcas_forward_dropped_total{reason=\"spool_full\"} 5\n\
              mcas_forward_dropped_total{reason=\"oversize\"} 2\n\
-             mcas_forward_dropped_total{reason=\"not_allowed\"} 9\n"
-                .into(),
+             mcas_forward_dropped_total{reason=\"not_allowed\"} 9\n",
         );
-        assert_eq!(p.get("mcas_forward_spool_bytes"), 42);
+        assert_eq!(p.count("mcas_forward_spool_bytes"), 42);
         assert_eq!(p.dropped("spool_full"), 5);
         // Connection refusals are not events.
         assert_eq!(p.dropped_events(), 7);
-        assert_eq!(p.get("mcas_forward_missing"), 0);
+        assert_eq!(p.count("mcas_forward_missing"), 0);
     }
 
     #[test]
@@ -1811,9 +1649,9 @@ impl Drop for Tmpfs {
 fn test_dead_letter_flood(ctx: &Ctx) -> Res<Outcome> {
     let flood = ctx.pick(100_000u64, 400_000);
     let disk = Tmpfs::mount(&ctx.dir.join("disk"), "20m")?;
-    let emu = Emu::start(None, None)?;
-    let mut cfg = FwdCfg::new(emu.base())?;
-    let udp = free_port()?;
+    let emu = EmulatorSetup::new().start_owned()?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
+    let udp = free_addr()?;
     cfg.udp = Some(udp);
     cfg.syslog_stream = false;
     cfg.spool_dir = Some(ctx.dir.join("disk/spool"));
@@ -1834,21 +1672,21 @@ fn test_dead_letter_flood(ctx: &Ctx) -> Res<Outcome> {
     s.shutdown(std::net::Shutdown::Write)?;
     drop(s);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while emu.rows() < 1_000 && Instant::now() < deadline {
+    while emu.count(CSL) < 1_000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Let the last flush tick write the summary line.
     std::thread::sleep(Duration::from_millis(1_500));
     let m = fwd.metrics()?;
     let ready =
-        load::http_get(fwd.cfg.metrics, "/health").is_ok_and(|b| b.contains("\"ready\":true"));
+        http::get_ok(fwd.cfg.metrics, "/health").is_ok_and(|b| b.contains("\"ready\":true"));
     let dl_bytes =
         std::fs::metadata(ctx.dir.join("disk/dead-letter.ndjson")).map_or(0, |m| m.len());
-    let kept = m.get("mcas_forward_dead_lettered_total");
+    let kept = m.count("mcas_forward_dead_lettered_total");
     let sampled = m.dropped("dead_letter_sampled");
     let udp_overflow = m.dropped("udp_overflow");
-    let kernel = m.dropped("udp_kernel") + m.get("mcas_forward_udp_kernel_drops");
-    let non_cef = m.get("mcas_forward_non_cef_total");
+    let kernel = m.dropped("udp_kernel") + m.count("mcas_forward_udp_kernel_drops");
+    let non_cef = m.count("mcas_forward_non_cef_total");
     let mut out = Outcome::default();
     out.fig("datagrams", flood);
     out.fig("dead_letter_bytes", dl_bytes);
@@ -1857,8 +1695,12 @@ fn test_dead_letter_flood(ctx: &Ctx) -> Res<Outcome> {
     out.fig("counted_in_summaries", sampled);
     out.fig("udp_overflow", udp_overflow);
     out.fig("udp_kernel_drops", kernel);
-    out.fig("cef_delivered", emu.rows());
-    out.eq("CEF events delivered after the flood", emu.rows(), 1_000);
+    out.fig("cef_delivered", emu.count(CSL));
+    out.eq(
+        "CEF events delivered after the flood",
+        emu.count(CSL),
+        1_000,
+    );
     out.eq(
         "non-CEF kept or counted in a summary",
         kept + sampled,
@@ -1884,9 +1726,9 @@ fn test_dead_letter_flood(ctx: &Ctx) -> Res<Outcome> {
 /// process by `shutdown_timeout`, not ready meanwhile, with the loss reported and counted.
 fn test_sigterm_unwritable_spool(ctx: &Ctx) -> Res<Outcome> {
     let disk = Tmpfs::mount(&ctx.dir.join("disk"), "8m")?;
-    let emu = Emu::start(None, None)?;
+    let emu = EmulatorSetup::new().start_owned()?;
     emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3_600)));
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.spool_dir = Some(ctx.dir.join("disk/spool"));
     cfg.pipeline_extra = "shutdown_grace = \"2s\"\nshutdown_timeout = \"5s\"\n".to_owned();
     let mut fwd = Fwd::start(ctx, cfg)?;
@@ -1901,13 +1743,13 @@ fn test_sigterm_unwritable_spool(ctx: &Ctx) -> Res<Outcome> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut failing = false;
     while Instant::now() < deadline {
-        if fwd.metrics()?.get("mcas_forward_storage_failing") == 1 {
+        if fwd.metrics()?.count("mcas_forward_storage_failing") == 1 {
             failing = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let health = load::http_get(fwd.cfg.metrics, "/health").unwrap_or_default();
+    let health = http::get_ok(fwd.cfg.metrics, "/health").unwrap_or_default();
     let t0 = Instant::now();
     let exited = fwd.term(Duration::from_secs(30));
     let exit_secs = t0.elapsed().as_secs_f64();
@@ -1952,15 +1794,15 @@ fn test_slowloris(ctx: &Ctx) -> Res<Outcome> {
     let holders = 1_030usize;
     // The deadlines are shortened in the short form so the cut is seen within the run.
     let (deadline, hold_secs) = ctx.pick(("5s", 20u64), ("30s", 60));
-    let emu = Emu::start(None, None)?;
-    let mut cfg = FwdCfg::new(emu.base())?;
+    let emu = EmulatorSetup::new().start_owned()?;
+    let mut cfg = FwdCfg::new(emu.base_url())?;
     cfg.listen_extra =
         format!("first_frame_timeout = \"{deadline}\"\nframe_timeout = \"{deadline}\"\n");
     let fwd = Fwd::start(ctx, cfg)?;
     let (mut holder, opened) = spawn_dribbler(fwd.cfg.tcp, holders, hold_secs, 2_000)?;
     std::thread::sleep(Duration::from_secs(1));
     let m = fwd.metrics()?;
-    let open_held = m.get("mcas_forward_connections_open");
+    let open_held = m.count("mcas_forward_connections_open");
     let refused_source = m.dropped("source_connection_limit");
     // Good traffic from another source address while the holders dribble.
     let good = events(20_000, 13)?;
@@ -1977,8 +1819,8 @@ fn test_slowloris(ctx: &Ctx) -> Res<Outcome> {
     let mut timed_out = 0;
     while Instant::now() < cut_by {
         let m = fwd.metrics()?;
-        timed_out = m.get("mcas_forward_connections_timed_out_total{timeout=\"first_frame\"}")
-            + m.get("mcas_forward_connections_timed_out_total{timeout=\"frame\"}");
+        timed_out = m.count("mcas_forward_connections_timed_out_total{timeout=\"first_frame\"}")
+            + m.count("mcas_forward_connections_timed_out_total{timeout=\"frame\"}");
         if timed_out >= open_held.min(64) && open_held > 0 {
             break;
         }
@@ -1990,7 +1832,7 @@ fn test_slowloris(ctx: &Ctx) -> Res<Outcome> {
     // Every holder connection was refused by the per-source limit or accepted; slots freed
     // by the deadlines while the holder was still connecting let later ones in. Two more
     // were accepted: the suite's readiness probe at start, and the good sender.
-    let accepted = m.get("mcas_forward_connections_total");
+    let accepted = m.count("mcas_forward_connections_total");
     let _ = holder.kill();
     let _ = holder.wait();
     let mut out = Outcome::default();
@@ -2032,11 +1874,11 @@ fn test_slowloris(ctx: &Ctx) -> Res<Outcome> {
 /// every event is delivered and the forwarder stays ready.
 fn test_token_overflow(ctx: &Ctx) -> Res<Outcome> {
     let n = ctx.pick(20_000usize, 100_000);
-    let emu = Emu::start(None, None)?;
+    let emu = EmulatorSetup::new().start_owned()?;
     emu.set_faults(Faults::none().with_token_expires_in(
         mcas_azure_emulator::LifetimeValue::Number(10_000_000_000_000_000_000),
     ));
-    let mut fwd = Fwd::start(ctx, FwdCfg::new(emu.base())?)?;
+    let mut fwd = Fwd::start(ctx, FwdCfg::new(emu.base_url())?)?;
     let lines = Arc::new(events(n, 14)?);
     let half = n / 2;
     let first = Arc::new(lines[..half].to_vec());
@@ -2054,26 +1896,29 @@ fn test_token_overflow(ctx: &Ctx) -> Res<Outcome> {
     sent += stream_for(&fwd, second, 10_000, |_| Ok(()))?;
     let t = settle(&emu, &fwd, sent, 0, Duration::from_secs(120));
     let m = fwd.metrics()?;
-    let health = load::http_get(fwd.cfg.metrics, "/health").unwrap_or_default();
+    let health = http::get_ok(fwd.cfg.metrics, "/health").unwrap_or_default();
     let mut out = Outcome::default();
     report_tally(&mut out, sent, &t);
-    out.fig("sender_panics", m.get("mcas_forward_sender_panics_total"));
+    out.fig("sender_panics", m.count("mcas_forward_sender_panics_total"));
     out.fig(
         "sender_restarts",
-        m.get("mcas_forward_sender_restarts_total"),
+        m.count("mcas_forward_sender_restarts_total"),
     );
-    out.fig("senders_alive", m.get("mcas_forward_senders_alive"));
+    out.fig("senders_alive", m.count("mcas_forward_senders_alive"));
     out.fig(
         "token_refreshes",
-        m.get("mcas_forward_token_refreshes_total"),
+        m.count("mcas_forward_token_refreshes_total"),
     );
     out.eq("rows delivered", t.rows, sent);
     out.eq(
         "sender panics",
-        m.get("mcas_forward_sender_panics_total"),
+        m.count("mcas_forward_sender_panics_total"),
         0,
     );
-    out.check(m.get("mcas_forward_senders_alive") > 0, "no sender running");
+    out.check(
+        m.count("mcas_forward_senders_alive") > 0,
+        "no sender running",
+    );
     out.check(
         health.contains("\"ready\":true"),
         "not ready after hostile token lifetimes",
@@ -2090,9 +1935,9 @@ fn test_token_overflow(ctx: &Ctx) -> Res<Outcome> {
 /// file is either delivered whole or counted lost, never both, never neither.
 fn test_spool_deletion(ctx: &Ctx) -> Res<Outcome> {
     let n = ctx.pick(5_000usize, 50_000);
-    let emu = Emu::start(None, None)?;
+    let emu = EmulatorSetup::new().start_owned()?;
     emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3_600)));
-    let fwd = Fwd::start(ctx, FwdCfg::new(emu.base())?)?;
+    let fwd = Fwd::start(ctx, FwdCfg::new(emu.base_url())?)?;
     let lines = events(2 * n, 15)?;
     let first = Arc::new(lines[..n].to_vec());
     let second = Arc::new(lines[n..].to_vec());
@@ -2133,7 +1978,7 @@ fn test_spool_deletion(ctx: &Ctx) -> Res<Outcome> {
     // Let the senders finish with the batches they held.
     std::thread::sleep(Duration::from_secs(2));
     let m = fwd.metrics()?;
-    let ids = emu.ext_ids()?;
+    let ids = stored_ext_ids(&emu)?;
     let (mut whole, mut none, mut partial) = (0u64, 0u64, 0u64);
     for f in &deleted {
         let got = f.iter().filter(|id| ids.contains_key(*id)).count();
@@ -2150,7 +1995,7 @@ fn test_spool_deletion(ctx: &Ctx) -> Res<Outcome> {
         .filter_map(|l| ext_id(l))
         .filter(|id| ids.contains_key(String::from_utf8_lossy(id).as_ref()));
     let second_delivered = second_ids.count() as u64;
-    let health = load::http_get(fwd.cfg.metrics, "/health").unwrap_or_default();
+    let health = http::get_ok(fwd.cfg.metrics, "/health").unwrap_or_default();
     let mut out = Outcome::default();
     out.fig("sent_before_deletion", sent_first);
     out.fig("files_deleted", deleted.len());

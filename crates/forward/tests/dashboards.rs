@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
+use mcas_testkit::prom::Line;
 
 const DASHBOARD: &str = "packaging/grafana/mcas-forward.json";
 const ALERTS: &str = "packaging/prometheus/alerts.yml";
@@ -36,24 +37,17 @@ struct Exported {
 fn parse_exposition(text: &str) -> Exported {
     let mut families = BTreeMap::new();
     let mut labels: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split_whitespace();
-            let name = parts.next().unwrap().to_owned();
-            let kind = parts.next().unwrap().to_owned();
-            families.insert(name, kind);
-        } else if !line.starts_with('#')
-            && let Some((_, rest)) = line.split_once('{')
-            && let Some((set, _)) = rest.split_once('}')
-        {
-            for pair in set.split(',') {
-                if let Some((k, v)) = pair.split_once('=') {
-                    labels
-                        .entry(k.to_owned())
-                        .or_default()
-                        .insert(v.trim_matches('"').to_owned());
+    for line in mcas_testkit::prom::lines(text) {
+        match line.unwrap_or_else(|e| panic!("/metrics: {e}\n{text}")) {
+            Line::Type { name, kind } => {
+                families.insert(name.to_owned(), kind.to_owned());
+            }
+            Line::Sample(s) => {
+                for (k, v) in s.labels {
+                    labels.entry(k.to_owned()).or_default().insert(v.to_owned());
                 }
             }
+            _ => {}
         }
     }
     Exported { families, labels }
@@ -114,7 +108,7 @@ fn exported(name: &str, e: &Exported) -> bool {
 #[test]
 fn dashboard_and_alerts_use_only_exported_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let f = Forwarder::start(
+    let f = forwarder(
         dir.path(),
         "[[listen]]\nprotocol = \"udp\"\naddress = \"127.0.0.1:{PORT}\"\n\
          [[listen]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:{PORT}\"\n\

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use mcas_azure_emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
 
 const CSL: &str = "CommonSecurityLog";
@@ -61,9 +60,7 @@ fn check_row(row: &Value, id: &str, act: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logger_udp_tcp_and_octet_counted_reach_the_emulator() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
     let mut fwd = start_forwarder(dir.path(), cfg).await;
@@ -121,7 +118,9 @@ async fn logger_udp_tcp_and_octet_counted_reach_the_emulator() {
     let (code, body) = fwd.http_get("/health").expect("health");
     assert_eq!(code, 200, "{body}");
     let st = tokio::task::spawn_blocking(move || {
-        let st = fwd.terminate(Duration::from_secs(20));
+        let st = fwd
+            .terminate(Duration::from_secs(20))
+            .expect("the forwarder exits");
         (st, fwd)
     })
     .await
@@ -132,9 +131,7 @@ async fn logger_udp_tcp_and_octet_counted_reach_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_output_equals_the_row_the_emulator_stores() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
     let fwd = start_forwarder(dir.path(), cfg).await;
@@ -318,9 +315,7 @@ fn map_gives_every_expected_column_of_the_csl_vectors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_everything_read() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     // A long flush interval: only the shutdown path can deliver these rows in time.
     let cfg = emulator_config(&emu.base_url(), "")
@@ -349,7 +344,9 @@ async fn sigterm_drains_everything_read() {
             Some(0.0),
             "nothing flushed before the signal"
         );
-        let st = fwd.terminate(Duration::from_secs(30));
+        let st = fwd
+            .terminate(Duration::from_secs(30))
+            .expect("the forwarder exits");
         assert!(st.success(), "exit {st:?}: {}", fwd.stderr_text());
         fwd
     })
@@ -368,9 +365,7 @@ async fn sigterm_drains_everything_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_cef_goes_to_syslog_stream_when_configured() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "").replace(
         "stream = \"Custom-CommonSecurityLog\"",
@@ -424,9 +419,7 @@ async fn non_cef_goes_to_syslog_stream_when_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_test_samples_arrive_as_mcas_rows() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
     let fwd = start_forwarder(dir.path(), cfg).await;
@@ -496,9 +489,7 @@ async fn send_test_samples_arrive_as_mcas_rows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_collector_output_writes_the_legacy_custom_table() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!(
         r#"
@@ -526,7 +517,7 @@ flush_interval = "100ms"
     let fwd = tokio::task::spawn_blocking({
         let dir = dir.path().to_owned();
         move || {
-            Forwarder::start(
+            forwarder(
                 &dir,
                 &cfg,
                 &[(
@@ -646,7 +637,7 @@ fn the_end_of_a_burst_is_written_after_linger_not_flush_interval() {
     use std::io::Write as _;
     for (linger, written_soon) in [("50ms", true), ("0s", false)] {
         let dir = tempfile::tempdir().unwrap();
-        let mut fwd = Forwarder::start(dir.path(), &file_config(linger), &[]);
+        let mut fwd = forwarder(dir.path(), &file_config(linger), &[]);
         let mut tcp = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
         for i in 0..3 {
             writeln!(tcp, "<134>{}", cef(&format!("burst-{i}"), "allow")).unwrap();
@@ -663,7 +654,9 @@ fn the_end_of_a_burst_is_written_after_linger_not_flush_interval() {
         if !written_soon {
             // Held in the open batch, not lost: SIGTERM closes it.
             drop(tcp);
-            let status = fwd.terminate(Duration::from_secs(20));
+            let status = fwd
+                .terminate(Duration::from_secs(20))
+                .expect("the forwarder exits");
             assert!(status.success());
             assert_eq!(lines_in(&out), 3);
         }

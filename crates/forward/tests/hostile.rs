@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mcas_azure_emulator::{Emulator, EmulatorConfig, Faults};
+use mcas_azure_emulator::Faults;
 
 const CSL: &str = "CommonSecurityLog";
 
@@ -70,12 +70,9 @@ impl Drop for Tmpfs {
     }
 }
 
-fn signal(fwd: &Forwarder, sig: &str) {
-    let st = Command::new("kill")
-        .args([&format!("-{sig}"), &fwd.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success(), "kill -{sig}");
+fn signal(fwd: &mut Forwarder, sig: Signal) {
+    fwd.signal(sig)
+        .unwrap_or_else(|e| panic!("kill -{}: {e}", sig.name()));
 }
 
 /// Defect 5: HUP, USR1 and USR2 (logrotate scripts send HUP) neither kill the forwarder
@@ -98,16 +95,19 @@ address = "127.0.0.1:{METRICS}"
 [pipeline]
 flush_interval = "100ms"
 "#;
-    let mut fwd = Forwarder::start(dir.path(), cfg, &[]);
+    let mut fwd = forwarder(dir.path(), cfg, &[]);
     let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
     let n = 2000;
-    for (part, sig) in ["HUP", "USR1", "USR2", "HUP"].iter().enumerate() {
+    for (part, sig) in [Signal::Hup, Signal::Usr1, Signal::Usr2, Signal::Hup]
+        .into_iter()
+        .enumerate()
+    {
         let buf: String = (part * 500..(part + 1) * 500).map(line).collect();
         s.write_all(buf.as_bytes()).unwrap();
-        signal(&fwd, sig);
+        signal(&mut fwd, sig);
         std::thread::sleep(Duration::from_millis(50));
         assert!(
-            fwd.child.try_wait().unwrap().is_none(),
+            fwd.is_running().unwrap(),
             "SIGHUP/USR killed the forwarder; stderr:\n{}",
             fwd.stderr_text()
         );
@@ -116,7 +116,9 @@ flush_interval = "100ms"
     assert!(wait_until(Duration::from_secs(20), || fwd
         .metric("mcas_forward_received_total")
         == Some(n as f64)));
-    let st = fwd.terminate(Duration::from_secs(30));
+    let st = fwd
+        .terminate(Duration::from_secs(30))
+        .expect("the forwarder exits");
     assert!(st.success(), "exit {st:?}; stderr:\n{}", fwd.stderr_text());
     let out = std::fs::read_to_string(dir.path().join("out.ndjson")).unwrap();
     assert_eq!(out.lines().count(), n, "every event read was written");
@@ -134,16 +136,14 @@ async fn sigterm_with_an_unwritable_spool_exits_by_the_deadline_and_reports_the_
     let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "4m") else {
         return;
     };
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3600)));
     let cfg = emulator_config(&emu.base_url(), "shutdown_timeout = \"3s\"")
         .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"1s\"")
         .replace("dir = \"{DIR}/spool\"", "dir = \"{DIR}/disk/spool\"");
     let d = dir.path().to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut fwd = Forwarder::start(&d, &cfg, &secret_env());
+        let mut fwd = forwarder(&d, &cfg, &secret_env());
         disk.remount("ro");
         let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
         let buf: String = (0..500).map(line).collect();
@@ -158,7 +158,9 @@ async fn sigterm_with_an_unwritable_spool_exits_by_the_deadline_and_reports_the_
         let (status, _) = fwd.http_get("/health").unwrap();
         assert_eq!(status, 503, "not ready while the spool cannot be written");
         let t0 = Instant::now();
-        let st = fwd.terminate(Duration::from_secs(20));
+        let st = fwd
+            .terminate(Duration::from_secs(20))
+            .expect("the forwarder exits");
         let took = t0.elapsed();
         assert!(
             took < Duration::from_secs(8),
@@ -184,9 +186,7 @@ async fn a_flood_of_noise_neither_fills_the_disk_nor_stops_cef() {
     let Some(_disk) = Tmpfs::mount(&dir.path().join("disk"), "16m") else {
         return;
     };
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let cfg = emulator_config(&emu.base_url(), "")
         .replace("dir = \"{DIR}/spool\"", "dir = \"{DIR}/disk/spool\"")
         .replace(
@@ -261,27 +261,13 @@ async fn dead_letter_flushed(fwd: &Forwarder) {
     }
 }
 
-fn peak_rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Defect 8: memory is bounded by bytes, not by chunks. With 16 MiB messages allowed, the
 /// output down and the spool full, a sender of 4 MiB messages is pushed back once
 /// `max_queued_bytes` is in flight, and the forwarder's peak memory stays near that budget
 /// (chunk counting alone let it grow to gigabytes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_messages_are_bounded_by_the_byte_budget() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3600)));
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "max_queued_bytes = \"16MiB\"\nworkers = 2")
@@ -295,7 +281,7 @@ async fn big_messages_are_bounded_by_the_byte_budget() {
         );
     let d = dir.path().to_owned();
     let (sent, peak_kb) = tokio::task::spawn_blocking(move || {
-        let fwd = Forwarder::start(&d, &cfg, &secret_env());
+        let fwd = forwarder(&d, &cfg, &secret_env());
         let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut msg = b"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|1|big|5|msg=".to_vec();
@@ -308,7 +294,7 @@ async fn big_messages_are_bounded_by_the_byte_budget() {
             }
             sent += 1;
         }
-        let peak = peak_rss_kb(fwd.child.id());
+        let peak = fwd.peak_rss_kb();
         (sent, peak)
     })
     .await
@@ -329,9 +315,7 @@ async fn big_messages_are_bounded_by_the_byte_budget() {
 /// with the number of batches drained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_shows_at_the_first_attempt_and_the_recovery_is_logged() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "")
         .replace("retry_budget = \"2s\"", "retry_budget = \"20s\"")

@@ -148,7 +148,7 @@ flush_interval = "50ms"
 "#
     );
     let d = dir.path().to_owned();
-    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &cfg, &[]))
+    let fwd = tokio::task::spawn_blocking(move || forwarder(&d, &cfg, &[]))
         .await
         .unwrap();
     let ev = |id: &str| {
@@ -215,7 +215,7 @@ address = "127.0.0.1:{{METRICS}}"
 flush_interval = "50ms"
 "#
     );
-    let fwd = Forwarder::start(dir.path(), &cfg, &[]);
+    let fwd = forwarder(dir.path(), &cfg, &[]);
     let ev = |id: &str| {
         format!("<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|100|guard|5|externalId={id}\n")
     };
@@ -315,7 +315,7 @@ address = "127.0.0.1:{METRICS}"
 [pipeline]
 flush_interval = "50ms"
 "#;
-    let fwd = Forwarder::start(dir.path(), cfg, &[]);
+    let fwd = forwarder(dir.path(), cfg, &[]);
     probe_gone(&fwd);
     let port = fwd.port;
     let out = dir.path().join("rows.ndjson");
@@ -451,7 +451,7 @@ flush_interval = "50ms"
 fn failed_tls_handshakes_are_counted_and_warned_at_most_once_a_minute() {
     let pki = pki();
     let dir = tempfile::tempdir().unwrap();
-    let mut fwd = Forwarder::start(dir.path(), &tls_config(dir.path(), &pki), &[]);
+    let mut fwd = forwarder(dir.path(), &tls_config(dir.path(), &pki), &[]);
     let handshakes = || fwd.metric("mcas_forward_dropped_total{reason=\"tls_handshake\"}");
     // The readiness probe was the first failure; five more peers that do not speak TLS.
     assert!(wait_until(Duration::from_secs(10), || handshakes() == Some(1.0)));
@@ -468,7 +468,11 @@ fn failed_tls_handshakes_are_counted_and_warned_at_most_once_a_minute() {
         "{lines:?}"
     );
     // The rest is reported when the listener stops, with its count.
-    assert!(fwd.terminate(Duration::from_secs(20)).success());
+    assert!(
+        fwd.terminate(Duration::from_secs(20))
+            .expect("the forwarder exits")
+            .success()
+    );
     let lines = log_lines(&fwd, "TLS handshake");
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[1].contains("count=5"), "{lines:?}");
@@ -480,7 +484,7 @@ fn failed_tls_handshakes_are_counted_and_warned_at_most_once_a_minute() {
 fn pending_tls_handshake_does_not_delay_sigterm() {
     let pki = pki();
     let dir = tempfile::tempdir().unwrap();
-    let mut fwd = Forwarder::start(dir.path(), &tls_config(dir.path(), &pki), &[]);
+    let mut fwd = forwarder(dir.path(), &tls_config(dir.path(), &pki), &[]);
     probe_gone(&fwd);
     let _silent = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
     assert!(wait_until(Duration::from_secs(5), || fwd
@@ -488,50 +492,21 @@ fn pending_tls_handshake_does_not_delay_sigterm() {
         == Some(1.0)));
     let t0 = std::time::Instant::now();
     // `terminate` fails the test when the process is still running after 5 s.
-    assert!(fwd.terminate(Duration::from_secs(5)).success());
+    assert!(
+        fwd.terminate(Duration::from_secs(5))
+            .expect("the forwarder exits")
+            .success()
+    );
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
 
 /// Start the forwarder under `ulimit -n <nofile>`; (forwarder, its log once started).
 fn start_with_nofile(dir: &std::path::Path, toml: &str, nofile: u32) -> (Forwarder, String) {
-    let port = free_port();
-    let metrics_port = free_port();
-    let text = toml
-        .replace("{PORT}", &port.to_string())
-        .replace("{DIR}", &dir.display().to_string());
-    let cfg = dir.join("config.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let stdout = dir.join("stdout.txt");
-    let stderr = dir.join("stderr.txt");
-    let child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n {nofile} && exec \"$0\" run --config \"$1\""
-        ))
-        .arg(BIN)
-        .arg(&cfg)
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&stdout).unwrap())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let fwd = Forwarder {
-        child,
-        dir: dir.to_owned(),
-        port,
-        metrics_port,
-        stdout,
-        stderr,
-    };
-    assert!(
-        wait_until(Duration::from_secs(20), || fwd
-            .stderr_text()
-            .contains("started")),
-        "{}",
-        fwd.stderr_text()
-    );
+    let fwd = launch(dir)
+        .nofile(nofile)
+        .ready(Ready::LogContains("started".to_owned()))
+        .start(toml)
+        .expect("start mcas-forward under ulimit -n");
     let log = fwd.stderr_text();
     (fwd, log)
 }
@@ -611,7 +586,7 @@ path = "{DIR}/rows.ndjson"
 [metrics]
 address = "127.0.0.1:{METRICS}"
 "#;
-    let fwd = Forwarder::start(dir.path(), cfg, &[]);
+    let fwd = forwarder(dir.path(), cfg, &[]);
     let kernel = || fwd.metric("mcas_forward_dropped_total{reason=\"udp_kernel\"}");
     assert_eq!(kernel(), Some(0.0));
     let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mcas_azure_emulator::{Emulator, EmulatorConfig, Faults};
+use mcas_azure_emulator::Faults;
 use serde_json::Value;
 
 const CSL: &str = "CommonSecurityLog";
@@ -54,9 +54,7 @@ fn down() -> Faults {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spool_survives_kill_9_and_is_sent_after_restart() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     emu.set_faults(down());
     let dir = tempfile::tempdir().unwrap();
     let flush = "200ms";
@@ -69,7 +67,7 @@ async fn spool_survives_kill_9_and_is_sent_after_restart() {
     let (spooled_before_kill, sent_after_flush, total) = tokio::task::spawn_blocking({
         let cfg = cfg.clone();
         move || {
-            let mut fwd = Forwarder::start(&d, &cfg, &env);
+            let mut fwd = forwarder(&d, &cfg, &env);
             let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
             // Phase 1: 1,000 events, then wait until the spool holds them all.
             let n1 = 1000;
@@ -92,7 +90,7 @@ async fn spool_survives_kill_9_and_is_sent_after_restart() {
                 buf.push_str(&line(i, 10));
             }
             s.write_all(buf.as_bytes()).unwrap();
-            fwd.kill9();
+            fwd.kill9().expect("kill -9");
             (spooled_rows(&d.join("spool")), n1, n1 + n2)
         }
     })
@@ -146,9 +144,7 @@ async fn spool_survives_kill_9_and_is_sent_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_policy_pushes_back_on_tcp_while_the_output_is_down() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     emu.set_faults(down());
     let dir = tempfile::tempdir().unwrap();
     let extra = r#"
@@ -167,7 +163,7 @@ when_full = "block"
     let env = secret_env();
     let d = dir.path().to_owned();
     let (fwd, sent, stream) = tokio::task::spawn_blocking(move || {
-        let fwd = Forwarder::start(&d, &cfg, &env);
+        let fwd = forwarder(&d, &cfg, &env);
         let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
         // Write 1 KiB events until a write blocks for 3 s: the forwarder stopped reading.
@@ -258,9 +254,7 @@ when_full = "block"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letter_then_replay_after_fixing_the_config() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
     let env = secret_env();
@@ -268,7 +262,7 @@ async fn dead_letter_then_replay_after_fixing_the_config() {
     let fwd = tokio::task::spawn_blocking({
         let cfg = cfg.clone();
         move || {
-            let mut fwd = Forwarder::start(&d, &cfg, &env);
+            let mut fwd = forwarder(&d, &cfg, &env);
             let port = fwd.port.to_string();
             for i in 0..3 {
                 logger(&[
@@ -293,7 +287,11 @@ async fn dead_letter_then_replay_after_fixing_the_config() {
             assert!(wait_until(Duration::from_secs(20), || fwd
                 .metric("mcas_forward_dead_lettered_total")
                 == Some(3.0)));
-            assert!(fwd.terminate(Duration::from_secs(20)).success());
+            assert!(
+                fwd.terminate(Duration::from_secs(20))
+                    .expect("the forwarder exits")
+                    .success()
+            );
             fwd
         }
     })
@@ -372,9 +370,7 @@ async fn dead_letter_then_replay_after_fixing_the_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_gets_a_token_and_sends_an_empty_batch() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
     let write = |name: &str, text: &str| {
@@ -539,9 +535,7 @@ fn embedded_default_validates_and_the_example_config_parses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_the_output_down_spools_everything_and_exits_0() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     emu.set_faults(down());
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "")
@@ -553,14 +547,16 @@ async fn sigterm_with_the_output_down_spools_everything_and_exits_0() {
     let spooled = tokio::task::spawn_blocking({
         let cfg = cfg.clone();
         move || {
-            let mut fwd = Forwarder::start(&d, &cfg, &env);
+            let mut fwd = forwarder(&d, &cfg, &env);
             let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
             let buf: String = (0..n).map(|i| line(i, 10)).collect();
             s.write_all(buf.as_bytes()).unwrap();
             assert!(wait_until(Duration::from_secs(20), || fwd
                 .metric("mcas_forward_received_total")
                 == Some(n as f64)));
-            let st = fwd.terminate(Duration::from_secs(30));
+            let st = fwd
+                .terminate(Duration::from_secs(30))
+                .expect("the forwarder exits");
             assert!(st.success(), "exit {st:?}; stderr:\n{}", fwd.stderr_text());
             assert!(
                 fwd.stderr_text().contains("batches left in the spool"),
@@ -589,9 +585,7 @@ async fn sigterm_with_the_output_down_spools_everything_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_blocked_on_a_full_spool_still_spools_everything_read() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     emu.set_faults(down());
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "")
@@ -609,7 +603,7 @@ async fn sigterm_while_blocked_on_a_full_spool_still_spools_everything_read() {
     let (received, spooled) = tokio::task::spawn_blocking({
         let cfg = cfg.clone();
         move || {
-            let mut fwd = Forwarder::start(&d, &cfg, &env);
+            let mut fwd = forwarder(&d, &cfg, &env);
             let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
             s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
             // Whole events until a write blocks: the pipeline is wedged on the full spool.
@@ -622,7 +616,9 @@ async fn sigterm_while_blocked_on_a_full_spool_still_spools_everything_read() {
                 }
             }
             drop(s);
-            let st = fwd.terminate(Duration::from_secs(30));
+            let st = fwd
+                .terminate(Duration::from_secs(30))
+                .expect("the forwarder exits");
             assert!(st.success(), "exit {st:?}; stderr:\n{}", fwd.stderr_text());
             let text = fwd.stderr_text();
             let received: usize = text

@@ -93,7 +93,7 @@ fn a_reload_storm_loses_nothing_and_each_route_change_applies_from_its_point() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let served = |port: u16| rt.block_on(tls_connect(port, ca.der())).1;
-    let mut fwd = Forwarder::start(dir.path(), &config(admin, "A", &tls), &[]);
+    let mut fwd = forwarder(dir.path(), &config(admin, "A", &tls), &[]);
     assert_eq!(served(tls.0), old_der.to_vec());
     let cfg_path = dir.path().join("config.toml");
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
@@ -122,12 +122,7 @@ fn a_reload_storm_loses_nothing_and_each_route_change_applies_from_its_point() {
                 std::fs::write(&key, &new_key).unwrap();
             }
             let before = fwd.metric("mcas_forward_config_generation").unwrap();
-            let pid = fwd.child.id().to_string();
-            let st = std::process::Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap();
-            assert!(st.success());
+            fwd.signal(Signal::Hup).expect("kill -HUP");
             let want_gen = if invalid { before } else { before + 1.0 };
             assert!(
                 wait_until(Duration::from_secs(20), || {
@@ -197,7 +192,9 @@ fn a_reload_storm_loses_nothing_and_each_route_change_applies_from_its_point() {
             .unwrap()
             > 0.0
     );
-    let st = fwd.terminate(Duration::from_secs(30));
+    let st = fwd
+        .terminate(Duration::from_secs(30))
+        .expect("the forwarder exits");
     assert!(st.success(), "{}", fwd.stderr_text());
 
     // Every event exactly once, in the output its phase's routes chose.
@@ -318,7 +315,7 @@ flush_interval = "100ms"
         key.display()
     );
     let d = dir.path().to_owned();
-    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &toml, &[]))
+    let fwd = tokio::task::spawn_blocking(move || forwarder(&d, &toml, &[]))
         .await
         .unwrap();
     let cfg = dir.path().join("config.toml").display().to_string();
@@ -421,7 +418,7 @@ fn a_reload_binds_new_listeners_closes_removed_ones_and_keeps_the_others_open() 
     let admin = free_port();
     let (b, c) = (free_port(), free_port());
     let start = listeners_config(admin, &["{PORT}".to_owned(), b.to_string()], "");
-    let fwd = Forwarder::start(dir.path(), &start, &[]);
+    let fwd = forwarder(dir.path(), &start, &[]);
     let cfg = dir.path().join("config.toml");
     let cfg_arg = cfg.to_str().unwrap().to_owned();
     let send = |s: &mut std::net::TcpStream, r: std::ops::Range<usize>| {
@@ -502,7 +499,9 @@ fn a_reload_binds_new_listeners_closes_removed_ones_and_keeps_the_others_open() 
         fwd.stderr_text()
     );
     let mut fwd = fwd;
-    let st = fwd.terminate(Duration::from_secs(30));
+    let st = fwd
+        .terminate(Duration::from_secs(30))
+        .expect("the forwarder exits");
     assert!(st.success(), "{}", fwd.stderr_text());
 }
 
@@ -548,19 +547,15 @@ flush_interval = "100ms"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_rotates_the_secret_and_moves_the_endpoint_and_the_spool_follows() {
-    let first = mcas_azure_emulator::Emulator::start(Default::default())
-        .await
-        .unwrap();
-    let second = mcas_azure_emulator::Emulator::start(Default::default())
-        .await
-        .unwrap();
+    let first = emulator().await;
+    let second = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     // A wrong secret: the token is refused, rows stay spooled.
     std::fs::write(dir.path().join("secret"), "not-the-secret").unwrap();
     let admin = free_port();
     let d = dir.path().to_owned();
     let text = li_config(admin, &first.base_url());
-    let fwd = tokio::task::spawn_blocking(move || Forwarder::start(&d, &text, &[]))
+    let fwd = tokio::task::spawn_blocking(move || forwarder(&d, &text, &[]))
         .await
         .unwrap();
     let cfg = dir.path().join("config.toml").display().to_string();

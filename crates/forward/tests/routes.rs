@@ -14,7 +14,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mcas_azure_emulator::{Emulator, EmulatorConfig, Faults};
+use mcas_azure_emulator::Faults;
 use serde_json::Value;
 
 const CSL: &str = "CommonSecurityLog";
@@ -22,25 +22,11 @@ const CSL: &str = "CommonSecurityLog";
 /// A `[[output]]` table into the emulator at `base`.
 fn li_output(name: &str, base: &str, filter: Option<&str>) -> String {
     let filter = filter.map_or(String::new(), |w| format!("where = '{w}'\n"));
-    format!(
-        r#"
-[[output]]
-name = "{name}"
-kind = "logs-ingestion"
-endpoint = "{base}"
-dcr_immutable_id = "{dcr}"
-stream = "Custom-CommonSecurityLog"
-retry_budget = "2s"
-{filter}
-[output.auth]
-kind = "client-secret"
-tenant_id = "{tenant}"
-client_id = "{client}"
-authority_host = "{base}"
-"#,
-        dcr = mcas_azure_emulator::DEFAULT_DCR_ID,
-        tenant = mcas_azure_emulator::DEFAULT_TENANT_ID,
-        client = mcas_azure_emulator::DEFAULT_CLIENT_ID,
+    mcas_testkit::logs_ingestion_output(
+        "[[output]]",
+        base,
+        &format!("name = \"{name}\"\nretry_budget = \"2s\"\n{filter}"),
+        "",
     )
 }
 
@@ -99,8 +85,8 @@ fn want(n: usize, keep: impl Fn(&str) -> bool) -> BTreeSet<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_fan_out_to_every_output_whose_where_keeps_them() {
-    let soc = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let other = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let soc = emulator().await;
+    let other = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let outputs = [
         li_output(
@@ -178,8 +164,8 @@ async fn rows_fan_out_to_every_output_whose_where_keeps_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropping_where_cuts_the_ingested_rows_and_bytes_and_counts_the_drop() {
-    let all = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let kept = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let all = emulator().await;
+    let kept = emulator().await;
     let n = 800;
     // The same corpus once without a `where`, once with one that drops a vendor.
     let mut fwds = Vec::new();
@@ -231,8 +217,8 @@ async fn a_dropping_where_cuts_the_ingested_rows_and_bytes_and_counts_the_drop()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_output_down_for_30_s_never_stops_the_other_and_catches_up_from_its_spool() {
-    let up = Emulator::start(EmulatorConfig::default()).await.unwrap();
-    let down = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    let up = emulator().await;
+    let down = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let outputs = [
         li_output("up", &up.base_url(), None),

@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use mcas_azure_emulator::{Emulator, EmulatorConfig};
 
 /// The private rsyslogd, stopped (SIGTERM, then SIGKILL) when dropped.
 struct KillOnDrop(std::process::Child);
@@ -54,9 +53,7 @@ fn rsyslogd() -> Option<std::path::PathBuf> {
 #[ignore = "needs rsyslog"]
 async fn rsyslog_omfwd_octet_counted_reaches_the_emulator() {
     let rsyslogd = rsyslogd().expect("rsyslogd not found: apt-get install rsyslog");
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
     let fwd = start_forwarder(dir.path(), cfg).await;

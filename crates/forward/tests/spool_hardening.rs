@@ -9,11 +9,10 @@
 mod common;
 
 use std::io::Write as _;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use mcas_azure_emulator::{Emulator, EmulatorConfig, Faults};
+use mcas_azure_emulator::Faults;
 
 const CSL: &str = "CommonSecurityLog";
 
@@ -26,31 +25,9 @@ fn line(id: usize) -> String {
 /// Run `mcas-forward run --config <cfg>` and wait (bounded) for it to exit; a process still
 /// running at the deadline is killed and reported as `None`.
 fn run_until_exit(cfg: &std::path::Path, timeout: Duration) -> Option<(i32, String)> {
-    let err = cfg.with_extension("stderr");
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(cfg)
-        .envs(secret_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return Some((
-                st.code().unwrap_or(-1),
-                std::fs::read_to_string(&err).unwrap_or_default(),
-            ));
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let cfg = cfg.to_str().expect("a UTF-8 path");
+    run_cli_within(&["run", "--config", cfg], &secret_env(), timeout)
+        .map(|(code, _, err)| (code, err))
 }
 
 #[test]
@@ -59,7 +36,7 @@ fn a_second_forwarder_on_the_same_spool_directory_is_refused_and_the_first_runs_
     // Nothing listens on the endpoint: the batches stay spooled, which is the case where
     // two instances used to overwrite each other's files.
     let cfg = emulator_config("http://127.0.0.1:9", "");
-    let mut first = Forwarder::start(dir.path(), &cfg, &secret_env());
+    let mut first = forwarder(dir.path(), &cfg, &secret_env());
     let mut s = std::net::TcpStream::connect(("127.0.0.1", first.port)).unwrap();
     for i in 0..20 {
         s.write_all(line(i).as_bytes()).unwrap();
@@ -88,7 +65,7 @@ fn a_second_forwarder_on_the_same_spool_directory_is_refused_and_the_first_runs_
     );
 
     // The first one is untouched: alive, still reading, its batches still there.
-    assert!(first.child.try_wait().unwrap().is_none(), "first exited");
+    assert!(first.is_running().unwrap(), "first exited");
     for i in 20..30 {
         s.write_all(line(i).as_bytes()).unwrap();
     }
@@ -101,14 +78,17 @@ fn a_second_forwarder_on_the_same_spool_directory_is_refused_and_the_first_runs_
     );
     assert_eq!(first.http_get("/health/live").map(|r| r.0), Some(200));
     drop(s);
-    assert!(first.terminate(Duration::from_secs(30)).success());
+    assert!(
+        first
+            .terminate(Duration::from_secs(30))
+            .expect("the forwarder exits")
+            .success()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_spool_directory_does_not_wedge_delivery() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(3600)));
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "");
@@ -183,8 +163,14 @@ async fn a_deleted_spool_directory_does_not_wedge_delivery() {
         "only the new events: the deleted ones are gone"
     );
     let mut fwd = fwd;
-    tokio::task::spawn_blocking(move || assert!(fwd.terminate(Duration::from_secs(30)).success()))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        assert!(
+            fwd.terminate(Duration::from_secs(30))
+                .expect("the forwarder exits")
+                .success()
+        )
+    })
+    .await
+    .unwrap();
     emu.shutdown().await;
 }

@@ -62,7 +62,7 @@ transform = 'source | where DeviceVendor != "Noisy"'
 address = "127.0.0.1:{admin}"
 "#
     );
-    let fwd = Forwarder::start(dir.path(), &toml, &[]);
+    let fwd = forwarder(dir.path(), &toml, &[]);
     let cfg = dir.path().join("config.toml");
     let cfg = cfg.to_str().unwrap();
 

@@ -13,16 +13,18 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use common::*;
-use mcas_azure_emulator::{DEFAULT_DCR_ID, Dcr, Emulator, EmulatorConfig, Stream};
+use mcas_azure_emulator::{DEFAULT_DCR_ID, Dcr, Stream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_applies_the_dcr_transformation_to_what_the_forwarder_sends() {
     let stream = Stream::common_security_log()
         .with_transform("source | where DestinationPort != 443 | project-away AdditionalExtensions")
         .unwrap();
-    let mut cfg = EmulatorConfig::default();
-    cfg.dcrs = vec![Dcr::new(DEFAULT_DCR_ID, vec![stream])];
-    let emu = Emulator::start(cfg).await.expect("emulator");
+    let emu = EmulatorSetup::new()
+        .configure(|c| c.dcrs = vec![Dcr::new(DEFAULT_DCR_ID, vec![stream])])
+        .start()
+        .await
+        .expect("emulator");
     let dir = tempfile::tempdir().unwrap();
     let fwd = start_forwarder(dir.path(), emulator_config(&emu.base_url(), "")).await;
     let port = fwd.port;
@@ -80,9 +82,7 @@ async fn the_emulator_applies_the_dcr_transformation_to_what_the_forwarder_sends
 /// arrive as it leaves them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forwarder_applies_output_transform_before_sending() {
-    let emu = Emulator::start(EmulatorConfig::default())
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = emulator_config(&emu.base_url(), "").replace(
         "stream = \"Custom-CommonSecurityLog\"\n",
