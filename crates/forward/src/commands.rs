@@ -355,7 +355,7 @@ pub(crate) fn dcr_template(
     };
     let stream = stream
         .map(str::to_owned)
-        .unwrap_or_else(|| o.kind.dcr_stream().to_owned());
+        .unwrap_or_else(|| o.dcr_stream().to_owned());
     if !stream.starts_with("Custom-") {
         bail!("--stream {stream:?}: a DCR input stream must begin with \"Custom-\"");
     }
@@ -1070,7 +1070,7 @@ mod tests {
             parser: mcas_syslog::ParserConfig::new(),
             target: 0,
             names: vec!["default".to_owned()],
-            csl_name: cfg.outputs[0].kind.dcr_stream().to_owned(),
+            csl_name: cfg.outputs[0].dcr_stream().to_owned(),
             syslog_name: None,
             dead: &dead,
             output: &mut fake,

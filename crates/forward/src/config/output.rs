@@ -44,6 +44,16 @@ impl OutputConfig {
         self.name.as_deref().unwrap_or(DEFAULT_OUTPUT)
     }
 
+    /// The DCR input stream of its table's rows: the configured one for a Logs Ingestion
+    /// output, else the default of its table (what `dcr-template` proposes).
+    pub(crate) fn dcr_stream(&self) -> &str {
+        match (&self.kind, self.table) {
+            (OutputKind::LogsIngestion(c), _) => &c.stream,
+            (_, Table::CommonSecurityLog) => DEFAULT_STREAM,
+            (_, Table::Syslog) => DEFAULT_SYSLOG_STREAM,
+        }
+    }
+
     /// The key prefix of its settings in messages: `output` for the single table,
     /// `output[NAME]` for a named one.
     pub(crate) fn key(&self) -> String {
@@ -276,7 +286,7 @@ impl TryFrom<RawOutput> for OutputConfig {
                 dcr_immutable_id: r.dcr_immutable_id,
                 stream: r.stream.unwrap_or_else(|| match r.table {
                     Table::CommonSecurityLog => default_stream(),
-                    Table::Syslog => "Custom-Syslog".to_owned(),
+                    Table::Syslog => DEFAULT_SYSLOG_STREAM.to_owned(),
                 }),
                 gzip_level: r.gzip_level,
                 concurrency,
@@ -339,15 +349,6 @@ impl OutputKind {
         }
     }
 
-    /// The DCR input stream of CommonSecurityLog rows: the configured one for a Logs
-    /// Ingestion output, else the default (what `dcr-template` proposes).
-    pub(crate) fn dcr_stream(&self) -> &str {
-        match self {
-            OutputKind::LogsIngestion(c) => &c.stream,
-            _ => DEFAULT_STREAM,
-        }
-    }
-
     /// The `[output.auth]` table, where the kind has one.
     pub(crate) fn auth(&self) -> Option<&AuthConfig> {
         match self {
@@ -388,6 +389,8 @@ impl Delivery {
 
 /// The default DCR input stream of CommonSecurityLog rows.
 pub(crate) const DEFAULT_STREAM: &str = "Custom-CommonSecurityLog";
+/// The default DCR input stream of Syslog rows (a `table = "Syslog"` output).
+pub(crate) const DEFAULT_SYSLOG_STREAM: &str = "Custom-Syslog";
 
 pub(super) fn default_stream() -> String {
     DEFAULT_STREAM.to_owned()
