@@ -257,7 +257,7 @@ pub(crate) fn to_long(v: &Value<'_>) -> Option<i64> {
             })
         }
         Value::DateTime(t) | Value::Timespan(t) => Some(*t),
-        Value::Dynamic(d) => to_long(&json_scalar(d)).filter(|_| !d.is_array() && !d.is_object()),
+        Value::Dynamic(d) if !d.is_array() && !d.is_object() => to_long(&json_scalar(d)),
         _ => None,
     }
 }

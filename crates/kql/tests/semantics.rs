@@ -243,3 +243,15 @@ fn values_display_as_tostring() {
     assert_eq!(Value::Null.to_string(), "");
     assert_eq!(Value::str("x").to_string(), "x");
 }
+
+/// Found by the `kql_parse` fuzz target: a dynamic array or bag where a long is expected
+/// (`extract`'s group, `tolong`) recursed without end. It is null, as for `toreal`.
+#[test]
+fn a_dynamic_array_or_bag_is_no_long() {
+    assert_eq!(
+        print(
+            r#"print a = tolong(dynamic([2, 3])), b = tolong(dynamic({"x": 1})), c = tolong(dynamic(7)), d = extract("(a)", dynamic([2, 3]), "a")"#
+        ),
+        json!({"a": null, "b": null, "c": 7, "d": ""})
+    );
+}
