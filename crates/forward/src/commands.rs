@@ -336,23 +336,7 @@ pub(crate) fn dcr_template(
     stream: Option<&str>,
 ) -> anyhow::Result<()> {
     let (cfg, _) = Config::load(config)?;
-    let o = match output {
-        Some(name) => cfg
-            .outputs
-            .iter()
-            .find(|o| o.name() == name)
-            .with_context(|| {
-                let names: Vec<&str> = cfg.outputs.iter().map(|o| o.name()).collect();
-                format!(
-                    "--output {name:?}: no such output; the outputs are: {}",
-                    names.join(", ")
-                )
-            })?,
-        None => match cfg.outputs.as_slice() {
-            [one] => one,
-            _ => bail!("there are several outputs: name one with --output"),
-        },
-    };
+    let o = &cfg.outputs[cfg.output_index(output, "")?];
     let stream = stream
         .map(str::to_owned)
         .unwrap_or_else(|| o.dcr_stream().to_owned());
@@ -494,23 +478,10 @@ pub(crate) fn replay_dead_letter(
     output: Option<&str>,
 ) -> anyhow::Result<()> {
     let (cfg, _) = Config::load(config)?;
-    let target = match output {
-        Some(name) => cfg
-            .outputs
-            .iter()
-            .position(|o| o.name() == name)
-            .with_context(|| {
-                let names: Vec<&str> = cfg.outputs.iter().map(|o| o.name()).collect();
-                format!(
-                    "--output {name:?}: no such output; the outputs are: {}",
-                    names.join(", ")
-                )
-            })?,
-        None if cfg.outputs.len() == 1 => 0,
-        None => bail!(
-            "there are several outputs: name the one to replay to with --output (rows that other outputs take are written back, to be replayed to them)"
-        ),
-    };
+    let target = cfg.output_index(
+        output,
+        " to replay to (rows that other outputs take are written back, to be replayed to them)",
+    )?;
     crate::run::init_logging(&cfg);
     let path = match file {
         Some(f) => f.to_owned(),

@@ -218,6 +218,26 @@ impl Config {
         }
     }
 
+    /// The output a command's `--output NAME` names, by index; without a name, the only
+    /// one (with several, the error asks for `--output`, then says `what`).
+    pub(crate) fn output_index(&self, name: Option<&str>, what: &str) -> anyhow::Result<usize> {
+        match name {
+            Some(name) => self
+                .outputs
+                .iter()
+                .position(|o| o.name() == name)
+                .with_context(|| {
+                    let names: Vec<&str> = self.outputs.iter().map(|o| o.name()).collect();
+                    format!(
+                        "--output {name:?}: no such output; the outputs are: {}",
+                        names.join(", ")
+                    )
+                }),
+            None if self.outputs.len() == 1 => Ok(0),
+            None => bail!("there are several outputs: name one with --output{what}"),
+        }
+    }
+
     /// The spool directory of one output: [`Config::spool_dir`] for the output named
     /// `default` (so a single `[output]` keeps the spool it always had), else its own
     /// subdirectory `outputs/NAME`.

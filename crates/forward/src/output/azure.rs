@@ -80,12 +80,76 @@ fn no_stream(ndjson: &[u8]) -> Sent {
     }
 }
 
-/// `kind = "logs-ingestion"`.
+/// What the forwarder needs of the two Azure clients.
+pub(crate) trait AzureClient: Send + Sync + std::fmt::Debug + 'static {
+    fn send<'a>(&'a self, ndjson: &'a [u8]) -> BoxFuture<'a, mcas_loganalytics::SendReport>;
+}
+
+impl AzureClient for mcas_loganalytics::LogsIngestionClient {
+    fn send<'a>(&'a self, ndjson: &'a [u8]) -> BoxFuture<'a, mcas_loganalytics::SendReport> {
+        Box::pin(self.send_ndjson(ndjson))
+    }
+}
+
+impl AzureClient for mcas_loganalytics::DataCollectorClient {
+    fn send<'a>(&'a self, ndjson: &'a [u8]) -> BoxFuture<'a, mcas_loganalytics::SendReport> {
+        Box::pin(self.send_ndjson(ndjson))
+    }
+}
+
+/// An Azure output: a client per stream, the health its attempts report to and, for Logs
+/// Ingestion, what `validate` checks.
 #[derive(Debug)]
-pub(crate) struct LogsIngestion {
-    streams: Streams<mcas_loganalytics::LogsIngestionClient>,
-    check: Check,
+pub(crate) struct Azure<C> {
+    /// What it sends to, for `describe` (`logs-ingestion stream`).
+    what: &'static str,
+    streams: Streams<C>,
+    check: Option<Check>,
     health: Arc<Health>,
+}
+
+/// `kind = "logs-ingestion"`.
+pub(crate) type LogsIngestion = Azure<mcas_loganalytics::LogsIngestionClient>;
+/// `kind = "data-collector"`.
+pub(crate) type DataCollector = Azure<mcas_loganalytics::DataCollectorClient>;
+
+impl<C: AzureClient> Destination for Azure<C> {
+    fn describe(&self) -> String {
+        format!("{} {}", self.what, self.streams.names())
+    }
+
+    fn spooled(&self) -> bool {
+        true
+    }
+
+    fn stream_name(&self, route: Route) -> Option<&str> {
+        self.streams.name(route)
+    }
+
+    fn send<'a>(
+        &'a self,
+        route: Route,
+        ndjson: &'a [u8],
+        _rows: usize,
+    ) -> BoxFuture<'a, anyhow::Result<Sent>> {
+        Box::pin(async move {
+            Ok(match self.streams.client(route) {
+                Some(c) => report_to_sent(c.send(ndjson).await),
+                None => no_stream(ndjson),
+            })
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<CheckResult>> {
+        match &self.check {
+            Some(c) => Box::pin(c.run()),
+            None => Box::pin(async { Ok(CheckResult::Skipped) }),
+        }
+    }
+
+    fn delivered(&self, spool_empty: bool) {
+        self.health.delivered(spool_empty);
+    }
 }
 
 impl LogsIngestion {
@@ -126,61 +190,19 @@ impl LogsIngestion {
             }
             b.build().with_context(|| format!("output stream {stream}"))
         })?;
-        Ok(LogsIngestion {
+        Ok(Azure {
+            what: "logs-ingestion stream",
             streams,
-            check: Check {
+            check: Some(Check {
                 endpoint,
                 dcr,
                 stream: o.stream.clone(),
                 scope,
                 cred,
-            },
+            }),
             health,
         })
     }
-}
-
-impl Destination for LogsIngestion {
-    fn describe(&self) -> String {
-        format!("logs-ingestion stream {}", self.streams.names())
-    }
-
-    fn spooled(&self) -> bool {
-        true
-    }
-
-    fn stream_name(&self, route: Route) -> Option<&str> {
-        self.streams.name(route)
-    }
-
-    fn send<'a>(
-        &'a self,
-        route: Route,
-        ndjson: &'a [u8],
-        _rows: usize,
-    ) -> BoxFuture<'a, anyhow::Result<Sent>> {
-        Box::pin(async move {
-            Ok(match self.streams.client(route) {
-                Some(c) => report_to_sent(c.send_ndjson(ndjson).await),
-                None => no_stream(ndjson),
-            })
-        })
-    }
-
-    fn check(&self) -> BoxFuture<'_, anyhow::Result<CheckResult>> {
-        Box::pin(self.check.run())
-    }
-
-    fn delivered(&self, spool_empty: bool) {
-        self.health.delivered(spool_empty);
-    }
-}
-
-/// `kind = "data-collector"`.
-#[derive(Debug)]
-pub(crate) struct DataCollector {
-    streams: Streams<mcas_loganalytics::DataCollectorClient>,
-    health: Arc<Health>,
 }
 
 impl DataCollector {
@@ -213,39 +235,12 @@ impl DataCollector {
             }
             b.build().context("data-collector output")
         })?;
-        Ok(DataCollector { streams, health })
-    }
-}
-
-impl Destination for DataCollector {
-    fn describe(&self) -> String {
-        format!("data-collector Log-Type {}", self.streams.names())
-    }
-
-    fn spooled(&self) -> bool {
-        true
-    }
-
-    fn stream_name(&self, route: Route) -> Option<&str> {
-        self.streams.name(route)
-    }
-
-    fn send<'a>(
-        &'a self,
-        route: Route,
-        ndjson: &'a [u8],
-        _rows: usize,
-    ) -> BoxFuture<'a, anyhow::Result<Sent>> {
-        Box::pin(async move {
-            Ok(match self.streams.client(route) {
-                Some(c) => report_to_sent(c.send_ndjson(ndjson).await),
-                None => no_stream(ndjson),
-            })
+        Ok(Azure {
+            what: "data-collector Log-Type",
+            streams,
+            check: None,
+            health,
         })
-    }
-
-    fn delivered(&self, spool_empty: bool) {
-        self.health.delivered(spool_empty);
     }
 }
 
