@@ -78,6 +78,19 @@ pub(crate) enum ExprKind {
     Member(Box<Expr>, String),
     /// `a[expr]`.
     Index(Box<Expr>, Box<Expr>),
+    /// `x between (lo .. hi)` and `x !between (lo .. hi)` (query dialect).
+    Between {
+        lhs: Box<Expr>,
+        lo: Box<Expr>,
+        hi: Box<Expr>,
+        negated: bool,
+    },
+    /// `x has_any (a, b)` and `x has_all (a, b)` (query dialect).
+    HasAny {
+        lhs: Box<Expr>,
+        list: Vec<Expr>,
+        all: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +137,96 @@ pub(crate) enum Operator {
         source: Expr,
         pattern: Vec<PatternItem>,
     },
+    // The multi-row operators of the query dialect (the transformation dialect refuses them
+    // while parsing).
+    /// `summarize [Name =] Aggregate(...), ... [by [Name =] Expr, ...]`.
+    Summarize {
+        aggs: Vec<Assign>,
+        by: Vec<Assign>,
+    },
+    /// `sort by` / `order by`.
+    Sort(Vec<SortKey>),
+    /// `top N by key [asc|desc] [nulls first|last]`.
+    Top {
+        count: Expr,
+        by: Vec<SortKey>,
+    },
+    /// `take N` / `limit N`.
+    Take(Expr),
+    /// `distinct A, B` (no columns: `distinct *`).
+    Distinct(Vec<(String, usize)>),
+    /// `count`.
+    Count,
+    /// `project-reorder A, B*`.
+    ProjectReorder(Vec<(String, usize)>),
+    /// `mv-expand [Name =] Expr [to typeof(T)], ... [limit N]`.
+    MvExpand {
+        items: Vec<(Assign, Option<Type>)>,
+        limit: Option<Expr>,
+    },
+    /// `join kind=K (right) on keys`.
+    Join {
+        kind: JoinKind,
+        right: Box<Pipeline>,
+        on: Vec<JoinKey>,
+    },
+}
+
+impl Operator {
+    /// Whether the operator runs on one row at a time (the transformation subset).
+    pub(crate) fn is_row_level(&self) -> bool {
+        matches!(
+            self,
+            Operator::Where(_)
+                | Operator::Extend(_)
+                | Operator::Project(_)
+                | Operator::ProjectAway(_)
+                | Operator::ProjectRename(_)
+                | Operator::Parse { .. }
+        )
+    }
+}
+
+/// One key of `sort by` / `top N by`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SortKey {
+    pub(crate) expr: Expr,
+    pub(crate) desc: bool,
+    /// `nulls first` / `nulls last`; `None` is the default (first ascending, last descending).
+    pub(crate) nulls_first: Option<bool>,
+}
+
+/// The kinds of `join` the query dialect runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinKind {
+    InnerUnique,
+    Inner,
+    LeftOuter,
+    LeftAnti,
+    LeftSemi,
+    RightAnti,
+    RightSemi,
+}
+
+impl JoinKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            JoinKind::InnerUnique => "innerunique",
+            JoinKind::Inner => "inner",
+            JoinKind::LeftOuter => "leftouter",
+            JoinKind::LeftAnti => "leftanti",
+            JoinKind::LeftSemi => "leftsemi",
+            JoinKind::RightAnti => "rightanti",
+            JoinKind::RightSemi => "rightsemi",
+        }
+    }
+}
+
+/// A `join` key: `on A` (the same column on both sides) or `on $left.A == $right.B`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JoinKey {
+    pub(crate) left: (String, usize),
+    pub(crate) right: (String, usize),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
+use crate::Dialect;
 use crate::ast::*;
 use crate::error::{Error, ErrorKind};
 use crate::functions::{self, Builtin};
@@ -155,7 +156,29 @@ struct Binder<'q> {
     /// Expression nodes bound so far: inlined functions can multiply a query's size.
     nodes: usize,
     uses_clock: bool,
+    dialect: Dialect,
 }
+
+/// The aggregation functions of `summarize` (query dialect): an error anywhere else.
+pub(crate) const AGGREGATES: &[&str] = &[
+    "count",
+    "countif",
+    "dcount",
+    "dcountif",
+    "min",
+    "max",
+    "sum",
+    "sumif",
+    "avg",
+    "make_set",
+    "makeset",
+    "make_list",
+    "makelist",
+    "arg_max",
+    "arg_min",
+    "take_any",
+    "any",
+];
 
 pub(crate) fn lit_value(l: &Lit) -> Value<'static> {
     match l {
@@ -416,6 +439,45 @@ impl Binder<'_> {
                 (CExpr::Index(Box::new(xc), Box::new(ic)), Type::Dynamic)
             }
             ExprKind::Call(name, args) => self.call(name, args, e.pos)?,
+            ExprKind::Between {
+                lhs,
+                lo,
+                hi,
+                negated,
+            } => {
+                let (l, tl) = self.expr(lhs)?;
+                let (lo, tlo) = self.expr(lo)?;
+                let (hi, thi) = self.expr(hi)?;
+                // `t between (start .. 1h)`: the upper bound is the lower one plus the timespan.
+                let hi = if thi == Type::Timespan && (tlo == Type::DateTime || tl == Type::DateTime)
+                {
+                    CExpr::Bin(BinOp::Add, Box::new(lo.clone()), Box::new(hi))
+                } else {
+                    hi
+                };
+                let within = CExpr::Bin(
+                    BinOp::And,
+                    Box::new(CExpr::Bin(BinOp::Ge, Box::new(l.clone()), Box::new(lo))),
+                    Box::new(CExpr::Bin(BinOp::Le, Box::new(l), Box::new(hi))),
+                );
+                if *negated {
+                    (CExpr::Call(functions::not, vec![within]), Type::Bool)
+                } else {
+                    (within, Type::Bool)
+                }
+            }
+            ExprKind::HasAny { lhs, list, all } => {
+                let mut args = vec![self.expr(lhs)?.0];
+                for x in list {
+                    args.push(self.expr(x)?.0);
+                }
+                let f: Builtin = if *all {
+                    functions::has_all
+                } else {
+                    functions::has_any
+                };
+                (CExpr::Call(f, args), Type::Bool)
+            }
         })
     }
 
@@ -587,6 +649,17 @@ impl Binder<'_> {
                 }
                 return self.expr(&args[1]);
             }
+            "column_ifexists" if self.dialect == Dialect::Query => {
+                return self.call("columnifexists", args, pos);
+            }
+            _ if self.dialect == Dialect::Query && AGGREGATES.contains(&name) => {
+                return self.err(
+                    ErrorKind::UnsupportedInQuery(format!(
+                        "the aggregate {name}() outside summarize"
+                    )),
+                    pos,
+                );
+            }
             "column_ifexists" => {
                 return self.err(
                     ErrorKind::UnsupportedFunction(
@@ -680,7 +753,25 @@ impl Binder<'_> {
         if name == "parse_cef_dictionary" {
             arity(1, 1)?;
         }
-        let Some(spec) = functions::lookup(name) else {
+        let spec = match self.dialect {
+            Dialect::Query => functions::lookup(name).or_else(|| functions::lookup_query(name)),
+            _ => functions::lookup(name),
+        };
+        let Some(spec) = spec else {
+            if self.dialect == Dialect::Query {
+                let known = functions::NAMES
+                    .iter()
+                    .chain(functions::QUERY_NAMES)
+                    .copied()
+                    .chain(["iif", "iff", "case", "now", "ago", "column_ifexists", "not"]);
+                let hint = suggest(name, known)
+                    .map(|s| format!(" (did you mean {s}()?)"))
+                    .unwrap_or_default();
+                return self.err(
+                    ErrorKind::UnsupportedInQuery(format!("the function {name}(){hint}")),
+                    pos,
+                );
+            }
             let known = functions::NAMES.iter().copied().chain([
                 "iif",
                 "iff",
@@ -953,6 +1044,15 @@ impl Binder<'_> {
                     relaxed: *kind == ParseKind::Relaxed,
                 });
             }
+            // Multi-row operators run on a window of rows (crate::query), never here.
+            _ => {
+                return self.err(
+                    ErrorKind::UnsupportedInQuery(
+                        "a multi-row operator in a one-row query (use TableQuery)".into(),
+                    ),
+                    pos,
+                );
+            }
         }
         Ok(())
     }
@@ -1097,8 +1197,15 @@ impl Binder<'_> {
 }
 
 /// The input schema used when compiling, and whether unknown columns are an error.
-pub(crate) fn compile(src: &str, q: &Query, input: &[(String, Type)], lenient: bool) -> B<Plan> {
+pub(crate) fn compile(
+    src: &str,
+    q: &Query,
+    input: &[(String, Type)],
+    lenient: bool,
+    dialect: Dialect,
+) -> B<Plan> {
     let mut b = Binder {
+        dialect,
         src,
         input: input.to_vec(),
         schema_len: input.len(),

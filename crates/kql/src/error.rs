@@ -53,6 +53,19 @@ pub enum ErrorKind {
         /// What the place needs: `a scalar`, `a tabular expression`, `a function`.
         expected: String,
     },
+    /// Something the query dialect does not support (yet): an operator, a function, a
+    /// form of an operator. The text names it, e.g. `the 'union' operator`.
+    #[error("{0} is not supported in the query dialect")]
+    UnsupportedInQuery(String),
+    /// A query-dialect pipeline that starts from a name that is neither a table this crate
+    /// knows (`CommonSecurityLog`, `Syslog`) nor a tabular `let`.
+    #[error("unknown table '{name}': a query reads CommonSecurityLog, Syslog or a tabular let{}", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    UnsupportedTable {
+        /// The name as written.
+        name: String,
+        /// The nearest known table or tabular `let`, when one is close enough.
+        suggestion: Option<String>,
+    },
     /// A `let` statement that uses its own name or the name of a later `let`: a `let` sees
     /// only the statements before it, so it cannot be recursive.
     #[error(

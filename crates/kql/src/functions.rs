@@ -1451,3 +1451,217 @@ fn hash_sha256<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
     }
     owned(s)
 }
+
+// ---- the query dialect's functions --------------------------------------------------------
+
+/// Functions only the query dialect knows (the transformation dialect keeps refusing them).
+pub(crate) const QUERY_NAMES: &[&str] = &[
+    "coalesce",
+    "ipv4_is_private",
+    "ipv4_is_in_range",
+    "parse_url",
+    "parse_urlquery",
+    "arraylength",
+];
+
+/// A query-dialect builtin called `name`.
+pub(crate) fn lookup_query(name: &str) -> Option<Spec> {
+    use Type::*;
+    let s = |f: Builtin, min, max, ret_kind| {
+        Some(Spec {
+            f,
+            min,
+            max,
+            ret_kind,
+        })
+    };
+    match name {
+        "coalesce" => s(coalesce, 1, MANY, Ret::Arg0),
+        "ipv4_is_private" => s(ipv4_is_private, 1, 1, Ret::Fixed(Bool)),
+        "ipv4_is_in_range" => s(ipv4_is_in_range, 2, 2, Ret::Fixed(Bool)),
+        "parse_url" => s(parse_url, 1, 1, Ret::Fixed(Dynamic)),
+        "parse_urlquery" => s(parse_urlquery, 1, 1, Ret::Fixed(Dynamic)),
+        "arraylength" => s(array_length, 1, 1, Ret::Fixed(Long)),
+        _ => None,
+    }
+}
+
+/// `x has_any (a, b, ...)`: the first argument is the text, the others the terms (a dynamic
+/// array gives each of its items).
+pub(crate) fn has_any<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
+    Value::Bool(has_terms(a, false))
+}
+
+/// `x has_all (a, b, ...)`.
+pub(crate) fn has_all<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
+    Value::Bool(has_terms(a, true))
+}
+
+fn has_terms(a: &[Value<'_>], all: bool) -> bool {
+    let hay = text(a, 0);
+    let mut terms: Vec<Cow<'_, str>> = Vec::new();
+    for v in a.iter().skip(1) {
+        match v {
+            Value::Dynamic(d) if d.is_array() => {
+                if let Json::Array(items) = &**d {
+                    terms.extend(items.iter().map(|j| match j {
+                        Json::String(s) => Cow::Borrowed(s.as_str()),
+                        other => Cow::Owned(json_scalar(other).to_kusto_string().into_owned()),
+                    }));
+                }
+            }
+            v => terms.push(v.to_kusto_string()),
+        }
+    }
+    let mut hits = terms
+        .iter()
+        .map(|t| str_match(StrKind::Has, false, &hay, t));
+    if all {
+        hits.all(|h| h)
+    } else {
+        hits.any(|h| h)
+    }
+}
+
+fn coalesce<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
+    a.iter()
+        .find(|v| !is_empty_value(v))
+        .cloned()
+        .unwrap_or_else(|| match a.first() {
+            Some(Value::String(_)) => Value::String(Cow::Borrowed("")),
+            _ => Value::Null,
+        })
+}
+
+/// An IPv4 address with an optional `/prefix` (the prefix defaults to 32).
+fn ipv4_prefix(s: &str) -> Option<(u32, u32)> {
+    let s = s.trim();
+    let (ip, prefix) = match s.split_once('/') {
+        Some((ip, p)) => (ip, p.trim().parse::<u32>().ok().filter(|p| *p <= 32)?),
+        None => (s, 32),
+    };
+    let ip: std::net::Ipv4Addr = ip.trim().parse().ok()?;
+    Some((u32::from(ip), prefix))
+}
+
+fn mask(prefix: u32) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    }
+}
+
+fn ipv4_is_private<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
+    let Some((ip, prefix)) = ipv4_prefix(&text(a, 0)) else {
+        return Value::Null;
+    };
+    let ip = ip & mask(prefix);
+    // RFC 1918: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16.
+    let private = [(0x0a00_0000u32, 8u32), (0xac10_0000, 12), (0xc0a8_0000, 16)]
+        .iter()
+        .any(|(net, bits)| prefix >= *bits && ip & mask(*bits) == *net);
+    Value::Bool(private)
+}
+
+fn ipv4_is_in_range<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
+    let (Some((ip, _)), Some((net, bits))) = (ipv4_prefix(&text(a, 0)), ipv4_prefix(&text(a, 1)))
+    else {
+        return Value::Null;
+    };
+    Value::Bool(ip & mask(bits) == net & mask(bits))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut k = 0;
+    while k < b.len() {
+        if b[k] == b'%'
+            && let Some(h) = s.get(k + 1..k + 3)
+            && let Ok(v) = u8::from_str_radix(h, 16)
+        {
+            out.push(v);
+            k += 3;
+            continue;
+        }
+        out.push(if b[k] == b'+' { b' ' } else { b[k] });
+        k += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_parameters(q: &str) -> Json {
+    let mut m = serde_json::Map::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        m.insert(percent_decode(k), Json::String(percent_decode(v)));
+    }
+    Json::Object(m)
+}
+
+fn parse_urlquery<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
+    let t = text(a, 0);
+    let q = t.strip_prefix('?').unwrap_or(&t);
+    let mut m = serde_json::Map::new();
+    m.insert("Query Parameters".into(), query_parameters(q));
+    dynamic(Json::Object(m))
+}
+
+/// `parse_url`: scheme, host, port, path, user name, password, query parameters and fragment
+/// of an absolute URL; every part empty when the text is not one.
+fn parse_url<'a>(a: &[Value<'a>], _: Option<&Regex>) -> Value<'a> {
+    let t = text(a, 0);
+    let mut parts: [(&str, String); 7] = [
+        ("Scheme", String::new()),
+        ("Host", String::new()),
+        ("Port", String::new()),
+        ("Path", String::new()),
+        ("Username", String::new()),
+        ("Password", String::new()),
+        ("Fragment", String::new()),
+    ];
+    let mut params = Json::Object(serde_json::Map::new());
+    if let Some((scheme, rest)) = t.split_once("://")
+        && !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
+        let (rest, fragment) = rest.split_once('#').unwrap_or((rest, ""));
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (authority, path) = match rest.find('/') {
+            Some(p) => (&rest[..p], &rest[p..]),
+            None => (rest, ""),
+        };
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (u, h),
+            None => ("", authority),
+        };
+        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        let (host, port) = if let Some(end) = hostport.strip_prefix('[').and_then(|h| h.find(']')) {
+            let host = &hostport[1..=end];
+            let port = hostport[end + 2..].strip_prefix(':').unwrap_or("");
+            (host, port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => (h, p),
+                _ => (hostport, ""),
+            }
+        };
+        for (slot, v) in parts
+            .iter_mut()
+            .zip([scheme, host, port, path, user, password, fragment])
+        {
+            slot.1 = v.to_string();
+        }
+        params = query_parameters(query);
+    }
+    let mut m = serde_json::Map::new();
+    for (k, v) in parts.iter().take(6) {
+        m.insert((*k).into(), Json::String(v.clone()));
+    }
+    m.insert("Query Parameters".into(), params);
+    m.insert("Fragment".into(), Json::String(parts[6].1.clone()));
+    dynamic(Json::Object(m))
+}

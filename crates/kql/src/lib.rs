@@ -42,6 +42,7 @@ mod functions;
 mod layout;
 mod parser;
 mod print;
+mod query;
 mod time;
 mod value;
 mod xml;
@@ -64,6 +65,9 @@ pub enum Dialect {
     /// Azure Monitor DCR transformations: one row in, at most one row out.
     #[default]
     Transformation,
+    /// The query dialect of scheduled alert rules: reads `CommonSecurityLog` or `Syslog` and
+    /// may use multi-row operators (`summarize`, `sort`, `join`, ...). See [`TableQuery`].
+    Query,
 }
 
 /// The input columns of a query: names and Kusto types, in order.
@@ -454,7 +458,7 @@ impl Query {
         lenient: bool,
     ) -> Result<Query, Error> {
         let ast = parser::parse_query(text, dialect)?;
-        let plan = compile::compile(text, &ast, &schema.columns, lenient)?;
+        let plan = compile::compile(text, &ast, &schema.columns, lenient, dialect)?;
         let output = plan.output.iter().map(|c| (c.name.clone(), c.ty)).collect();
         let syntax = Syntax(print::without_positions(ast));
         Ok(Query {
@@ -463,6 +467,17 @@ impl Query {
             syntax,
             bound: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A query of an already compiled plan (the query dialect's row-level steps).
+    pub(crate) fn from_plan(plan: compile::Plan, ast: ast::Query) -> Query {
+        let output = plan.output.iter().map(|c| (c.name.clone(), c.ty)).collect();
+        Query {
+            plan,
+            output,
+            syntax: Syntax(print::without_positions(ast)),
+            bound: std::sync::OnceLock::new(),
+        }
     }
 
     /// The parsed query the plan was compiled from.
@@ -621,5 +636,116 @@ impl Query {
                 })
                 .collect(),
         }
+    }
+}
+
+/// A query of the query dialect ([`Dialect::Query`]), as scheduled alert rules write them: it
+/// reads a named table (`CommonSecurityLog`, `Syslog`) and may use multi-row operators
+/// (`summarize`, `sort`, `top`, `join`, `mv-expand`, ...).
+///
+/// It runs in two parts, so that a rule can keep a window of rows as they stream past:
+/// - [`TableQuery::row_prefix`]: the leading row-level steps (`where`, `extend`, `project`,
+///   `project-away`, `project-rename`, `parse`, up to the first multi-row operator), on each
+///   row as it arrives. A kept row is an owned JSON object; null values and empty strings are
+///   left out of it (they read back the same). The object holds the columns the prefix
+///   outputs (all the table's columns when the prefix does not `project`).
+/// - [`TableQuery::run_window`]: the rest of the query over the kept rows of a window.
+///
+/// A query that reads its table more than once (a `join` of `CommonSecurityLog` with itself,
+/// or two tabular `let`s over it) has a prefix per read. Then the kept row is the table row
+/// itself (every non-empty column), kept when it passes any of the prefixes, and
+/// `run_window` runs each read's prefix over the window rows before the rest of that side.
+///
+/// `now` (100 ns ticks since the Unix epoch, as in [`Query::run_at`]) is the time of `now()`
+/// and `ago()`: in a prefix, the time the row is kept; in `run_window`, the time of the run.
+///
+/// ```
+/// use mcas_kql::{Schema, TableQuery, Type};
+/// use serde_json::json;
+///
+/// let schema = Schema::new([
+///     ("TimeGenerated", Type::DateTime),
+///     ("DeviceVendor", Type::String),
+///     ("SourceIP", Type::String),
+///     ("DestinationPort", Type::Int),
+///     ("DeviceAction", Type::String),
+/// ]);
+/// let q = TableQuery::compile(
+///     r#"CommonSecurityLog
+///        | where DeviceVendor == "Palo Alto Networks" and DeviceAction == "deny"
+///        | summarize Ports = dcount(DestinationPort) by SourceIP, bin(TimeGenerated, 5m)
+///        | where Ports >= 3"#,
+///     &schema,
+/// )?;
+/// assert_eq!(q.tables(), ["CommonSecurityLog"]);
+///
+/// let mut window = Vec::new();
+/// for (t, port, action) in [("10:00:01", 22, "deny"), ("10:00:02", 23, "deny"),
+///                           ("10:01:00", 80, "allow"), ("10:02:00", 3389, "deny")] {
+///     let row = json!({
+///         "TimeGenerated": format!("2024-05-01T{t}Z"), "DeviceVendor": "Palo Alto Networks",
+///         "SourceIP": "10.0.0.9", "DestinationPort": port, "DeviceAction": action,
+///     });
+///     let row = row.as_object().expect("an object");
+///     if let Some(kept) = q.row_prefix(row, 0) {
+///         window.push(kept);
+///     }
+/// }
+/// assert_eq!(window.len(), 3); // the allowed connection is not kept
+///
+/// let out = q.run_window(&window, 0);
+/// assert_eq!(out.len(), 1);
+/// assert_eq!(
+///     serde_json::Value::Object(out[0].clone()),
+///     json!({"SourceIP": "10.0.0.9", "TimeGenerated": "2024-05-01T10:00:00.0000000Z", "Ports": 3}),
+/// );
+///
+/// // An unsupported operator is an error with its position.
+/// let err = TableQuery::compile("CommonSecurityLog\n| evaluate bag_unpack(x)", &schema).unwrap_err();
+/// assert_eq!((err.line(), err.column()), (2, 3));
+/// assert_eq!(err.message(), "the 'evaluate' operator is not supported in the query dialect");
+/// # Ok::<(), mcas_kql::Error>(())
+/// ```
+///
+/// What the dialect supports, and what it does not yet, is listed in the repository's
+/// `docs/kql.md`.
+#[derive(Debug, Clone)]
+pub struct TableQuery {
+    inner: query::Compiled,
+}
+
+impl TableQuery {
+    /// Compiles a query against the schema of the table it reads (the same schema serves
+    /// every table the query names). An unsupported operator, function or table is an
+    /// [`Error`] with its position.
+    pub fn compile(text: &str, schema: &Schema) -> Result<TableQuery, Error> {
+        Ok(TableQuery {
+            inner: query::compile(text, schema)?,
+        })
+    }
+
+    /// The tables the query reads, each once, in the order the query first names them
+    /// (both sides of a `join` included).
+    pub fn tables(&self) -> &[String] {
+        &self.inner.tables
+    }
+
+    /// Runs the leading row-level steps on one row: `None` when the row is not kept, else the
+    /// row to keep in the window (see the type's documentation for its columns).
+    pub fn row_prefix(&self, row: &dyn Row, now: i64) -> Option<Map<String, Json>> {
+        self.inner.row_prefix(row, now)
+    }
+
+    /// Runs the rest of the query over the kept rows of a window, in arrival order: the
+    /// result rows, each with every output column (in [`TableQuery::output_schema`] order;
+    /// values in Azure's JSON formats, see [`Value::to_json`]).
+    pub fn run_window(&self, rows: &[Map<String, Json>], now: i64) -> Vec<Map<String, Json>> {
+        self.inner.run_window(rows, now)
+    }
+
+    /// The result's columns and types, known at compile time. A type the compiler cannot
+    /// know (a `dynamic` expression's minimum, ...) is `dynamic`.
+    pub fn output_schema(&self) -> &[(String, Type)] {
+        self.inner.output_schema()
     }
 }

@@ -510,7 +510,16 @@ impl<'s> Parser<'s> {
             if keyword(r, "view").is_some() {
                 return syntax(r, "views are not supported in transformations");
             }
-            let (r, value) = if self.tabular_body(r, &lets) {
+            let materialized = keyword(r, "materialize")
+                .map(ws)
+                .and_then(|m| m.strip_prefix('('))
+                .filter(|_| self.dialect == Dialect::Query);
+            let (r, value) = if let Some(m) = materialized {
+                // `materialize(T)` caches a result in Kusto; here it is the expression itself.
+                let (r, p) = self.pipeline(m)?;
+                let (r, _) = self.expect(r, ")")?;
+                (r, Let::Tabular(p))
+            } else if self.tabular_body(r, &lets) {
                 let (r, p) = self.pipeline(r)?;
                 (r, Let::Tabular(p))
             } else {
@@ -752,6 +761,7 @@ impl<'s> Parser<'s> {
                 Ok((r, Operator::ProjectRename(pairs)))
             }
             "parse" => self.parse_op(r),
+            _ if self.dialect == Dialect::Query => self.query_operator(i, name, r),
             _ => {
                 let display = if name == "order" || name == "sort" {
                     let after = ws(r);
@@ -766,15 +776,331 @@ impl<'s> Parser<'s> {
                 if KNOWN_OPERATORS.contains(&name) || name == "print" {
                     // The seam for multi-row operators: a dialect that allows them parses them
                     // here; the transformation dialect refuses them all, as Azure does.
-                    return match self.dialect {
-                        Dialect::Transformation => {
-                            failure(i, ErrorKind::UnsupportedOperator { operator: display })
-                        }
-                    };
+                    return failure(i, ErrorKind::UnsupportedOperator { operator: display });
                 }
                 syntax(i, format!("unknown tabular operator '{name}'"))
             }
         }
+    }
+
+    /// The multi-row operators of the query dialect; `i` is at the operator's name, `r` after it.
+    fn query_operator<'a>(&self, i: &'a str, name: &str, r: &'a str) -> R<'a, Operator>
+    where
+        's: 'a,
+    {
+        match name {
+            "summarize" => {
+                let r = ws(r);
+                let (r, aggs) = if keyword(r, "by").is_some() {
+                    (r, Vec::new())
+                } else {
+                    self.assigns(r)?
+                };
+                let r2 = ws(r);
+                let (r, by) = match keyword(r2, "by") {
+                    Some(r3) => self.assigns(r3)?,
+                    None => (r, Vec::new()),
+                };
+                if aggs.is_empty() && by.is_empty() {
+                    return syntax(r, "summarize needs an aggregate or a 'by' clause");
+                }
+                Ok((r, Operator::Summarize { aggs, by }))
+            }
+            "sort" | "order" => {
+                let r2 = ws(r);
+                let Some(r2) = keyword(r2, "by") else {
+                    return syntax(r2, format!("expected 'by' after '{name}'"));
+                };
+                let (r, keys) = self.sort_keys(r2)?;
+                Ok((r, Operator::Sort(keys)))
+            }
+            "top" => {
+                let (r, count) = self.expr(r)?;
+                let r2 = ws(r);
+                let Some(r2) = keyword(r2, "by") else {
+                    return syntax(r2, "expected 'by' in top");
+                };
+                let (r, by) = self.sort_keys(r2)?;
+                Ok((r, Operator::Top { count, by }))
+            }
+            "take" | "limit" => {
+                let (r, n) = self.expr(r)?;
+                Ok((r, Operator::Take(n)))
+            }
+            "distinct" => {
+                let r2 = ws(r);
+                if let Some(r3) = r2.strip_prefix('*') {
+                    return Ok((r3, Operator::Distinct(Vec::new())));
+                }
+                let (r, names) = self.name_list(r, false)?;
+                Ok((r, Operator::Distinct(names)))
+            }
+            "count" => Ok((r, Operator::Count)),
+            "project-reorder" => {
+                let (r, names) = self.name_list(r, true)?;
+                Ok((r, Operator::ProjectReorder(names)))
+            }
+            "mv-expand" | "mvexpand" => self.mv_expand(r),
+            "join" => self.join(r),
+            _ => {
+                let display =
+                    if (name == "order" || name == "sort") && keyword(ws(r), "by").is_some() {
+                        format!("{name} by")
+                    } else {
+                        name.to_string()
+                    };
+                if KNOWN_OPERATORS.contains(&name) || name == "print" {
+                    return failure(
+                        i,
+                        ErrorKind::UnsupportedInQuery(format!("the '{display}' operator")),
+                    );
+                }
+                syntax(i, format!("unknown tabular operator '{name}'"))
+            }
+        }
+    }
+
+    fn sort_keys<'a>(&self, i: &'a str) -> R<'a, Vec<SortKey>>
+    where
+        's: 'a,
+    {
+        let mut r = i;
+        let mut keys = Vec::new();
+        loop {
+            let (r2, expr) = self.expr(r)?;
+            let mut r2 = ws(r2);
+            // Kusto sorts descending unless told otherwise.
+            let mut desc = true;
+            if let Some(r3) = keyword(r2, "asc") {
+                desc = false;
+                r2 = ws(r3);
+            } else if let Some(r3) = keyword(r2, "desc") {
+                r2 = ws(r3);
+            }
+            let mut nulls_first = None;
+            if let Some(r3) = keyword(r2, "nulls") {
+                let r3 = ws(r3);
+                if let Some(r4) = keyword(r3, "first") {
+                    nulls_first = Some(true);
+                    r2 = r4;
+                } else if let Some(r4) = keyword(r3, "last") {
+                    nulls_first = Some(false);
+                    r2 = r4;
+                } else {
+                    return syntax(r3, "expected 'first' or 'last' after 'nulls'");
+                }
+            }
+            keys.push(SortKey {
+                expr,
+                desc,
+                nulls_first,
+            });
+            let r3 = ws(r2);
+            match r3.strip_prefix(',') {
+                Some(r4) => r = r4,
+                None => return Ok((r2, keys)),
+            }
+        }
+    }
+
+    fn mv_expand<'a>(&self, i: &'a str) -> R<'a, Operator>
+    where
+        's: 'a,
+    {
+        let mut r = ws(i);
+        // `bagexpansion=array|bag` and `with_itemindex=...` are not supported.
+        for k in ["bagexpansion", "with_itemindex", "kind"] {
+            if keyword(r, k).is_some() {
+                return failure(
+                    r,
+                    ErrorKind::UnsupportedInQuery(format!("mv-expand's {k}=")),
+                );
+            }
+        }
+        let mut items = Vec::new();
+        loop {
+            r = ws(r);
+            let (r2, mut a) = self.assigns_one(r)?;
+            let mut r2 = ws(r2);
+            let mut ty = None;
+            if let Some(r3) = keyword(r2, "to") {
+                let r3 = ws(r3);
+                let Some(r3) = keyword(r3, "typeof") else {
+                    return syntax(r3, "expected typeof(...) after 'to'");
+                };
+                let (r3, _) = self.expect(r3, "(")?;
+                let (r3, t) = type_name(ws(r3))?;
+                let (r3, _) = self.expect(r3, ")")?;
+                ty = Some(t);
+                r2 = ws(r3);
+            }
+            if a.name.is_none()
+                && let ExprKind::Name(n) = &a.expr.kind
+            {
+                a.name = Some((n.clone(), a.expr.pos));
+            }
+            items.push((a, ty));
+            match r2.strip_prefix(',') {
+                Some(r3) => r = r3,
+                None => {
+                    r = r2;
+                    break;
+                }
+            }
+        }
+        let r2 = ws(r);
+        if let Some(r3) = keyword(r2, "limit") {
+            let (r3, n) = self.expr(r3)?;
+            return Ok((
+                r3,
+                Operator::MvExpand {
+                    items,
+                    limit: Some(n),
+                },
+            ));
+        }
+        Ok((r, Operator::MvExpand { items, limit: None }))
+    }
+
+    /// One `name = expr` or `expr`.
+    fn assigns_one<'a>(&self, r: &'a str) -> R<'a, Assign>
+    where
+        's: 'a,
+    {
+        let pos = self.pos(r);
+        let named = self.name(r).ok().and_then(|(r2, n)| {
+            let r2 = ws(r2);
+            (r2.starts_with('=') && !r2.starts_with("==") && !r2.starts_with("=~"))
+                .then(|| (&r2[1..], n))
+        });
+        let (r2, name) = match named {
+            Some((r2, n)) => (r2, Some((n, pos))),
+            None => (r, None),
+        };
+        let (r2, expr) = self.expr(r2)?;
+        Ok((r2, Assign { name, expr }))
+    }
+
+    fn join<'a>(&self, i: &'a str) -> R<'a, Operator>
+    where
+        's: 'a,
+    {
+        let mut r = ws(i);
+        let mut kind = JoinKind::InnerUnique;
+        loop {
+            if let Some(r2) = keyword(r, "kind") {
+                let (r2, _) = self.expect(r2, "=")?;
+                let r2 = ws(r2);
+                let (r3, k) = ident(r2).or_else(|_| syntax(r2, "expected a join kind"))?;
+                kind = match k {
+                    "innerunique" => JoinKind::InnerUnique,
+                    "inner" => JoinKind::Inner,
+                    "leftouter" => JoinKind::LeftOuter,
+                    "leftanti" | "anti" | "leftantisemi" => JoinKind::LeftAnti,
+                    "leftsemi" => JoinKind::LeftSemi,
+                    "rightanti" | "rightantisemi" => JoinKind::RightAnti,
+                    "rightsemi" => JoinKind::RightSemi,
+                    _ => {
+                        return failure(
+                            r2,
+                            ErrorKind::UnsupportedInQuery(format!("join kind={k}")),
+                        );
+                    }
+                };
+                r = ws(r3);
+            } else if r.starts_with("hint.") {
+                // Hints change how Kusto distributes a join, not its result.
+                let (r2, _) = take_while1(|c: char| is_ident_char(c) || c == '.')(r)?;
+                let (r2, _) = self.expect(r2, "=")?;
+                let r2 = ws(r2);
+                let (r2, _) = take_while1(|c: char| is_ident_char(c) || c == '.')(r2)?;
+                r = ws(r2);
+            } else {
+                break;
+            }
+        }
+        let (r, right) = if let Some(r2) = r.strip_prefix('(') {
+            let (r2, p) = self.pipeline(r2)?;
+            let (r2, _) = self.expect(r2, ")")?;
+            (r2, p)
+        } else {
+            let source_pos = self.pos(r);
+            let Ok((r2, name)) = self.name(r) else {
+                return syntax(r, "expected a table or '(' after join");
+            };
+            (
+                r2,
+                Pipeline {
+                    source: Source::Named(name),
+                    source_pos,
+                    operators: Vec::new(),
+                },
+            )
+        };
+        let r = ws(r);
+        let Some(mut r) = keyword(r, "on") else {
+            return syntax(r, "expected 'on' in join");
+        };
+        let mut on = Vec::new();
+        loop {
+            r = ws(r);
+            let (r2, key) = self.join_key(r)?;
+            on.push(key);
+            let r3 = ws(r2);
+            match r3.strip_prefix(',') {
+                Some(r4) => r = r4,
+                None => {
+                    r = r2;
+                    break;
+                }
+            }
+        }
+        Ok((
+            r,
+            Operator::Join {
+                kind,
+                right: Box::new(right),
+                on,
+            },
+        ))
+    }
+
+    fn join_key<'a>(&self, i: &'a str) -> R<'a, JoinKey> {
+        let side = |i: &'a str| -> R<'a, (bool, (String, usize))> {
+            let (r, left) = if let Some(r) = i.strip_prefix("$left") {
+                (r, true)
+            } else if let Some(r) = i.strip_prefix("$right") {
+                (r, false)
+            } else {
+                return backtrack(i);
+            };
+            let (r, _) = self.expect(r, ".")?;
+            let r = ws(r);
+            let pos = self.pos(r);
+            let Ok((r, n)) = self.name(r) else {
+                return syntax(r, "expected a column name");
+            };
+            Ok((r, (left, (n, pos))))
+        };
+        if i.starts_with('$') {
+            let (r, (l1, a)) = side(i)?;
+            let (r, _) = self.expect(r, "==")?;
+            let r = ws(r);
+            let (r, (l2, b)) = side(r).or_else(|_| syntax(r, "expected $left.X or $right.X"))?;
+            if l1 == l2 {
+                return syntax(i, "a join key compares a $left column with a $right one");
+            }
+            let (left, right) = if l1 { (a, b) } else { (b, a) };
+            return Ok((r, JoinKey { left, right }));
+        }
+        let (r, n) = self.name_list_item(i, false)?;
+        Ok((
+            r,
+            JoinKey {
+                left: n.clone(),
+                right: n,
+            },
+        ))
     }
 
     fn name_list_item<'a>(&self, i: &'a str, wildcard: bool) -> R<'a, (String, usize)> {
@@ -1062,6 +1388,48 @@ impl<'s> Parser<'s> {
                 "hasprefix_cs" => (StrKind::HasPrefix, true),
                 "hassuffix" => (StrKind::HasSuffix, false),
                 "hassuffix_cs" => (StrKind::HasSuffix, true),
+                "between" if self.dialect == Dialect::Query => {
+                    let (r2, _) = self.expect(after_word, "(")?;
+                    let (r2, lo) = self.add_expr(ws(r2))?;
+                    let (r2, _) = self.expect(r2, "..")?;
+                    let (r2, hi) = self.add_expr(ws(r2))?;
+                    let (r2, _) = self.expect(r2, ")")?;
+                    lhs = Expr {
+                        kind: ExprKind::Between {
+                            lhs: Box::new(lhs),
+                            lo: Box::new(lo),
+                            hi: Box::new(hi),
+                            negated,
+                        },
+                        pos,
+                    };
+                    r = r2;
+                    continue;
+                }
+                "has_any" | "has_all" if self.dialect == Dialect::Query && !negated => {
+                    let (r2, list) = self.in_list(after_word)?;
+                    lhs = Expr {
+                        kind: ExprKind::HasAny {
+                            lhs: Box::new(lhs),
+                            list,
+                            all: word == "has_all",
+                        },
+                        pos,
+                    };
+                    r = r2;
+                    continue;
+                }
+                "between" | "has_any" | "has_all" | "like" | "notlike"
+                    if self.dialect == Dialect::Query =>
+                {
+                    return failure(
+                        word_start,
+                        ErrorKind::UnsupportedInQuery(format!(
+                            "the '{}{word}' operator",
+                            if negated { "!" } else { "" }
+                        )),
+                    );
+                }
                 "between" | "has_any" | "has_all" | "like" | "notlike" => {
                     return failure(
                         word_start,
@@ -1456,7 +1824,20 @@ impl<'s> Parser<'s> {
                     r = r2;
                     break;
                 }
-                let (r2, a) = self.expr(r)?;
+                let star = r
+                    .strip_prefix('*')
+                    .filter(|r2| self.dialect == Dialect::Query && ws(r2).starts_with([',', ')']));
+                let (r2, a) = match star {
+                    // `arg_max(TimeGenerated, *)`, `take_any(*)`: every column.
+                    Some(r2) => (
+                        r2,
+                        Expr {
+                            kind: ExprKind::Name("*".into()),
+                            pos: self.pos(r),
+                        },
+                    ),
+                    None => self.expr(r)?,
+                };
                 args.push(a);
                 r = ws(r2);
                 if let Some(r2) = r.strip_prefix(',') {

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::ast::{
     Assign, BinOp, Expr, ExprKind, Let, Lit, Operator, ParseKind, PatternItem, Pipeline, Query,
-    Source, StrKind,
+    SortKey, Source, StrKind,
 };
 use crate::time;
 use crate::value::{Type, format_guid};
@@ -267,6 +267,55 @@ fn expr(e: &Expr, out: &mut String) {
             expr(i, out);
             out.push(']');
         }
+        ExprKind::Between {
+            lhs,
+            lo,
+            hi,
+            negated,
+        } => {
+            out.push('(');
+            expr(lhs, out);
+            out.push_str(if *negated {
+                " !between ("
+            } else {
+                " between ("
+            });
+            expr(lo, out);
+            out.push_str(" .. ");
+            expr(hi, out);
+            out.push_str("))");
+        }
+        ExprKind::HasAny {
+            lhs,
+            list: items,
+            all,
+        } => {
+            out.push('(');
+            expr(lhs, out);
+            out.push_str(if *all { " has_all (" } else { " has_any (" });
+            list(items, out);
+            out.push_str("))");
+        }
+    }
+}
+
+fn sort_keys(keys: &[SortKey], out: &mut String) {
+    for (k, key) in keys.iter().enumerate() {
+        out.push_str(if k > 0 { ", " } else { " " });
+        expr(&key.expr, out);
+        out.push_str(if key.desc { " desc" } else { " asc" });
+        match key.nulls_first {
+            Some(true) => out.push_str(" nulls first"),
+            Some(false) => out.push_str(" nulls last"),
+            None => {}
+        }
+    }
+}
+
+fn names(list: &[(String, usize)], out: &mut String) {
+    for (k, (n, _)) in list.iter().enumerate() {
+        out.push_str(if k > 0 { ", " } else { " " });
+        column_name(n, out);
     }
 }
 
@@ -369,6 +418,70 @@ fn operator(op: &Operator, out: &mut String) {
                 }
             }
         }
+        Operator::Summarize { aggs, by } => {
+            out.push_str("summarize");
+            assigns(aggs, out);
+            if !by.is_empty() {
+                out.push_str(" by");
+                assigns(by, out);
+            }
+        }
+        Operator::Sort(keys) => {
+            out.push_str("sort by");
+            sort_keys(keys, out);
+        }
+        Operator::Top { count, by } => {
+            out.push_str("top ");
+            expr(count, out);
+            out.push_str(" by");
+            sort_keys(by, out);
+        }
+        Operator::Take(n) => {
+            out.push_str("take ");
+            expr(n, out);
+        }
+        Operator::Distinct(list) => {
+            out.push_str("distinct");
+            if list.is_empty() {
+                out.push_str(" *");
+            }
+            names(list, out);
+        }
+        Operator::Count => out.push_str("count"),
+        Operator::ProjectReorder(list) => {
+            out.push_str("project-reorder");
+            names(list, out);
+        }
+        Operator::MvExpand { items, limit } => {
+            out.push_str("mv-expand");
+            for (k, (a, ty)) in items.iter().enumerate() {
+                assigns(std::slice::from_ref(a), out);
+                if k + 1 < items.len() {
+                    out.push(',');
+                }
+                if let Some(t) = ty {
+                    let _ = write!(out, " to typeof({})", t.name());
+                }
+            }
+            if let Some(n) = limit {
+                out.push_str(" limit ");
+                expr(n, out);
+            }
+        }
+        Operator::Join { kind, right, on } => {
+            let _ = write!(out, "join kind={} (", kind.name());
+            pipeline(right, out);
+            out.push_str(") on ");
+            for (k, key) in on.iter().enumerate() {
+                if k > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str("$left.");
+                name(&key.left.0, out);
+                out.push_str(" == $right.");
+                name(&key.right.0, out);
+            }
+        }
     }
 }
 
@@ -448,6 +561,15 @@ fn strip_expr(e: &mut Expr) {
             list.iter_mut().for_each(strip_expr);
         }
         ExprKind::Call(_, args) => args.iter_mut().for_each(strip_expr),
+        ExprKind::Between { lhs, lo, hi, .. } => {
+            strip_expr(lhs);
+            strip_expr(lo);
+            strip_expr(hi);
+        }
+        ExprKind::HasAny { lhs, list, .. } => {
+            strip_expr(lhs);
+            list.iter_mut().for_each(strip_expr);
+        }
     }
 }
 
@@ -499,6 +621,35 @@ fn strip_pipeline(p: &mut Pipeline) {
                     if let PatternItem::Column { pos, .. } = item {
                         *pos = 0;
                     }
+                }
+            }
+            Operator::Summarize { aggs, by } => {
+                strip_assigns(aggs);
+                strip_assigns(by);
+            }
+            Operator::Sort(keys) => keys.iter_mut().for_each(|k| strip_expr(&mut k.expr)),
+            Operator::Top { count, by } => {
+                strip_expr(count);
+                by.iter_mut().for_each(|k| strip_expr(&mut k.expr));
+            }
+            Operator::Take(n) => strip_expr(n),
+            Operator::Distinct(list) | Operator::ProjectReorder(list) => {
+                list.iter_mut().for_each(|n| n.1 = 0);
+            }
+            Operator::Count => {}
+            Operator::MvExpand { items, limit } => {
+                for (a, _) in items.iter_mut() {
+                    strip_assigns(std::slice::from_mut(a));
+                }
+                if let Some(n) = limit {
+                    strip_expr(n);
+                }
+            }
+            Operator::Join { right, on, .. } => {
+                strip_pipeline(right);
+                for k in on {
+                    k.left.1 = 0;
+                    k.right.1 = 0;
                 }
             }
         }
