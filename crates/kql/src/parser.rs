@@ -1585,7 +1585,7 @@ impl<'s> Parser<'s> {
         loop {
             let r1 = ws(r);
             let pos = e.pos;
-            if let Some(r2) = r1.strip_prefix('.') {
+            if let Some(r2) = r1.strip_prefix('.').filter(|r2| !r2.starts_with('.')) {
                 let r2 = ws(r2);
                 let Ok((r3, name)) = self.name(r2) else {
                     return syntax(r2, "expected a property name after '.'");
