@@ -657,7 +657,9 @@ impl Query {
 /// `run_window` runs each read's prefix over the window rows before the rest of that side.
 ///
 /// `now` (100 ns ticks since the Unix epoch, as in [`Query::run_at`]) is the time of `now()`
-/// and `ago()`: in a prefix, the time the row is kept; in `run_window`, the time of the run.
+/// and `ago()`. The prefix ends before the first step that reads the clock, so such a step
+/// (`where TimeGenerated > ago(1h)`) runs in `run_window`, at the time of the run, as Sentinel
+/// runs it; `now` in `row_prefix` only matters to a prefix without clock reads (none).
 ///
 /// ```
 /// use mcas_kql::{Schema, TableQuery, Type};

@@ -100,7 +100,15 @@ impl RowQuery {
 /// A key that identifies a value for grouping and distinctness (type and text).
 fn key_of(v: &Value<'_>, out: &mut String) {
     use std::fmt::Write as _;
-    let _ = write!(out, "{v:?}\u{1}");
+    // An int and a long of the same number are the same key.
+    match v {
+        Value::Int(i) => {
+            let _ = write!(out, "{:?}\u{1}", Value::Long(i64::from(*i)));
+        }
+        v => {
+            let _ = write!(out, "{v:?}\u{1}");
+        }
+    }
 }
 
 fn keys_of(values: &[Value<'_>]) -> String {
@@ -277,12 +285,23 @@ impl QBinder<'_> {
                 if let Some(t) = self.tabular.get(name) {
                     t.clone()
                 } else if TABLES.contains(&name.as_str()) {
-                    let split = ops
+                    let mut split = ops
                         .iter()
                         .position(|(o, _)| !o.is_row_level())
                         .unwrap_or(ops.len());
-                    let prefix =
-                        self.row_query(self.schema.columns(), ops[..split].to_vec(), p.source_pos)?;
+                    // A step that reads the clock (`ago()`, `now()`) runs with the window, at
+                    // the time of the run, not when the row arrives.
+                    let prefix = loop {
+                        let q = self.row_query(
+                            self.schema.columns(),
+                            ops[..split].to_vec(),
+                            p.source_pos,
+                        )?;
+                        if !q.plan.uses_clock || split == 0 {
+                            break q;
+                        }
+                        split -= 1;
+                    };
                     ops = &ops[split..];
                     let cols = prefix.output_schema().to_vec();
                     self.sources.push(SourcePrefix {

@@ -882,3 +882,45 @@ fn syslog_is_a_table_too() {
         json!([{"Computer": "h1", "Failures": 2}])
     );
 }
+
+#[test]
+fn clock_steps_run_with_the_window() {
+    // `ago()` is evaluated when the window runs, not when the row arrives: a row kept at
+    // 09:00 is out of the last 30 minutes at 10:00.
+    let q = TableQuery::compile(
+        "CommonSecurityLog | where DeviceAction == 'deny' | where TimeGenerated > ago(30m) | count",
+        &schema(),
+    )
+    .expect("compiles");
+    let input = rows(json!([
+        {"TimeGenerated": "2024-05-01T09:00:00Z", "DeviceAction": "deny"},
+        {"TimeGenerated": "2024-05-01T09:45:00Z", "DeviceAction": "deny"},
+        {"TimeGenerated": "2024-05-01T09:46:00Z", "DeviceAction": "allow"},
+    ]));
+    const NINE: i64 = NOW - 36_000_000_000;
+    let window: Vec<_> = input.iter().filter_map(|r| q.row_prefix(r, NINE)).collect();
+    assert_eq!(window.len(), 2);
+    assert_eq!(
+        Value::Array(
+            q.run_window(&window, NOW)
+                .into_iter()
+                .map(Value::Object)
+                .collect()
+        ),
+        json!([{"Count": 1}])
+    );
+}
+
+#[test]
+fn join_keys_compare_numbers_across_types() {
+    // An int column on the left, a long (a count) on the right.
+    assert_eq!(
+        run(
+            "CommonSecurityLog | where SourceIP == '10.0.0.2' | project DestinationPort \
+             | join kind=inner (CommonSecurityLog | where SourceIP == '10.0.0.3' | summarize C = count() by SourceIP \
+                 | extend DestinationPort = C + 52) on DestinationPort",
+            conns()
+        ),
+        json!([{"DestinationPort": 53, "SourceIP": "10.0.0.3", "C": 1, "DestinationPort1": 53}])
+    );
+}
