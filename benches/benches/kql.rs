@@ -5,6 +5,11 @@
 //! per second; plus the same filter followed by a `project-away`, the typical cost
 //! transformation. The rows are synthetic and deterministic (a quarter of them pass).
 //! `kql_vrl` (with `peers`) runs the filter against the same condition in VRL.
+//!
+//! `kql_query` measures the query dialect of alert rules (`TableQuery`) on the same rows, with
+//! `TimeGenerated` one second apart: the row prefix on each row, and a `summarize ... by
+//! SourceIP, bin(TimeGenerated, 1h)` over a window of all of them, beside the three-predicate
+//! filter over the same rows as the reference of the same run.
 
 #![allow(
     missing_docs,
@@ -18,7 +23,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kql_rows::{COST, FILTER, csl_events, csl_rows, csl_schema, parse_events, rows};
-use mcas_kql::{Query, Schema, Type};
+use mcas_kql::{Query, Schema, TableQuery, Type};
 
 fn kql(c: &mut Criterion) {
     let rows = rows();
@@ -83,5 +88,57 @@ fn kql_csl(c: &mut Criterion) {
     run_group(c, "kql_csl", &rows, &csl_schema());
 }
 
-criterion_group!(benches, kql, kql_csl);
+/// The summarize of a scheduled rule over a 10,000-row window.
+const SUMMARIZE: &str = r#"CommonSecurityLog
+| summarize Events = count(), Ports = dcount(DestinationPort), First = min(TimeGenerated)
+    by SourceIP, bin(TimeGenerated, 1h)
+| where Events > 2"#;
+
+fn kql_query(c: &mut Criterion) {
+    let mut rows = rows();
+    for (i, r) in rows.iter_mut().enumerate() {
+        let t = format!(
+            "2024-03-18T{:02}:{:02}:{:02}Z",
+            i / 3600,
+            (i / 60) % 60,
+            i % 60
+        );
+        r.insert("TimeGenerated".into(), serde_json::Value::String(t));
+    }
+    let schema = Schema::infer(
+        &rows[0],
+        &[
+            ("TimeGenerated", Type::DateTime),
+            ("DestinationPort", Type::Int),
+        ],
+    );
+    let q = TableQuery::compile(SUMMARIZE, &schema).expect("compiles");
+    let window: Vec<_> = rows.iter().filter_map(|r| q.row_prefix(r, 0)).collect();
+    assert_eq!(window.len(), rows.len());
+    let groups = q.run_window(&window, 0).len();
+    assert!(groups > 0 && groups < rows.len(), "{groups} groups");
+    let filter = Query::compile(FILTER, &schema).expect("compiles");
+    let mut g = c.benchmark_group("kql_query");
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    g.bench_function("reference/three_predicate_filter", |b| {
+        b.iter(|| {
+            rows.iter()
+                .filter(|r| filter.passes_at(black_box(*r), 0))
+                .count()
+        })
+    });
+    g.bench_function("row_prefix", |b| {
+        b.iter(|| {
+            rows.iter()
+                .filter_map(|r| q.row_prefix(black_box(r), 0))
+                .count()
+        })
+    });
+    g.bench_function("run_window/summarize_by_10k", |b| {
+        b.iter(|| q.run_window(black_box(&window), 0).len())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, kql, kql_csl, kql_query);
 criterion_main!(benches);

@@ -97,6 +97,7 @@ seed_relp relp_frame "$syslog"
 seed csl_map "$csl" "$cef"
 seed_queries kql_parse ../crates/kql/tests/data/kql.jsonl
 seed_rows kql_eval ../crates/kql/tests/data/kql.jsonl
+seed_queries kql_query ../crates/kql/tests/data/rules.jsonl ../crates/kql/tests/data/kql.jsonl
 for d in corpus/*/; do
     echo "seeded $(basename "$d"): $(find "$d" -type f | wc -l) inputs"
 done

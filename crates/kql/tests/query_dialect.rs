@@ -924,3 +924,48 @@ fn join_keys_compare_numbers_across_types() {
         json!([{"DestinationPort": 53, "SourceIP": "10.0.0.3", "C": 1, "DestinationPort1": 53}])
     );
 }
+
+#[test]
+fn the_rule_queries_of_the_test_data_compile() {
+    let data = include_str!("data/rules.jsonl");
+    let mut n = 0;
+    for line in data.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Value = serde_json::from_str(line).expect("JSON");
+        let text = case["query"].as_str().expect("a query");
+        let q = TableQuery::compile(text, &schema())
+            .unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
+        assert_eq!(q.tables(), ["CommonSecurityLog"], "{}", case["name"]);
+        // Each runs over the connections without panicking, to a table of its output columns.
+        let window: Vec<_> = rows(conns())
+            .iter()
+            .filter_map(|r| q.row_prefix(r, NOW))
+            .collect();
+        for row in q.run_window(&window, NOW) {
+            let names: Vec<&str> = q.output_schema().iter().map(|c| c.0.as_str()).collect();
+            let mut got: Vec<&str> = row.keys().map(String::as_str).collect();
+            let mut want = names.clone();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{}", case["name"]);
+        }
+        n += 1;
+    }
+    assert_eq!(n, 7);
+}
+
+#[test]
+fn mv_expand_of_a_set_of_ports() {
+    let data = include_str!("data/rules.jsonl");
+    let line = data
+        .lines()
+        .find(|l| l.contains("mv_expand_ports"))
+        .expect("the case");
+    let case: Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(
+        run(case["query"].as_str().expect("a query"), conns()),
+        json!([
+            {"SourceIP": "10.0.0.1", "Port": 22},
+            {"SourceIP": "10.0.0.1", "Port": 443},
+        ])
+    );
+}
