@@ -677,6 +677,12 @@ impl QBinder<'_> {
                     // arg_max(X, ...) returns X too; take_any returns each argument.
                     rets.push(Ret::Expr(place));
                     let name = by_name(e).unwrap_or_else(|| format!("{}_{k}", p.fname));
+                    // The deprecated any() prefixes its columns.
+                    let name = if p.fname == "any" {
+                        format!("any_{name}")
+                    } else {
+                        name
+                    };
                     if !outputs.iter().any(|o| o.0 == name) {
                         outputs.push((name, Type::Dynamic));
                     } else {

@@ -969,3 +969,51 @@ fn mv_expand_of_a_set_of_ports() {
         ])
     );
 }
+
+#[test]
+fn join_kinds() {
+    let input = json!([
+        {"SourceIP": "a", "DeviceAction": "deny"},
+        {"SourceIP": "b", "DeviceAction": "deny"},
+        {"SourceIP": "a", "DeviceAction": "allow", "DestinationPort": 1},
+        {"SourceIP": "c", "DeviceAction": "allow", "DestinationPort": 2},
+    ]);
+    let q = |kind: &str| {
+        format!(
+            "CommonSecurityLog | where DeviceAction == 'deny' | project SourceIP \
+             | join kind={kind} (CommonSecurityLog | where DeviceAction == 'allow' | project SourceIP, DestinationPort) on SourceIP \
+             | sort by SourceIP asc"
+        )
+    };
+    assert_eq!(
+        run(&q("leftouter"), input.clone()),
+        json!([
+            {"SourceIP": "a", "SourceIP1": "a", "DestinationPort": 1},
+            {"SourceIP": "b", "SourceIP1": "", "DestinationPort": null},
+        ])
+    );
+    assert_eq!(
+        run(&q("leftsemi"), input.clone()),
+        json!([{"SourceIP": "a"}])
+    );
+    assert_eq!(
+        run(&q("rightanti"), input.clone()),
+        json!([{"SourceIP": "c", "DestinationPort": 2}])
+    );
+    assert_eq!(
+        run(&q("rightsemi"), input),
+        json!([{"SourceIP": "a", "DestinationPort": 1}])
+    );
+}
+
+#[test]
+fn conditional_aggregates_and_any() {
+    assert_eq!(
+        run(
+            "CommonSecurityLog | summarize dcountif(DestinationIP, DeviceAction == 'allow'), \
+             sumif(SentBytes, DeviceAction == 'deny'), any(SourceIP)",
+            conns()
+        ),
+        json!([{"dcountif_DestinationIP": 2, "sumif_SentBytes": 900, "any_SourceIP": "10.0.0.1"}])
+    );
+}
