@@ -1,0 +1,514 @@
+//! The streaming evaluation: per-rule windows of kept rows, schedules, triggers,
+//! suppression, and the state that carries windows across a restart.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::alert::{self, Alert, Evaluated};
+use crate::check::LoadedRule;
+use crate::query::Table;
+use crate::rule::Aggregation;
+
+/// Bounds of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Rows a rule's window holds at most (`rules.max_window_rows`).
+    pub max_window_rows: usize,
+    /// Bytes (of the kept rows as JSON) a rule's window holds at most (`rules.max_window_bytes`).
+    pub max_window_bytes: usize,
+    /// Result rows an alert carries for playbook bodies.
+    pub max_alert_results: usize,
+    /// Alerts one evaluation raises at most (`AlertPerResult`; Sentinel's cap is 150).
+    pub max_alerts_per_evaluation: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_window_rows: 100_000,
+            max_window_bytes: 64 << 20,
+            max_alert_results: 10,
+            max_alerts_per_evaluation: 150,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults with other window bounds.
+    pub fn with_window(max_window_rows: usize, max_window_bytes: usize) -> Limits {
+        Limits {
+            max_window_rows,
+            max_window_bytes,
+            ..Limits::default()
+        }
+    }
+}
+
+/// Counters of one rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct RuleStats {
+    /// Evaluations run.
+    pub evaluations: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Alerts not raised because the rule was suppressed.
+    pub suppressed: u64,
+    /// Evaluations that ran on a partial window.
+    pub partial_evaluations: u64,
+    /// Rows kept by the row prefix.
+    pub rows_kept: u64,
+    /// Rows the row prefix passed that the window bound dropped.
+    pub rows_dropped: u64,
+    /// Rows in the window now.
+    pub window_rows: u64,
+    /// Bytes in the window now.
+    pub window_bytes: u64,
+    /// Wall-clock duration of the last evaluation, in microseconds.
+    pub last_run_micros: u64,
+    /// Result rows of the last evaluation.
+    pub last_result_rows: u64,
+}
+
+/// What one evaluation did (for logs and `rules test`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Evaluation {
+    /// The rule.
+    pub rule_id: String,
+    /// The evaluation time: the window is `[now − queryPeriod, now)`.
+    pub now: i64,
+    /// Rows of the window the query ran on.
+    pub window_rows: usize,
+    /// Result rows.
+    pub result_rows: usize,
+    /// The trigger compared true.
+    pub triggered: bool,
+    /// Alerts it raised (0 when suppressed).
+    pub alerts: usize,
+    /// Rows dropped at the window bound that fell in this window: the result may be wrong.
+    pub dropped: u64,
+}
+
+struct Kept {
+    time: i64,
+    bytes: usize,
+    row: Map<String, Value>,
+}
+
+struct RuleRun {
+    loaded: LoadedRule,
+    tables: Vec<Table>,
+    window: VecDeque<Kept>,
+    window_bytes: usize,
+    next_run: Option<i64>,
+    suppressed_until: Option<i64>,
+    /// `TimeGenerated` of the rows dropped at the bound, for the windows they fall in.
+    dropped: VecDeque<i64>,
+    stats: RuleStats,
+}
+
+/// The rules engine: rows in, alerts out, on an injected clock (ticks of 100 ns since the
+/// Unix epoch, as `mcas-kql` counts `now()`).
+///
+/// The forwarder calls [`observe`](Engine::observe) for every mapped row and
+/// [`run_due`](Engine::run_due) with the wall clock; `rules test` does the same in
+/// virtual time ([`replay`](crate::replay)).
+pub struct Engine {
+    rules: Vec<RuleRun>,
+    limits: Limits,
+    evaluations: Vec<Evaluation>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("rules", &self.rules.len())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine of these rules. Schedules start at the first [`start`](Engine::start)
+    /// (or the first [`run_due`](Engine::run_due)).
+    pub fn new(rules: Vec<LoadedRule>, limits: Limits) -> Engine {
+        let rules = rules
+            .into_iter()
+            .map(|loaded| RuleRun {
+                tables: loaded.query.tables(),
+                loaded,
+                window: VecDeque::new(),
+                window_bytes: 0,
+                next_run: None,
+                suppressed_until: None,
+                dropped: VecDeque::new(),
+                stats: RuleStats::default(),
+            })
+            .collect();
+        Engine {
+            rules,
+            limits,
+            evaluations: Vec::new(),
+        }
+    }
+
+    /// Starts the schedule of every rule that has none: its first evaluation is at
+    /// `at + queryFrequency`.
+    pub fn start(&mut self, at: i64) {
+        for r in &mut self.rules {
+            if r.next_run.is_none() {
+                r.next_run = Some(at.saturating_add(r.loaded.rule.frequency));
+            }
+        }
+    }
+
+    /// Whether any rule reads `table` (the caller can skip mapping rows nobody reads).
+    pub fn reads(&self, table: Table) -> bool {
+        self.rules.iter().any(|r| r.tables.contains(&table))
+    }
+
+    /// One mapped row of `table` as it passes, with its `TimeGenerated` (ticks) and the
+    /// clock now. Each rule reading the table runs its row prefix; a kept row goes to the
+    /// rule's window unless the window is at its bound (then it is counted as dropped).
+    pub fn observe(
+        &mut self,
+        table: Table,
+        row: &dyn mcas_kql::Row,
+        time_generated: i64,
+        now: i64,
+    ) {
+        for r in &mut self.rules {
+            if !r.tables.contains(&table) {
+                continue;
+            }
+            let Some(kept) = r.loaded.query.row_prefix(row, now) else {
+                continue;
+            };
+            let bytes = json_len(&kept);
+            r.push(time_generated, bytes, kept, &self.limits);
+        }
+    }
+
+    /// The earliest scheduled evaluation, if any schedule has started.
+    pub fn next_due(&self) -> Option<i64> {
+        self.rules.iter().filter_map(|r| r.next_run).min()
+    }
+
+    /// Runs every evaluation due at or before `now`, oldest first (a rule behind by
+    /// several periods runs each of them), and returns the alerts. Starts the schedules at
+    /// `now` when none has started.
+    pub fn run_due(&mut self, now: i64) -> Vec<Alert> {
+        if self.rules.iter().all(|r| r.next_run.is_none()) {
+            self.start(now);
+        }
+        let mut alerts = Vec::new();
+        while let Some((i, at)) = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.next_run.filter(|t| *t <= now).map(|t| (i, t)))
+            .min_by_key(|&(i, t)| (t, i))
+        {
+            let r = &mut self.rules[i];
+            r.next_run = Some(at.saturating_add(r.loaded.rule.frequency));
+            let (ev, mut a) = r.evaluate(at, &self.limits);
+            self.evaluations.push(ev);
+            alerts.append(&mut a);
+        }
+        alerts
+    }
+
+    /// Runs, for every rule, its next scheduled evaluation whatever the clock says (the end
+    /// of a replay: every row is seen by at least one evaluation).
+    pub fn run_next_of_each(&mut self) -> Vec<Alert> {
+        let mut order: Vec<(i64, usize)> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.next_run.map(|t| (t, i)))
+            .collect();
+        order.sort_unstable();
+        let mut alerts = Vec::new();
+        for (at, i) in order {
+            let r = &mut self.rules[i];
+            r.next_run = Some(at.saturating_add(r.loaded.rule.frequency));
+            let (ev, mut a) = r.evaluate(at, &self.limits);
+            self.evaluations.push(ev);
+            alerts.append(&mut a);
+        }
+        alerts
+    }
+
+    /// The evaluations run since the last call (drained).
+    pub fn take_evaluations(&mut self) -> Vec<Evaluation> {
+        std::mem::take(&mut self.evaluations)
+    }
+
+    /// Per-rule counters, by rule id.
+    pub fn stats(&self) -> Vec<(String, RuleStats)> {
+        self.rules
+            .iter()
+            .map(|r| (r.loaded.rule.id.clone(), r.stats.clone()))
+            .collect()
+    }
+
+    /// The rules, in load order.
+    pub fn rules(&self) -> impl Iterator<Item = &LoadedRule> {
+        self.rules.iter().map(|r| &r.loaded)
+    }
+
+    /// Writes the state (each rule's window, schedule and suppression) to `dir`: one
+    /// NDJSON file per rule, `<id>.ndjson`, each written to a temporary file and renamed.
+    pub fn save_state(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for r in &self.rules {
+            let name = state_file_name(&r.loaded.rule.id);
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            let header = serde_json::json!({
+                "rule": r.loaded.rule.id,
+                "query": query_fingerprint(&r.loaded.rule.query),
+                "next_run": r.next_run,
+                "suppressed_until": r.suppressed_until,
+                "dropped": r.dropped,
+            });
+            writeln!(f, "{header}")?;
+            for k in &r.window {
+                writeln!(f, "{}", serde_json::json!({"t": k.time, "row": k.row}))?;
+            }
+            let f = f.into_inner().map_err(|e| e.into_error())?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, dir.join(name))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the state [`save_state`](Engine::save_state) wrote. A rule without a file,
+    /// with a changed query, or with a file that does not read, starts empty, and the
+    /// report says so; windows are trimmed to their bounds again.
+    pub fn load_state(&mut self, dir: &Path) -> StateReport {
+        let mut report = StateReport::default();
+        for r in &mut self.rules {
+            let id = r.loaded.rule.id.clone();
+            let path = dir.join(state_file_name(&id));
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    report.lost.push((id, "no saved state".into()));
+                    continue;
+                }
+                Err(e) => {
+                    report
+                        .lost
+                        .push((id, format!("cannot read the state: {e}")));
+                    continue;
+                }
+            };
+            match r.restore(&text, &self.limits) {
+                Ok(rows) => report.restored.push((id, rows)),
+                Err(why) => report.lost.push((id, why)),
+            }
+        }
+        report
+    }
+}
+
+/// What [`Engine::load_state`] restored and what it lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StateReport {
+    /// Rules whose window came back, with its rows.
+    pub restored: Vec<(String, usize)>,
+    /// Rules that start empty, and why.
+    pub lost: Vec<(String, String)>,
+}
+
+impl RuleRun {
+    fn push(&mut self, time: i64, bytes: usize, row: Map<String, Value>, limits: &Limits) {
+        // Rows older than any window still to run are of no use.
+        if let Some(next) = self.next_run
+            && time < next - self.loaded.rule.period
+        {
+            return;
+        }
+        if self.window.len() >= limits.max_window_rows
+            || self.window_bytes + bytes > limits.max_window_bytes
+        {
+            self.stats.rows_dropped += 1;
+            self.dropped.push_back(time);
+            return;
+        }
+        self.stats.rows_kept += 1;
+        self.window_bytes += bytes;
+        // Rows mostly arrive in time order: insert from the back.
+        let at = self
+            .window
+            .iter()
+            .rposition(|k| k.time <= time)
+            .map_or(0, |p| p + 1);
+        self.window.insert(at, Kept { time, bytes, row });
+        self.stats.window_rows = self.window.len() as u64;
+        self.stats.window_bytes = self.window_bytes as u64;
+    }
+
+    fn evaluate(&mut self, now: i64, limits: &Limits) -> (Evaluation, Vec<Alert>) {
+        let started = Instant::now();
+        let rule = self.loaded.rule.clone();
+        let from = now - rule.period;
+        // Evict what no later window will see (later windows start later).
+        while self.window.front().is_some_and(|k| k.time < from) {
+            if let Some(k) = self.window.pop_front() {
+                self.window_bytes -= k.bytes;
+            }
+        }
+        while self.dropped.front().is_some_and(|t| *t < from) {
+            self.dropped.pop_front();
+        }
+        let rows: Vec<Map<String, Value>> = self
+            .window
+            .iter()
+            .take_while(|k| k.time < now)
+            .map(|k| k.row.clone())
+            .collect();
+        let dropped = self.dropped.iter().filter(|t| **t < now).count() as u64;
+        let results = self.loaded.query.run_window(&rows, now);
+        let triggered = rule.triggers(results.len() as u64);
+        let suppressed = self.suppressed_until.is_some_and(|t| now < t);
+        let mut alerts = Vec::new();
+        if triggered && suppressed {
+            self.stats.suppressed += 1;
+        } else if triggered {
+            let ev = Evaluated {
+                rule: &rule,
+                now,
+                results: &results,
+                total: results.len(),
+                partial: dropped > 0,
+                dropped,
+                max_results: limits.max_alert_results,
+            };
+            match rule.aggregation {
+                Aggregation::SingleAlert => alerts.push(alert::build(&ev, ev.results, 0)),
+                Aggregation::AlertPerResult => {
+                    for (i, r) in results
+                        .iter()
+                        .take(limits.max_alerts_per_evaluation)
+                        .enumerate()
+                    {
+                        alerts.push(alert::build(&ev, std::slice::from_ref(r), i));
+                    }
+                }
+            }
+            if let Some(d) = rule.suppression
+                && !alerts.is_empty()
+            {
+                self.suppressed_until = Some(now.saturating_add(d));
+            }
+        }
+        self.stats.evaluations += 1;
+        self.stats.alerts += alerts.len() as u64;
+        if dropped > 0 {
+            self.stats.partial_evaluations += 1;
+        }
+        self.stats.window_rows = self.window.len() as u64;
+        self.stats.window_bytes = self.window_bytes as u64;
+        self.stats.last_result_rows = results.len() as u64;
+        self.stats.last_run_micros =
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let ev = Evaluation {
+            rule_id: rule.id.clone(),
+            now,
+            window_rows: rows.len(),
+            result_rows: results.len(),
+            triggered,
+            alerts: alerts.len(),
+            dropped,
+        };
+        (ev, alerts)
+    }
+
+    fn restore(&mut self, text: &str, limits: &Limits) -> Result<usize, String> {
+        let mut lines = text.lines();
+        let header: Value = lines
+            .next()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .ok_or("the state has no header")?;
+        if header.get("rule").and_then(Value::as_str) != Some(self.loaded.rule.id.as_str()) {
+            return Err("the state is another rule's".into());
+        }
+        if header.get("query").and_then(Value::as_str)
+            != Some(query_fingerprint(&self.loaded.rule.query).as_str())
+        {
+            return Err("the rule's query changed since the state was saved".into());
+        }
+        self.next_run = header.get("next_run").and_then(Value::as_i64);
+        self.suppressed_until = header.get("suppressed_until").and_then(Value::as_i64);
+        self.dropped = header
+            .get("dropped")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        let mut bad = 0usize;
+        for line in lines {
+            let v: Option<(i64, Map<String, Value>)> = serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| match v {
+                    Value::Object(mut o) => {
+                        let t = o.get("t").and_then(Value::as_i64)?;
+                        match o.remove("row") {
+                            Some(Value::Object(row)) => Some((t, row)),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                });
+            match v {
+                Some((t, row)) => {
+                    let bytes = json_len(&row);
+                    self.push(t, bytes, row, limits);
+                }
+                None => bad += 1,
+            }
+        }
+        if bad > 0 {
+            return Err(format!(
+                "{bad} saved rows did not read; {} restored",
+                self.window.len()
+            ));
+        }
+        Ok(self.window.len())
+    }
+}
+
+fn json_len(row: &Map<String, Value>) -> usize {
+    serde_json::to_vec(row).map_or(0, |v| v.len())
+}
+
+/// A file name for a rule id: letters, digits, `-` and `_` kept, the rest as `_`.
+fn state_file_name(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.ndjson")
+}
+
+fn query_fingerprint(query: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(query.as_bytes());
+    d[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
