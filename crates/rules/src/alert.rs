@@ -90,12 +90,12 @@ pub(crate) fn build(ev: &Evaluated<'_>, rows: &[Map<String, Value>], index: usiz
     let rule = ev.rule;
     let first = rows.first();
     let name = match &rule.display_name_format {
-        Some(f) => fill(f, first),
-        None => rule.name.clone(),
+        Some(f) => fill(f, first).trim().to_owned(),
+        None => rule.name.trim().to_owned(),
     };
     let description = match &rule.description_format {
-        Some(f) => fill(f, first),
-        None => rule.description.trim_end().to_owned(),
+        Some(f) => fill(f, first).trim().to_owned(),
+        None => rule.description.trim().to_owned(),
     };
     let severity = rule
         .severity_column
