@@ -332,11 +332,14 @@ pub struct StateReport {
 
 impl RuleRun {
     fn push(&mut self, time: i64, bytes: usize, row: Map<String, Value>, limits: &Limits) {
-        // Rows older than any window still to run are of no use.
-        if let Some(next) = self.next_run
-            && time < next - self.loaded.rule.period
-        {
-            return;
+        // Rows older than any window still to run are of no use: drop the new row if it is
+        // one, and make room by evicting those already kept.
+        if let Some(next) = self.next_run {
+            let from = next - self.loaded.rule.period;
+            if time < from {
+                return;
+            }
+            self.evict_before(from);
         }
         if self.window.len() >= limits.max_window_rows
             || self.window_bytes + bytes > limits.max_window_bytes
@@ -358,11 +361,8 @@ impl RuleRun {
         self.stats.window_bytes = self.window_bytes as u64;
     }
 
-    fn evaluate(&mut self, now: i64, limits: &Limits) -> (Evaluation, Vec<Alert>) {
-        let started = Instant::now();
-        let rule = self.loaded.rule.clone();
-        let from = now - rule.period;
-        // Evict what no later window will see (later windows start later).
+    /// Drops kept rows, and the record of dropped rows, older than `from`.
+    fn evict_before(&mut self, from: i64) {
         while self.window.front().is_some_and(|k| k.time < from) {
             if let Some(k) = self.window.pop_front() {
                 self.window_bytes -= k.bytes;
@@ -371,6 +371,14 @@ impl RuleRun {
         while self.dropped.front().is_some_and(|t| *t < from) {
             self.dropped.pop_front();
         }
+    }
+
+    fn evaluate(&mut self, now: i64, limits: &Limits) -> (Evaluation, Vec<Alert>) {
+        let started = Instant::now();
+        let rule = self.loaded.rule.clone();
+        let from = now - rule.period;
+        // Evict what no later window will see (later windows start later).
+        self.evict_before(from);
         let rows: Vec<Map<String, Value>> = self
             .window
             .iter()

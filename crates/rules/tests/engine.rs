@@ -1,0 +1,267 @@
+//! The engine's semantics: trigger operators, suppression, alert grouping, windows across a
+//! restart, and the window bound.
+
+use mcas_rules::{Engine, Limits, ReplayOptions, TICKS_PER_SECOND as S, Table};
+use serde_json::{Value, json};
+
+fn rule(
+    id: &str,
+    frequency: &str,
+    period: &str,
+    op: &str,
+    threshold: u32,
+    query: &str,
+    extra: &str,
+) -> mcas_rules::LoadedRule {
+    let text = format!(
+        "id: {id}\nname: Rule {id}\nseverity: Low\nqueryFrequency: {frequency}\nqueryPeriod: {period}\n\
+         triggerOperator: {op}\ntriggerThreshold: {threshold}\nquery: |\n  {query}\n\
+         entityMappings:\n  - entityType: IP\n    fieldMappings:\n      - identifier: Address\n        columnName: SourceIP\n{extra}"
+    );
+    mcas_rules::load_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+const DENIES: &str = "CommonSecurityLog | where DeviceAction == \"deny\"";
+
+/// Denies at 3, 2, 1 and `last` per 5-minute window from 10:00, then an allow at 10:16:30.
+fn denies(last: usize) -> String {
+    let line = |min: u32, sec: u32, act: &str| {
+        format!(
+            "<134>2024-05-08T10:{min:02}:{sec:02}Z fw CEF:0|Acme|FW|1|100|Traffic|5|src=10.0.0.{min} act={act}"
+        )
+    };
+    let mut lines = Vec::new();
+    for (window, n) in [(0, 3), (5, 2), (10, 1), (15, last)] {
+        for i in 0..n {
+            lines.push(line(window, 10 + i as u32, "deny"));
+        }
+    }
+    lines.sort();
+    lines.push(line(16, 30, "allow"));
+    lines.join("\n")
+}
+
+fn times(alerts: &[mcas_rules::Alert]) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| a.row["TimeGenerated"].as_str().unwrap_or("")[11..16].to_owned())
+        .collect()
+}
+
+fn run(rules: &[mcas_rules::LoadedRule], input: &str) -> mcas_rules::Replay {
+    mcas_rules::replay(rules, input.as_bytes(), ReplayOptions::default()).unwrap()
+}
+
+#[test]
+fn the_four_threshold_operators_in_both_spellings() {
+    // Evaluations at 10:05, 10:10, 10:15 and (after the last event) 10:20 see 3, 2, 1, 0 rows.
+    let input = denies(0);
+    for (ops, want) in [
+        (["gt", "GreaterThan"], vec!["10:05"]),
+        (["lt", "LessThan"], vec!["10:15", "10:20"]),
+        (["eq", "Equal"], vec!["10:10"]),
+        (["ne", "NotEqual"], vec!["10:05", "10:15", "10:20"]),
+    ] {
+        for op in ops {
+            let out = run(&[rule("ops", "5m", "5m", op, 2, DENIES, "")], &input);
+            assert_eq!(out.evaluations.len(), 4, "{op}");
+            let rows: Vec<usize> = out.evaluations.iter().map(|e| e.window_rows).collect();
+            assert_eq!(rows, [3, 2, 1, 0], "{op}");
+            assert_eq!(times(&out.alerts), want, "{op}");
+        }
+    }
+}
+
+#[test]
+fn suppression_holds_back_alerts_for_its_duration() {
+    let input = denies(1);
+    let plain = run(&[rule("s", "5m", "5m", "gt", 0, DENIES, "")], &input);
+    assert_eq!(times(&plain.alerts), ["10:05", "10:10", "10:15", "10:20"]);
+
+    let suppressed = rule(
+        "s",
+        "5m",
+        "5m",
+        "gt",
+        0,
+        DENIES,
+        "suppressionEnabled: true\nsuppressionDuration: 12m\n",
+    );
+    let out = run(&[suppressed], &input);
+    // 10:05 fires and suppresses until 10:17: 10:10 and 10:15 are held back, 10:20 fires.
+    assert_eq!(times(&out.alerts), ["10:05", "10:20"]);
+    assert_eq!(out.stats[0].1.suppressed, 2);
+    assert_eq!(out.stats[0].1.alerts, 2);
+
+    // Disabled suppression is no suppression.
+    let off = rule(
+        "s",
+        "5m",
+        "5m",
+        "gt",
+        0,
+        DENIES,
+        "suppressionEnabled: false\nsuppressionDuration: 12m\n",
+    );
+    assert_eq!(run(&[off], &input).alerts.len(), 4);
+}
+
+#[test]
+fn alert_per_result_and_single_alert() {
+    let q = "CommonSecurityLog | where DeviceAction == \"deny\" | summarize n = count() by SourceIP | sort by SourceIP asc";
+    let input = denies(0);
+    let single = run(&[rule("g", "10m", "10m", "gt", 0, q, "")], &input);
+    // Evaluations at 10:10 (10.0.0.0 ×3, 10.0.0.5 ×2) and 10:20 (10.0.0.10 ×1).
+    assert_eq!(single.alerts.len(), 2);
+    assert_eq!(
+        single.alerts[0].row["Entities"],
+        json!([{"Type": "ip", "Address": "10.0.0.0"}, {"Type": "ip", "Address": "10.0.0.5"}])
+    );
+    assert_eq!(single.alerts[0].results.len(), 2);
+
+    let per = rule(
+        "g",
+        "10m",
+        "10m",
+        "gt",
+        0,
+        q,
+        "eventGroupingSettings:\n  aggregationKind: AlertPerResult\n",
+    );
+    let out = run(&[per], &input);
+    assert_eq!(out.alerts.len(), 3);
+    let ips: Vec<&Value> = out
+        .alerts
+        .iter()
+        .map(|a| &a.row["Entities"][0]["Address"])
+        .collect();
+    assert_eq!(ips, ["10.0.0.0", "10.0.0.5", "10.0.0.10"]);
+    let counts: Vec<&Value> = out.alerts.iter().map(|a| &a.results[0]["n"]).collect();
+    assert_eq!(counts, [3, 2, 1]);
+    let mut ids: Vec<&str> = out.alerts.iter().map(|a| a.id()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3);
+}
+
+fn observe(engine: &mut Engine, line: &str, t: i64) {
+    let event = mcas_cef::parse(line.as_bytes()).unwrap();
+    let ts = jiff::Timestamp::from_second(t / S).unwrap();
+    let row = mcas_csl::map(&event, &mcas_csl::Context::new(ts)).row;
+    engine.observe(Table::CommonSecurityLog, &row, t, t);
+}
+
+const BURST: &str = "CommonSecurityLog | where DeviceAction == \"deny\" | summarize n = count() by SourceIP | where n >= 3";
+const DENY: &str = "CEF:0|Acme|FW|1|100|Denied|5|src=10.9.9.9 act=deny";
+
+#[test]
+fn a_window_spans_a_restart() {
+    let t0 = 1_715_162_400 * S; // 2024-05-08T10:00:00Z
+    let dir = tempfile::tempdir().unwrap();
+    let burst = || rule("burst", "5m", "15m", "gt", 0, BURST, "");
+
+    let mut before = Engine::new(vec![burst()], Limits::default());
+    before.start(t0);
+    observe(&mut before, DENY, t0 + 60 * S);
+    observe(&mut before, DENY, t0 + 120 * S);
+    assert!(before.run_due(t0 + 300 * S).is_empty()); // two denies: not yet
+    before.save_state(dir.path()).unwrap();
+    drop(before);
+
+    // After the restart, the third deny completes the burst only with the saved window.
+    let mut after = Engine::new(vec![burst()], Limits::default());
+    let report = after.load_state(dir.path());
+    assert_eq!(report.restored, [("burst".to_owned(), 2)]);
+    assert!(report.lost.is_empty());
+    observe(&mut after, DENY, t0 + 400 * S);
+    let alerts = after.run_due(t0 + 600 * S);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].results[0]["n"], 3);
+    assert_eq!(
+        alerts[0].row["TimeGenerated"],
+        "2024-05-08T10:10:00.0000000Z"
+    );
+
+    // Without the state, the same rows give nothing, and the loss is reported.
+    let empty = tempfile::tempdir().unwrap();
+    let mut cold = Engine::new(vec![burst()], Limits::default());
+    let report = cold.load_state(empty.path());
+    assert_eq!(
+        report.lost,
+        [("burst".to_owned(), "no saved state".to_owned())]
+    );
+    cold.start(t0 + 300 * S);
+    observe(&mut cold, DENY, t0 + 400 * S);
+    assert!(cold.run_due(t0 + 600 * S).is_empty());
+
+    // A rule whose query changed does not take the old window.
+    let changed = rule(
+        "burst",
+        "5m",
+        "15m",
+        "gt",
+        0,
+        &BURST.replace(">= 3", ">= 2"),
+        "",
+    );
+    let mut other = Engine::new(vec![changed], Limits::default());
+    let report = other.load_state(dir.path());
+    assert!(report.restored.is_empty());
+    assert!(report.lost[0].1.contains("query changed"), "{report:?}");
+}
+
+#[test]
+fn the_window_bound_drops_rows_and_reports_a_partial_window() {
+    let t0 = 1_715_162_400 * S;
+    let limits = Limits::with_window(2, 1 << 20);
+    let mut engine = Engine::new(
+        vec![rule(
+            "b",
+            "5m",
+            "5m",
+            "gt",
+            0,
+            BURST.replace(">= 3", ">= 1").as_str(),
+            "",
+        )],
+        limits,
+    );
+    engine.start(t0);
+    for i in 1..=3 {
+        observe(&mut engine, DENY, t0 + i * 10 * S);
+    }
+    let alerts = engine.run_due(t0 + 300 * S);
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].partial);
+    assert_eq!(alerts[0].results[0]["n"], 2); // the third row was dropped
+    assert_eq!(alerts[0].row["ExtendedProperties"]["Partial Window"], true);
+    assert_eq!(
+        alerts[0].row["ExtendedProperties"]["Window Rows Dropped"],
+        1
+    );
+    let ev = engine.take_evaluations();
+    assert_eq!((ev[0].window_rows, ev[0].dropped), (2, 1));
+    let stats = &engine.stats()[0].1;
+    assert_eq!(
+        (
+            stats.rows_kept,
+            stats.rows_dropped,
+            stats.partial_evaluations
+        ),
+        (2, 1, 1)
+    );
+
+    // The next window has room again and is whole.
+    observe(&mut engine, DENY, t0 + 310 * S);
+    let alerts = engine.run_due(t0 + 600 * S);
+    assert_eq!(alerts.len(), 1);
+    assert!(!alerts[0].partial);
+
+    // A byte bound smaller than one row keeps nothing.
+    let tiny = Limits::with_window(1000, 10);
+    let mut engine = Engine::new(vec![rule("b", "5m", "5m", "gt", 0, DENIES, "")], tiny);
+    engine.start(t0);
+    observe(&mut engine, DENY, t0 + 10 * S);
+    assert!(engine.run_due(t0 + 300 * S).is_empty());
+    assert_eq!(engine.stats()[0].1.rows_dropped, 1);
+    assert_eq!(engine.take_evaluations()[0].dropped, 1);
+}
