@@ -1,6 +1,8 @@
 //! The engine's semantics: trigger operators, suppression, alert grouping, windows across a
 //! restart, and the window bound.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
 use mcas_rules::{Engine, Limits, ReplayOptions, TICKS_PER_SECOND as S, Table};
 use serde_json::{Value, json};
 

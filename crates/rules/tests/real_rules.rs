@@ -1,6 +1,8 @@
 //! Five real Sentinel rules (tests/data/sentinel) replayed over input corpora
 //! (tests/data/corpora): one corpus that must fire each rule, one that must not.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
 use std::path::Path;
 
 use serde_json::{Value, json};

@@ -1,6 +1,8 @@
 //! The loader and the query compiler over real Sentinel rules (tests/data/sentinel, from the
 //! Azure-Sentinel repository; see the README there).
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
