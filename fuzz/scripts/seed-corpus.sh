@@ -98,6 +98,12 @@ seed csl_map "$csl" "$cef"
 seed_queries kql_parse ../crates/kql/tests/data/kql.jsonl
 seed_rows kql_eval ../crates/kql/tests/data/kql.jsonl
 seed_queries kql_query ../crates/kql/tests/data/rules.jsonl ../crates/kql/tests/data/kql.jsonl
+# rules_yaml takes a whole rule file: the real Sentinel rules and the example rules.
+mkdir -p corpus/rules_yaml
+find ../crates/rules/tests/data/sentinel ../examples/rules -name '*.yaml' -print0 |
+    while IFS= read -r -d '' f; do
+        cp "$f" "corpus/rules_yaml/$(sha1sum "$f" | cut -c1-40)"
+    done
 for d in corpus/*/; do
     echo "seeded $(basename "$d"): $(find "$d" -type f | wc -l) inputs"
 done

@@ -359,6 +359,13 @@ impl Fields<'_> {
                 line: 1,
                 column: 1,
             })?;
+            let bounds = TICKS_PER_SECOND * 60..=TICKS_PER_SECOND * 14 * 86_400;
+            if !bounds.contains(&f) {
+                return Err(self.err("queryFrequency", "not between 1m and 14d"));
+            }
+            if !bounds.contains(&p) {
+                return Err(self.err("queryPeriod", "not between 1m and 14d"));
+            }
             (f, p)
         };
         let trigger_operator = match self.string("triggerOperator")? {
@@ -571,6 +578,11 @@ mod tests {
             Rule::from_yaml(&BASE.replace("queryPeriod: 1h", "queryPeriod: an hour")).unwrap_err();
         assert_eq!(e.line, 5);
         assert!(e.to_string().contains("queryPeriod"), "{e}");
+        let e = Rule::from_yaml(&BASE.replace("queryPeriod: 1h", "queryPeriod: 15d")).unwrap_err();
+        assert_eq!(e.to_string(), "5:1: `queryPeriod`: not between 1m and 14d");
+        let e = Rule::from_yaml(&BASE.replace("queryFrequency: 1h", "queryFrequency: 30s"))
+            .unwrap_err();
+        assert_eq!(e.line, 4);
         let e = Rule::from_yaml("id: a\nname: [unclosed\n").unwrap_err();
         assert!(matches!(e.kind, LoadErrorKind::Yaml(_)));
         assert!(e.line >= 2, "{e}");
