@@ -49,12 +49,18 @@ impl Limits {
     }
 }
 
+/// Evaluations a rule runs to catch up at most; older missed ones are skipped and counted
+/// ([`RuleStats::missed_evaluations`]).
+pub const MAX_CATCH_UP: i64 = 1000;
+
 /// Counters of one rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct RuleStats {
     /// Evaluations run.
     pub evaluations: u64,
+    /// Evaluations skipped because the clock jumped past more than [`MAX_CATCH_UP`] of them.
+    pub missed_evaluations: u64,
     /// Alerts raised.
     pub alerts: u64,
     /// Alerts not raised because the rule was suppressed.
@@ -195,13 +201,26 @@ impl Engine {
         }
     }
 
+    /// [`observe`](Engine::observe) for a mapped `CommonSecurityLog` row: its own
+    /// `TimeGenerated` keys it in the windows (the clock `now` when it has none).
+    pub fn observe_csl(&mut self, row: &mcas_csl::CommonSecurityLog<'_>, now: i64) {
+        let t = row.time_generated.map_or(now, crate::ticks);
+        self.observe(Table::CommonSecurityLog, row, t, now);
+    }
+
+    /// [`observe`](Engine::observe) for a mapped `Syslog` row, keyed by its `TimeGenerated`.
+    pub fn observe_syslog(&mut self, row: &mcas_csl::SyslogRow<'_>, now: i64) {
+        let t = crate::ticks(row.time_generated);
+        self.observe(Table::Syslog, row, t, now);
+    }
+
     /// The earliest scheduled evaluation, if any schedule has started.
     pub fn next_due(&self) -> Option<i64> {
         self.rules.iter().filter_map(|r| r.next_run).min()
     }
 
     /// Runs every evaluation due at or before `now`, oldest first (a rule behind by
-    /// several periods runs each of them), and returns the alerts. Starts the schedules at
+    /// several periods runs each of them, up to [`MAX_CATCH_UP`]), and returns the alerts. Starts the schedules at
     /// `now` when none has started.
     pub fn run_due(&mut self, now: i64) -> Vec<Alert> {
         if self.rules.iter().all(|r| r.next_run.is_none()) {
@@ -216,7 +235,17 @@ impl Engine {
             .min_by_key(|&(i, t)| (t, i))
         {
             let r = &mut self.rules[i];
-            r.next_run = Some(at.saturating_add(r.loaded.rule.frequency));
+            let frequency = r.loaded.rule.frequency;
+            // Far behind (a clock jump): skip to the last evaluations, counted as missed.
+            let due = (now - at) / frequency + 1;
+            let at = if due > MAX_CATCH_UP {
+                let skip = due - MAX_CATCH_UP;
+                r.stats.missed_evaluations += u64::try_from(skip).unwrap_or(u64::MAX);
+                at.saturating_add(skip.saturating_mul(frequency))
+            } else {
+                at
+            };
+            r.next_run = Some(at.saturating_add(frequency));
             let (ev, mut a) = r.evaluate(at, &self.limits);
             self.evaluations.push(ev);
             alerts.append(&mut a);

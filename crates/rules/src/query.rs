@@ -84,8 +84,16 @@ impl RuleQuery {
             line: e.line(),
             column: e.column(),
         };
+        // The schema is the table's: try CommonSecurityLog's, then Syslog's for a query that
+        // reads Syslog's columns (the first error is the one reported).
         let mut query =
-            mcas_kql::TableQuery::compile(text, &Table::CommonSecurityLog.schema()).map_err(err)?;
+            match mcas_kql::TableQuery::compile(text, &Table::CommonSecurityLog.schema()) {
+                Ok(q) => q,
+                Err(e) => match mcas_kql::TableQuery::compile(text, &Table::Syslog.schema()) {
+                    Ok(q) if q.tables().iter().all(|t| t == "Syslog") => q,
+                    _ => return Err(err(e)),
+                },
+            };
         let mut tables = Vec::new();
         for t in query.tables() {
             match Table::from_name(t) {

@@ -50,11 +50,13 @@ pub struct Replay {
     pub stats: Vec<(String, RuleStats)>,
 }
 
-/// Replays raw syslog lines carrying CEF (one message a line) through `rules`.
+/// Replays raw syslog lines (one message a line) through `rules`.
 ///
 /// - Each line's time is its syslog header timestamp (UTC unless the header gives a zone);
 ///   it is both the row's `TimeGenerated` and the virtual clock. A line without a header
-///   timestamp, or without a CEF message, is skipped and counted.
+///   timestamp is skipped and counted.
+/// - A line carrying CEF is a `CommonSecurityLog` row; a plain syslog line is a `Syslog` row
+///   when a rule reads `Syslog`, else it is skipped and counted, as is a broken CEF header.
 /// - Schedules start at `options.start`, or at the first event's time: a rule's first
 ///   evaluation is at start + `queryFrequency`, then every `queryFrequency`.
 /// - Before a line at time `t` is observed, every evaluation due at or before `t` runs (an
@@ -89,6 +91,7 @@ pub fn replay(
     let mut clock: Option<i64> = None;
     let mut rows = 0u64;
     let mut skipped = 0u64;
+    let reads_syslog = engine.reads(Table::Syslog);
     for line in input.split(b'\n') {
         let line = line?;
         let line = line.strip_suffix(b"\r").unwrap_or(&line);
@@ -107,11 +110,16 @@ pub fn replay(
             skipped += 1;
             continue;
         };
-        let Ok(event) = mcas_cef::parse(msg.msg()) else {
-            skipped += 1;
-            continue;
+        let event = match mcas_cef::parse(msg.msg()) {
+            Ok(event) => Some(event),
+            // Plain syslog: a row of the Syslog table, when a rule reads it.
+            Err(e) if *e.kind() == mcas_cef::ErrorKind::MissingMarker && reads_syslog => None,
+            Err(_) => {
+                skipped += 1;
+                continue;
+            }
         };
-        let t = i64::try_from(ts.as_nanosecond() / 100).unwrap_or(i64::MAX);
+        let t = crate::ticks(ts);
         if clock.is_none() {
             engine.start(options.start.unwrap_or(t));
         }
@@ -119,13 +127,30 @@ pub fn replay(
             clock = Some(t);
             alerts.append(&mut engine.run_due(t));
         }
+        let now = clock.unwrap_or(t);
         let ctx = mcas_csl::Context::new(ts)
             .with_computer(msg.hostname())
             .with_default_zone(Some(parser.zone()));
-        let mapped = mapper.map(&event, &ctx);
-        let mut row = mapped.row;
-        row.time_generated = Some(ts);
-        engine.observe(Table::CommonSecurityLog, &row, t, clock.unwrap_or(t));
+        match event {
+            Some(event) => {
+                let mut row = mapper.map(&event, &ctx).row;
+                row.time_generated = Some(ts);
+                engine.observe(Table::CommonSecurityLog, &row, t, now);
+            }
+            None => {
+                let input = mcas_csl::SyslogInput {
+                    facility: msg.facility(),
+                    severity: msg.severity(),
+                    hostname: msg.hostname(),
+                    process_name: msg.app_name(),
+                    process_id: msg.proc_id(),
+                    message: msg.msg(),
+                    event_time: Some(ts),
+                };
+                let row = mcas_csl::map_syslog(input, &ctx);
+                engine.observe(Table::Syslog, &row, t, now);
+            }
+        }
         rows += 1;
     }
     if clock.is_some() {

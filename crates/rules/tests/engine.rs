@@ -267,3 +267,58 @@ fn the_window_bound_drops_rows_and_reports_a_partial_window() {
     assert_eq!(engine.stats()[0].1.rows_dropped, 1);
     assert_eq!(engine.take_evaluations()[0].dropped, 1);
 }
+
+#[test]
+fn a_clock_jump_runs_at_most_the_catch_up_bound() {
+    let t0 = 1_715_162_400 * S;
+    let mut engine = Engine::new(
+        vec![rule("j", "1m", "1m", "eq", 0, DENIES, "")],
+        Limits::default(),
+    );
+    engine.start(t0);
+    // 2000 evaluations are due; the last MAX_CATCH_UP run, each on an empty window.
+    let alerts = engine.run_due(t0 + 2000 * 60 * S);
+    assert_eq!(alerts.len(), 1000);
+    let stats = &engine.stats()[0].1;
+    assert_eq!((stats.evaluations, stats.missed_evaluations), (1000, 1000));
+    assert_eq!(mcas_rules::MAX_CATCH_UP, 1000);
+    assert_eq!(
+        alerts[0].row["TimeGenerated"],
+        "2024-05-09T02:41:00.0000000Z"
+    ); // t0 + 1001 min
+}
+
+#[test]
+fn a_rule_over_syslog_reads_plain_syslog_lines() {
+    let q = "Syslog | where ProcessName == \"sshd\" and SyslogMessage has \"Failed password\" \
+             | summarize Failures = count() by HostName | where Failures >= 3";
+    let text = format!(
+        "id: ssh\nname: SSH failures\nseverity: Medium\nqueryFrequency: 5m\nqueryPeriod: 5m\n\
+         triggerOperator: gt\ntriggerThreshold: 0\nquery: {q}\n\
+         entityMappings:\n  - entityType: Host\n    fieldMappings:\n      - identifier: HostName\n        columnName: HostName\n\
+         alertDetailsOverride:\n  alertDisplayNameFormat: SSH failures on {{{{HostName}}}}\n"
+    );
+    let ssh = mcas_rules::load_str(&text).unwrap();
+    assert_eq!(ssh.tables(), [Table::Syslog]);
+    let mut input = String::new();
+    for (i, host) in ["srv1", "srv1", "srv2", "srv1"].iter().enumerate() {
+        input.push_str(&format!(
+            "<38>2024-05-08T10:00:0{i}Z {host} sshd[4242]: Failed password for root from 192.0.2.{i} port 22 ssh2\n"
+        ));
+    }
+    input.push_str(
+        "<134>2024-05-08T10:00:09Z fw CEF:0|Acme|FW|1|100|Denied|5|src=10.0.0.9 act=deny\n",
+    );
+    let out = run(&[ssh, rule("d", "5m", "5m", "gt", 0, DENIES, "")], &input);
+    assert_eq!(out.rows, 5);
+    let names: Vec<&Value> = out.alerts.iter().map(|a| &a.row["AlertName"]).collect();
+    assert_eq!(names, ["SSH failures on srv1", "Rule d"]);
+    assert_eq!(
+        out.alerts[0].row["Entities"],
+        json!([{"Type": "host", "HostName": "srv1"}])
+    );
+
+    // Without a rule over Syslog, plain lines are skipped and counted.
+    let out = run(&[rule("d", "5m", "5m", "gt", 0, DENIES, "")], &input);
+    assert_eq!((out.rows, out.skipped_lines), (1, 4));
+}
