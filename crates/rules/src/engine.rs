@@ -101,16 +101,19 @@ pub struct Evaluation {
     pub dropped: u64,
 }
 
+/// When a kept row was generated, and its size.
+#[derive(Clone, Copy)]
 struct Kept {
     time: i64,
     bytes: usize,
-    row: Map<String, Value>,
 }
 
 struct RuleRun {
     loaded: LoadedRule,
     tables: Vec<Table>,
-    window: VecDeque<Kept>,
+    /// The kept rows in `TimeGenerated` order, and beside them their times and sizes.
+    window: VecDeque<Map<String, Value>>,
+    kept: VecDeque<Kept>,
     window_bytes: usize,
     next_run: Option<i64>,
     suppressed_until: Option<i64>,
@@ -150,6 +153,7 @@ impl Engine {
                 tables: loaded.query.tables(),
                 loaded,
                 window: VecDeque::new(),
+                kept: VecDeque::new(),
                 window_bytes: 0,
                 next_run: None,
                 suppressed_until: None,
@@ -308,8 +312,8 @@ impl Engine {
                 "dropped": r.dropped,
             });
             writeln!(f, "{header}")?;
-            for k in &r.window {
-                writeln!(f, "{}", serde_json::json!({"t": k.time, "row": k.row}))?;
+            for (k, row) in r.kept.iter().zip(&r.window) {
+                writeln!(f, "{}", serde_json::json!({"t": k.time, "row": row}))?;
             }
             let f = f.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
@@ -381,20 +385,22 @@ impl RuleRun {
         self.window_bytes += bytes;
         // Rows mostly arrive in time order: insert from the back.
         let at = self
-            .window
+            .kept
             .iter()
             .rposition(|k| k.time <= time)
             .map_or(0, |p| p + 1);
-        self.window.insert(at, Kept { time, bytes, row });
+        self.kept.insert(at, Kept { time, bytes });
+        self.window.insert(at, row);
         self.stats.window_rows = self.window.len() as u64;
         self.stats.window_bytes = self.window_bytes as u64;
     }
 
     /// Drops kept rows, and the record of dropped rows, older than `from`.
     fn evict_before(&mut self, from: i64) {
-        while self.window.front().is_some_and(|k| k.time < from) {
-            if let Some(k) = self.window.pop_front() {
+        while self.kept.front().is_some_and(|k| k.time < from) {
+            if let Some(k) = self.kept.pop_front() {
                 self.window_bytes -= k.bytes;
+                self.window.pop_front();
             }
         }
         while self.dropped.front().is_some_and(|t| *t < from) {
@@ -408,14 +414,12 @@ impl RuleRun {
         let from = now - rule.period;
         // Evict what no later window will see (later windows start later).
         self.evict_before(from);
-        let rows: Vec<Map<String, Value>> = self
-            .window
-            .iter()
-            .take_while(|k| k.time < now)
-            .map(|k| k.row.clone())
-            .collect();
+        // The window's rows before `now` (later ones wait for the next evaluation): a
+        // contiguous run, as rows are kept in time order.
+        let end = self.kept.partition_point(|k| k.time < now);
+        let rows = &self.window.make_contiguous()[..end];
         let dropped = self.dropped.iter().filter(|t| **t < now).count() as u64;
-        let results = self.loaded.query.run_window(&rows, now);
+        let results = self.loaded.query.run_window(rows, now);
         let triggered = rule.triggers(results.len() as u64);
         let suppressed = self.suppressed_until.is_some_and(|t| now < t);
         let mut alerts = Vec::new();
@@ -462,7 +466,7 @@ impl RuleRun {
         let ev = Evaluation {
             rule_id: rule.id.clone(),
             now,
-            window_rows: rows.len(),
+            window_rows: end,
             result_rows: results.len(),
             triggered,
             alerts: alerts.len(),
