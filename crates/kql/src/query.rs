@@ -23,6 +23,28 @@ use crate::{Dialect, Row, Schema};
 /// The tables a query may read.
 pub(crate) const TABLES: &[&str] = &["CommonSecurityLog", "Syslog"];
 
+/// The most rows a `join` or an `mv-expand` produces (the rest are left out): a bound on the
+/// memory of a run, the size of Kusto's own default result truncation.
+pub(crate) const MAX_ROWS: usize = 500_000;
+
+/// The most columns a `join` may output.
+const MAX_COLUMNS: usize = 4_096;
+
+/// The most steps a query may have once its tabular `let`s are copied where they are used.
+const MAX_STEPS: usize = 10_000;
+
+/// Steps of a pipe, its joins' pipes included.
+fn size(p: &Pipe) -> usize {
+    p.steps
+        .iter()
+        .map(|s| match s {
+            Step::Join { right, .. } => 1 + size(right),
+            _ => 1,
+        })
+        .sum::<usize>()
+        + 1
+}
+
 /// Rows with named, typed columns.
 #[derive(Debug, Clone, Default)]
 struct Table {
@@ -363,6 +385,12 @@ impl QBinder<'_> {
             pipe.steps.push(step);
             k += 1;
         }
+        if size(&pipe) > MAX_STEPS || self.sources.len() > MAX_STEPS {
+            return self.err(
+                ErrorKind::Syntax("query too large once its lets are inlined".into()),
+                p.source_pos,
+            );
+        }
         Ok(pipe)
     }
 
@@ -487,6 +515,12 @@ impl QBinder<'_> {
                     let r = self.column(&right.cols, &k.right.0, k.right.1)?;
                     keys.push((l, r));
                 }
+                if cols.len() + right.cols.len() > MAX_COLUMNS {
+                    return self.err(
+                        ErrorKind::Syntax(format!("a join of more than {MAX_COLUMNS} columns")),
+                        pos,
+                    );
+                }
                 let left_out = !matches!(kind, JoinKind::RightAnti | JoinKind::RightSemi);
                 let mut out: Vec<(String, Type)> =
                     if left_out { cols.to_vec() } else { Vec::new() };
@@ -494,14 +528,16 @@ impl QBinder<'_> {
                     JoinKind::LeftAnti | JoinKind::LeftSemi => Vec::new(),
                     _ => (0..right.cols.len()).collect(),
                 };
+                let mut taken: HashSet<String> = out.iter().map(|c| c.0.clone()).collect();
                 for &i in &right_out {
                     let (name, ty) = &right.cols[i];
                     let mut n = name.clone();
                     let mut k = 1;
-                    while out.iter().any(|c| c.0 == n) {
+                    while taken.contains(&n) {
                         n = format!("{name}{k}");
                         k += 1;
                     }
+                    taken.insert(n.clone());
                     out.push((n, *ty));
                 }
                 Step::Join {
@@ -1365,6 +1401,9 @@ fn mv_expand(
             n = n.min(l);
         }
         for k in 0..n {
+            if rows.len() >= MAX_ROWS {
+                break;
+            }
             let mut out = row.clone();
             out.resize(cols.len(), Value::Null);
             for ((place, ty), list) in targets.iter().zip(&lists) {
@@ -1430,6 +1469,9 @@ fn join(
                 match matches {
                     Some(m) => {
                         for &i in m {
+                            if rows.len() >= MAX_ROWS {
+                                break;
+                            }
                             let mut out = l.clone();
                             out.extend(right_values(i));
                             rows.push(out);

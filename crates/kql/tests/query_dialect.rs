@@ -1017,3 +1017,43 @@ fn conditional_aggregates_and_any() {
         json!([{"dcountif_DestinationIP": 2, "sumif_SentBytes": 900, "any_SourceIP": "10.0.0.1"}])
     );
 }
+
+#[test]
+fn blow_ups_are_bounded() {
+    // Lets that double at each step are an error, not a hang: in steps, and in columns.
+    for (kind, msg) in [
+        (
+            "leftsemi",
+            "syntax error: query too large once its lets are inlined",
+        ),
+        ("inner", "syntax error: a join of more than 4096 columns"),
+    ] {
+        let mut q = String::from("let t0 = CommonSecurityLog | take 1;\n");
+        for k in 1..20 {
+            q.push_str(&format!(
+                "let t{k} = t{} | join kind={kind} (t{}) on SourceIP;\n",
+                k - 1,
+                k - 1
+            ));
+        }
+        q.push_str("t19 | count");
+        assert_eq!(err(&q).message(), msg);
+    }
+    // Deeply nested joins are an error, not a stack overflow.
+    let mut q = String::from("CommonSecurityLog");
+    for _ in 0..200 {
+        q.push_str(" | join (CommonSecurityLog");
+    }
+    q.push_str(&") on SourceIP".repeat(200));
+    assert!(matches!(err(&q).kind(), ErrorKind::Syntax(m) if m.contains("nested")));
+}
+
+#[test]
+fn mv_expand_is_bounded() {
+    // mv-expand stops at 500,000 rows.
+    let arr: Vec<i32> = (0..800).collect();
+    let text = format!(
+        "let a = dynamic({arr:?});\nCommonSecurityLog | take 1 | project x = a | mv-expand x | mv-expand y = a | count"
+    );
+    assert_eq!(run(&text, conns()), json!([{"Count": 500_000}]));
+}
