@@ -238,6 +238,8 @@ struct Pipe {
 struct SourcePrefix {
     table: String,
     prefix: crate::Query,
+    /// How many of the pipeline's operators the prefix runs.
+    split: usize,
 }
 
 /// A query of the query dialect, compiled (see [`crate::TableQuery`]).
@@ -246,6 +248,9 @@ pub(crate) struct Compiled {
     pub(crate) tables: Vec<String>,
     sources: Vec<SourcePrefix>,
     main: Pipe,
+    /// With one source: which of its prefix's output columns the rest of the query reads
+    /// (`None`: all of them, or not known).
+    keep: Option<Vec<bool>>,
     /// The table's columns (kept rows in shared mode carry them all).
     table_schema: Vec<(String, Type)>,
 }
@@ -329,6 +334,7 @@ impl QBinder<'_> {
                     self.sources.push(SourcePrefix {
                         table: name.clone(),
                         prefix,
+                        split,
                     });
                     Pipe {
                         source: self.sources.len() - 1,
@@ -889,12 +895,132 @@ pub(crate) fn compile(text: &str, schema: &Schema) -> B<Compiled> {
             tables.push(s.table.clone());
         }
     }
+    // A query with one pipeline over its table: the kept rows need only the columns the rest
+    // of the query reads before an operator that closes the column set.
+    let keep = match (
+        &b.sources[..],
+        q.lets.iter().any(|l| matches!(l.2, Let::Tabular(_))),
+    ) {
+        ([s], false) => {
+            let mut names = HashSet::new();
+            let mut all = false;
+            for (_, _, l) in &q.lets {
+                match l {
+                    Let::Scalar(e) | Let::Function { body: e, .. } => {
+                        all |= expr_names(e, &mut names)
+                    }
+                    Let::Tabular(_) => {}
+                }
+            }
+            let closed = !all && needed(&q.pipeline.operators[s.split..], &mut names);
+            closed.then(|| {
+                s.prefix
+                    .output_schema()
+                    .iter()
+                    .map(|(n, _)| names.contains(n))
+                    .collect()
+            })
+        }
+        _ => None,
+    };
     Ok(Compiled {
         tables,
         sources: b.sources,
         main,
+        keep,
         table_schema: schema.columns().to_vec(),
     })
+}
+
+/// Adds the names an expression reads (columns, lets; the text of `column_ifexists`) to
+/// `names`; true when it reads every column (`*`).
+fn expr_names(e: &Expr, names: &mut HashSet<String>) -> bool {
+    match &e.kind {
+        ExprKind::Lit(_) | ExprKind::TypeOf(_) => false,
+        ExprKind::Name(n) => {
+            if n == "*" {
+                return true;
+            }
+            names.insert(n.clone());
+            false
+        }
+        ExprKind::Neg(x) | ExprKind::Member(x, _) => expr_names(x, names),
+        ExprKind::Binary(_, a, b) | ExprKind::MatchesRegex(a, b) | ExprKind::Index(a, b) => {
+            expr_names(a, names) | expr_names(b, names)
+        }
+        ExprKind::Str { lhs, rhs, .. } => expr_names(lhs, names) | expr_names(rhs, names),
+        ExprKind::In { lhs, list, .. } | ExprKind::HasAny { lhs, list, .. } => {
+            let mut all = expr_names(lhs, names);
+            for x in list {
+                all |= expr_names(x, names);
+            }
+            all
+        }
+        ExprKind::Between { lhs, lo, hi, .. } => {
+            expr_names(lhs, names) | expr_names(lo, names) | expr_names(hi, names)
+        }
+        ExprKind::Call(f, args) => {
+            if matches!(f.as_str(), "column_ifexists" | "columnifexists")
+                && let Some(ExprKind::Lit(ast::Lit::String(c))) = args.first().map(|a| &a.kind)
+            {
+                names.insert(c.clone());
+            }
+            let mut all = false;
+            for a in args {
+                all |= expr_names(a, names);
+            }
+            all
+        }
+    }
+}
+
+/// Adds the names the operators read to `names`, up to the first operator that closes the
+/// column set (`summarize`, `project`, `distinct` of columns, `count`): true when one does,
+/// false when the columns reach the output (or an operator reads every column).
+fn needed(ops: &[(Operator, usize)], names: &mut HashSet<String>) -> bool {
+    let assigns = |items: &[Assign], names: &mut HashSet<String>| {
+        items
+            .iter()
+            .fold(false, |all, a| all | expr_names(&a.expr, names))
+    };
+    for (op, _) in ops {
+        let all = match op {
+            Operator::Where(e) | Operator::Take(e) => expr_names(e, names),
+            Operator::Extend(items) => assigns(items, names),
+            Operator::Project(items) => return !assigns(items, names),
+            Operator::ProjectAway(_) | Operator::ProjectReorder(_) => false,
+            Operator::ProjectRename(pairs) => {
+                names.extend(pairs.iter().map(|(_, (old, _))| old.clone()));
+                false
+            }
+            Operator::Parse { source, .. } => expr_names(source, names),
+            Operator::Summarize { aggs, by } => {
+                return !(assigns(aggs, names) | assigns(by, names));
+            }
+            Operator::Sort(keys) => keys
+                .iter()
+                .fold(false, |all, k| all | expr_names(&k.expr, names)),
+            Operator::Top { count, by } => by.iter().fold(expr_names(count, names), |all, k| {
+                all | expr_names(&k.expr, names)
+            }),
+            Operator::Distinct(cols) => {
+                if cols.is_empty() {
+                    return false;
+                }
+                names.extend(cols.iter().map(|c| c.0.clone()));
+                return true;
+            }
+            Operator::Count => return true,
+            Operator::MvExpand { items, .. } => items
+                .iter()
+                .fold(false, |all, (a, _)| all | expr_names(&a.expr, names)),
+            Operator::Join { .. } => true,
+        };
+        if all {
+            return false;
+        }
+    }
+    false
 }
 
 /// The row's non-empty values as a JSON object (a null or empty string reads back the same).
@@ -919,7 +1045,15 @@ impl Compiled {
         if !self.shared() {
             let s = self.sources.first()?;
             let out = s.prefix.run_at(row, now)?;
-            return Some(compact_json(out.iter().map(|(n, v)| (n, v.reborrow()))));
+            return Some(match &self.keep {
+                Some(keep) => compact_json(
+                    out.iter()
+                        .zip(keep)
+                        .filter(|(_, k)| **k)
+                        .map(|((n, v), _)| (n, v.reborrow())),
+                ),
+                None => compact_json(out.iter().map(|(n, v)| (n, v.reborrow()))),
+            });
         }
         if !self.sources.iter().any(|s| s.prefix.passes_at(row, now)) {
             return None;
@@ -950,10 +1084,15 @@ impl Compiled {
                 .iter()
                 .map(|r| {
                     cols.iter()
-                        .map(|(n, t)| match Row::get(r, n) {
-                            Some(v) => coerce(v, *t).into_owned(),
-                            None if *t == Type::String => Value::String(Cow::Borrowed("")),
-                            None => Value::Null,
+                        .enumerate()
+                        .map(|(i, (n, t))| {
+                            // A column the rest does not read is not looked up.
+                            let read = self.keep.as_ref().is_none_or(|k| k[i]);
+                            match Row::get(r, n).filter(|_| read) {
+                                Some(v) => coerce(v, *t).into_owned(),
+                                None if *t == Type::String => Value::String(Cow::Borrowed("")),
+                                None => Value::Null,
+                            }
                         })
                         .collect()
                 })
