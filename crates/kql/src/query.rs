@@ -251,6 +251,9 @@ pub(crate) struct Compiled {
     /// With one source: which of its prefix's output columns the rest of the query reads
     /// (`None`: all of them, or not known).
     keep: Option<Vec<bool>>,
+    /// With `keep`: the prefix followed by a `project` of the kept columns, what
+    /// `row_prefix` runs (it reads and converts only those).
+    narrow: Option<crate::Query>,
     /// The table's columns (kept rows in shared mode carry them all).
     table_schema: Vec<(String, Type)>,
 }
@@ -918,8 +921,30 @@ pub(crate) fn compile(text: &str, schema: &Schema) -> B<Compiled> {
                     .output_schema()
                     .iter()
                     .map(|(n, _)| names.contains(n))
-                    .collect()
+                    .collect::<Vec<bool>>()
             })
+        }
+        _ => None,
+    };
+    let narrow = match (&keep, b.sources.first()) {
+        (Some(k), Some(s)) => {
+            let mut ops = q.pipeline.operators[..s.split].to_vec();
+            let items = s
+                .prefix
+                .output_schema()
+                .iter()
+                .zip(k.iter())
+                .filter(|(_, k)| **k)
+                .map(|((n, _), _): (&(String, Type), &bool)| Assign {
+                    name: None,
+                    expr: Expr {
+                        kind: ExprKind::Name(n.clone()),
+                        pos: q.pipeline.source_pos,
+                    },
+                })
+                .collect();
+            ops.push((Operator::Project(items), q.pipeline.source_pos));
+            Some(b.row_query(schema.columns(), ops, q.pipeline.source_pos)?)
         }
         _ => None,
     };
@@ -928,6 +953,7 @@ pub(crate) fn compile(text: &str, schema: &Schema) -> B<Compiled> {
         sources: b.sources,
         main,
         keep,
+        narrow,
         table_schema: schema.columns().to_vec(),
     })
 }
@@ -1043,17 +1069,12 @@ impl Compiled {
 
     pub(crate) fn row_prefix(&self, row: &dyn Row, now: i64) -> Option<Map<String, Json>> {
         if !self.shared() {
-            let s = self.sources.first()?;
-            let out = s.prefix.run_at(row, now)?;
-            return Some(match &self.keep {
-                Some(keep) => compact_json(
-                    out.iter()
-                        .zip(keep)
-                        .filter(|(_, k)| **k)
-                        .map(|((n, v), _)| (n, v.reborrow())),
-                ),
-                None => compact_json(out.iter().map(|(n, v)| (n, v.reborrow()))),
-            });
+            let prefix = match &self.narrow {
+                Some(q) => q,
+                None => &self.sources.first()?.prefix,
+            };
+            let out = prefix.run_at(row, now)?;
+            return Some(compact_json(out.iter().map(|(n, v)| (n, v.reborrow()))));
         }
         if !self.sources.iter().any(|s| s.prefix.passes_at(row, now)) {
             return None;
