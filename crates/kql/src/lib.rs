@@ -32,6 +32,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The query dialect of scheduled alert rules (a table such as `CommonSecurityLog` as the
+//! source, multi-row operators such as `summarize`, `sort` or `join`) is [`TableQuery`].
+//!
 //! What is supported, and what is not yet, is listed in the repository's `docs/kql.md`.
 
 mod ast;
@@ -648,7 +651,9 @@ impl Query {
 ///   `project-away`, `project-rename`, `parse`, up to the first multi-row operator), on each
 ///   row as it arrives. A kept row is an owned JSON object; null values and empty strings are
 ///   left out of it (they read back the same). The object holds the columns the prefix
-///   outputs (all the table's columns when the prefix does not `project`).
+///   outputs (all the table's columns when the prefix does not `project`), narrowed, in a
+///   query of one pipeline (no tabular `let`, no `join`), to those the rest of the query
+///   reads before a `summarize`, `project`, `distinct` of columns or `count`.
 /// - [`TableQuery::run_window`]: the rest of the query over the kept rows of a window.
 ///
 /// A query that reads its table more than once (a `join` of `CommonSecurityLog` with itself,
@@ -659,7 +664,8 @@ impl Query {
 /// `now` (100 ns ticks since the Unix epoch, as in [`Query::run_at`]) is the time of `now()`
 /// and `ago()`. The prefix ends before the first step that reads the clock, so such a step
 /// (`where TimeGenerated > ago(1h)`) runs in `run_window`, at the time of the run, as Sentinel
-/// runs it; `now` in `row_prefix` only matters to a prefix without clock reads (none).
+/// runs it; a prefix never reads the clock today, and `row_prefix`'s `now` is there for a
+/// prefix that would.
 ///
 /// ```
 /// use mcas_kql::{Schema, TableQuery, Type};

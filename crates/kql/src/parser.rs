@@ -1020,7 +1020,14 @@ impl<'s> Parser<'s> {
             }
         }
         let (r, right) = if let Some(r2) = r.strip_prefix('(') {
-            let (r2, p) = self.pipeline(r2)?;
+            let depth = self.depth.get() + 1;
+            if depth > MAX_DEPTH {
+                return syntax(r, format!("joins nested more than {MAX_DEPTH} levels deep"));
+            }
+            self.depth.set(depth);
+            let parsed = self.pipeline(r2);
+            self.depth.set(depth - 1);
+            let (r2, p) = parsed?;
             let (r2, _) = self.expect(r2, ")")?;
             (r2, p)
         } else {

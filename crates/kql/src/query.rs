@@ -23,6 +23,28 @@ use crate::{Dialect, Row, Schema};
 /// The tables a query may read.
 pub(crate) const TABLES: &[&str] = &["CommonSecurityLog", "Syslog"];
 
+/// The most rows a `join` or an `mv-expand` produces (the rest are left out): a bound on the
+/// memory of a run, the size of Kusto's own default result truncation.
+pub(crate) const MAX_ROWS: usize = 500_000;
+
+/// The most columns a `join` may output.
+const MAX_COLUMNS: usize = 4_096;
+
+/// The most steps a query may have once its tabular `let`s are copied where they are used.
+const MAX_STEPS: usize = 10_000;
+
+/// Steps of a pipe, its joins' pipes included.
+fn size(p: &Pipe) -> usize {
+    p.steps
+        .iter()
+        .map(|s| match s {
+            Step::Join { right, .. } => 1 + size(right),
+            _ => 1,
+        })
+        .sum::<usize>()
+        + 1
+}
+
 /// Rows with named, typed columns.
 #[derive(Debug, Clone, Default)]
 struct Table {
@@ -216,6 +238,8 @@ struct Pipe {
 struct SourcePrefix {
     table: String,
     prefix: crate::Query,
+    /// How many of the pipeline's operators the prefix runs.
+    split: usize,
 }
 
 /// A query of the query dialect, compiled (see [`crate::TableQuery`]).
@@ -224,6 +248,12 @@ pub(crate) struct Compiled {
     pub(crate) tables: Vec<String>,
     sources: Vec<SourcePrefix>,
     main: Pipe,
+    /// With one source: which of its prefix's output columns the rest of the query reads
+    /// (`None`: all of them, or not known).
+    keep: Option<Vec<bool>>,
+    /// With `keep`: the prefix followed by a `project` of the kept columns, what
+    /// `row_prefix` runs (it reads and converts only those).
+    narrow: Option<crate::Query>,
     /// The table's columns (kept rows in shared mode carry them all).
     table_schema: Vec<(String, Type)>,
 }
@@ -307,6 +337,7 @@ impl QBinder<'_> {
                     self.sources.push(SourcePrefix {
                         table: name.clone(),
                         prefix,
+                        split,
                     });
                     Pipe {
                         source: self.sources.len() - 1,
@@ -362,6 +393,12 @@ impl QBinder<'_> {
             pipe.cols = step_cols(&step, &pipe.cols);
             pipe.steps.push(step);
             k += 1;
+        }
+        if size(&pipe) > MAX_STEPS || self.sources.len() > MAX_STEPS {
+            return self.err(
+                ErrorKind::Syntax("query too large once its lets are inlined".into()),
+                p.source_pos,
+            );
         }
         Ok(pipe)
     }
@@ -487,6 +524,12 @@ impl QBinder<'_> {
                     let r = self.column(&right.cols, &k.right.0, k.right.1)?;
                     keys.push((l, r));
                 }
+                if cols.len() + right.cols.len() > MAX_COLUMNS {
+                    return self.err(
+                        ErrorKind::Syntax(format!("a join of more than {MAX_COLUMNS} columns")),
+                        pos,
+                    );
+                }
                 let left_out = !matches!(kind, JoinKind::RightAnti | JoinKind::RightSemi);
                 let mut out: Vec<(String, Type)> =
                     if left_out { cols.to_vec() } else { Vec::new() };
@@ -494,14 +537,16 @@ impl QBinder<'_> {
                     JoinKind::LeftAnti | JoinKind::LeftSemi => Vec::new(),
                     _ => (0..right.cols.len()).collect(),
                 };
+                let mut taken: HashSet<String> = out.iter().map(|c| c.0.clone()).collect();
                 for &i in &right_out {
                     let (name, ty) = &right.cols[i];
                     let mut n = name.clone();
                     let mut k = 1;
-                    while out.iter().any(|c| c.0 == n) {
+                    while taken.contains(&n) {
                         n = format!("{name}{k}");
                         k += 1;
                     }
+                    taken.insert(n.clone());
                     out.push((n, *ty));
                 }
                 Step::Join {
@@ -853,12 +898,155 @@ pub(crate) fn compile(text: &str, schema: &Schema) -> B<Compiled> {
             tables.push(s.table.clone());
         }
     }
+    // A query with one pipeline over its table: the kept rows need only the columns the rest
+    // of the query reads before an operator that closes the column set.
+    let keep = match (
+        &b.sources[..],
+        q.lets.iter().any(|l| matches!(l.2, Let::Tabular(_))),
+    ) {
+        ([s], false) => {
+            let mut names = HashSet::new();
+            let mut all = false;
+            for (_, _, l) in &q.lets {
+                match l {
+                    Let::Scalar(e) | Let::Function { body: e, .. } => {
+                        all |= expr_names(e, &mut names)
+                    }
+                    Let::Tabular(_) => {}
+                }
+            }
+            let closed = !all && needed(&q.pipeline.operators[s.split..], &mut names);
+            closed.then(|| {
+                s.prefix
+                    .output_schema()
+                    .iter()
+                    .map(|(n, _)| names.contains(n))
+                    .collect::<Vec<bool>>()
+            })
+        }
+        _ => None,
+    };
+    let narrow = match (&keep, b.sources.first()) {
+        (Some(k), Some(s)) => {
+            let mut ops = q.pipeline.operators[..s.split].to_vec();
+            let items = s
+                .prefix
+                .output_schema()
+                .iter()
+                .zip(k.iter())
+                .filter(|(_, k)| **k)
+                .map(|((n, _), _): (&(String, Type), &bool)| Assign {
+                    name: None,
+                    expr: Expr {
+                        kind: ExprKind::Name(n.clone()),
+                        pos: q.pipeline.source_pos,
+                    },
+                })
+                .collect();
+            ops.push((Operator::Project(items), q.pipeline.source_pos));
+            Some(b.row_query(schema.columns(), ops, q.pipeline.source_pos)?)
+        }
+        _ => None,
+    };
     Ok(Compiled {
         tables,
         sources: b.sources,
         main,
+        keep,
+        narrow,
         table_schema: schema.columns().to_vec(),
     })
+}
+
+/// Adds the names an expression reads (columns, lets; the text of `column_ifexists`) to
+/// `names`; true when it reads every column (`*`).
+fn expr_names(e: &Expr, names: &mut HashSet<String>) -> bool {
+    match &e.kind {
+        ExprKind::Lit(_) | ExprKind::TypeOf(_) => false,
+        ExprKind::Name(n) => {
+            if n == "*" {
+                return true;
+            }
+            names.insert(n.clone());
+            false
+        }
+        ExprKind::Neg(x) | ExprKind::Member(x, _) => expr_names(x, names),
+        ExprKind::Binary(_, a, b) | ExprKind::MatchesRegex(a, b) | ExprKind::Index(a, b) => {
+            expr_names(a, names) | expr_names(b, names)
+        }
+        ExprKind::Str { lhs, rhs, .. } => expr_names(lhs, names) | expr_names(rhs, names),
+        ExprKind::In { lhs, list, .. } | ExprKind::HasAny { lhs, list, .. } => {
+            let mut all = expr_names(lhs, names);
+            for x in list {
+                all |= expr_names(x, names);
+            }
+            all
+        }
+        ExprKind::Between { lhs, lo, hi, .. } => {
+            expr_names(lhs, names) | expr_names(lo, names) | expr_names(hi, names)
+        }
+        ExprKind::Call(f, args) => {
+            if matches!(f.as_str(), "column_ifexists" | "columnifexists")
+                && let Some(ExprKind::Lit(ast::Lit::String(c))) = args.first().map(|a| &a.kind)
+            {
+                names.insert(c.clone());
+            }
+            let mut all = false;
+            for a in args {
+                all |= expr_names(a, names);
+            }
+            all
+        }
+    }
+}
+
+/// Adds the names the operators read to `names`, up to the first operator that closes the
+/// column set (`summarize`, `project`, `distinct` of columns, `count`): true when one does,
+/// false when the columns reach the output (or an operator reads every column).
+fn needed(ops: &[(Operator, usize)], names: &mut HashSet<String>) -> bool {
+    let assigns = |items: &[Assign], names: &mut HashSet<String>| {
+        items
+            .iter()
+            .fold(false, |all, a| all | expr_names(&a.expr, names))
+    };
+    for (op, _) in ops {
+        let all = match op {
+            Operator::Where(e) | Operator::Take(e) => expr_names(e, names),
+            Operator::Extend(items) => assigns(items, names),
+            Operator::Project(items) => return !assigns(items, names),
+            Operator::ProjectAway(_) | Operator::ProjectReorder(_) => false,
+            Operator::ProjectRename(pairs) => {
+                names.extend(pairs.iter().map(|(_, (old, _))| old.clone()));
+                false
+            }
+            Operator::Parse { source, .. } => expr_names(source, names),
+            Operator::Summarize { aggs, by } => {
+                return !(assigns(aggs, names) | assigns(by, names));
+            }
+            Operator::Sort(keys) => keys
+                .iter()
+                .fold(false, |all, k| all | expr_names(&k.expr, names)),
+            Operator::Top { count, by } => by.iter().fold(expr_names(count, names), |all, k| {
+                all | expr_names(&k.expr, names)
+            }),
+            Operator::Distinct(cols) => {
+                if cols.is_empty() {
+                    return false;
+                }
+                names.extend(cols.iter().map(|c| c.0.clone()));
+                return true;
+            }
+            Operator::Count => return true,
+            Operator::MvExpand { items, .. } => items
+                .iter()
+                .fold(false, |all, (a, _)| all | expr_names(&a.expr, names)),
+            Operator::Join { .. } => true,
+        };
+        if all {
+            return false;
+        }
+    }
+    false
 }
 
 /// The row's non-empty values as a JSON object (a null or empty string reads back the same).
@@ -881,8 +1069,11 @@ impl Compiled {
 
     pub(crate) fn row_prefix(&self, row: &dyn Row, now: i64) -> Option<Map<String, Json>> {
         if !self.shared() {
-            let s = self.sources.first()?;
-            let out = s.prefix.run_at(row, now)?;
+            let prefix = match &self.narrow {
+                Some(q) => q,
+                None => &self.sources.first()?.prefix,
+            };
+            let out = prefix.run_at(row, now)?;
             return Some(compact_json(out.iter().map(|(n, v)| (n, v.reborrow()))));
         }
         if !self.sources.iter().any(|s| s.prefix.passes_at(row, now)) {
@@ -914,10 +1105,15 @@ impl Compiled {
                 .iter()
                 .map(|r| {
                     cols.iter()
-                        .map(|(n, t)| match Row::get(r, n) {
-                            Some(v) => coerce(v, *t).into_owned(),
-                            None if *t == Type::String => Value::String(Cow::Borrowed("")),
-                            None => Value::Null,
+                        .enumerate()
+                        .map(|(i, (n, t))| {
+                            // A column the rest does not read is not looked up.
+                            let read = self.keep.as_ref().is_none_or(|k| k[i]);
+                            match Row::get(r, n).filter(|_| read) {
+                                Some(v) => coerce(v, *t).into_owned(),
+                                None if *t == Type::String => Value::String(Cow::Borrowed("")),
+                                None => Value::Null,
+                            }
                         })
                         .collect()
                 })
@@ -1365,6 +1561,9 @@ fn mv_expand(
             n = n.min(l);
         }
         for k in 0..n {
+            if rows.len() >= MAX_ROWS {
+                break;
+            }
             let mut out = row.clone();
             out.resize(cols.len(), Value::Null);
             for ((place, ty), list) in targets.iter().zip(&lists) {
@@ -1430,6 +1629,9 @@ fn join(
                 match matches {
                     Some(m) => {
                         for &i in m {
+                            if rows.len() >= MAX_ROWS {
+                                break;
+                            }
                             let mut out = l.clone();
                             out.extend(right_values(i));
                             rows.push(out);

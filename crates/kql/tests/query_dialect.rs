@@ -1017,3 +1017,109 @@ fn conditional_aggregates_and_any() {
         json!([{"dcountif_DestinationIP": 2, "sumif_SentBytes": 900, "any_SourceIP": "10.0.0.1"}])
     );
 }
+
+#[test]
+fn blow_ups_are_bounded() {
+    // Lets that double at each step are an error, not a hang: in steps, and in columns.
+    for (kind, msg) in [
+        (
+            "leftsemi",
+            "syntax error: query too large once its lets are inlined",
+        ),
+        ("inner", "syntax error: a join of more than 4096 columns"),
+    ] {
+        let mut q = String::from("let t0 = CommonSecurityLog | take 1;\n");
+        for k in 1..20 {
+            q.push_str(&format!(
+                "let t{k} = t{} | join kind={kind} (t{}) on SourceIP;\n",
+                k - 1,
+                k - 1
+            ));
+        }
+        q.push_str("t19 | count");
+        assert_eq!(err(&q).message(), msg);
+    }
+    // Deeply nested joins are an error, not a stack overflow.
+    let mut q = String::from("CommonSecurityLog");
+    for _ in 0..200 {
+        q.push_str(" | join (CommonSecurityLog");
+    }
+    q.push_str(&") on SourceIP".repeat(200));
+    assert!(matches!(err(&q).kind(), ErrorKind::Syntax(m) if m.contains("nested")));
+}
+
+#[test]
+fn mv_expand_is_bounded() {
+    // mv-expand stops at 500,000 rows.
+    let arr: Vec<i32> = (0..800).collect();
+    let text = format!(
+        "let a = dynamic({arr:?});\nCommonSecurityLog | take 1 | project x = a | mv-expand x | mv-expand y = a | count"
+    );
+    assert_eq!(run(&text, conns()), json!([{"Count": 500_000}]));
+}
+
+#[test]
+fn a_table_query_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync + Clone>() {}
+    shared::<TableQuery>();
+}
+
+#[test]
+fn summarize_without_aggregates_and_take_any_star() {
+    assert_eq!(
+        run("CommonSecurityLog | summarize by DeviceAction", conns()),
+        json!([{"DeviceAction": "allow"}, {"DeviceAction": "deny"}])
+    );
+    // take_any(*): every column but the `by` keys, from one row of the group.
+    assert_eq!(
+        run(
+            "CommonSecurityLog | project SourceIP, DestinationPort | summarize take_any(*) by SourceIP | where SourceIP == '10.0.0.2'",
+            conns()
+        ),
+        json!([{"SourceIP": "10.0.0.2", "DestinationPort": 53}])
+    );
+}
+
+#[test]
+fn kept_rows_hold_only_the_columns_the_rest_reads() {
+    let kept = |q: &str| -> Vec<String> {
+        let q = TableQuery::compile(q, &schema()).expect("compiles");
+        let row = rows(conns()).remove(0);
+        let mut k: Vec<String> = q
+            .row_prefix(&row, NOW)
+            .expect("kept")
+            .keys()
+            .cloned()
+            .collect();
+        k.sort();
+        k
+    };
+    // Up to a summarize: its keys and arguments.
+    assert_eq!(
+        kept(
+            "CommonSecurityLog | where DeviceAction == 'allow' | summarize count(), dcount(DestinationIP) by SourceIP, bin(TimeGenerated, 1h)"
+        ),
+        ["DestinationIP", "SourceIP", "TimeGenerated"]
+    );
+    // Steps before the closing one add theirs; column_ifexists names a column by text.
+    assert_eq!(
+        kept(
+            "CommonSecurityLog | sort by SentBytes | extend P = column_ifexists('DestinationPort', 0) | project SourceIP, P"
+        ),
+        ["DestinationPort", "SentBytes", "SourceIP"]
+    );
+    // The columns reach the output, or '*' reads them all: every (non-empty) column.
+    let all = [
+        "DestinationIP",
+        "DestinationPort",
+        "DeviceAction",
+        "SentBytes",
+        "SourceIP",
+        "TimeGenerated",
+    ];
+    assert_eq!(kept("CommonSecurityLog | sort by SentBytes"), all);
+    assert_eq!(
+        kept("CommonSecurityLog | summarize arg_max(TimeGenerated, *) by SourceIP"),
+        all
+    );
+}
