@@ -49,8 +49,9 @@ pub(crate) async fn worker(
     // Armed while a batch is open: fires `linger` after the last chunk arrived.
     let idle = tokio::time::sleep(limits.linger);
     tokio::pin!(idle);
-    // Armed while an open batch holds rows a RELP session waits on: fires `commit` after
-    // the first such row, so every session waiting at that moment shares one durable write.
+    // Armed while an open batch holds rows a RELP session waits on: the batches close as
+    // soon as this worker's queue is empty, and at the latest `commit` after the first
+    // such row, so the sessions waiting meanwhile share one durable write.
     let commit = tokio::time::sleep(limits.commit);
     tokio::pin!(commit);
     let mut committing = false;
@@ -95,7 +96,9 @@ pub(crate) async fn worker(
                         commit.as_mut().reset(tokio::time::Instant::now() + limits.commit);
                     }
                 }
-                last_close.elapsed() >= limits.flush_interval
+                // Group commit: a session waits on these rows, and nothing else is queued
+                // for this worker, so waiting longer would only add latency.
+                (committing && rx.is_empty()) || last_close.elapsed() >= limits.flush_interval
             }
             () = &mut idle, if open => true,
             () = &mut commit, if committing => true,

@@ -150,18 +150,27 @@ pub(crate) async fn run_local(
     metrics: Arc<Metrics>,
     out: Arc<OutputMetrics>,
 ) -> anyhow::Result<()> {
+    let mut acks = Vec::new();
     while let Some(mut b) = rx.recv().await {
-        dest.send(b.route, &b.data, b.rows)
-            .await
-            .context("cannot write the output")?;
-        let acks = std::mem::take(&mut b.acks);
+        // Write every batch already queued, then sync once for all of them: the RELP
+        // sessions waiting on their rows share one fdatasync (group commit).
+        loop {
+            dest.send(b.route, &b.data, b.rows)
+                .await
+                .context("cannot write the output")?;
+            acks.append(&mut b.acks);
+            metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
+            out.delivered(&metrics, b.rows as u64, b.data.len() as u64);
+            match rx.try_recv() {
+                Ok(next) => b = next,
+                Err(_) => break,
+            }
+        }
         if !acks.is_empty() {
             // A RELP session answers these rows once they are on disk.
             dest.sync().await.context("cannot sync the output")?;
-            crate::ack::confirm_all(acks);
+            crate::ack::confirm_all(std::mem::take(&mut acks));
         }
-        metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
-        out.delivered(&metrics, b.rows as u64, b.data.len() as u64);
     }
     Ok(())
 }
