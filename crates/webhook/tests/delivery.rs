@@ -1,6 +1,7 @@
 //! The delivery worker against a scripted receiver on loopback: signatures verified by the
-#![allow(missing_docs)]
 //! receiver, retries with the same `webhook-id`, 410, an outage, a restart, Retry-After.
+
+#![allow(missing_docs)]
 
 mod common;
 
