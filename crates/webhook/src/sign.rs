@@ -128,6 +128,36 @@ impl Secret {
         })
     }
 
+    /// The keys of a Standard Webhooks secret file: one `whsec_…` key per non-empty line, the
+    /// newest first (two lines during a rotation; every key signs). An error's offset is
+    /// counted from the start of the file.
+    pub fn parse_standard_file(text: &str) -> Result<Vec<Secret>, SecretError> {
+        let mut keys = Vec::new();
+        let mut start = 0;
+        for line in text.split_inclusive('\n') {
+            if !line.trim().is_empty() {
+                let key = Secret::parse_standard(line).map_err(|e| SecretError {
+                    offset: start + e.offset,
+                    ..e
+                })?;
+                keys.push(key);
+            }
+            start += line.len();
+        }
+        if keys.is_empty() {
+            return Err(SecretError {
+                kind: SecretErrorKind::Empty,
+                offset: 0,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// The key of a GitHub-form secret file: its text, without the trailing line break.
+    pub fn parse_github_file(text: &str) -> Result<Secret, SecretError> {
+        Secret::from_bytes(text.trim_end_matches(['\n', '\r']).as_bytes())
+    }
+
     /// The key as a Standard Webhooks secret string (`whsec_…`), wiped on drop.
     pub fn to_standard_string(&self) -> Zeroizing<String> {
         let mut s = String::from(SECRET_PREFIX);
@@ -567,6 +597,28 @@ mod tests {
                 timestamp: "1",
                 signature: "v1,x"
             }
+        );
+    }
+
+    #[test]
+    fn secret_files() {
+        let keys = Secret::parse_standard_file(&format!(
+            "{SW_SECRET}\n\nwhsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+        ))
+        .unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(standard_signature(&keys[0], SW_ID, SW_TS, SW_BODY), SW_SIG);
+        let e = Secret::parse_standard_file(&format!("{SW_SECRET}\nwhsec_ab!d\n")).unwrap_err();
+        assert_eq!(e.kind, SecretErrorKind::NotBase64);
+        assert_eq!(e.offset, SW_SECRET.len() + 1 + 8);
+        assert_eq!(
+            Secret::parse_standard_file("\n \n").unwrap_err().kind,
+            SecretErrorKind::Empty
+        );
+        let gh = Secret::parse_github_file("It's a Secret to Everybody\r\n").unwrap();
+        assert_eq!(
+            github_signature(&gh, b"Hello, World!"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         );
     }
 
