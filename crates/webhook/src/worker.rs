@@ -584,6 +584,26 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_shows_neither_its_key_nor_its_sig() {
+        let ep = Endpoint::new(
+            "logic-app",
+            EndpointUrl::parse(
+                "https://prod-1.logic.azure.com/workflows/w/invoke?sp=run&sig=S3cr3tSig",
+            )
+            .unwrap(),
+            Format::StandardWebhooks,
+            vec![Secret::parse_standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()],
+        );
+        let shown = format!("{ep:?}");
+        assert!(!shown.contains("S3cr3tSig"), "{shown}");
+        assert!(!shown.contains("MfKQ"), "{shown}");
+        assert!(
+            shown.contains("logic-app") && shown.contains("prod-1.logic.azure.com"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn default_schedule_is_the_spec_one() {
         let total: u64 = default_retry_delays().iter().map(Duration::as_secs).sum();
         assert_eq!(default_retry_delays().len(), 9);

@@ -2,6 +2,7 @@
 //! receiver, retries with the same `webhook-id`, 410, an outage, a restart, Retry-After.
 
 #![allow(missing_docs)]
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! GitHub's documented example, through the signer and the verifier.
 
 #![allow(missing_docs)]
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use mcas_webhook::sign::{self, Secret, StandardHeaders, VerifyErrorKind};
 use serde_json::Value;

@@ -2,6 +2,7 @@
 //! (itself checked against the published vectors), and small helpers.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
