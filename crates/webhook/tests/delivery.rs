@@ -416,3 +416,54 @@ async fn the_last_retry_failing_gives_up_to_dead_letters() {
     assert!(text.contains("retries exhausted"), "{text}");
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_request_leaves_the_message_for_the_next_worker() {
+    // The first request is held for a minute: shutdown must not wait for it.
+    let rx = Receiver::start(
+        Check::Standard(vec![key(1)]),
+        vec![Reply::Slow(200, Duration::from_secs(60))],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ob = outbox(&dir);
+    let eps = vec![endpoint(
+        "soc",
+        &rx.url(),
+        Format::StandardWebhooks,
+        vec![key(1)],
+    )];
+    let worker = Worker::start(
+        Arc::clone(&ob),
+        eps.clone(),
+        config(Duration::from_millis(50), 3),
+    )
+    .unwrap();
+    let id = ob.enqueue("soc", b"{}").unwrap();
+    wait_for(BOUND, "the held request", || rx.hits().len() == 1).await;
+    tokio::time::timeout(BOUND, worker.shutdown())
+        .await
+        .expect("shutdown does not wait for the held request");
+    assert_eq!(ob.pending(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("pending"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // The same outbox, a new worker (a reload): the message is taken again, same id.
+    let worker = Worker::start(Arc::clone(&ob), eps, config(Duration::from_millis(50), 3)).unwrap();
+    wait_for(BOUND, "the delivery by the second worker", || {
+        ob.pending() == 0
+    })
+    .await;
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 2);
+    assert!(
+        hits.iter()
+            .all(|h| h.header(HEADER_ID) == Some(id.as_str()))
+    );
+    assert_eq!(worker.metrics().endpoint("soc").unwrap().delivered, 1);
+    worker.shutdown().await;
+}

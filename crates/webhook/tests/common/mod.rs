@@ -43,6 +43,8 @@ pub enum Reply {
     RetryAfterSecs(u16, u64),
     /// A status with `Retry-After: <HTTP date>` that many seconds after the request.
     RetryAfterDate(u16, u64),
+    /// A status after holding the request that long.
+    Slow(u16, Duration),
 }
 
 /// How the receiver checks signatures.
@@ -114,6 +116,10 @@ async fn handle(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes
                 SystemTime::now() + Duration::from_secs(secs),
             )),
         ),
+        Reply::Slow(s, hold) => {
+            tokio::time::sleep(hold).await;
+            (s, None)
+        }
     };
     let mut resp = StatusCode::from_u16(status).unwrap().into_response();
     if let Some(v) = retry_after {
