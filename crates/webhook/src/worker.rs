@@ -372,7 +372,8 @@ fn jittered(d: Duration, jitter: f64) -> Duration {
     }
     let j = jitter.min(1.0);
     let factor = rand::thread_rng().gen_range((1.0 - j)..=(1.0 + j));
-    d.mul_f64(factor)
+    // try_: a configured delay near Duration::MAX must not overflow.
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(d)
 }
 
 async fn deliver(shared: Arc<Shared>, claim: Claim) {
