@@ -98,6 +98,14 @@ pub enum OutboxError {
         /// Byte offset of the offending byte.
         offset: usize,
     },
+    /// Another `Outbox` (this process or another) holds the directory's lock file.
+    #[error("the webhook outbox {} is in use by another outbox (it holds {}): give each instance its own directory", dir.display(), lock.display())]
+    InUse {
+        /// The outbox directory.
+        dir: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
     /// An endpoint name that is empty, too long, or holds a control character.
     #[error("bad endpoint name at byte {offset}")]
     BadEndpointName {
@@ -204,6 +212,8 @@ pub struct Outbox {
     state: Mutex<State>,
     counters: Counters,
     wake: tokio::sync::Notify,
+    /// `DIR/lock`, locked (`flock`) while this outbox is open.
+    _lock: fs::File,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -320,7 +330,9 @@ fn write_durable(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), OutboxError
 }
 
 impl Outbox {
-    /// Opens (creating if needed) the outbox in `dir` and loads every pending message. Files
+    /// Opens (creating if needed) the outbox in `dir` and loads every pending message. The
+    /// directory is locked while the outbox is open: a second open fails with
+    /// [`OutboxError::InUse`] (two instances would deliver everything twice). Files
     /// that are not message files are moved to `dead/` with a `.corrupt` suffix and counted;
     /// leftover `.tmp` files (a write cut by a crash, never acknowledged) are removed. Pending
     /// messages beyond the limits are kept: only new enqueues are refused.
@@ -330,6 +342,23 @@ impl Outbox {
         let dead_dir = dir.join("dead");
         fs::create_dir_all(&pending_dir).map_err(io_err("create", &pending_dir))?;
         fs::create_dir_all(&dead_dir).map_err(io_err("create", &dead_dir))?;
+        let lock_path = dir.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err("create", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(OutboxError::InUse {
+                    dir: dir.to_owned(),
+                    lock: lock_path,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &lock_path)(e)),
+        }
         let outbox = Outbox {
             pending_dir,
             dead_dir,
@@ -337,6 +366,7 @@ impl Outbox {
             state: Mutex::new(State::default()),
             counters: Counters::default(),
             wake: tokio::sync::Notify::new(),
+            _lock: lock,
         };
         outbox.load()?;
         Ok(outbox)
@@ -740,6 +770,9 @@ mod tests {
         let files = fs::read_dir(dir.path().join("pending")).unwrap().count();
         assert_eq!(files, 3);
         let ob = Outbox::open(dir.path(), small()).unwrap();
+        // The directory is locked while open.
+        let again = Outbox::open(dir.path(), small()).unwrap_err();
+        assert!(matches!(again, OutboxError::InUse { .. }), "{again}");
         assert_eq!(ob.pending(), 3);
         assert_eq!(ob.pending_for("soc"), 2);
         let claims = ob.take_due(u64::MAX, 10, |e| e == "soc");

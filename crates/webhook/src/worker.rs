@@ -184,6 +184,31 @@ struct Shared {
     order: Vec<String>,
     config: DeliveryConfig,
     client: reqwest::Client,
+    blocking: Arc<Blocking>,
+}
+
+/// Outbox file work running on the blocking pool. An aborted delivery cannot stop it, so
+/// shutdown waits for it: once `shutdown` returns, the worker no longer touches the outbox.
+#[derive(Default)]
+struct Blocking {
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Runs `f` on the blocking pool, counted in `blocking`. `f` (and what it holds, an
+/// `Arc<Outbox>`) is dropped before the count goes down.
+fn spawn_counted<T: Send + 'static>(
+    blocking: &Arc<Blocking>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    blocking.running.fetch_add(1, Relaxed);
+    let b = Arc::clone(blocking);
+    tokio::task::spawn_blocking(move || {
+        let out = f();
+        b.running.fetch_sub(1, Relaxed);
+        b.idle.notify_waiters();
+        out
+    })
 }
 
 impl Shared {
@@ -277,6 +302,7 @@ impl Worker {
             order,
             config,
             client,
+            blocking: Arc::default(),
         });
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(Arc::clone(&shared), stopped));
@@ -349,6 +375,16 @@ async fn run(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     // Deliveries cut short leave their files untouched; their guards free the claims.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    let blocking = Arc::clone(&shared.blocking);
+    drop(shared);
+    loop {
+        let idle = blocking.idle.notified();
+        if blocking.running.load(Relaxed) == 0 {
+            break;
+        }
+        // Bounded: a wake-up lost between the load and the wait costs at most 50 ms.
+        let _ = tokio::time::timeout(Duration::from_millis(50), idle).await;
+    }
 }
 
 /// Frees a claim that was not settled (the delivery was aborted), so that a later worker on
@@ -387,7 +423,7 @@ async fn deliver(shared: Arc<Shared>, claim: Claim) {
     let ep = &state.endpoint;
     let outbox = Arc::clone(&shared.outbox);
     let c2 = claim.clone();
-    let body = match tokio::task::spawn_blocking(move || outbox.read_body(&c2)).await {
+    let body = match spawn_counted(&shared.blocking, move || outbox.read_body(&c2)).await {
         Ok(Ok(body)) => body,
         Ok(Err(e)) => {
             tracing::warn!(endpoint = %ep.name, error = %e, "webhook message unreadable; moved to dead/");
@@ -520,7 +556,7 @@ enum Settle {
 
 async fn settle(shared: &Arc<Shared>, claim: Claim, how: Settle) {
     let outbox = Arc::clone(&shared.outbox);
-    let result = tokio::task::spawn_blocking(move || match how {
+    let result = spawn_counted(&shared.blocking, move || match how {
         Settle::Done => outbox.complete(&claim),
         Settle::Again(attempts, at) => outbox.reschedule(&claim, attempts, at),
         Settle::Dead(attempts, reason) => outbox.dead_letter(&claim, attempts, reason),

@@ -321,7 +321,10 @@ async fn a_reopened_outbox_delivers_what_was_enqueued_before() {
                 >= 2
         })
         .await;
-        drop(worker);
+        // Once shutdown returns the worker no longer touches the outbox; dropping the last
+        // handle releases the directory's lock.
+        worker.shutdown().await;
+        drop(ob);
     }
     // Second life: a new outbox on the same directory, a receiver up.
     let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![]).await;
