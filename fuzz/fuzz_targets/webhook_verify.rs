@@ -21,6 +21,12 @@ fuzz_target!(|data: &[u8]| {
             assert!(e.offset <= text.len());
         }
     }
+    if let Ok(text) = std::str::from_utf8(data) {
+        match Secret::parse_standard_file(text) {
+            Ok(keys) => assert!(!keys.is_empty()),
+            Err(e) => assert!(e.offset <= text.len()),
+        }
+    }
 
     let Ok(key) = Secret::from_bytes(b"fuzzing key, 24 bytes ok") else {
         return;
