@@ -41,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = sign::verify_standard(keys, &headers, body, now, sign::DEFAULT_TOLERANCE_SECS);
     let _ = sign::verify_standard(keys, &headers, body, now, u64::MAX);
     let _ = sign::verify_github(keys, sig, body);
-    let picked = StandardHeaders::from_pairs([("Webhook-Id", id), ("webhook-timestamp", ts), ("WEBHOOK-SIGNATURE", sig)]);
+    let picked = StandardHeaders::from_pairs([
+        ("Webhook-Id", id),
+        ("webhook-timestamp", ts),
+        ("WEBHOOK-SIGNATURE", sig),
+    ]);
     assert_eq!(picked, headers);
 
     if !id.is_empty() && id.len() <= sign::MAX_ID_BYTES {
