@@ -15,6 +15,10 @@
 #   li-full    mcas-forward, output "logs-ingestion" into the emulator with full validation
 #   syslog-ng  Debian syslog-ng-core: csv-parser (CEF header) + kv-parser (extension), JSON lines
 #   rsyslog    Debian rsyslog: mmnormalize with liblognorm's CEF parser, JSON lines, 2 workers
+#   relay-tcp  an rsyslog relay (imtcp in, omfwd TCP octet-counted out) in front of mcas-forward
+#              (file output); loadgen sends to the relay
+#   relay-relp the same relay with omrelp (window 1024) into mcas-forward's RELP listener, which
+#              answers each message only once it is fdatasync'd in the file
 #
 # The peers run in the foreground with private configs (scripts/bench-e2e/); the system's own
 # syslog service is never started or reconfigured. rsyslog is installed with apt-get (service
@@ -23,7 +27,8 @@
 #
 # Environment (all optional):
 #   RUNS=5  LINES=200000  SEED=20241128  CORPUS=mcas|mixed
-#   CASES="tcp-lf-1 tcp-octet-1 tcp-lf-8 tcp-octet-8 udp"
+#   CASES="tcp-lf-1 tcp-octet-1 tcp-lf-8 tcp-octet-8 udp" (also relp-1: the test kit's RELP
+#     client, window 1024, into mcas-forward's RELP listener; systems file and file-4 only)
 #   SYSTEMS="file li-count li-full syslog-ng rsyslog"
 #   UDP_RATE=100000 (messages/s offered on UDP)   TIMEOUT=300 (s per run)
 #   OUT=target/bench-e2e   PEERS_DIR=target/peers   PORT_BASE=25140
@@ -49,6 +54,9 @@ PORT_OCTET=$((PORT_BASE + 1))
 PORT_UDP=$((PORT_BASE + 2))
 PORT_EMU=$((PORT_BASE + 3))
 PORT_METRICS=$((PORT_BASE + 4))
+PORT_FWD=$((PORT_BASE + 5))
+PORT_FWD_RELP=$((PORT_BASE + 6))
+PORT_RELP=$((PORT_BASE + 7))
 REL=$ROOT/target/release
 FWD=${FWD:-$REL/mcas-forward}
 EMU=$REL/azure-emulator
@@ -79,7 +87,7 @@ apt_install_quiet() {
 install_peers() {
     local want_rs="" want_sng=""
     for s in $SYSTEMS; do
-        [ "$s" = rsyslog ] && want_rs=1
+        case $s in rsyslog | relay-*) want_rs=1 ;; esac
         [ "$s" = syslog-ng ] && want_sng=1
     done
     if [ -n "$want_rs" ] && ! { command -v rsyslogd >/dev/null && rsyslog_moddir >/dev/null; }; then
@@ -88,6 +96,12 @@ install_peers() {
         apt-get update -qq >&2 || true
         apt_install_quiet rsyslog
     fi
+    case " $SYSTEMS " in *" relay-relp "*)
+        if [ ! -e "$(rsyslog_moddir)/omrelp.so" ]; then
+            [ -n "${NO_INSTALL:-}" ] && { log "rsyslog-relp missing and NO_INSTALL set"; exit 1; }
+            apt_install_quiet rsyslog-relp
+        fi ;;
+    esac
     if [ -n "$want_sng" ] && [ ! -x "$SNG_ROOT/usr/sbin/syslog-ng" ]; then
         [ -n "${NO_INSTALL:-}" ] && { log "syslog-ng missing and NO_INSTALL set"; exit 1; }
         log "unpacking syslog-ng-core into $SNG_ROOT"
@@ -113,7 +127,8 @@ sng_moddir() { find "$SNG_ROOT/usr/lib/syslog-ng" -maxdepth 1 -mindepth 1 -type 
 render() { # template output dir
     sed -e "s#@DIR@#$3#g" -e "s#@PORT_LF@#$PORT_LF#g" -e "s#@PORT_OCTET@#$PORT_OCTET#g" \
         -e "s#@PORT_UDP@#$PORT_UDP#g" -e "s#@PORT_EMU@#$PORT_EMU#g" \
-        -e "s#@PORT_METRICS@#$PORT_METRICS#g" "$1" > "$2"
+        -e "s#@PORT_METRICS@#$PORT_METRICS#g" -e "s#@PORT_FWD@#$PORT_FWD#g" \
+        -e "s#@PORT_FWD_RELP@#$PORT_FWD_RELP#g" -e "s#@PORT_RELP@#$PORT_RELP#g" -e "s#@ACTION@#${ACTION:-}#g" "$1" > "$2"
 }
 
 wait_port() { # port [seconds]
@@ -152,6 +167,7 @@ case_args() { # case -> loadgen arguments
         tcp-octet-1) echo "--proto tcp --framing octet --connections 1 --target 127.0.0.1:$PORT_OCTET" ;;
         tcp-octet-8) echo "--proto tcp --framing octet --connections 8 --target 127.0.0.1:$PORT_OCTET" ;;
         udp) echo "--proto udp --connections 1 --rate $UDP_RATE --target 127.0.0.1:$PORT_UDP" ;;
+        relp-1) echo "--proto relp --window 1024 --connections 1 --target 127.0.0.1:$PORT_RELP" ;;
         *) log "unknown case $1"; exit 2 ;;
     esac
 }
@@ -197,6 +213,22 @@ start_system() { # system dir
             "$FWD" run --config "$dir/forward.toml" > "$dir/daemon.log" 2>&1 &
             SYS_PID=$!
             ;;
+        relay-tcp | relay-relp)
+            render "$TPL/forward-relay.toml.in" "$dir/forward.toml" "$dir"
+            "$FWD" run --config "$dir/forward.toml" > "$dir/forward.log" 2>&1 &
+            EMU_PID=$!
+            wait_port "$PORT_FWD" || { log "mcas-forward did not start"; cat "$dir/forward.log" >&2; return 1; }
+            local action
+            if [ "$sys" = relay-tcp ]; then
+                action="action(type=\"omfwd\" target=\"127.0.0.1\" port=\"$PORT_FWD\" protocol=\"tcp\" TCP_Framing=\"octet-counted\" template=\"raw\")"
+            else
+                action="action(type=\"omrelp\" target=\"127.0.0.1\" port=\"$PORT_FWD_RELP\" windowSize=\"1024\" template=\"raw\")"
+            fi
+            ACTION=$action render "$TPL/rsyslog-relay.conf.in" "$dir/rsyslog.conf" "$dir"
+            rsyslogd -n -M "$(rsyslog_moddir)" -f "$dir/rsyslog.conf" -i "$dir/pid" \
+                > "$dir/daemon.log" 2>&1 &
+            SYS_PID=$!
+            ;;
         *) log "unknown system $sys"; return 2 ;;
     esac
     wait_port "$PORT_LF" || { log "$sys did not start"; cat "$dir/daemon.log" >&2; return 1; }
@@ -225,7 +257,7 @@ measure() { # system case run
     dir=$OUT/runs/$sys-$case-$run
     rm -rf "$dir"
     mkdir -p "$dir"
-    for p in $PORT_LF $PORT_OCTET $PORT_EMU; do wait_port_free "$p" || true; done
+    for p in $PORT_LF $PORT_OCTET $PORT_EMU $PORT_FWD; do wait_port_free "$p" || true; done
     EMU_PID=""
     SYS_PID=""
     if ! start_system "$sys" "$dir"; then
@@ -262,7 +294,7 @@ main() {
     if [ -z "${SKIP_BUILD:-}" ]; then
         log "building release binaries"
         local pkgs="-p mcas-benches"
-        case " $SYSTEMS " in *" file "* | *" li-"*) pkgs="$pkgs -p mcas-forward" ;; esac
+        case " $SYSTEMS " in *" file "* | *" li-"* | *" relay-"*) pkgs="$pkgs -p mcas-forward" ;; esac
         case " $SYSTEMS " in *" li-"*) pkgs="$pkgs -p mcas-azure-emulator" ;; esac
         # shellcheck disable=SC2086
         (cd "$ROOT" && cargo build --release $pkgs >&2)
@@ -301,7 +333,7 @@ main() {
 
     # Ratio table: each system's median events/s against the peers' (and four routed
     # outputs against one).
-    local pairs="file/syslog-ng file/rsyslog li-count/syslog-ng li-count/rsyslog file-4/file"
+    local pairs="file/syslog-ng file/rsyslog li-count/syslog-ng li-count/rsyslog file-4/file relay-relp/relay-tcp"
     echo
     printf '%-12s' case
     for s in $SYSTEMS; do printf '%14s' "$s"; done

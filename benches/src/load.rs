@@ -105,6 +105,30 @@ pub fn send_tcp(
     })
 }
 
+/// Sends `lines` over one RELP session to `addr` with at most `window` messages
+/// unanswered (the test kit's client), and returns once every message is answered and
+/// the session closed: with mcas-forward, once every message is durable.
+pub fn send_relp(addr: SocketAddr, lines: &[&[u8]], window: usize) -> io::Result<SendReport> {
+    require_loopback(addr)?;
+    let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    sock.set_nodelay(true)?;
+    sock.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let start = Instant::now();
+    let mut client = mcas_testkit::relp::Client::open(sock, window)?;
+    let mut bytes = 0u64;
+    for line in lines {
+        client.send(line)?;
+        bytes += line.len() as u64;
+    }
+    client.close()?;
+    Ok(SendReport {
+        messages: lines.len() as u64,
+        bytes,
+        skipped: 0,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 /// Sends one datagram per message to `addr`, at most `rate` messages per
 /// second (0: as fast as the socket takes them).
 pub fn send_udp(addr: SocketAddr, lines: &[&[u8]], rate: u64) -> io::Result<SendReport> {

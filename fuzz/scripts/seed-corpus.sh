@@ -84,6 +84,29 @@ for path in sys.argv[2:]:
 PY
 }
 
+# webhook_verify takes `id \n timestamp \n signature \n body`: the published vectors.
+seed_webhook() {
+    local target=$1
+    shift
+    mkdir -p "corpus/$target"
+    python3 - "corpus/$target" "$@" <<'PY'
+import hashlib, json, sys
+out = sys.argv[1]
+with open(sys.argv[2], encoding="utf-8") as f:
+    v = json.load(f)
+sw, gh = v["standard_webhooks"], v["github"]
+seeds = [
+    (sw["msg_id"], str(sw["timestamp"]), sw["signature"], sw["payload"]),
+    (sw["msg_id"], str(sw["timestamp"]), " ".join(sw["decoy_signatures"] + [sw["signature"]]), sw["payload"]),
+    ("delivery-1", "", gh["signature"], gh["payload"]),
+]
+for seed in seeds:
+    data = "\n".join(seed).encode("utf-8")
+    with open(f"{out}/{hashlib.sha1(data).hexdigest()}", "wb") as seedfile:
+        seedfile.write(data)
+PY
+}
+
 cef=../crates/cef/tests/data/cef.jsonl
 syslog=../crates/syslog/tests/data/syslog.jsonl
 csl=../crates/csl/tests/data/csl.jsonl
@@ -104,6 +127,7 @@ find ../crates/rules/tests/data/sentinel ../examples/rules -name '*.yaml' -print
     while IFS= read -r -d '' f; do
         cp "$f" "corpus/rules_yaml/$(sha1sum "$f" | cut -c1-40)"
     done
+seed_webhook webhook_verify ../crates/webhook/tests/data/vectors.json
 for d in corpus/*/; do
     echo "seeded $(basename "$d"): $(find "$d" -type f | wc -l) inputs"
 done

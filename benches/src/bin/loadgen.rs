@@ -1,7 +1,7 @@
 //! Sends a corpus to a syslog listener on loopback and measures delivery.
 //!
 //! ```text
-//! loadgen --target 127.0.0.1:5140 [--proto tcp|udp] [--framing lf|octet]
+//! loadgen --target 127.0.0.1:5140 [--proto tcp|udp|relp] [--framing lf|octet] [--window N]
 //!         [--connections N] [--rate EPS] [--file PATH | --corpus mcas|mixed]
 //!         [--lines N] [--seed S] [--wait-file PATH | --wait-http ADDR/PATH]
 //!         [--wait-field NAME] [--expect N] [--timeout SECS] [--idle SECS]
@@ -14,7 +14,8 @@
 //! `--timeout`, or when the count has not moved for `--idle` seconds. Without a wait
 //! option it measures the send alone. UDP is paced (`--rate`, default 100000
 //! messages/s) so the figure is not about kernel drops; the report says what
-//! was sent.
+//! was sent. RELP (`--proto relp`) keeps `--window` messages (default 1024) unanswered
+//! per connection and ends each session only once every message is answered.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ enum Wait {
 struct Args {
     target: SocketAddr,
     udp: bool,
+    relp: bool,
+    window: usize,
     framing: Framing,
     connections: usize,
     rate: u64,
@@ -54,6 +57,8 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
     let mut a = Args {
         target: "127.0.0.1:5140".parse()?,
         udp: false,
+        relp: false,
+        window: 1024,
         framing: Framing::Lf,
         connections: 1,
         rate: 100_000,
@@ -74,12 +79,14 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--target" => a.target = v()?.parse()?,
             "--proto" => {
-                a.udp = match v()?.as_str() {
-                    "udp" => true,
-                    "tcp" => false,
+                (a.udp, a.relp) = match v()?.as_str() {
+                    "udp" => (true, false),
+                    "tcp" => (false, false),
+                    "relp" => (false, true),
                     other => return Err(format!("unknown protocol {other}").into()),
                 }
             }
+            "--window" => a.window = v()?.parse::<usize>()?.max(1),
             "--framing" => {
                 a.framing = match v()?.as_str() {
                     "lf" => Framing::Lf,
@@ -155,7 +162,7 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     };
 
     // Frame before the clock starts: the figure is about the receiver.
-    let framed: Vec<Vec<u8>> = if a.udp {
+    let framed: Vec<Vec<u8>> = if a.udp || a.relp {
         Vec::new()
     } else {
         parts.iter().map(|p| load::frame(p, a.framing)).collect()
@@ -167,10 +174,13 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
             .enumerate()
             .map(|(i, part)| {
                 let framed = &framed;
-                let (udp, rate, target) = (a.udp, a.rate, a.target);
+                let (udp, relp, rate, target) = (a.udp, a.relp, a.rate, a.target);
                 let per_conn_rate = rate / parts.len() as u64;
+                let window = a.window;
                 s.spawn(move || {
-                    if udp {
+                    if relp {
+                        load::send_relp(target, part, window)
+                    } else if udp {
                         load::send_udp(target, part, per_conn_rate)
                     } else {
                         load::send_tcp(target, &framed[i], part.len() as u64, Duration::ZERO)
@@ -216,8 +226,15 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     println!(
         "{{\"label\":\"{}\",\"proto\":\"{}\",\"framing\":\"{}\",\"connections\":{},\"sent\":{},\"skipped\":{},\"bytes\":{},\"send_s\":{:.3},\"expected\":{},\"delivered\":{},\"elapsed_s\":{:.3},\"eps\":{:.0},\"complete\":{}}}",
         a.label.replace(['"', '\\'], "_"),
-        if a.udp { "udp" } else { "tcp" },
+        if a.udp {
+            "udp"
+        } else if a.relp {
+            "relp"
+        } else {
+            "tcp"
+        },
         match (a.udp, a.framing) {
+            _ if a.relp => "relp",
             (true, _) => "datagram",
             (false, Framing::Lf) => "lf",
             (false, Framing::Octet) => "octet",

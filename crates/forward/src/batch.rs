@@ -36,6 +36,17 @@ impl Route {
 pub(crate) struct RouteBuf {
     pub(crate) data: Vec<u8>,
     pub(crate) rows: usize,
+    /// The acknowledgements of the RELP chunks whose rows are in `data`, one share each.
+    pub(crate) acks: Vec<crate::ack::Ack>,
+}
+
+impl RouteBuf {
+    /// Record that a row of the chunk acknowledged by `ack` is in this buffer.
+    pub(crate) fn hold(&mut self, ack: &crate::ack::Ack) {
+        if !self.acks.last().is_some_and(|a| a.same(ack)) {
+            self.acks.push(ack.share());
+        }
+    }
 }
 
 /// Bytes a batch may run past its byte limit without its buffer growing: a batch closes
@@ -167,6 +178,11 @@ impl Buffers {
         self.outputs.iter().flatten().any(|b| b.rows > 0)
     }
 
+    /// True when an open batch holds a row that a RELP session waits on.
+    pub(crate) fn has_acks(&self) -> bool {
+        self.outputs.iter().flatten().any(|b| !b.acks.is_empty())
+    }
+
     /// Close the batch of `output`'s route `r`, if it holds rows.
     pub(crate) fn take(&mut self, output: usize, r: Route) -> Option<Batch> {
         let b = &mut self.outputs[output][slot(r)];
@@ -175,10 +191,12 @@ impl Buffers {
         }
         let data = std::mem::replace(&mut b.data, self.pool.get());
         let rows = std::mem::take(&mut b.rows);
+        let acks = std::mem::take(&mut b.acks);
         Some(Batch {
             route: r,
             data,
             rows,
+            acks,
             pool: Some(self.pool.clone()),
         })
     }
@@ -190,6 +208,9 @@ pub(crate) struct Batch {
     pub(crate) route: Route,
     pub(crate) data: Vec<u8>,
     pub(crate) rows: usize,
+    /// The RELP acknowledgements waiting for this batch: confirmed by whoever makes it
+    /// durable; dropped unconfirmed (the batch lost) they fail their chunks.
+    pub(crate) acks: Vec<crate::ack::Ack>,
     /// Where `data` goes back when the batch is dropped (after it was written).
     pub(crate) pool: Option<Arc<BufPool>>,
 }
@@ -202,6 +223,7 @@ impl Batch {
             route,
             data,
             rows,
+            acks: Vec::new(),
             pool: None,
         }
     }

@@ -30,9 +30,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<()> {
     let (cfg, source) = Config::load(config)?;
     for (i, l) in cfg.listen.iter().enumerate() {
-        if l.protocol == crate::config::Protocol::Tls {
+        if l.protocol.is_tls() {
             crate::tls::acceptor(l).with_context(|| {
-                format!("listen[{i}] (tls {}): cert, key or client_ca", l.address)
+                format!(
+                    "listen[{i}] ({} {}): cert, key or client_ca",
+                    l.protocol, l.address
+                )
             })?;
         }
     }

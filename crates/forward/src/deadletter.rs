@@ -347,6 +347,25 @@ impl DeadLetter {
         }
     }
 
+    /// Write the buffered lines and fdatasync the file: what a RELP session waits for
+    /// before answering a message that went to the dead-letter file. False when the file
+    /// could not be written or synced.
+    pub(crate) fn sync(&self) -> bool {
+        self.flush();
+        if self.metrics.dead_letter_failing.load(Relaxed) {
+            return false;
+        }
+        // Hold the write lock, so no flush is half-way through the file while it is synced.
+        let _held = self.pending.lock();
+        match open_append(&self.path).and_then(|f| f.sync_data()) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(path = %self.path.display(), error = %err, "cannot sync the dead-letter file");
+                false
+            }
+        }
+    }
+
     fn warn_full(&self, lost: u64) {
         let now = jiff::Timestamp::now().as_second();
         let last = self.full_warned_at.load(Relaxed);

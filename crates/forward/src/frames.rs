@@ -26,6 +26,9 @@ pub(crate) struct Chunk {
     pub(crate) msgs: Vec<Msg>,
     /// Room in the byte budget for `msgs`, given back when the worker drops the chunk.
     pub(crate) _budget: Permit,
+    /// Set by a RELP session: the chunk's messages are answered only once every batch
+    /// holding their rows is durable ([`crate::ack`]).
+    pub(crate) ack: Option<crate::ack::Ack>,
 }
 
 /// A decoder for one TCP/TLS connection.

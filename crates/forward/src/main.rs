@@ -9,6 +9,7 @@
     reason = "a binary: its items are documented for readers, not rustdoc users"
 )]
 
+mod ack;
 mod admin;
 mod batch;
 mod budget;

@@ -134,6 +134,106 @@ pub(crate) struct Metrics {
     pub(crate) config_reloads_ok: AtomicU64,
     pub(crate) config_reloads_error: AtomicU64,
     pub(crate) config_last_reload_success: AtomicU64,
+    /// The RELP listeners' series.
+    pub(crate) relp: RelpMetrics,
+}
+
+/// The RELP listeners' counters.
+#[derive(Debug, Default)]
+pub(crate) struct RelpMetrics {
+    /// Sessions open now.
+    pub(crate) sessions_open: AtomicU64,
+    /// Sessions opened (`open` answered).
+    pub(crate) sessions: AtomicU64,
+    /// Frames received (every command).
+    pub(crate) frames: AtomicU64,
+    /// `syslog` commands answered `200 OK`, each once its message was stored.
+    pub(crate) answered: AtomicU64,
+    /// Summed time from reading a message to answering it, in microseconds.
+    pub(crate) withheld_us: AtomicU64,
+    /// The longest such time seen, in microseconds.
+    pub(crate) withheld_max_us: AtomicU64,
+    /// Sessions closed for a protocol error (bad frame, oversize DATALEN, command order).
+    pub(crate) protocol_errors: AtomicU64,
+    /// Messages read but never answered because storing them failed: their session was
+    /// closed, so the sender sends them again.
+    pub(crate) unstored: AtomicU64,
+    /// `serverclose` hints sent at shutdown.
+    pub(crate) serverclose: AtomicU64,
+}
+
+impl RelpMetrics {
+    /// `n` messages answered after `waited`.
+    pub(crate) fn answered(&self, n: u64, waited: std::time::Duration) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.answered.fetch_add(n, Relaxed);
+        self.withheld_us.fetch_add(us.saturating_mul(n), Relaxed);
+        self.withheld_max_us.fetch_max(us, Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let mut line = |name: &str, kind: &str, help: &str, v: String| {
+            let _ = writeln!(
+                out,
+                "# HELP mcas_forward_relp_{name} {help}\n# TYPE mcas_forward_relp_{name} {kind}\nmcas_forward_relp_{name} {v}"
+            );
+        };
+        let us = |a: &AtomicU64| format!("{}", a.load(Relaxed) as f64 / 1e6);
+        line(
+            "sessions_open",
+            "gauge",
+            "RELP sessions open.",
+            self.sessions_open.load(Relaxed).to_string(),
+        );
+        line(
+            "sessions_total",
+            "counter",
+            "RELP sessions opened.",
+            self.sessions.load(Relaxed).to_string(),
+        );
+        line(
+            "frames_total",
+            "counter",
+            "RELP frames received.",
+            self.frames.load(Relaxed).to_string(),
+        );
+        line(
+            "answered_total",
+            "counter",
+            "RELP syslog commands answered 200 OK, each after its message was stored (fdatasync'd).",
+            self.answered.load(Relaxed).to_string(),
+        );
+        line(
+            "withheld_seconds_total",
+            "counter",
+            "Summed time from reading a RELP message to answering it.",
+            us(&self.withheld_us),
+        );
+        line(
+            "withheld_seconds_max",
+            "gauge",
+            "The longest time a RELP answer was withheld, since start.",
+            us(&self.withheld_max_us),
+        );
+        line(
+            "protocol_errors_total",
+            "counter",
+            "RELP sessions closed for a protocol error.",
+            self.protocol_errors.load(Relaxed).to_string(),
+        );
+        line(
+            "unstored_total",
+            "counter",
+            "RELP messages never answered because storing them failed; their session was closed so the sender resends them.",
+            self.unstored.load(Relaxed).to_string(),
+        );
+        line(
+            "serverclose_total",
+            "counter",
+            "RELP serverclose hints sent at shutdown.",
+            self.serverclose.load(Relaxed).to_string(),
+        );
+    }
 }
 
 /// The deadline that closed a TCP/TLS connection.
@@ -198,6 +298,7 @@ impl Default for Metrics {
             config_generation: AtomicU64::new(0),
             config_reloads_ok: AtomicU64::new(0),
             config_reloads_error: AtomicU64::new(0),
+            relp: RelpMetrics::default(),
             config_last_reload_success: AtomicU64::new(0),
         }
     }
@@ -367,6 +468,7 @@ impl Metrics {
             "Spooled batch files that could not be read, moved to the spool's quarantine/ directory and never sent.",
             self.spool_quarantined.load(Relaxed),
         );
+        self.relp.render(&mut out);
         let _ = writeln!(
             out,
             "# HELP mcas_forward_dropped_total Events, rows or connections dropped, by reason.\n# TYPE mcas_forward_dropped_total counter"

@@ -23,6 +23,9 @@ pub(crate) struct Limits {
     pub(crate) linger: Duration,
     pub(crate) max_rows: usize,
     pub(crate) max_bytes: usize,
+    /// Group commit: a batch holding rows a RELP session waits on is closed within this
+    /// time (`relp.commit_interval`), instead of at `flush_interval`.
+    pub(crate) commit: Duration,
 }
 
 /// One worker; returns when its queue is closed and drained, after closing its batches.
@@ -46,21 +49,33 @@ pub(crate) async fn worker(
     // Armed while a batch is open: fires `linger` after the last chunk arrived.
     let idle = tokio::time::sleep(limits.linger);
     tokio::pin!(idle);
+    // Armed while an open batch holds rows a RELP session waits on: the batches close as
+    // soon as this worker's queue is empty, and at the latest `commit` after the first
+    // such row, so the sessions waiting meanwhile share one durable write.
+    let commit = tokio::time::sleep(limits.commit);
+    tokio::pin!(commit);
+    let mut committing = false;
     loop {
         let open = !limits.linger.is_zero() && bufs.has_rows();
         let close_now = tokio::select! {
             c = rx.recv() => {
-                let Some(chunk) = c else { break };
+                let Some(mut chunk) = c else { break };
                 // The router of the current generation, taken once a chunk.
                 let router = routers.current();
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.linger);
+                let ack = chunk.ack.take();
+                let mut dead_lettered = false;
                 for msg in &chunk.msgs {
                     let outcome = router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);
                     if outcome != Outcome::Routed {
+                        dead_lettered |= outcome == Outcome::DeadLettered;
                         continue;
                     }
                     for i in 0..bufs.outputs() {
                         let Some(&Fate::Appended(route)) = bufs.fates().get(i) else { continue };
+                        if let Some(a) = &ack {
+                            bufs.get_mut(i, route).hold(a);
+                        }
                         let b = bufs.get(i, route);
                         if (b.rows >= limits.max_rows || b.data.len() >= limits.max_bytes)
                             && !close(&mut bufs, i, route, &out, &metrics).await
@@ -69,9 +84,24 @@ pub(crate) async fn worker(
                         }
                     }
                 }
-                last_close.elapsed() >= limits.flush_interval
+                if let Some(a) = ack {
+                    // The chunk's own share: its rows are now in batches (each holding a
+                    // share of its own), filtered or dropped by policy, or dead-lettered,
+                    // which counts once the dead-letter file is synced.
+                    if !dead_lettered || dead.sync() {
+                        a.confirm();
+                    }
+                    if !committing && bufs.has_acks() {
+                        committing = true;
+                        commit.as_mut().reset(tokio::time::Instant::now() + limits.commit);
+                    }
+                }
+                // Group commit: a session waits on these rows, and nothing else is queued
+                // for this worker, so waiting longer would only add latency.
+                (committing && rx.is_empty()) || last_close.elapsed() >= limits.flush_interval
             }
             () = &mut idle, if open => true,
+            () = &mut commit, if committing => true,
             _ = tick.tick() => true,
         };
         if close_now {
@@ -79,6 +109,7 @@ pub(crate) async fn worker(
                 return;
             }
             last_close = Instant::now();
+            committing = false;
         }
     }
     if !close_all(&mut bufs, &out, &metrics, &dead).await {

@@ -324,6 +324,7 @@ impl Pipeline {
             linger: cfg.pipeline.linger.0,
             max_rows: cfg.pipeline.batch_max_rows,
             max_bytes: usize::try_from(cfg.pipeline.batch_max_bytes.0).unwrap_or(usize::MAX),
+            commit: cfg.relp.commit_interval.0,
         };
         let per_worker = (cfg.pipeline.queue_capacity / CHUNK).max(2);
         let mut queues = Vec::with_capacity(n_workers);
@@ -344,7 +345,7 @@ impl Pipeline {
         }
         drop(batch_txs);
         let budget = usize::try_from(cfg.pipeline.max_queued_bytes.0).unwrap_or(usize::MAX);
-        let workers = Workers::new(queues, crate::budget::Budget::new(budget));
+        let workers = Workers::new(queues, crate::budget::Budget::new(budget), cfg.relp);
 
         let mut listener_tasks = Vec::with_capacity(bound.len());
         let mut started = Vec::with_capacity(bound.len());

@@ -7,6 +7,8 @@
 //!   started on it, readiness, signals, a bounded wait, its output captured, and a kill on
 //!   drop so that no test leaks a process;
 //! * the metrics scrape ([`Scrape`], and [`prom`] for the exposition format itself);
+//! * a RELP client of its own ([`relp::Client`]): a window kept full, answers checked for
+//!   order, the unanswered messages given back after a broken session;
 //! * the in-process `mcas-azure-emulator` as the tests set it up ([`EmulatorSetup`]), what
 //!   it holds, and the forwarder configuration that sends to it.
 //!
@@ -64,6 +66,7 @@ pub mod forwarder;
 pub mod http;
 pub mod ports;
 pub mod prom;
+pub mod relp;
 pub mod wait;
 
 pub use emulator::{

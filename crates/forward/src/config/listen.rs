@@ -9,6 +9,22 @@ pub(crate) enum Protocol {
     Udp,
     Tcp,
     Tls,
+    /// RELP (rsyslog's acknowledged transport) over TCP: each message answered once stored.
+    Relp,
+    /// RELP over TLS (implicit from connect, as rsyslog's `tls="on"`).
+    RelpTls,
+}
+
+impl Protocol {
+    /// Whether the listener speaks TLS (and needs `cert` and `key`).
+    pub(crate) fn is_tls(self) -> bool {
+        matches!(self, Protocol::Tls | Protocol::RelpTls)
+    }
+
+    /// Whether the listener speaks RELP.
+    pub(crate) fn is_relp(self) -> bool {
+        matches!(self, Protocol::Relp | Protocol::RelpTls)
+    }
 }
 
 impl fmt::Display for Protocol {
@@ -17,6 +33,8 @@ impl fmt::Display for Protocol {
             Protocol::Udp => "udp",
             Protocol::Tcp => "tcp",
             Protocol::Tls => "tls",
+            Protocol::Relp => "relp",
+            Protocol::RelpTls => "relp-tls",
         })
     }
 }
@@ -43,6 +61,74 @@ pub(crate) enum OversizeConfig {
     Truncate,
     /// Drop the frame, counted.
     Discard,
+}
+
+/// `[relp]`: what the RELP listeners share.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RelpConfig {
+    /// Group commit: while a RELP session waits for answers, open batches are closed and
+    /// made durable at least this often (instead of at `pipeline.flush_interval`).
+    #[serde(default = "default_commit_interval")]
+    pub(crate) commit_interval: DurationStr,
+    /// The largest RELP frame accepted (its DATALEN); a larger one is a protocol error that
+    /// closes the session. Never below `max_message_bytes` of a RELP listener.
+    #[serde(default = "default_max_datalen")]
+    pub(crate) max_datalen: ByteSize,
+    /// Messages of one session read but not yet answered before the session stops reading
+    /// (a sender's window is far smaller; this bounds a client that ignores answers).
+    #[serde(default = "default_max_unanswered")]
+    pub(crate) max_unanswered: usize,
+}
+
+impl Default for RelpConfig {
+    fn default() -> RelpConfig {
+        RelpConfig {
+            commit_interval: default_commit_interval(),
+            max_datalen: default_max_datalen(),
+            max_unanswered: default_max_unanswered(),
+        }
+    }
+}
+
+fn default_commit_interval() -> DurationStr {
+    DurationStr(Duration::from_millis(2))
+}
+fn default_max_datalen() -> ByteSize {
+    ByteSize(mcas_syslog::relp::DEFAULT_MAX_DATALEN as u64)
+}
+fn default_max_unanswered() -> usize {
+    16_384
+}
+
+impl RelpConfig {
+    /// The checks of `[relp]`, against the RELP listeners' message limits.
+    pub(super) fn validate(&self, listen: &[ListenConfig]) -> anyhow::Result<()> {
+        check_duration(
+            "relp.commit_interval",
+            self.commit_interval,
+            Duration::from_micros(100),
+            Duration::from_secs(1),
+        )?;
+        if self.max_datalen.0 < 1024 || self.max_datalen.0 > (16 << 20) {
+            bail!("relp.max_datalen must be between 1KiB and 16MiB");
+        }
+        if self.max_unanswered == 0 {
+            bail!("relp.max_unanswered must be at least 1");
+        }
+        for (i, l) in listen.iter().enumerate() {
+            if l.protocol.is_relp() && l.max_message_bytes.0 > self.max_datalen.0 {
+                bail!(
+                    "listen[{i}] ({} {}): max_message_bytes ({}) is larger than relp.max_datalen ({}): such messages would end their session; raise relp.max_datalen",
+                    l.protocol,
+                    l.address,
+                    l.max_message_bytes.0,
+                    self.max_datalen.0
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One `[[listen]]` table.
@@ -134,16 +220,24 @@ impl ListenConfig {
     /// The checks of `listen[i]`.
     pub(super) fn validate(&self, i: usize) -> anyhow::Result<()> {
         let at = format!("listen[{i}] ({} {})", self.protocol, self.address);
-        if self.protocol == Protocol::Tls && (self.cert.is_none() || self.key.is_none()) {
-            bail!("{at}: protocol = \"tls\" needs both `cert` and `key` (PEM files)");
+        if self.protocol.is_tls() && (self.cert.is_none() || self.key.is_none()) {
+            bail!(
+                "{at}: protocol = \"{}\" needs both `cert` and `key` (PEM files)",
+                self.protocol
+            );
         }
-        if self.protocol != Protocol::Tls
+        if !self.protocol.is_tls()
             && (self.cert.is_some() || self.key.is_some() || self.client_ca.is_some())
         {
-            bail!("{at}: `cert`, `key` and `client_ca` apply only to protocol = \"tls\"");
+            bail!(
+                "{at}: `cert`, `key` and `client_ca` apply only to protocol = \"tls\" and \"relp-tls\""
+            );
         }
         if self.protocol == Protocol::Udp && self.framing != FramingConfig::Auto {
             bail!("{at}: `framing` applies only to tcp and tls; UDP is one message per datagram");
+        }
+        if self.protocol.is_relp() && self.framing != FramingConfig::Auto {
+            bail!("{at}: `framing` does not apply to RELP, which has frames of its own");
         }
         if self.max_message_bytes.0 < 64 || self.max_message_bytes.0 > (16 << 20) {
             bail!("{at}: max_message_bytes must be between 64 bytes and 16MiB");

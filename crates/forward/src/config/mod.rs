@@ -86,6 +86,9 @@ pub(crate) struct Config {
     /// What happens to rows no output takes.
     #[serde(default)]
     pub(crate) routing: RoutingConfig,
+    /// What the RELP listeners share (group commit, frame limit).
+    #[serde(default)]
+    pub(crate) relp: RelpConfig,
     /// The durable spool (network outputs only).
     #[serde(default)]
     pub(crate) spool: Option<SpoolConfig>,
@@ -185,6 +188,7 @@ impl Config {
             l.validate(i)?;
         }
         check_unique_addresses(&self.listen)?;
+        self.relp.validate(&self.listen)?;
         if self.outputs.is_empty() {
             bail!("no output: add an [output] table or [[output]] tables");
         }

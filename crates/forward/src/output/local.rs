@@ -85,6 +85,7 @@ pub(crate) struct File {
 }
 
 impl File {
+    /// Open (creating, appending) the file of a `file` output.
     pub(crate) fn open(cfg: &FileConfig, tables: Tables) -> anyhow::Result<File> {
         let Some(path) = cfg.path.clone() else {
             anyhow::bail!("output.kind = \"file\" needs `path`");
@@ -115,6 +116,14 @@ impl Destination for File {
         self.tables.name(route)
     }
 
+    fn sync(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            let f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            f.sync_data()
+                .with_context(|| format!("cannot sync {}", self.path.display()))
+        })
+    }
+
     fn send<'a>(
         &'a self,
         _route: Route,
@@ -141,12 +150,27 @@ pub(crate) async fn run_local(
     metrics: Arc<Metrics>,
     out: Arc<OutputMetrics>,
 ) -> anyhow::Result<()> {
-    while let Some(b) = rx.recv().await {
-        dest.send(b.route, &b.data, b.rows)
-            .await
-            .context("cannot write the output")?;
-        metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
-        out.delivered(&metrics, b.rows as u64, b.data.len() as u64);
+    let mut acks = Vec::new();
+    while let Some(mut b) = rx.recv().await {
+        // Write every batch already queued, then sync once for all of them: the RELP
+        // sessions waiting on their rows share one fdatasync (group commit).
+        loop {
+            dest.send(b.route, &b.data, b.rows)
+                .await
+                .context("cannot write the output")?;
+            acks.append(&mut b.acks);
+            metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
+            out.delivered(&metrics, b.rows as u64, b.data.len() as u64);
+            match rx.try_recv() {
+                Ok(next) => b = next,
+                Err(_) => break,
+            }
+        }
+        if !acks.is_empty() {
+            // A RELP session answers these rows once they are on disk.
+            dest.sync().await.context("cannot sync the output")?;
+            crate::ack::confirm_all(std::mem::take(&mut acks));
+        }
     }
     Ok(())
 }

@@ -80,6 +80,13 @@ pub(crate) trait Destination: Send + Sync + std::fmt::Debug + 'static {
         rows: usize,
     ) -> BoxFuture<'a, anyhow::Result<Sent>>;
 
+    /// Make what `send` wrote durable (a local output's file: fdatasync), for the RELP
+    /// sessions that answer only then. Outputs with nothing to sync (stdout, the network
+    /// outputs, whose spool is synced) do nothing.
+    fn sync(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// The online check of `validate`.
     fn check(&self) -> BoxFuture<'_, anyhow::Result<CheckResult>> {
         Box::pin(async { Ok(CheckResult::Skipped) })

@@ -39,13 +39,16 @@ pub(crate) async fn run_spooler(
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(SPOOL_WRITES_IN_FLIGHT));
     let mut writes = tokio::task::JoinSet::new();
-    while let Some(b) = rx.recv().await {
+    while let Some(mut b) = rx.recv().await {
         // Wait for a free slot before taking room in the spool, so a batch is never
         // admitted and then parked in memory.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
         let rows = b.rows as u64;
+        // RELP sessions waiting on this batch: confirmed once its file is durable; a batch
+        // dropped or lost fails them (the shares are dropped unconfirmed).
+        let acks = std::mem::take(&mut b.acks);
         if !spool.admit(&b).await {
             // Dropped and counted by the spool (drop-newest).
             metrics.pending_rows.fetch_sub(rows, Relaxed);
@@ -58,6 +61,7 @@ pub(crate) async fn run_spooler(
             metrics.pending_rows.fetch_sub(rows, Relaxed);
             match result {
                 Ok(s) => {
+                    crate::ack::confirm_all(acks);
                     let _ = queue.send(s);
                 }
                 Err(e) => {

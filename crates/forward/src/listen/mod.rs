@@ -23,16 +23,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::Budget;
-use crate::config::{Cidr, FramingConfig, ListenConfig, OversizeConfig, Protocol};
+use crate::config::{Cidr, FramingConfig, ListenConfig, OversizeConfig, Protocol, RelpConfig};
 use crate::frames::{Chunk, Msg};
 use crate::metrics::{DropReason, Metrics, Timeout};
+
+mod relp;
 
 /// Messages per chunk handed to a worker.
 pub(crate) const CHUNK: usize = 256;
@@ -63,14 +65,21 @@ pub(crate) struct Workers {
     next: Arc<AtomicUsize>,
     /// The bytes of messages in flight, shared by every listener.
     budget: Budget,
+    /// What the RELP listeners share (`[relp]`; a reload keeps the value of the start).
+    relp: RelpConfig,
 }
 
 impl Workers {
-    pub(crate) fn new(queues: Vec<mpsc::Sender<Chunk>>, budget: Budget) -> Workers {
+    pub(crate) fn new(
+        queues: Vec<mpsc::Sender<Chunk>>,
+        budget: Budget,
+        relp: RelpConfig,
+    ) -> Workers {
         Workers {
             queues: queues.into(),
             next: Arc::new(AtomicUsize::new(0)),
             budget,
+            relp,
         }
     }
 
@@ -139,8 +148,8 @@ pub(crate) async fn bind(cfg: &ListenConfig) -> anyhow::Result<Bound> {
             let std: std::net::UdpSocket = s.into();
             Ok(Bound::Udp(UdpSocket::from_std(std).with_context(at)?))
         }
-        Protocol::Tcp | Protocol::Tls => {
-            let tls = if cfg.protocol == Protocol::Tls {
+        Protocol::Tcp | Protocol::Tls | Protocol::Relp | Protocol::RelpTls => {
+            let tls = if cfg.protocol.is_tls() {
                 Some(crate::tls::AcceptorCell::new(
                     crate::tls::acceptor(cfg).with_context(at)?,
                 ))
@@ -279,6 +288,7 @@ struct Logs {
     handshake: Throttle,
     framing: Throttle,
     accept: Throttle,
+    relp: Throttle,
 }
 
 impl Logs {
@@ -292,6 +302,7 @@ impl Logs {
             handshake: Throttle::new("TLS handshakes failed"),
             framing: Throttle::new("framing errors; the connections were closed"),
             accept: Throttle::new("accept failed (at the open-file limit?)"),
+            relp: Throttle::new("RELP protocol errors; the sessions were closed"),
         }
     }
 
@@ -303,6 +314,7 @@ impl Logs {
             &self.handshake,
             &self.framing,
             &self.accept,
+            &self.relp,
         ] {
             t.flush(force);
         }
@@ -479,6 +491,7 @@ async fn run_udp(ctx: Arc<Ctx>, sock: UdpSocket) {
             received_at: jiff::Timestamp::now(),
             msgs,
             _budget: budget,
+            ack: None,
         };
         if ctx.workers.try_send(c).is_err() {
             ctx.metrics.count_drop(DropReason::UdpOverflow, n);
@@ -691,7 +704,7 @@ async fn run_tcp(ctx: Arc<Ctx>, listener: TcpListener, tls: Option<crate::tls::A
         let tls = tls.as_ref().map(crate::tls::AcceptorCell::current);
         conns.spawn(async move {
             match tls {
-                None => read_stream(&ctx2, stream, peer.ip(), Duration::ZERO).await,
+                None => serve(&ctx2, stream, peer.ip(), Duration::ZERO).await,
                 Some(acc) => handshake(&ctx2, &acc, stream, peer.ip(), accepted_at).await,
             }
             drop(permit);
@@ -723,7 +736,7 @@ async fn handshake(
         hs = tokio::time::timeout(limit, acc.accept(stream)) => hs,
     };
     match hs {
-        Ok(Ok(s)) => read_stream(ctx, s, peer, accepted_at.elapsed()).await,
+        Ok(Ok(s)) => serve(ctx, s, peer, accepted_at.elapsed()).await,
         Ok(Err(e)) => {
             ctx.metrics.count_drop(DropReason::TlsHandshake, 1);
             ctx.logs.handshake.note(Some(peer), &e);
@@ -821,6 +834,20 @@ fn framing(f: FramingConfig) -> mcas_syslog::codec::Framing {
         FramingConfig::Auto => mcas_syslog::codec::Framing::Auto,
         FramingConfig::OctetCounting => mcas_syslog::codec::Framing::OctetCounting,
         FramingConfig::Lf => mcas_syslog::codec::Framing::NonTransparent,
+    }
+}
+
+/// Serve one accepted connection (after its TLS handshake) with the listener's protocol.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    s: S,
+    peer: IpAddr,
+    already: Duration,
+) {
+    if ctx.cfg.protocol.is_relp() {
+        relp::serve(ctx, s, peer, already).await;
+    } else {
+        read_stream(ctx, s, peer, already).await;
     }
 }
 
@@ -934,6 +961,7 @@ async fn flush(ctx: &Ctx, msgs: &mut Vec<Msg>) -> bool {
         received_at: jiff::Timestamp::now(),
         msgs: batch,
         _budget: budget,
+        ack: None,
     };
     ctx.workers.send(chunk).await.is_ok()
 }
