@@ -72,3 +72,16 @@ pub use rule::{
 pub fn ticks(ts: jiff::Timestamp) -> i64 {
     i64::try_from(ts.as_nanosecond() / 100).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The forwarder moves the engine into its observer task and shares loaded rules.
+    #[test]
+    fn the_engine_is_send_and_rules_are_shared() {
+        fn send<T: Send>() {}
+        fn shared<T: Send + Sync>() {}
+        send::<crate::Engine>();
+        shared::<crate::LoadedRule>();
+        shared::<crate::Alert>();
+    }
+}
