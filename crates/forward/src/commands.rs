@@ -371,11 +371,33 @@ pub(crate) fn dcr_template(
             o.syslog_stream
                 .as_deref()
                 .map(|s| (s, sent(crate::config::Table::Syslog))),
+            None,
         ),
-        crate::config::Table::Syslog => {
-            template(None, Some((&stream, sent(crate::config::Table::Syslog))))
-        }
+        crate::config::Table::Syslog => template(
+            None,
+            Some((&stream, sent(crate::config::Table::Syslog))),
+            None,
+        ),
     };
+    println!("{}", serde_json::to_string_pretty(&t)?);
+    Ok(())
+}
+
+/// The alert stream `dcr-template --alerts` declares, for the custom table
+/// `MCASForwardAlerts_CL`.
+pub(crate) const DEFAULT_ALERT_STREAM: &str = "Custom-MCASForwardAlerts_CL";
+
+/// `dcr-template --alerts`: the custom table `MCASForwardAlerts_CL` (or the one `--stream`
+/// names, `Custom-NAME_CL`) and the DCR that feeds it, for the alert rows of the alert
+/// rules (the forwarder's delivery of alert rows is yet to come).
+pub(crate) fn alerts_template(stream: Option<&str>) -> anyhow::Result<()> {
+    let stream = stream.unwrap_or(DEFAULT_ALERT_STREAM);
+    if !stream.starts_with("Custom-") || !stream.ends_with("_CL") {
+        bail!(
+            "--stream {stream:?}: an alert stream is \"Custom-\" followed by a custom table name ending in \"_CL\""
+        );
+    }
+    let t = template(None, None, Some((stream, alert_columns())));
     println!("{}", serde_json::to_string_pretty(&t)?);
     Ok(())
 }
@@ -396,6 +418,14 @@ fn dcr_type(t: mcas_kql::Type) -> &'static str {
     }
 }
 
+/// The alert rows' columns (shaped like `SecurityAlert`) with their DCR types.
+pub(crate) fn alert_columns() -> Vec<(String, String)> {
+    mcas_rules::ALERT_COLUMNS
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect()
+}
+
 /// The Syslog table's columns with their DCR types.
 fn syslog_columns() -> Vec<(String, String)> {
     mcas_csl::syslog_columns()
@@ -412,17 +442,29 @@ fn columns_json(cols: &[(String, String)]) -> serde_json::Value {
     )
 }
 
-/// The ARM template: a pure function of the CommonSecurityLog and Syslog input streams,
-/// each with the columns it declares.
+/// The ARM template: a pure function of the CommonSecurityLog, Syslog and alert input
+/// streams, each with the columns it declares. An alert stream `Custom-NAME` flows into the
+/// custom table `NAME` (which must end in `_CL`), created by the template with the same
+/// columns.
 pub(crate) fn template(
     csl: Option<(&str, Vec<(String, String)>)>,
     syslog: Option<(&str, Vec<(String, String)>)>,
+    alert: Option<(&str, Vec<(String, String)>)>,
 ) -> serde_json::Value {
     let mut decls = serde_json::Map::new();
     let mut flows = Vec::new();
+    let mut tables = Vec::new();
+    let alert_table = alert.as_ref().map(|(s, cols)| {
+        (
+            s.strip_prefix("Custom-").unwrap_or(s).to_owned(),
+            cols.clone(),
+        )
+    });
+    let alert_out = alert_table.as_ref().map(|(t, _)| format!("Custom-{t}"));
     for (input, out) in [
         (csl, "Microsoft-CommonSecurityLog"),
         (syslog, "Microsoft-Syslog"),
+        (alert, alert_out.as_deref().unwrap_or_default()),
     ] {
         let Some((stream, cols)) = input else {
             continue;
@@ -439,6 +481,38 @@ pub(crate) fn template(
         }));
     }
     let dcr = "[resourceId('Microsoft.Insights/dataCollectionRules', parameters('dataCollectionRuleName'))]";
+    let mut depends = Vec::new();
+    if let Some((table, cols)) = &alert_table {
+        // The custom table, in the workspace named by the last segment of its resource id.
+        let name =
+            format!("[concat(last(split(parameters('workspaceResourceId'), '/')), '/{table}')]");
+        depends.push(format!(
+            "[resourceId('Microsoft.OperationalInsights/workspaces/tables', last(split(parameters('workspaceResourceId'), '/')), '{table}')]"
+        ));
+        tables.push(serde_json::json!({
+            "type": "Microsoft.OperationalInsights/workspaces/tables",
+            "apiVersion": "2022-10-01",
+            "name": name,
+            "properties": {
+                "schema": { "name": table, "columns": columns_json(cols) },
+                "retentionInDays": 90
+            }
+        }));
+    }
+    let mut resources = tables;
+    resources.push(serde_json::json!({
+        "type": "Microsoft.Insights/dataCollectionRules",
+        "apiVersion": "2023-03-11",
+        "name": "[parameters('dataCollectionRuleName')]",
+        "location": "[parameters('location')]",
+        "kind": "Direct",
+        "dependsOn": depends,
+        "properties": {
+            "streamDeclarations": decls,
+            "destinations": { "logAnalytics": [{ "name": "workspace", "workspaceResourceId": "[parameters('workspaceResourceId')]" }] },
+            "dataFlows": flows
+        }
+    }));
     serde_json::json!({
         "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
         "contentVersion": "1.0.0.0",
@@ -447,18 +521,7 @@ pub(crate) fn template(
             "location": { "type": "string", "defaultValue": "[resourceGroup().location]" },
             "workspaceResourceId": { "type": "string", "metadata": { "description": "Resource id of the Log Analytics workspace (with Microsoft Sentinel)." } }
         },
-        "resources": [{
-            "type": "Microsoft.Insights/dataCollectionRules",
-            "apiVersion": "2023-03-11",
-            "name": "[parameters('dataCollectionRuleName')]",
-            "location": "[parameters('location')]",
-            "kind": "Direct",
-            "properties": {
-                "streamDeclarations": decls,
-                "destinations": { "logAnalytics": [{ "name": "workspace", "workspaceResourceId": "[parameters('workspaceResourceId')]" }] },
-                "dataFlows": flows
-            }
-        }],
+        "resources": resources,
         "outputs": {
             "dcrImmutableId": { "type": "string", "value": format!("[reference({}).immutableId]", &dcr[1..dcr.len() - 1]) },
             "logsIngestionEndpoint": { "type": "string", "value": format!("[reference({}).endpoints.logsIngestion]", &dcr[1..dcr.len() - 1]) }

@@ -24,6 +24,7 @@ mod output;
 mod pipeline;
 mod reload;
 mod route;
+mod rules_cmd;
 mod run;
 mod spool;
 mod tap;
@@ -58,6 +59,31 @@ struct Cli {
 
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `rules` subcommands.
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// List each rule file as loaded or skipped, with the reason and its position.
+    Check {
+        /// The directory of rule files (YAML).
+        dir: PathBuf,
+        /// One JSON object per file: {"file", "id", "name", "loaded", "reason", ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay raw syslog/CEF lines in virtual time and print every alert as a JSON line.
+    Test {
+        /// The directory of rule files.
+        #[arg(long, value_name = "DIR")]
+        rules: PathBuf,
+        /// The lines, one syslog message each; each header time drives the clock.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// When the schedules start (RFC 3339); default: the first event's time.
+        #[arg(long, value_name = "TIME")]
+        start: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +127,16 @@ enum Command {
         /// The input stream name (default: the output's stream).
         #[arg(long)]
         stream: Option<String>,
+        /// Print the custom table and DCR for the alert rules' alerts (columns shaped like
+        /// SecurityAlert), instead of an output's.
+        #[arg(long, conflicts_with = "output")]
+        alerts: bool,
+    },
+    /// Alert rules (Sentinel scheduled analytics rules): check rule files, or replay lines
+    /// through them.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
     },
     /// Run a DCR transformation (KQL) on sample rows and print the output rows (NDJSON).
     Kql {
@@ -296,9 +332,25 @@ fn main() -> ExitCode {
             peer,
         } => commands::map(cli.config.as_deref(), file.as_deref(), received_at, peer),
         Command::SendTest { to, count, framing } => commands::send_test(&to, count, &framing),
-        Command::DcrTemplate { output, stream } => {
-            commands::dcr_template(cli.config.as_deref(), output.as_deref(), stream.as_deref())
+        Command::DcrTemplate {
+            output,
+            stream,
+            alerts,
+        } => {
+            if alerts {
+                commands::alerts_template(stream.as_deref())
+            } else {
+                commands::dcr_template(cli.config.as_deref(), output.as_deref(), stream.as_deref())
+            }
         }
+        Command::Rules { command } => match command {
+            RulesCommand::Check { dir, json } => rules_cmd::check(&dir, json),
+            RulesCommand::Test {
+                rules,
+                input,
+                start,
+            } => rules_cmd::test(cli.config.as_deref(), &rules, &input, start.as_deref()),
+        },
         Command::Kql {
             query,
             schema,
