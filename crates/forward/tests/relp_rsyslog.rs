@@ -32,33 +32,6 @@ const WINDOW: usize = 128;
 /// The forwarder is killed when the emulator holds this many distinct numbers.
 const KILLS: [usize; 3] = [60_000, 150_000, 240_000];
 
-/// The private rsyslogd, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Rsyslogd(std::process::Child);
-
-impl Drop for Rsyslogd {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rsyslogd_path() -> std::path::PathBuf {
-    ["/usr/sbin/rsyslogd", "/sbin/rsyslogd", "/usr/bin/rsyslogd"]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists())
-        .expect("rsyslogd not found: apt-get install rsyslog rsyslog-relp")
-}
-
 /// TLS material: a CA, the forwarder's certificate for `localhost`, rsyslog's client
 /// certificate. Written as PEM files in `dir`; returns their paths.
 struct Pki {
@@ -196,16 +169,17 @@ action(type="omrelp" target="127.0.0.1" port="{fwd_port}" windowSize="{WINDOW}" 
         ),
     )
     .unwrap();
-    let rs = Command::new(rsyslogd_path())
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.path().join("rsyslogd.pid"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("rsyslogd.err")).unwrap())
-        .spawn()
-        .expect("start rsyslogd");
-    let _rs = Rsyslogd(rs);
+    let rs =
+        Command::new(rsyslogd().expect("rsyslogd not found: apt-get install rsyslog rsyslog-relp"))
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslogd.pid"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("rsyslogd.err")).unwrap())
+            .spawn()
+            .expect("start rsyslogd");
+    let _rs = KillOnDrop(rs);
     let rs_err = || std::fs::read_to_string(dir.path().join("rsyslogd.err")).unwrap_or_default();
     assert!(
         wait_until_async(Duration::from_secs(20), || {

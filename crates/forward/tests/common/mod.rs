@@ -188,3 +188,38 @@ pub(crate) fn closed_by_peer(s: &mut TcpStream, timeout: Duration) -> bool {
     }
     false
 }
+
+/// The private rsyslogd, stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl KillOnDrop {
+    pub(crate) fn stop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The rsyslogd binary, where Debian puts it.
+pub(crate) fn rsyslogd() -> Option<std::path::PathBuf> {
+    ["/usr/sbin/rsyslogd", "/sbin/rsyslogd", "/usr/bin/rsyslogd"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
