@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -109,7 +110,7 @@ struct Kept {
 }
 
 struct RuleRun {
-    loaded: LoadedRule,
+    loaded: Arc<LoadedRule>,
     tables: Vec<Table>,
     /// The kept rows in `TimeGenerated` order, and beside them their times and sizes.
     window: VecDeque<Map<String, Value>>,
@@ -130,6 +131,7 @@ struct RuleRun {
 /// virtual time ([`replay`](crate::replay)).
 pub struct Engine {
     rules: Vec<RuleRun>,
+    prefixes: Prefixes,
     limits: Limits,
     evaluations: Vec<Evaluation>,
 }
@@ -147,11 +149,11 @@ impl Engine {
     /// An engine of these rules. Schedules start at the first [`start`](Engine::start)
     /// (or the first [`run_due`](Engine::run_due)).
     pub fn new(rules: Vec<LoadedRule>, limits: Limits) -> Engine {
-        let rules = rules
+        let rules: Vec<RuleRun> = rules
             .into_iter()
             .map(|loaded| RuleRun {
                 tables: loaded.query.tables(),
-                loaded,
+                loaded: Arc::new(loaded),
                 window: VecDeque::new(),
                 kept: VecDeque::new(),
                 window_bytes: 0,
@@ -161,8 +163,15 @@ impl Engine {
                 stats: RuleStats::default(),
             })
             .collect();
+        let prefixes = Prefixes {
+            rules: rules
+                .iter()
+                .map(|r| (r.loaded.clone(), r.tables.clone()))
+                .collect(),
+        };
         Engine {
             rules,
+            prefixes,
             limits,
             evaluations: Vec::new(),
         }
@@ -193,15 +202,26 @@ impl Engine {
         time_generated: i64,
         now: i64,
     ) {
-        for r in &mut self.rules {
-            if !r.tables.contains(&table) {
-                continue;
-            }
-            let Some(kept) = r.loaded.query.row_prefix(row, now) else {
-                continue;
-            };
-            let bytes = json_len(&kept);
-            r.push(time_generated, bytes, kept, &self.limits);
+        let prefixes = self.prefixes.clone();
+        prefixes.run(table, row, now, |rule, kept| {
+            self.keep(rule, time_generated, kept);
+        });
+    }
+
+    /// The rules' row prefixes, to run on other threads than the engine's: the forwarder's
+    /// workers run them on each row they map and hand the kept rows to
+    /// [`keep`](Engine::keep).
+    pub fn prefixes(&self) -> Prefixes {
+        self.prefixes.clone()
+    }
+
+    /// A row that rule number `rule` (in load order) kept with its row prefix
+    /// ([`Prefixes::run`]), with its `TimeGenerated`: it goes to the rule's window unless the
+    /// window is at its bound (then it is counted as dropped). An unknown rule is ignored.
+    pub fn keep(&mut self, rule: usize, time_generated: i64, row: Map<String, Value>) {
+        if let Some(r) = self.rules.get_mut(rule) {
+            let bytes = json_len(&row);
+            r.push(time_generated, bytes, row, &self.limits);
         }
     }
 
@@ -293,7 +313,7 @@ impl Engine {
 
     /// The rules, in load order.
     pub fn rules(&self) -> impl Iterator<Item = &LoadedRule> {
-        self.rules.iter().map(|r| &r.loaded)
+        self.rules.iter().map(|r| &*r.loaded)
     }
 
     /// Writes the state (each rule's window, schedule and suppression) to `dir`: one
@@ -350,6 +370,49 @@ impl Engine {
             }
         }
         report
+    }
+}
+
+/// The row prefixes of an engine's rules ([`Engine::prefixes`]): cheap to clone, shared by
+/// every thread that maps rows. They hold no window; the rows they keep go back to the
+/// engine through [`Engine::keep`].
+#[derive(Clone)]
+pub struct Prefixes {
+    rules: Arc<[(Arc<LoadedRule>, Vec<Table>)]>,
+}
+
+impl std::fmt::Debug for Prefixes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefixes")
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+impl Prefixes {
+    /// Whether any rule reads `table` (the caller can skip rows nobody reads).
+    pub fn reads(&self, table: Table) -> bool {
+        self.rules.iter().any(|(_, t)| t.contains(&table))
+    }
+
+    /// Runs the row prefix of every rule reading `table` on `row`, at the clock `now`, and
+    /// calls `keep` with the rule's number (load order) and the row to keep, for each rule
+    /// that keeps it.
+    pub fn run(
+        &self,
+        table: Table,
+        row: &dyn mcas_kql::Row,
+        now: i64,
+        mut keep: impl FnMut(usize, Map<String, Value>),
+    ) {
+        for (i, (loaded, tables)) in self.rules.iter().enumerate() {
+            if !tables.contains(&table) {
+                continue;
+            }
+            if let Some(kept) = loaded.query.row_prefix(row, now) {
+                keep(i, kept);
+            }
+        }
     }
 }
 

@@ -60,7 +60,7 @@ mod rule;
 pub use alert::{ALERT_COLUMNS, Alert, PRODUCT_NAME, PROVIDER_NAME};
 pub use check::{CheckReport, LoadedRule, check_dir, load_dir, load_file, load_str, rule_files};
 pub use duration::{TICKS_PER_SECOND, format_duration, parse_duration};
-pub use engine::{Engine, Evaluation, Limits, MAX_CATCH_UP, RuleStats, StateReport};
+pub use engine::{Engine, Evaluation, Limits, MAX_CATCH_UP, Prefixes, RuleStats, StateReport};
 pub use query::Table;
 pub use replay::{MAX_REPLAY_LINE, Replay, ReplayOptions, replay};
 pub use rule::{
@@ -81,6 +81,7 @@ mod tests {
         fn send<T: Send>() {}
         fn shared<T: Send + Sync>() {}
         send::<crate::Engine>();
+        shared::<crate::Prefixes>();
         shared::<crate::LoadedRule>();
         shared::<crate::Alert>();
     }
