@@ -68,6 +68,8 @@ pub mod ports;
 pub mod prom;
 pub mod relp;
 pub mod wait;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use emulator::{
     CLIENT_SECRET_ENV, CSL, EmulatorSetup, OwnedEmulator, ext_ids, logs_ingestion_output,

@@ -39,8 +39,12 @@ fn outbox(dir: &tempfile::TempDir) -> Arc<Outbox> {
 async fn signed_deliveries_verify_at_the_receiver() {
     // The receiver knows the old key only; the sender signs with the new and the old one
     // (a rotation), so the old key's entry is what verifies.
-    let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![]).await;
-    let gh = Receiver::start(Check::GitHub(vec![key(3)]), vec![]).await;
+    let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![])
+        .await
+        .expect("receiver");
+    let gh = Receiver::start(Check::GitHub(vec![key(3)]), vec![])
+        .await
+        .expect("receiver");
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(&dir);
     let worker = Worker::start(
@@ -110,7 +114,9 @@ async fn signed_deliveries_verify_at_the_receiver() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_rejected_by_the_receiver() {
-    let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![]).await;
+    let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![])
+        .await
+        .expect("receiver");
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(&dir);
     let worker = Worker::start(
@@ -144,7 +150,8 @@ async fn two_503s_then_200_deliver_once_with_one_webhook_id() {
         Check::Standard(vec![key(1)]),
         vec![Reply::Status(503), Reply::Status(503)],
     )
-    .await;
+    .await
+    .expect("receiver");
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(&dir);
     let worker = Worker::start(
@@ -183,7 +190,9 @@ async fn two_503s_then_200_deliver_once_with_one_webhook_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_disables_the_endpoint_until_restart() {
-    let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![Reply::Status(410)]).await;
+    let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![Reply::Status(410)])
+        .await
+        .expect("receiver");
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(&dir);
     let cfg = DeliveryConfig {
@@ -273,7 +282,9 @@ async fn a_receiver_down_for_30_s_gets_everything_from_the_outbox() {
     );
     assert!(down.elapsed() >= Duration::from_secs(30));
 
-    let rx = Receiver::start_on(addr, Check::Standard(vec![key(1)]), vec![]).await;
+    let rx = Receiver::start_on(addr, Check::Standard(vec![key(1)]), vec![])
+        .await
+        .expect("receiver");
     wait_for(BOUND, "the deliveries after the outage", || {
         ob.pending() == 0
     })
@@ -327,7 +338,9 @@ async fn a_reopened_outbox_delivers_what_was_enqueued_before() {
         drop(ob);
     }
     // Second life: a new outbox on the same directory, a receiver up.
-    let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![]).await;
+    let rx = Receiver::start(Check::Standard(vec![key(1)]), vec![])
+        .await
+        .expect("receiver");
     let ob = outbox(&dir);
     assert_eq!(ob.pending(), 2);
     let worker = Worker::start(
@@ -357,7 +370,8 @@ async fn retry_after_is_honoured_in_seconds_and_as_a_date() {
         Check::Standard(vec![key(1)]),
         vec![Reply::RetryAfterSecs(429, 2), Reply::RetryAfterDate(503, 3)],
     )
-    .await;
+    .await
+    .expect("receiver");
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(&dir);
     let worker = Worker::start(
@@ -393,7 +407,8 @@ async fn the_last_retry_failing_gives_up_to_dead_letters() {
         Check::Standard(vec![key(1)]),
         vec![Reply::Status(500), Reply::Status(502), Reply::Status(503)],
     )
-    .await;
+    .await
+    .expect("receiver");
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(&dir);
     let worker = Worker::start(
@@ -427,7 +442,8 @@ async fn shutdown_during_a_request_leaves_the_message_for_the_next_worker() {
         Check::Standard(vec![key(1)]),
         vec![Reply::Slow(200, Duration::from_secs(60))],
     )
-    .await;
+    .await
+    .expect("receiver");
     let dir = tempfile::tempdir().unwrap();
     let ob = outbox(&dir);
     let eps = vec![endpoint(

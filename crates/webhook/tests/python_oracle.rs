@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 #[ignore = "needs python3 with the standardwebhooks package"]
 async fn the_reference_library_verifies_our_deliveries_and_we_verify_its_signature() {
     let secret = Secret::parse_standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-    let rx = Receiver::start(Check::Standard(vec![secret.clone()]), vec![]).await;
+    let rx = Receiver::start(Check::Standard(vec![secret.clone()]), vec![])
+        .await
+        .expect("receiver");
     let dir = tempfile::tempdir().unwrap();
     let ob = Arc::new(Outbox::open(dir.path(), OutboxLimits::default()).unwrap());
     let worker = Worker::start(
