@@ -362,6 +362,7 @@ pub(crate) fn dcr_template(
                         .collect()
                 }
                 crate::config::Table::Syslog => syslog_columns(),
+                crate::config::Table::Alerts => alert_columns(),
             },
         }
     };
@@ -378,20 +379,17 @@ pub(crate) fn dcr_template(
             Some((&stream, sent(crate::config::Table::Syslog))),
             None,
         ),
+        crate::config::Table::Alerts => return alerts_template(Some(&stream)),
     };
     println!("{}", serde_json::to_string_pretty(&t)?);
     Ok(())
 }
 
-/// The alert stream `dcr-template --alerts` declares, for the custom table
-/// `MCASForwardAlerts_CL`.
-pub(crate) const DEFAULT_ALERT_STREAM: &str = "Custom-MCASForwardAlerts_CL";
-
 /// `dcr-template --alerts`: the custom table `MCASForwardAlerts_CL` (or the one `--stream`
 /// names, `Custom-NAME_CL`) and the DCR that feeds it, for the alert rows of the alert
-/// rules (the forwarder's delivery of alert rows is yet to come).
+/// rules (what a `table = "alerts"` output sends).
 pub(crate) fn alerts_template(stream: Option<&str>) -> anyhow::Result<()> {
-    let stream = stream.unwrap_or(DEFAULT_ALERT_STREAM);
+    let stream = stream.unwrap_or(crate::config::DEFAULT_ALERT_STREAM);
     if !stream.starts_with("Custom-") || !stream.ends_with("_CL") {
         bail!(
             "--stream {stream:?}: an alert stream is \"Custom-\" followed by a custom table name ending in \"_CL\""

@@ -24,6 +24,7 @@ mod output;
 mod pipeline;
 mod reload;
 mod route;
+mod rules;
 mod rules_cmd;
 mod run;
 mod spool;

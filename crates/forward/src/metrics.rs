@@ -136,6 +136,32 @@ pub(crate) struct Metrics {
     pub(crate) config_last_reload_success: AtomicU64,
     /// The RELP listeners' series.
     pub(crate) relp: RelpMetrics,
+    /// Series of other parts (the alert rules), rendered after the rest.
+    sections: std::sync::Mutex<Vec<Arc<dyn Section>>>,
+}
+
+/// A part's own series on `/metrics` (the alert rules' per-rule counters, say), rendered
+/// by the part itself so that this module needs to know nothing about it.
+pub(crate) trait Section: Send + Sync + std::fmt::Debug {
+    /// Appends its series in the Prometheus text format.
+    fn render(&self, out: &mut String);
+}
+
+/// A label value escaped for the Prometheus text format (backslash, quote, newline).
+pub(crate) fn escape_label(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 8);
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The RELP listeners' counters.
@@ -299,6 +325,7 @@ impl Default for Metrics {
             config_reloads_ok: AtomicU64::new(0),
             config_reloads_error: AtomicU64::new(0),
             relp: RelpMetrics::default(),
+            sections: std::sync::Mutex::new(Vec::new()),
             config_last_reload_success: AtomicU64::new(0),
         }
     }
@@ -566,7 +593,23 @@ impl Metrics {
             self.config_last_reload_success.load(Relaxed)
         );
         self.render_outputs(&mut out);
+        let sections = self
+            .sections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for s in sections {
+            s.render(&mut out);
+        }
         out
+    }
+
+    /// Render `section`'s series on `/metrics` too.
+    pub(crate) fn add_section(&self, section: Arc<dyn Section>) {
+        self.sections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(section);
     }
 }
 

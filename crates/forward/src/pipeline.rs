@@ -151,8 +151,13 @@ async fn close(
     let Some(out) = out.get(i) else {
         return false;
     };
-    metrics.batches.fetch_add(1, Relaxed);
-    // Pending until the output stage has stored (or written, or dropped and counted) it.
-    metrics.pending_rows.fetch_add(batch.rows as u64, Relaxed);
+    count_closed(metrics, &batch);
     out.send(batch).await.is_ok()
+}
+
+/// Count a batch handed to an output stage: pending until the stage has stored (or
+/// written, or dropped and counted) it.
+pub(crate) fn count_closed(metrics: &Metrics, batch: &Batch) {
+    metrics.batches.fetch_add(1, Relaxed);
+    metrics.pending_rows.fetch_add(batch.rows as u64, Relaxed);
 }

@@ -59,6 +59,9 @@ pub(crate) struct OutputRoute {
     table: Route,
     /// A CommonSecurityLog output that takes Syslog rows too (`syslog_stream`), as they are.
     also_syslog: bool,
+    /// False for an output of the alert rules' alert rows (`table = "alerts"`): it takes no
+    /// mapped row; the rules send it theirs.
+    takes_rows: bool,
     filter: Option<mcas_kql::Query>,
     transform: Option<mcas_kql::Query>,
     /// The output's rewrite of each serialised row (the Data Collector's reserved
@@ -80,10 +83,19 @@ impl OutputRoute {
         OutputRoute {
             table,
             also_syslog: also_syslog && table == Route::Csl,
+            takes_rows: true,
             filter: None,
             transform: None,
             finish: None,
             counted: None,
+        }
+    }
+
+    /// An output of alert rows (`table = "alerts"`): no mapped row goes to it.
+    pub(crate) fn alerts() -> OutputRoute {
+        OutputRoute {
+            takes_rows: false,
+            ..OutputRoute::new(Route::Csl, false)
         }
     }
 
@@ -231,7 +243,7 @@ impl Router {
                 let mapped = self.mapper.map(&event, &ctx);
                 let row = &mapped.row;
                 for (i, o) in self.outputs.iter().enumerate() {
-                    let fate = if o.table == Route::Csl {
+                    let fate = if o.table == Route::Csl && o.takes_rows {
                         self.route_row(bufs, i, o, Route::Csl, row, |out| row.write_json(out))
                     } else {
                         Fate::Skipped
@@ -244,14 +256,14 @@ impl Router {
                 if !self
                     .outputs
                     .iter()
-                    .any(|o| o.table == Route::Syslog || o.also_syslog)
+                    .any(|o| (o.table == Route::Syslog && o.takes_rows) || o.also_syslog)
                 {
                     // Nothing takes Syslog rows: no need to map one.
                     return self.no_output(bufs, UNROUTABLE_PLAIN);
                 }
                 let row = mcas_csl::map_syslog(syslog_input(&parsed, data), &ctx);
                 for (i, o) in self.outputs.iter().enumerate() {
-                    let fate = if o.table == Route::Syslog {
+                    let fate = if o.table == Route::Syslog && o.takes_rows {
                         self.route_row(bufs, i, o, Route::Syslog, &row, |out| row.write_json(out))
                     } else if o.also_syslog {
                         self.append_row(bufs, i, Route::Syslog, o.finish, |out| {
@@ -408,6 +420,10 @@ pub(crate) fn from_config(
         let table = match o.table {
             crate::config::Table::CommonSecurityLog => crate::batch::Route::Csl,
             crate::config::Table::Syslog => crate::batch::Route::Syslog,
+            crate::config::Table::Alerts => {
+                outputs.push(OutputRoute::alerts().counted(metrics.output(o.name())));
+                continue;
+            }
         };
         outputs.push(
             OutputRoute::new(table, o.syslog_stream.is_some())

@@ -100,6 +100,8 @@ struct Pipeline {
     /// The configuration text the listeners' `[[listen]]` tables are read from.
     reloader_text: String,
     outputs: Vec<Built>,
+    /// The alert rules, loaded and restored (`[rules]`).
+    rules: Option<crate::rules::Rules>,
 }
 
 /// One output, built.
@@ -151,6 +153,12 @@ impl Pipeline {
         // The admin endpoint's taps watch the outputs (stage 5 of the chain).
         let mut taps = Vec::new();
         let mut observers: Vec<Arc<dyn crate::route::Observer>> = Vec::new();
+        let rules = crate::rules::Rules::load(&cfg, &metrics)?;
+        if let Some(r) = &rules {
+            let o = r.observer();
+            chain = chain.with_observer(o.clone());
+            observers.push(o);
+        }
         if cfg.admin.is_some() {
             for (i, o) in cfg.outputs.iter().enumerate() {
                 let tap = Arc::new(crate::tap::Tap::new(o.name(), i, cfg.csl_schema()));
@@ -236,6 +244,7 @@ impl Pipeline {
             reloader,
             reloader_text,
             outputs,
+            rules,
         })
     }
 
@@ -256,6 +265,7 @@ impl Pipeline {
             reloader,
             reloader_text,
             outputs,
+            rules,
         } = self;
         let sender_stop = CancellationToken::new();
         let mut batch_txs = Vec::with_capacity(outputs.len());
@@ -317,6 +327,22 @@ impl Pipeline {
                 }
             }
         }
+        // The alert rules send their alert rows to the outputs of table "alerts".
+        let alert_txs = cfg
+            .outputs
+            .iter()
+            .zip(&batch_txs)
+            .filter(|(o, _)| o.table == crate::config::Table::Alerts)
+            .map(|(_, tx)| tx.clone())
+            .collect();
+        let rules = match rules.map(|r| r.start(alert_txs, metrics.clone())) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "the alert rules did not start");
+                None
+            }
+            None => None,
+        };
         let batch_txs: Arc<[mpsc::Sender<crate::batch::Batch>]> = batch_txs.into();
 
         let limits = Limits {
@@ -394,6 +420,7 @@ impl Pipeline {
                 listener_tasks,
                 worker_tasks,
                 sender_stop,
+                rules,
             },
         }
     }
@@ -492,6 +519,8 @@ struct Stages {
     listener_tasks: Vec<tokio::task::JoinHandle<()>>,
     worker_tasks: Vec<tokio::task::JoinHandle<()>>,
     sender_stop: CancellationToken,
+    /// The alert rules' thread and playbook delivery.
+    rules: Option<crate::rules::RulesRunning>,
 }
 
 /// The orderly shutdown: listeners stop, workers drain their queues, batches are stored,
@@ -511,6 +540,7 @@ async fn drain(
         listener_tasks,
         worker_tasks,
         sender_stop,
+        mut rules,
     } = stages;
     for n in &spooled {
         // A full spool must not wedge the drain (output down, `when_full = "block"`).
@@ -523,6 +553,11 @@ async fn drain(
     }
     for t in worker_tasks {
         let _ = t.await;
+    }
+    // Every row is mapped: the rules evaluate what is due, hand their alerts to the
+    // outputs (still running) and save their windows.
+    if let Some(r) = &mut rules {
+        r.stop_rules().await;
     }
     dead.flush();
     if let Some(e) = failed {
@@ -553,6 +588,10 @@ async fn drain(
                 "batches left in the spool; they are sent at the next start"
             );
         }
+    }
+    if let Some(r) = &mut rules {
+        // What is not delivered stays in the outbox for the next start.
+        r.stop_delivery().await;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ mod listen;
 mod mapping;
 mod output;
 mod pipeline;
+mod rules;
 mod storage;
 mod values;
 
@@ -23,6 +24,7 @@ pub(crate) use listen::*;
 pub(crate) use mapping::*;
 pub(crate) use output::*;
 pub(crate) use pipeline::*;
+pub(crate) use rules::*;
 pub(crate) use storage::*;
 pub(crate) use values::*;
 
@@ -110,6 +112,12 @@ pub(crate) struct Config {
     /// Logging.
     #[serde(default)]
     pub(crate) log: LogConfig,
+    /// Alert rules run on the stream; off when absent.
+    #[serde(default)]
+    pub(crate) rules: Option<RulesConfig>,
+    /// Playbooks: signed webhooks that receive the rules' alerts.
+    #[serde(default, rename = "playbook")]
+    pub(crate) playbooks: Vec<PlaybookConfig>,
 }
 
 /// Where the configuration came from, for messages.
@@ -210,6 +218,18 @@ impl Config {
         if let Some(d) = &self.dead_letter {
             d.validate()?;
         }
+        if let Some(r) = &self.rules {
+            r.validate()?;
+        }
+        validate_playbooks(&self.playbooks, self.rules.as_ref())?;
+        if self.rules.is_none()
+            && let Some(o) = self.outputs.iter().find(|o| o.table == Table::Alerts)
+        {
+            bail!(
+                "{}: table = \"alerts\" takes the alerts of the alert rules, and there is no [rules] table",
+                o.key()
+            );
+        }
         Ok(())
     }
 
@@ -278,6 +298,18 @@ impl Config {
                     .iter()
                     .map(|(n, t)| (*n, t.kql_type())),
             ),
+            Table::Alerts => {
+                mcas_kql::Schema::new(mcas_rules::ALERT_COLUMNS.iter().map(|(n, t)| {
+                    (
+                        *n,
+                        match *t {
+                            "datetime" => mcas_kql::Type::DateTime,
+                            "dynamic" => mcas_kql::Type::Dynamic,
+                            _ => mcas_kql::Type::String,
+                        },
+                    )
+                }))
+            }
         }
     }
 

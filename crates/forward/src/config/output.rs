@@ -33,6 +33,10 @@ pub(crate) enum Table {
     #[default]
     CommonSecurityLog,
     Syslog,
+    /// The alert rows of the alert rules (`[rules]`), shaped like `SecurityAlert`, for the
+    /// custom table `dcr-template --alerts` prints.
+    #[serde(rename = "alerts", alias = "MCASForwardAlerts_CL")]
+    Alerts,
 }
 
 /// The name of the output a single `[output]` table makes.
@@ -51,6 +55,7 @@ impl OutputConfig {
             (OutputKind::LogsIngestion(c), _) => &c.stream,
             (_, Table::CommonSecurityLog) => DEFAULT_STREAM,
             (_, Table::Syslog) => DEFAULT_SYSLOG_STREAM,
+            (_, Table::Alerts) => DEFAULT_ALERT_STREAM,
         }
     }
 
@@ -287,6 +292,7 @@ impl TryFrom<RawOutput> for OutputConfig {
                 stream: r.stream.unwrap_or_else(|| match r.table {
                     Table::CommonSecurityLog => default_stream(),
                     Table::Syslog => DEFAULT_SYSLOG_STREAM.to_owned(),
+                    Table::Alerts => DEFAULT_ALERT_STREAM.to_owned(),
                 }),
                 gzip_level: r.gzip_level,
                 concurrency,
@@ -301,6 +307,7 @@ impl TryFrom<RawOutput> for OutputConfig {
                 log_type: r.log_type.unwrap_or_else(|| match r.table {
                     Table::CommonSecurityLog => default_log_type(),
                     Table::Syslog => "Syslog".to_owned(),
+                    Table::Alerts => DEFAULT_ALERT_LOG_TYPE.to_owned(),
                 }),
                 endpoint: r.endpoint,
                 concurrency,
@@ -391,6 +398,11 @@ impl Delivery {
 pub(crate) const DEFAULT_STREAM: &str = "Custom-CommonSecurityLog";
 /// The default DCR input stream of Syslog rows (a `table = "Syslog"` output).
 pub(crate) const DEFAULT_SYSLOG_STREAM: &str = "Custom-Syslog";
+/// The default DCR input stream of alert rows (a `table = "alerts"` output), for the custom
+/// table `MCASForwardAlerts_CL` that `dcr-template --alerts` prints.
+pub(crate) const DEFAULT_ALERT_STREAM: &str = "Custom-MCASForwardAlerts_CL";
+/// The Data Collector Log-Type of alert rows (the table `MCASForwardAlerts_CL`).
+pub(crate) const DEFAULT_ALERT_LOG_TYPE: &str = "MCASForwardAlerts";
 
 pub(super) fn default_stream() -> String {
     DEFAULT_STREAM.to_owned()
@@ -615,6 +627,14 @@ impl OutputConfig {
         {
             bail!(
                 "output name {n:?}: use 1 to 64 of a-z, 0-9, - and _ (it names a spool directory and a metrics label)"
+            );
+        }
+        if self.table == Table::Alerts
+            && (self.syslog_stream.is_some() || self.filter.is_some() || self.transform.is_some())
+        {
+            bail!(
+                "{}: an output of table = \"alerts\" takes the rules' alert rows as they are: `where`, `transform` and `syslog_stream` do not apply",
+                self.key()
             );
         }
         if self.table == Table::Syslog && self.syslog_stream.is_some() {

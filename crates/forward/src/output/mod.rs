@@ -145,6 +145,11 @@ impl<'a> RouteNames<'a> {
                 csl: None,
                 syslog: Some(stream),
             },
+            // Alert rows travel as the output's own rows, in the CommonSecurityLog slot.
+            Table::Alerts => RouteNames {
+                csl: Some(stream),
+                syslog: None,
+            },
         }
     }
 }
