@@ -11,6 +11,9 @@
 #   file       mcas-forward, output kind "file" (CommonSecurityLog rows as JSON lines)
 #   file-4     mcas-forward, four "file" outputs, each with a `where` (LogSeverity ranges that
 #              split the rows between them), appending to one file: the cost of routing
+#   file-rules the file system with eight alert rules loaded (the five real Sentinel rules of
+#              mcas-rules' replay tests and the port scan, deny burst and rare destination
+#              examples): every row runs their row prefixes, and they evaluate every minute
 #   li-count   mcas-forward, output "logs-ingestion" into mcas-azure-emulator in counting mode
 #   li-full    mcas-forward, output "logs-ingestion" into the emulator with full validation
 #   syslog-ng  Debian syslog-ng-core: csv-parser (CEF header) + kv-parser (extension), JSON lines
@@ -160,6 +163,18 @@ stop_pid() { # pid
 
 peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# The eight rules of the file-rules system (the same as `cargo bench --bench rules`).
+BENCH_RULES=(
+    "crates/rules/tests/data/sentinel/Solutions/CiscoASA/Analytic Rules/CiscoASA-ThreatDetectionMessage.yaml"
+    "crates/rules/tests/data/sentinel/Solutions/PaloAlto-PAN-OS/Analytic Rules/PaloAlto-PortScanning.yaml"
+    "crates/rules/tests/data/sentinel/Detections/CommonSecurityLog/CreepySnailURLParameters.yaml"
+    "crates/rules/tests/data/sentinel/Solutions/Vectra AI Detect/Analytic Rules/VectraDetect-NewCampaign.yaml"
+    "crates/rules/tests/data/sentinel/Solutions/Illusive Platform/Analytic Rules/Illusive_Detection_Query.yaml"
+    "examples/rules/port-scan.yaml"
+    "examples/rules/deny-burst.yaml"
+    "examples/rules/rare-destination.yaml"
+)
+
 case_args() { # case -> loadgen arguments
     case $1 in
         tcp-lf-1) echo "--proto tcp --framing lf --connections 1 --target 127.0.0.1:$PORT_LF" ;;
@@ -194,10 +209,16 @@ start_system() { # system dir
                 > "$dir/daemon.log" 2>&1 &
             SYS_PID=$!
             ;;
-        file | file-4)
+        file | file-4 | file-rules)
             local tpl=forward-file.toml.in
             [ "$sys" = file-4 ] && tpl=forward-file4.toml.in
             render "$TPL/$tpl" "$dir/forward.toml" "$dir"
+            if [ "$sys" = file-rules ]; then
+                mkdir -p "$dir/rules"
+                local r
+                for r in "${BENCH_RULES[@]}"; do cp "$ROOT/$r" "$dir/rules/"; done
+                printf '\n[rules]\ndir = "%s/rules"\nstate_dir = "%s/rules-state"\n' "$dir" "$dir" >> "$dir/forward.toml"
+            fi
             "$FWD" run --config "$dir/forward.toml" > "$dir/daemon.log" 2>&1 &
             SYS_PID=$!
             ;;
@@ -294,7 +315,7 @@ main() {
     if [ -z "${SKIP_BUILD:-}" ]; then
         log "building release binaries"
         local pkgs="-p mcas-benches"
-        case " $SYSTEMS " in *" file "* | *" li-"* | *" relay-"*) pkgs="$pkgs -p mcas-forward" ;; esac
+        case " $SYSTEMS " in *" file"* | *" li-"* | *" relay-"*) pkgs="$pkgs -p mcas-forward" ;; esac
         case " $SYSTEMS " in *" li-"*) pkgs="$pkgs -p mcas-azure-emulator" ;; esac
         # shellcheck disable=SC2086
         (cd "$ROOT" && cargo build --release $pkgs >&2)
