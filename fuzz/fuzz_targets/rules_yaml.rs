@@ -13,9 +13,11 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     match mcas_rules::load_str(&text) {
         Err(e) => {
-            // YAML breaks lines at LF, CR LF and a lone CR.
+            // YAML 1.1 (the parser's) breaks lines at LF, CR LF, a lone CR, and NEL (U+0085),
+            // LS (U+2028) and PS (U+2029).
             let breaks = text.matches('\n').count() + text.matches('\r').count()
-                - text.matches("\r\n").count();
+                - text.matches("\r\n").count()
+                + text.matches(['\u{85}', '\u{2028}', '\u{2029}']).count();
             let lines = breaks + 2;
             assert!(e.line <= lines, "{e} beyond {lines} lines");
             let _ = e.to_string();
