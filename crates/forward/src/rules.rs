@@ -14,9 +14,9 @@
 //! (per rule), alerts no outbox took.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,15 @@ use crate::route::{Fate, Observed, Observer};
 /// Kept rows waiting for the rules thread at most; more are dropped and counted.
 const QUEUE: usize = 65_536;
 
+/// How often the rules thread takes the kept rows. It polls rather than sleeping on the
+/// queue, so that a worker handing over a row never has to wake it (a futex call per row
+/// cost more than the row prefixes themselves).
+const POLL: Duration = Duration::from_millis(5);
+
+/// How long after its time an evaluation runs: rows whose `TimeGenerated` falls just before
+/// it may still be on a worker or in the queue.
+const LATENESS: Duration = Duration::from_secs(1);
+
 /// What the observers and the pipeline send to the rules thread.
 enum Msg {
     /// A row rule number `rule` kept, with its `TimeGenerated` (ticks).
@@ -41,6 +50,9 @@ enum Msg {
         time: i64,
         row: Map<String, Value>,
     },
+    /// A row rule number `rule` kept while its window was full: only its time is handed
+    /// over, to be counted as dropped at the bound.
+    Dropped { rule: usize, time: i64 },
     /// Shut down: evaluate what is due, save the windows, and return.
     Stop,
 }
@@ -57,6 +69,9 @@ pub(crate) struct RulesObserver {
     syslog: bool,
     tx: SyncSender<Msg>,
     counters: Arc<RulesMetrics>,
+    /// Per rule: its window is at its bound (set by the rules thread): the row is dropped
+    /// here, on the thread that built it, and only its time is sent.
+    full: Arc<[AtomicBool]>,
 }
 
 impl std::fmt::Debug for RulesObserver {
@@ -69,7 +84,13 @@ impl std::fmt::Debug for RulesObserver {
 
 impl RulesObserver {
     fn send(&self, rule: usize, time: i64, row: Map<String, Value>) {
-        match self.tx.try_send(Msg::Kept { rule, time, row }) {
+        let msg = if self.full.get(rule).is_some_and(|f| f.load(Relaxed)) {
+            drop(row);
+            Msg::Dropped { rule, time }
+        } else {
+            Msg::Kept { rule, time, row }
+        };
+        match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.counters.queue_dropped.fetch_add(1, Relaxed);
@@ -293,6 +314,7 @@ impl PlaybookRoute {
 pub(crate) struct Rules {
     engine: Engine,
     observer: Arc<RulesObserver>,
+    full: Arc<[AtomicBool]>,
     rx: Receiver<Msg>,
     tx: SyncSender<Msg>,
     state_dir: PathBuf,
@@ -397,17 +419,20 @@ impl Rules {
             None => None,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let full: Arc<[AtomicBool]> = engine.rules().map(|_| AtomicBool::new(false)).collect();
         let observer = Arc::new(RulesObserver {
             prefixes: engine.prefixes(),
             csl: engine.reads(Table::CommonSecurityLog),
             syslog: engine.reads(Table::Syslog),
             tx: tx.clone(),
             counters: counters.clone(),
+            full: full.clone(),
         });
         metrics.add_section(counters.clone());
         Ok(Some(Rules {
             engine,
             observer,
+            full,
             rx,
             tx,
             state_dir,
@@ -434,6 +459,7 @@ impl Rules {
         let Rules {
             engine,
             observer: _,
+            full,
             rx,
             tx,
             state_dir,
@@ -456,6 +482,7 @@ impl Rules {
                 rules_thread(
                     engine,
                     &rx,
+                    &full,
                     &sink,
                     &state_dir.join("windows"),
                     save_interval,
@@ -575,39 +602,31 @@ impl Sink {
 fn rules_thread(
     mut engine: Engine,
     rx: &Receiver<Msg>,
+    full: &[AtomicBool],
     sink: &Sink,
     state_dir: &std::path::Path,
     save_interval: Duration,
 ) {
+    let lateness = i64::try_from(LATENESS.as_micros() * 10).unwrap_or(i64::MAX);
     let mut next_save = Instant::now() + save_interval;
     let mut stop = false;
     while !stop {
-        let now = now_ticks();
-        // Sleep until the next evaluation or save, or a kept row.
-        let until_due = engine.next_due().map_or(Duration::from_secs(1), |due| {
-            Duration::from_micros(u64::try_from((due - now).max(0) / 10).unwrap_or(0))
-        });
-        let wait = until_due
-            .min(next_save.saturating_duration_since(Instant::now()))
-            .min(Duration::from_secs(1));
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Kept { rule, time, row }) => {
-                engine.keep(rule, time, row);
-                // Take what else is queued before looking at the clock again.
-                for m in rx.try_iter().take(QUEUE) {
-                    match m {
-                        Msg::Kept { rule, time, row } => engine.keep(rule, time, row),
-                        Msg::Stop => {
-                            stop = true;
-                            break;
-                        }
-                    }
+        // Take what the workers kept, then look at the clock.
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Kept { rule, time, row }) => engine.keep(rule, time, row),
+                Ok(Msg::Dropped { rule, time }) => engine.dropped(rule, time),
+                Ok(Msg::Stop) | Err(TryRecvError::Disconnected) => {
+                    stop = true;
+                    break;
                 }
+                Err(TryRecvError::Empty) => break,
             }
-            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
-            Err(RecvTimeoutError::Timeout) => {}
         }
-        let alerts = engine.run_due(now_ticks());
+        for (i, f) in full.iter().enumerate() {
+            f.store(engine.is_full(i), Relaxed);
+        }
+        let alerts = engine.run_due(now_ticks().saturating_sub(lateness));
         for e in engine.take_evaluations() {
             if e.alerts > 0 || e.dropped > 0 {
                 tracing::info!(rule = %e.rule_id, window_rows = e.window_rows, result_rows = e.result_rows, alerts = e.alerts, dropped = e.dropped, "alert rule evaluated");
@@ -621,6 +640,9 @@ fn rules_thread(
                 tracing::error!(dir = %state_dir.display(), error = %e, "cannot save the alert rules' windows");
             }
             next_save = Instant::now() + save_interval;
+        }
+        if !stop {
+            std::thread::sleep(POLL);
         }
     }
 }

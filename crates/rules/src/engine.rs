@@ -238,6 +238,29 @@ impl Engine {
         self.observe(Table::Syslog, row, t, now);
     }
 
+    /// Whether rule number `rule`'s window is at its bound, once the rows no later window
+    /// needs are evicted: a row it keeps now would be dropped. The forwarder's workers then
+    /// report such rows with [`dropped`](Engine::dropped) instead of handing them over.
+    pub fn is_full(&mut self, rule: usize) -> bool {
+        let Some(r) = self.rules.get_mut(rule) else {
+            return false;
+        };
+        if let Some(next) = r.next_run {
+            r.evict_before(next - r.loaded.rule.period);
+        }
+        r.window.len() >= self.limits.max_window_rows
+            || r.window_bytes >= self.limits.max_window_bytes
+    }
+
+    /// A row that rule number `rule` kept with its `TimeGenerated`, dropped by the caller
+    /// because the window was full ([`is_full`](Engine::is_full)): counted as a row the
+    /// window bound dropped, so the evaluations over its time report a partial window.
+    pub fn dropped(&mut self, rule: usize, time_generated: i64) {
+        if let Some(r) = self.rules.get_mut(rule) {
+            r.drop_row(time_generated);
+        }
+    }
+
     /// The earliest scheduled evaluation, if any schedule has started.
     pub fn next_due(&self) -> Option<i64> {
         self.rules.iter().filter_map(|r| r.next_run).min()
@@ -456,6 +479,17 @@ impl RuleRun {
         self.window.insert(at, row);
         self.stats.window_rows = self.window.len() as u64;
         self.stats.window_bytes = self.window_bytes as u64;
+    }
+
+    /// A kept row dropped at the bound before it reached the window (see [`Engine::dropped`]).
+    fn drop_row(&mut self, time: i64) {
+        if let Some(next) = self.next_run
+            && time < next - self.loaded.rule.period
+        {
+            return;
+        }
+        self.stats.rows_dropped += 1;
+        self.dropped.push_back(time);
     }
 
     /// Drops kept rows, and the record of dropped rows, older than `from`.

@@ -322,3 +322,70 @@ fn a_rule_over_syslog_reads_plain_syslog_lines() {
     let out = run(&[rule("d", "5m", "5m", "gt", 0, DENIES, "")], &input);
     assert_eq!((out.rows, out.skipped_lines), (1, 4));
 }
+
+#[test]
+fn prefixes_on_other_threads_keep_into_the_engine_and_a_full_window_counts_the_drop() {
+    // The forwarder's split: workers run the prefixes and hand kept rows over (`keep`), or,
+    // once the window is full, only the row's time (`dropped`). Same result as `observe`.
+    let t0 = 1_715_162_400 * S;
+    let limits = Limits::with_window(2, 1 << 20);
+    let mut engine = Engine::new(
+        vec![rule(
+            "b",
+            "5m",
+            "5m",
+            "gt",
+            0,
+            BURST.replace(">= 3", ">= 1").as_str(),
+            "",
+        )],
+        limits,
+    );
+    engine.start(t0);
+    let prefixes = engine.prefixes();
+    assert!(prefixes.reads(Table::CommonSecurityLog));
+    assert!(!prefixes.reads(Table::Syslog));
+    let rows: Vec<_> = (1..=3)
+        .map(|i| {
+            let t = t0 + i * 10 * S;
+            let event = mcas_cef::parse(DENY.as_bytes()).unwrap();
+            let ts = jiff::Timestamp::from_second(t / S).unwrap();
+            let row = mcas_csl::map(&event, &mcas_csl::Context::new(ts)).row;
+            let mut kept = Vec::new();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    prefixes.run(Table::CommonSecurityLog, &row, t, |rule, r| {
+                        kept.push((rule, r));
+                    });
+                });
+            });
+            (t, kept)
+        })
+        .collect();
+    let mut full_seen = 0;
+    for (t, kept) in rows {
+        assert_eq!(kept.len(), 1, "the one rule keeps the deny");
+        for (rule, row) in kept {
+            if engine.is_full(rule) {
+                full_seen += 1;
+                engine.dropped(rule, t);
+            } else {
+                engine.keep(rule, t, row);
+            }
+        }
+    }
+    assert_eq!(full_seen, 1, "the third row finds the window full");
+    let alerts = engine.run_due(t0 + 300 * S);
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].partial);
+    assert_eq!(alerts[0].results[0]["n"], 2);
+    assert_eq!(
+        alerts[0].row["ExtendedProperties"]["Window Rows Dropped"],
+        1
+    );
+    // The window slid past the kept rows: room again.
+    assert!(!engine.is_full(0));
+    // A row older than any window still to run is not counted as dropped.
+    engine.dropped(0, t0);
+    assert_eq!(engine.stats()[0].1.rows_dropped, 1);
+}
