@@ -123,20 +123,7 @@ address = "127.0.0.1:{{PORT}}"
 name = "file"
 kind = "file"
 path = "{{DIR}}/rows.ndjson"
-{azure}
-[spool]
-dir = "{{DIR}}/spool"
-
-[dead_letter]
-path = "{{DIR}}/dead-letter.ndjson"
-
-[metrics]
-address = "127.0.0.1:{{METRICS}}"
-
-[pipeline]
-flush_interval = "100ms"
-shutdown_grace = "10s"
-"#
+{azure}{CONFIG_TAIL}"#
     );
     let mut fwd = start_forwarder(dir.path(), cfg).await;
 

@@ -37,20 +37,7 @@ fn base_config(outputs: &str, extra: &str) -> String {
 [[listen]]
 protocol = "tcp"
 address = "127.0.0.1:{{PORT}}"
-{outputs}
-[spool]
-dir = "{{DIR}}/spool"
-
-[dead_letter]
-path = "{{DIR}}/dead-letter.ndjson"
-
-[metrics]
-address = "127.0.0.1:{{METRICS}}"
-
-[pipeline]
-flush_interval = "100ms"
-shutdown_grace = "10s"
-{extra}
+{outputs}{CONFIG_TAIL}{extra}
 "#
     )
 }

@@ -106,6 +106,8 @@ fn config(base: &str, playbooks: &str) -> String {
         "stream = \"Custom-CommonSecurityLog\"",
         &format!("stream = \"{ALERT_STREAM}\""),
     );
+    // A retry every second, for a minute.
+    let retry = vec!["\"1s\""; 60].join(", ");
     format!(
         r#"
 [[listen]]
@@ -116,22 +118,9 @@ address = "127.0.0.1:{{PORT}}"
 [rules]
 dir = "{{DIR}}/rules"
 state_dir = "{{DIR}}/rules-state"
-delivery_retry = ["1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s", "1s"]
+delivery_retry = [{retry}]
 delivery_timeout = "2s"
-{playbooks}
-[spool]
-dir = "{{DIR}}/spool"
-
-[dead_letter]
-path = "{{DIR}}/dead-letter.ndjson"
-
-[metrics]
-address = "127.0.0.1:{{METRICS}}"
-
-[pipeline]
-flush_interval = "100ms"
-shutdown_grace = "10s"
-"#
+{playbooks}{CONFIG_TAIL}"#
     )
 }
 
@@ -275,6 +264,23 @@ async fn alerts_reach_the_alert_table_and_a_playbook_through_two_503s() {
     let text = mcas_testkit::http::get_ok(fwd.metrics_addr(), "/metrics").unwrap();
     assert!(!text.contains(Receiver::URL_SECRET));
     assert!(!fwd.stderr_text().contains(Receiver::URL_SECRET));
+
+    // At shutdown the rule's state (schedule, suppression, window) is saved for the next start.
+    let mut fwd = fwd;
+    let status = tokio::task::spawn_blocking(move || {
+        let s = fwd.terminate(Duration::from_secs(30)).unwrap();
+        (s, fwd)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success(), "{}", status.1.stderr_text());
+    let saved = std::fs::read_to_string(
+        dir.path()
+            .join("rules-state/windows/6c3f1e2a-3b1d-4f55-9d8e-0a1b2c3d4e01.ndjson"),
+    )
+    .unwrap();
+    let lines: Vec<&str> = saved.lines().collect();
+    assert!(lines[0].contains("\"rule\":\"6c3f1e2a-3b1d-4f55-9d8e-0a1b2c3d4e01\""), "{saved}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -211,11 +211,9 @@ fn a_window_spans_a_restart() {
     assert!(report.lost[0].1.contains("query changed"), "{report:?}");
 }
 
-#[test]
-fn the_window_bound_drops_rows_and_reports_a_partial_window() {
-    let t0 = 1_715_162_400 * S;
-    let limits = Limits::with_window(2, 1 << 20);
-    let mut engine = Engine::new(
+/// An engine with one rule that alerts on any deny, every 5 minutes.
+fn burst_of_one(limits: Limits) -> Engine {
+    Engine::new(
         vec![rule(
             "b",
             "5m",
@@ -226,7 +224,13 @@ fn the_window_bound_drops_rows_and_reports_a_partial_window() {
             "",
         )],
         limits,
-    );
+    )
+}
+
+#[test]
+fn the_window_bound_drops_rows_and_reports_a_partial_window() {
+    let t0 = 1_715_162_400 * S;
+    let mut engine = burst_of_one(Limits::with_window(2, 1 << 20));
     engine.start(t0);
     for i in 1..=3 {
         observe(&mut engine, DENY, t0 + i * 10 * S);
@@ -328,19 +332,7 @@ fn prefixes_on_other_threads_keep_into_the_engine_and_a_full_window_counts_the_d
     // The forwarder's split: workers run the prefixes and hand kept rows over (`keep`), or,
     // once the window is full, only the row's time (`dropped`). Same result as `observe`.
     let t0 = 1_715_162_400 * S;
-    let limits = Limits::with_window(2, 1 << 20);
-    let mut engine = Engine::new(
-        vec![rule(
-            "b",
-            "5m",
-            "5m",
-            "gt",
-            0,
-            BURST.replace(">= 3", ">= 1").as_str(),
-            "",
-        )],
-        limits,
-    );
+    let mut engine = burst_of_one(Limits::with_window(2, 1 << 20));
     engine.start(t0);
     let prefixes = engine.prefixes();
     assert!(prefixes.reads(Table::CommonSecurityLog));

@@ -76,6 +76,23 @@ pub(crate) async fn emulator() -> EmulatorHandle {
     EmulatorSetup::new().start().await.expect("emulator")
 }
 
+/// What every end-to-end configuration has after its listeners and outputs: the spool and
+/// dead-letter file under `{DIR}`, metrics on `{METRICS}`, a quick flush and a short grace.
+pub(crate) const CONFIG_TAIL: &str = r#"
+[spool]
+dir = "{DIR}/spool"
+
+[dead_letter]
+path = "{DIR}/dead-letter.ndjson"
+
+[metrics]
+address = "127.0.0.1:{METRICS}"
+
+[pipeline]
+flush_interval = "100ms"
+shutdown_grace = "10s"
+"#;
+
 /// A TOML config for the logs-ingestion output into an emulator at `base`.
 pub(crate) fn emulator_config(base: &str, extra: &str) -> String {
     let output = mcas_testkit::logs_ingestion_output("[output]", base, "retry_budget = \"2s\"", "");
@@ -88,20 +105,7 @@ address = "127.0.0.1:{{PORT}}"
 [[listen]]
 protocol = "tcp"
 address = "127.0.0.1:{{PORT}}"
-{output}
-[spool]
-dir = "{{DIR}}/spool"
-
-[dead_letter]
-path = "{{DIR}}/dead-letter.ndjson"
-
-[metrics]
-address = "127.0.0.1:{{METRICS}}"
-
-[pipeline]
-flush_interval = "100ms"
-shutdown_grace = "10s"
-{extra}
+{output}{CONFIG_TAIL}{extra}
 "#
     )
 }
