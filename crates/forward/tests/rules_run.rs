@@ -280,7 +280,10 @@ async fn alerts_reach_the_alert_table_and_a_playbook_through_two_503s() {
     )
     .unwrap();
     let lines: Vec<&str> = saved.lines().collect();
-    assert!(lines[0].contains("\"rule\":\"6c3f1e2a-3b1d-4f55-9d8e-0a1b2c3d4e01\""), "{saved}");
+    assert!(
+        lines[0].contains("\"rule\":\"6c3f1e2a-3b1d-4f55-9d8e-0a1b2c3d4e01\""),
+        "{saved}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

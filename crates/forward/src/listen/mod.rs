@@ -414,18 +414,67 @@ pub(crate) async fn run(
     }
 }
 
+/// The largest UDP payload: each batch slot holds one datagram (or, with GRO, several of
+/// the same size).
+const DATAGRAM_MAX: usize = 65_536;
+
+/// The datagrams of one batch receive, as the slots of `scratch` hold them.
+struct UdpBatch {
+    state: quinn_udp::UdpSocketState,
+    scratch: Vec<Vec<u8>>,
+    meta: Vec<quinn_udp::RecvMeta>,
+}
+
+impl UdpBatch {
+    /// Batch receives on `sock` (`recvmmsg` on Linux, `quinn_udp::BATCH_SIZE` datagrams a
+    /// call). None when the socket cannot be set up for it: datagrams are then read one by one.
+    fn new(sock: &UdpSocket) -> Option<UdpBatch> {
+        let state = quinn_udp::UdpSocketState::new(sock.into()).ok()?;
+        let slots = quinn_udp::BATCH_SIZE;
+        Some(UdpBatch {
+            state,
+            scratch: (0..slots).map(|_| vec![0u8; DATAGRAM_MAX]).collect(),
+            meta: vec![quinn_udp::RecvMeta::default(); slots],
+        })
+    }
+
+    /// One receive call: how many slots it filled (WouldBlock when none was waiting).
+    fn recv(&mut self, sock: &UdpSocket) -> std::io::Result<usize> {
+        let mut iovs: Vec<std::io::IoSliceMut<'_>> = self
+            .scratch
+            .iter_mut()
+            .map(|b| std::io::IoSliceMut::new(b))
+            .collect();
+        let (state, meta) = (&self.state, &mut self.meta);
+        sock.try_io(tokio::io::Interest::READABLE, || {
+            state.recv(sock.into(), &mut iovs, meta)
+        })
+    }
+
+    /// The datagrams of slot `i` and their sender: one, or several of `stride` bytes each
+    /// when the kernel coalesced them (GRO).
+    fn datagrams(&self, i: usize) -> (std::net::SocketAddr, std::slice::Chunks<'_, u8>) {
+        let m = &self.meta[i];
+        let len = m.len.min(DATAGRAM_MAX);
+        let stride = if m.stride == 0 { len.max(1) } else { m.stride };
+        (m.addr, self.scratch[i][..len].chunks(stride))
+    }
+}
+
 async fn run_udp(ctx: Arc<Ctx>, sock: UdpSocket) {
     let max = usize::try_from(ctx.cfg.max_message_bytes.0).unwrap_or(usize::MAX);
-    // One datagram can be up to 64 KiB; read into a large arena and split messages off it.
+    // Datagrams are packed into a large arena and split off it, so a message costs no
+    // allocation of its own.
     let mut arena = BytesMut::with_capacity(1 << 20);
     let mut chunk: Vec<Msg> = Vec::with_capacity(CHUNK);
     let mut kernel = KernelDrops::of(&sock);
+    let mut batch = UdpBatch::new(&sock);
+    if batch.is_none() {
+        tracing::warn!("UDP listener: batch receive unavailable, datagrams are read one by one");
+    }
     let mut sample = tokio::time::interval(UDP_DROPS_EVERY);
     sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if arena.capacity() - arena.len() < 65_536 {
-            arena = BytesMut::with_capacity(1 << 20);
-        }
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
             _ = sample.tick() => {
@@ -438,35 +487,33 @@ async fn run_udp(ctx: Arc<Ctx>, sock: UdpSocket) {
         }
         let mut bytes_read = 0u64;
         while chunk.len() < CHUNK {
-            if arena.capacity() - arena.len() < 65_536 {
+            if arena.capacity() - arena.len() < DATAGRAM_MAX {
                 arena = BytesMut::with_capacity(1 << 20);
             }
-            // Reads into the spare capacity: no zero-filling per datagram.
-            match sock.try_recv_buf_from(&mut arena) {
-                Ok((n, peer)) => {
+            let got = match batch.as_mut() {
+                Some(b) => b.recv(&sock).map(|n| {
+                    for i in 0..n {
+                        let (peer, datagrams) = b.datagrams(i);
+                        for d in datagrams {
+                            if arena.capacity() - arena.len() < d.len() {
+                                arena = BytesMut::with_capacity(1 << 20);
+                            }
+                            arena.extend_from_slice(d);
+                            let whole = arena.split().freeze();
+                            bytes_read += d.len() as u64;
+                            udp_message(&ctx, whole, peer, max, &mut chunk);
+                        }
+                    }
+                }),
+                // Reads into the spare capacity: no zero-filling per datagram.
+                None => sock.try_recv_buf_from(&mut arena).map(|(n, peer)| {
                     let whole = arena.split().freeze();
                     bytes_read += n as u64;
-                    if !allowed(&ctx.cfg.allow, peer.ip()) {
-                        ctx.metrics.count_drop(DropReason::NotAllowed, 1);
-                        continue;
-                    }
-                    let body = mcas_syslog::datagram(&whole);
-                    let mut data = whole.slice_ref(body);
-                    let mut truncated = false;
-                    if data.len() > max {
-                        if ctx.cfg.oversize == OversizeConfig::Discard {
-                            ctx.metrics.count_drop(DropReason::Oversize, 1);
-                            continue;
-                        }
-                        data.truncate(max);
-                        truncated = true;
-                    }
-                    chunk.push(Msg {
-                        data,
-                        peer: peer.ip(),
-                        truncated,
-                    });
-                }
+                    udp_message(&ctx, whole, peer, max, &mut chunk);
+                }),
+            };
+            match got {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     tracing::debug!(error = %e, "udp receive error");
@@ -500,6 +547,37 @@ async fn run_udp(ctx: Arc<Ctx>, sock: UdpSocket) {
     if let Some(k) = kernel.as_mut() {
         k.sample(&ctx.metrics);
     }
+}
+
+/// One datagram from `peer`: refused (counted) when its source is not allowed, else its
+/// syslog message (an oversize one truncated or discarded, as configured) joins `chunk`.
+fn udp_message(
+    ctx: &Ctx,
+    whole: bytes::Bytes,
+    peer: std::net::SocketAddr,
+    max: usize,
+    chunk: &mut Vec<Msg>,
+) {
+    if !allowed(&ctx.cfg.allow, peer.ip()) {
+        ctx.metrics.count_drop(DropReason::NotAllowed, 1);
+        return;
+    }
+    let body = mcas_syslog::datagram(&whole);
+    let mut data = whole.slice_ref(body);
+    let mut truncated = false;
+    if data.len() > max {
+        if ctx.cfg.oversize == OversizeConfig::Discard {
+            ctx.metrics.count_drop(DropReason::Oversize, 1);
+            return;
+        }
+        data.truncate(max);
+        truncated = true;
+    }
+    chunk.push(Msg {
+        data,
+        peer: peer.ip(),
+        truncated,
+    });
 }
 
 /// The kernel's drop counter of one UDP socket (`/proc/net/udp` or `/proc/net/udp6`,
