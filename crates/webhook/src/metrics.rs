@@ -206,7 +206,7 @@ impl MetricsSnapshot {
             );
         }
         let o = &self.outbox;
-        let series: [(&str, &str, &str, u64); 9] = [
+        let series: [(&str, &str, &str, u64); 10] = [
             (
                 "webhook_outbox_bytes",
                 "gauge",
@@ -254,6 +254,12 @@ impl MetricsSnapshot {
                 "counter",
                 "Webhook messages moved to dead/.",
                 o.dead_lettered,
+            ),
+            (
+                "webhook_outbox_dead_pruned_total",
+                "counter",
+                "The oldest webhook messages of dead/ removed to keep it within its bound.",
+                o.dead_pruned,
             ),
             (
                 "webhook_outbox_io_errors_total",

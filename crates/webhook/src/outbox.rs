@@ -40,6 +40,10 @@ pub struct OutboxLimits {
     pub max_bytes: u64,
     /// The largest body accepted.
     pub max_body_bytes: usize,
+    /// Messages kept in `dead/` at most: past it the oldest are removed, and counted
+    /// ([`OutboxSnapshot::dead_pruned`]), so a receiver refusing everything cannot fill the
+    /// disk.
+    pub max_dead_messages: usize,
 }
 
 impl Default for OutboxLimits {
@@ -48,6 +52,7 @@ impl Default for OutboxLimits {
             max_messages: 10_000,
             max_bytes: 64 << 20,
             max_body_bytes: 1 << 20,
+            max_dead_messages: 10_000,
         }
     }
 }
@@ -161,6 +166,7 @@ struct Counters {
     rejected_invalid: AtomicU64,
     corrupt: AtomicU64,
     dead_lettered: AtomicU64,
+    dead_pruned: AtomicU64,
     io_errors: AtomicU64,
 }
 
@@ -180,6 +186,9 @@ pub struct OutboxSnapshot {
     pub corrupt: u64,
     /// Messages moved to `dead/` (given up or refused by the receiver).
     pub dead_lettered: u64,
+    /// The oldest messages of `dead/` removed to keep it within
+    /// [`OutboxLimits::max_dead_messages`].
+    pub dead_pruned: u64,
     /// File operations that failed.
     pub io_errors: u64,
     /// Messages pending now.
@@ -678,7 +687,8 @@ impl Outbox {
             header.reason = Some(reason.to_owned());
             write_durable(&self.dead_dir, &name, &encode(&header, body))?;
             fs::remove_file(&path).map_err(io_err("remove", &path))?;
-            fsync_dir(&self.pending_dir)
+            fsync_dir(&self.pending_dir)?;
+            self.prune_dead()
         })();
         self.counters.dead_lettered.fetch_add(1, Relaxed);
         if result.is_err() {
@@ -686,6 +696,34 @@ impl Outbox {
         }
         self.forget(claim);
         result
+    }
+
+    /// Removes the oldest messages of `dead/` (by modification time, then name) past
+    /// [`OutboxLimits::max_dead_messages`].
+    fn prune_dead(&self) -> Result<(), OutboxError> {
+        let dir = &self.dead_dir;
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = fs::read_dir(dir)
+            .map_err(io_err("read_dir", dir))?
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "msg"))
+            .map(|e| {
+                let modified = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (modified, e.path())
+            })
+            .collect();
+        let excess = files.len().saturating_sub(self.limits.max_dead_messages);
+        if excess == 0 {
+            return Ok(());
+        }
+        files.sort();
+        for (_, path) in files.into_iter().take(excess) {
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            self.counters.dead_pruned.fetch_add(1, Relaxed);
+        }
+        Ok(())
     }
 
     /// Pending messages (in flight included).
@@ -727,6 +765,7 @@ impl Outbox {
             rejected_invalid: c.rejected_invalid.load(Relaxed),
             corrupt: c.corrupt.load(Relaxed),
             dead_lettered: c.dead_lettered.load(Relaxed),
+            dead_pruned: c.dead_pruned.load(Relaxed),
             io_errors: c.io_errors.load(Relaxed),
             pending_messages,
             pending_bytes,
@@ -744,6 +783,7 @@ mod tests {
             max_messages: 3,
             max_bytes: 1 << 20,
             max_body_bytes: 1000,
+            max_dead_messages: 2,
         }
     }
 
@@ -818,12 +858,49 @@ mod tests {
                 max_messages: 100,
                 max_bytes: 300,
                 max_body_bytes: 1000,
+                max_dead_messages: 10,
             },
         )
         .unwrap();
         ob.enqueue("soc", &[b'x'; 100]).unwrap();
         let e = ob.enqueue("soc", &[b'x'; 100]).unwrap_err();
         assert!(matches!(e, OutboxError::FullBytes { max: 300, .. }), "{e}");
+    }
+
+    #[test]
+    fn dead_keeps_the_newest_messages_within_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), small()).unwrap();
+        for round in 0..2 {
+            for id in ["a", "b", "c"] {
+                ob.enqueue_with_id("soc", &format!("{id}{round}"), b"{}")
+                    .unwrap();
+            }
+            let claims = ob.take_due(u64::MAX, 10, |_| true);
+            for c in &claims {
+                ob.dead_letter(c, 1, "http 404").unwrap();
+                // Distinct modification times, so "oldest" is well defined.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let left: Vec<_> = std::fs::read_dir(ob.dead_dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "msg"))
+            .collect();
+        assert_eq!(left.len(), 2, "max_dead_messages of small()");
+        let snap = ob.snapshot();
+        assert_eq!((snap.dead_lettered, snap.dead_pruned), (6, 4));
+        // The two kept are of the last round.
+        for p in left {
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(
+                text.contains("\"id\":\"b1\"")
+                    || text.contains("\"id\":\"c1\"")
+                    || text.contains("\"id\":\"a1\""),
+                "{text}"
+            );
+        }
     }
 
     #[test]
