@@ -381,3 +381,37 @@ fn prefixes_on_other_threads_keep_into_the_engine_and_a_full_window_counts_the_d
     engine.dropped(0, t0);
     assert_eq!(engine.stats()[0].1.rows_dropped, 1);
 }
+
+#[test]
+fn rows_dropped_at_the_bound_are_counted_per_second_and_survive_a_restart() {
+    let t0 = 1_715_162_400 * S;
+    let dir = tempfile::tempdir().unwrap();
+    let mut before = burst_of_one(Limits::with_window(1, 1 << 20));
+    before.start(t0);
+    // One row kept, then 1,000 dropped in the same second and one a minute later.
+    observe(&mut before, DENY, t0 + 10 * S);
+    for _ in 0..1000 {
+        before.dropped(0, t0 + 11 * S + 5);
+    }
+    before.dropped(0, t0 + 70 * S);
+    assert_eq!(before.stats()[0].1.rows_dropped, 1001);
+    before.save_state(dir.path()).unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("b.ndjson")).unwrap();
+    let header: Value = serde_json::from_str(saved.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        header["dropped"],
+        json!([[t0 + 11 * S, 1000], [t0 + 70 * S, 1]]),
+        "a count per second, not a time per row"
+    );
+    drop(before);
+
+    let mut after = burst_of_one(Limits::with_window(1, 1 << 20));
+    let report = after.load_state(dir.path());
+    assert_eq!(report.restored, vec![("b".to_owned(), 1)]);
+    let alerts = after.run_due(t0 + 300 * S);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].row["ExtendedProperties"]["Window Rows Dropped"],
+        1001
+    );
+}
