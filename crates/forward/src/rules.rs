@@ -83,23 +83,25 @@ impl std::fmt::Debug for RulesObserver {
 }
 
 impl RulesObserver {
-    fn send(&self, rule: usize, time: i64, row: Map<String, Value>) {
-        let msg = if self.full.get(rule).is_some_and(|f| f.load(Relaxed)) {
-            drop(row);
-            Msg::Dropped { rule, time }
-        } else {
-            Msg::Kept { rule, time, row }
+    /// Hands a kept row over, or only its time when its rule's window is full (`row` is
+    /// `None`: the prefix kept the row, and no row was built).
+    fn send(&self, rule: usize, time: i64, row: Option<Map<String, Value>>) {
+        let msg = match row {
+            Some(row) => Msg::Kept { rule, time, row },
+            None => Msg::Dropped { rule, time },
         };
         match self.tx.try_send(msg) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.counters.queue_dropped.fetch_add(1, Relaxed);
-            }
-            // The rules thread is gone (shutdown): nothing evaluates the row any more.
-            Err(TrySendError::Disconnected(_)) => {
+            // Full, or the rules thread is gone (shutdown): nothing evaluates the row.
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.counters.queue_dropped.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// Whether rule `rule`'s window takes rows (it is not at its bound).
+    fn wanted(&self, rule: usize) -> bool {
+        !self.full.get(rule).is_some_and(|f| f.load(Relaxed))
     }
 }
 
@@ -109,17 +111,24 @@ impl Observer for RulesObserver {
             Observed::Csl(r) if self.csl => {
                 let now = now_ticks();
                 let time = r.time_generated.map_or(now, mcas_rules::ticks);
-                self.prefixes
-                    .run(Table::CommonSecurityLog, r, now, |rule, kept| {
-                        self.send(rule, time, kept);
-                    });
+                self.prefixes.run_with(
+                    Table::CommonSecurityLog,
+                    r,
+                    now,
+                    |rule| self.wanted(rule),
+                    |rule, kept| self.send(rule, time, kept),
+                );
             }
             Observed::Syslog(r) if self.syslog => {
                 let now = now_ticks();
                 let time = mcas_rules::ticks(r.time_generated);
-                self.prefixes.run(Table::Syslog, r, now, |rule, kept| {
-                    self.send(rule, time, kept);
-                });
+                self.prefixes.run_with(
+                    Table::Syslog,
+                    r,
+                    now,
+                    |rule| self.wanted(rule),
+                    |rule, kept| self.send(rule, time, kept),
+                );
             }
             Observed::Csl(_) | Observed::Syslog(_) => {}
         }

@@ -744,6 +744,12 @@ impl TableQuery {
         self.inner.row_prefix(row, now)
     }
 
+    /// Whether [`row_prefix`](TableQuery::row_prefix) would keep `row`, without building the
+    /// row to keep (for a caller that would drop it anyway, a full window say).
+    pub fn row_passes(&self, row: &dyn Row, now: i64) -> bool {
+        self.inner.row_passes(row, now)
+    }
+
     /// Runs the rest of the query over the kept rows of a window, in arrival order: the
     /// result rows, each with every output column (in [`TableQuery::output_schema`] order;
     /// values in Azure's JSON formats, see [`Value::to_json`]).

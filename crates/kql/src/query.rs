@@ -1067,6 +1067,17 @@ impl Compiled {
         &self.main.cols
     }
 
+    pub(crate) fn row_passes(&self, row: &dyn Row, now: i64) -> bool {
+        if self.shared() {
+            return self.sources.iter().any(|s| s.prefix.passes_at(row, now));
+        }
+        match (&self.narrow, self.sources.first()) {
+            (Some(q), _) => q.passes_at(row, now),
+            (None, Some(s)) => s.prefix.passes_at(row, now),
+            (None, None) => false,
+        }
+    }
+
     pub(crate) fn row_prefix(&self, row: &dyn Row, now: i64) -> Option<Map<String, Json>> {
         if !self.shared() {
             let prefix = match &self.narrow {

@@ -113,9 +113,14 @@ struct Kept {
 struct RuleRun {
     loaded: Arc<LoadedRule>,
     tables: Vec<Table>,
-    /// The kept rows in `TimeGenerated` order, and beside them their times and sizes.
+    /// The kept rows, and beside them their times and sizes: in `TimeGenerated` order at
+    /// each evaluation (between two, rows are appended as they come).
     window: VecDeque<Map<String, Value>>,
     kept: VecDeque<Kept>,
+    /// Rows kept since the last [`RuleRun::settle`], in arrival order.
+    pending: Vec<(Kept, Map<String, Value>)>,
+    /// A row of the window is older than one before it: sort before evaluating.
+    unsorted: bool,
     window_bytes: usize,
     next_run: Option<i64>,
     suppressed_until: Option<i64>,
@@ -159,6 +164,8 @@ impl Engine {
                 loaded: Arc::new(loaded),
                 window: VecDeque::new(),
                 kept: VecDeque::new(),
+                pending: Vec::new(),
+                unsorted: false,
                 window_bytes: 0,
                 next_run: None,
                 suppressed_until: None,
@@ -251,6 +258,7 @@ impl Engine {
         if let Some(next) = r.next_run {
             r.evict_before(next - r.loaded.rule.period);
         }
+        r.settle();
         r.window.len() >= self.limits.max_window_rows
             || r.window_bytes >= self.limits.max_window_bytes
     }
@@ -358,7 +366,8 @@ impl Engine {
                 "dropped": r.dropped,
             });
             writeln!(f, "{header}")?;
-            for (k, row) in r.kept.iter().zip(&r.window) {
+            let pending = r.pending.iter().map(|(k, row)| (k, row));
+            for (k, row) in r.kept.iter().zip(&r.window).chain(pending) {
                 writeln!(f, "{}", serde_json::json!({"t": k.time, "row": row}))?;
             }
             let f = f.into_inner().map_err(|e| e.into_error())?;
@@ -431,12 +440,39 @@ impl Prefixes {
         now: i64,
         mut keep: impl FnMut(usize, Map<String, Value>),
     ) {
+        self.run_with(
+            table,
+            row,
+            now,
+            |_| true,
+            |i, kept| {
+                if let Some(kept) = kept {
+                    keep(i, kept);
+                }
+            },
+        );
+    }
+
+    /// [`run`](Prefixes::run), building the row to keep only for the rules `wanted` names:
+    /// for the others (a full window, say), `keep` gets `None` when the prefix keeps the row.
+    pub fn run_with(
+        &self,
+        table: Table,
+        row: &dyn mcas_kql::Row,
+        now: i64,
+        wanted: impl Fn(usize) -> bool,
+        mut keep: impl FnMut(usize, Option<Map<String, Value>>),
+    ) {
         for (i, (loaded, tables)) in self.rules.iter().enumerate() {
             if !tables.contains(&table) {
                 continue;
             }
-            if let Some(kept) = loaded.query.row_prefix(row, now) {
-                keep(i, kept);
+            if wanted(i) {
+                if let Some(kept) = loaded.query.row_prefix(row, now) {
+                    keep(i, Some(kept));
+                }
+            } else if loaded.query.row_passes(row, now) {
+                keep(i, None);
             }
         }
     }
@@ -463,7 +499,7 @@ impl RuleRun {
             }
             self.evict_before(from);
         }
-        if self.window.len() >= limits.max_window_rows
+        if self.rows() >= limits.max_window_rows
             || self.window_bytes + bytes > limits.max_window_bytes
         {
             self.record_drop(time);
@@ -471,16 +507,42 @@ impl RuleRun {
         }
         self.stats.rows_kept += 1;
         self.window_bytes += bytes;
-        // Rows mostly arrive in time order: insert from the back.
-        let at = self
-            .kept
-            .iter()
-            .rposition(|k| k.time <= time)
-            .map_or(0, |p| p + 1);
-        self.kept.insert(at, Kept { time, bytes });
-        self.window.insert(at, row);
-        self.stats.window_rows = self.window.len() as u64;
+        self.pending.push((Kept { time, bytes }, row));
+        self.stats.window_rows = self.rows() as u64;
         self.stats.window_bytes = self.window_bytes as u64;
+    }
+
+    /// Rows in the window, pending ones included.
+    fn rows(&self) -> usize {
+        self.window.len() + self.pending.len()
+    }
+
+    /// Moves the pending rows into the window, as they came. Rows from several workers come a
+    /// little out of order: the window is sorted only when an evaluation needs it
+    /// ([`RuleRun::sort`]), once, rather than shifted for each row.
+    fn settle(&mut self) {
+        for (k, row) in self.pending.drain(..) {
+            if self.kept.back().is_some_and(|last| last.time > k.time) {
+                self.unsorted = true;
+            }
+            self.kept.push_back(k);
+            self.window.push_back(row);
+        }
+    }
+
+    /// Puts the window in `TimeGenerated` order (stable: rows of one time keep their order).
+    fn sort(&mut self) {
+        if !self.unsorted {
+            return;
+        }
+        let mut rows: Vec<(Kept, Map<String, Value>)> =
+            self.kept.drain(..).zip(self.window.drain(..)).collect();
+        rows.sort_by_key(|(k, _)| k.time);
+        for (k, row) in rows {
+            self.kept.push_back(k);
+            self.window.push_back(row);
+        }
+        self.unsorted = false;
     }
 
     /// A kept row dropped at the bound before it reached the window (see [`Engine::dropped`]).
@@ -531,6 +593,8 @@ impl RuleRun {
         let started = Instant::now();
         let rule = self.loaded.rule.clone();
         let from = now - rule.period;
+        self.settle();
+        self.sort();
         // Evict what no later window will see (later windows start later).
         self.evict_before(from);
         // The window's rows before `now` (later ones wait for the next evaluation): a
@@ -582,7 +646,7 @@ impl RuleRun {
         if dropped > 0 {
             self.stats.partial_evaluations += 1;
         }
-        self.stats.window_rows = self.window.len() as u64;
+        self.stats.window_rows = self.rows() as u64;
         self.stats.window_bytes = self.window_bytes as u64;
         self.stats.last_result_rows = results.len() as u64;
         self.stats.last_run_micros =
@@ -656,6 +720,7 @@ impl RuleRun {
                 None => bad += 1,
             }
         }
+        self.settle();
         if bad > 0 {
             return Err(format!(
                 "{bad} saved rows did not read; {} restored",

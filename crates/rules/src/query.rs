@@ -140,6 +140,11 @@ impl RuleQuery {
         self.query.row_prefix(row, now)
     }
 
+    /// Whether the row-level prefix keeps `row`, without building the row to keep.
+    pub(crate) fn row_passes(&self, row: &dyn mcas_kql::Row, now: i64) -> bool {
+        self.query.row_passes(row, now)
+    }
+
     /// The rest of the query over the kept rows of a window.
     pub(crate) fn run_window(
         &self,

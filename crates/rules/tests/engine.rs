@@ -415,3 +415,67 @@ fn rows_dropped_at_the_bound_are_counted_per_second_and_survive_a_restart() {
         1001
     );
 }
+
+#[test]
+fn a_prefix_passes_exactly_the_rows_it_keeps() {
+    // `run_with` asks `row_passes` for the rules whose rows are not wanted (a full window):
+    // it must agree with `row_prefix` on every rule and row.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let mut rules = mcas_rules::load_dir(std::path::Path::new(&format!("{root}/examples/rules")))
+        .unwrap()
+        .0;
+    // Every real rule of the corpus that loads (the files sit in nested directories).
+    let mut dirs = vec![std::path::PathBuf::from(format!(
+        "{root}/crates/rules/tests/data/sentinel"
+    ))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "yaml") {
+                rules.extend(mcas_rules::load_file(&path).0);
+            }
+        }
+    }
+    assert!(rules.len() > 20, "{} rules", rules.len());
+    let engine = Engine::new(rules, Limits::default());
+    let prefixes = engine.prefixes();
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(format!("{root}/examples/rules/input")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    let (mut rows, mut kept_any) = (0, 0);
+    for line in &lines {
+        let Some(cef) = line.find("CEF:") else {
+            continue;
+        };
+        let Ok(event) = mcas_cef::parse(&line.as_bytes()[cef..]) else {
+            continue;
+        };
+        let ts = jiff::Timestamp::from_second(1_715_162_400).unwrap();
+        let row = mcas_csl::map(&event, &mcas_csl::Context::new(ts)).row;
+        let now = 1_715_162_400 * S;
+        let mut kept = Vec::new();
+        prefixes.run(Table::CommonSecurityLog, &row, now, |i, _| kept.push(i));
+        let mut passed = Vec::new();
+        prefixes.run_with(
+            Table::CommonSecurityLog,
+            &row,
+            now,
+            |_| false,
+            |i, r| {
+                assert!(r.is_none(), "no row is built for an unwanted rule");
+                passed.push(i);
+            },
+        );
+        assert_eq!(kept, passed, "{line}");
+        rows += 1;
+        kept_any += usize::from(!kept.is_empty());
+    }
+    assert!(
+        rows > 100 && kept_any > 50,
+        "{rows} rows, {kept_any} kept by some rule"
+    );
+}
