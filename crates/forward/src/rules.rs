@@ -45,11 +45,7 @@ const LATENESS: Duration = Duration::from_secs(1);
 /// What the observers and the pipeline send to the rules thread.
 enum Msg {
     /// A row rule number `rule` kept, with its `TimeGenerated` (ticks).
-    Kept {
-        rule: usize,
-        time: i64,
-        row: Map<String, Value>,
-    },
+    Kept { rule: usize, time: i64, row: String },
     /// A row rule number `rule` kept while its window was full: only its time is handed
     /// over, to be counted as dropped at the bound.
     Dropped { rule: usize, time: i64 },
@@ -87,7 +83,12 @@ impl RulesObserver {
     /// `None`: the prefix kept the row, and no row was built).
     fn send(&self, rule: usize, time: i64, row: Option<Map<String, Value>>) {
         let msg = match row {
-            Some(row) => Msg::Kept { rule, time, row },
+            // Written here, on the worker that built it: the rules thread keeps the text.
+            Some(row) => Msg::Kept {
+                rule,
+                time,
+                row: Value::Object(row).to_string(),
+            },
             None => Msg::Dropped { rule, time },
         };
         match self.tx.try_send(msg) {
@@ -623,7 +624,7 @@ fn rules_thread(
         // Take what the workers kept, then look at the clock.
         loop {
             match rx.try_recv() {
-                Ok(Msg::Kept { rule, time, row }) => engine.keep(rule, time, row),
+                Ok(Msg::Kept { rule, time, row }) => engine.keep_json(rule, time, row),
                 Ok(Msg::Dropped { rule, time }) => engine.dropped(rule, time),
                 Ok(Msg::Stop) | Err(TryRecvError::Disconnected) => {
                     stop = true;

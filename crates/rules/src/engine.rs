@@ -115,10 +115,12 @@ struct RuleRun {
     tables: Vec<Table>,
     /// The kept rows, and beside them their times and sizes: in `TimeGenerated` order at
     /// each evaluation (between two, rows are appended as they come).
-    window: VecDeque<Map<String, Value>>,
+    /// Each row as JSON text: a few hundred bytes, where a `Map` of the same row took about
+    /// a kilobyte; evaluations parse the rows they run on.
+    window: VecDeque<Box<str>>,
     kept: VecDeque<Kept>,
     /// Rows kept since the last [`RuleRun::settle`], in arrival order.
-    pending: Vec<(Kept, Map<String, Value>)>,
+    pending: Vec<(Kept, Box<str>)>,
     /// A row of the window is older than one before it: sort before evaluating.
     unsorted: bool,
     window_bytes: usize,
@@ -229,9 +231,15 @@ impl Engine {
     /// ([`Prefixes::run`]), with its `TimeGenerated`: it goes to the rule's window unless the
     /// window is at its bound (then it is counted as dropped). An unknown rule is ignored.
     pub fn keep(&mut self, rule: usize, time_generated: i64, row: Map<String, Value>) {
+        self.keep_json(rule, time_generated, Value::Object(row).to_string());
+    }
+
+    /// [`keep`](Engine::keep) for a row already written as JSON (an object, as
+    /// `serde_json` writes the row [`Prefixes::run`] gives), so that the thread that built the
+    /// row writes it and frees it.
+    pub fn keep_json(&mut self, rule: usize, time_generated: i64, row: String) {
         if let Some(r) = self.rules.get_mut(rule) {
-            let bytes = json_len(&row);
-            r.push(time_generated, bytes, row, &self.limits);
+            r.push(time_generated, row.into_boxed_str(), &self.limits);
         }
     }
 
@@ -368,7 +376,7 @@ impl Engine {
             writeln!(f, "{header}")?;
             let pending = r.pending.iter().map(|(k, row)| (k, row));
             for (k, row) in r.kept.iter().zip(&r.window).chain(pending) {
-                writeln!(f, "{}", serde_json::json!({"t": k.time, "row": row}))?;
+                writeln!(f, "{{\"t\":{},\"row\":{row}}}", k.time)?;
             }
             let f = f.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
@@ -489,7 +497,8 @@ pub struct StateReport {
 }
 
 impl RuleRun {
-    fn push(&mut self, time: i64, bytes: usize, row: Map<String, Value>, limits: &Limits) {
+    fn push(&mut self, time: i64, row: Box<str>, limits: &Limits) {
+        let bytes = row.len();
         // Rows older than any window still to run are of no use: drop the new row if it is
         // one, and make room by evicting those already kept.
         if let Some(next) = self.next_run {
@@ -535,7 +544,7 @@ impl RuleRun {
         if !self.unsorted {
             return;
         }
-        let mut rows: Vec<(Kept, Map<String, Value>)> =
+        let mut rows: Vec<(Kept, Box<str>)> =
             self.kept.drain(..).zip(self.window.drain(..)).collect();
         rows.sort_by_key(|(k, _)| k.time);
         for (k, row) in rows {
@@ -600,14 +609,17 @@ impl RuleRun {
         // The window's rows before `now` (later ones wait for the next evaluation): a
         // contiguous run, as rows are kept in time order.
         let end = self.kept.partition_point(|k| k.time < now);
-        let rows = &self.window.make_contiguous()[..end];
+        let rows: Vec<Map<String, Value>> = self.window.make_contiguous()[..end]
+            .iter()
+            .filter_map(|text| serde_json::from_str(text).ok())
+            .collect();
         let dropped = self
             .dropped
             .iter()
             .filter(|(s, _)| *s < now)
             .map(|(_, n)| n)
             .sum::<u64>();
-        let results = self.loaded.query.run_window(rows, now);
+        let results = self.loaded.query.run_window(&rows, now);
         let triggered = rule.triggers(results.len() as u64);
         let suppressed = self.suppressed_until.is_some_and(|t| now < t);
         let mut alerts = Vec::new();
@@ -714,8 +726,7 @@ impl RuleRun {
                 });
             match v {
                 Some((t, row)) => {
-                    let bytes = json_len(&row);
-                    self.push(t, bytes, row, limits);
+                    self.push(t, Value::Object(row).to_string().into_boxed_str(), limits);
                 }
                 None => bad += 1,
             }
@@ -729,29 +740,6 @@ impl RuleRun {
         }
         Ok(self.window.len())
     }
-}
-
-/// The size a kept row counts against `max_window_bytes`: about its length as JSON (names,
-/// strings, 8 bytes a number), without serializing it.
-fn json_len(row: &Map<String, Value>) -> usize {
-    fn value_len(v: &Value) -> usize {
-        match v {
-            Value::Null | Value::Bool(_) => 5,
-            Value::Number(_) => 8,
-            Value::String(s) => s.len() + 2,
-            Value::Array(a) => 2 + a.iter().map(|v| value_len(v) + 1).sum::<usize>(),
-            Value::Object(o) => {
-                2 + o
-                    .iter()
-                    .map(|(k, v)| k.len() + 4 + value_len(v))
-                    .sum::<usize>()
-            }
-        }
-    }
-    2 + row
-        .iter()
-        .map(|(k, v)| k.len() + 4 + value_len(v))
-        .sum::<usize>()
 }
 
 /// A file name for a rule id: letters, digits, `-` and `_` kept, the rest as `_`.
