@@ -259,7 +259,7 @@ impl crate::metrics::Section for RulesMetrics {
             (
                 "rule_window_bytes",
                 "gauge",
-                "Bytes in the rule's window (as JSON, about).",
+                "Bytes in the rule's window (its rows as JSON text).",
                 |s| s.window_bytes,
             ),
             (
