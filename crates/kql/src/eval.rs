@@ -408,6 +408,21 @@ impl<'a> Env<'a, '_> {
         }
     }
 
+    /// Output column `c` once the stages ran: as [`run`] gives it, a computed value borrowed
+    /// from its slot.
+    pub(crate) fn output(&self, c: &crate::compile::Col) -> Value<'_> {
+        let v = match c.slot {
+            crate::compile::Slot::Input(i) => self.eval_input(i),
+            crate::compile::Slot::Computed(i) => {
+                self.slots.get(i).map_or(Value::Null, Value::reborrow)
+            }
+        };
+        match (c.ty, v) {
+            (Type::String, Value::Null) => Value::String(Cow::Borrowed("")),
+            (_, v) => v,
+        }
+    }
+
     fn eval_input(&self, i: usize) -> Value<'a> {
         match self.read(i) {
             Some(v) => coerce(v, self.plan.input[i].1),

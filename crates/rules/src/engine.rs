@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use mcas_kql::KeptRow;
 use serde_json::{Map, Value};
 
 use crate::alert::{self, Alert, Evaluated};
@@ -112,7 +113,7 @@ struct RuleRun {
     loaded: LoadedRule,
     tables: Vec<Table>,
     /// The kept rows in `TimeGenerated` order, and beside them their times and sizes.
-    window: VecDeque<Map<String, Value>>,
+    window: VecDeque<KeptRow>,
     kept: VecDeque<Kept>,
     window_bytes: usize,
     next_run: Option<i64>,
@@ -200,8 +201,7 @@ impl Engine {
             let Some(kept) = r.loaded.query.row_prefix(row, now) else {
                 continue;
             };
-            let bytes = json_len(&kept);
-            r.push(time_generated, bytes, kept, &self.limits);
+            r.push(time_generated, kept, &self.limits);
         }
     }
 
@@ -313,6 +313,7 @@ impl Engine {
             });
             writeln!(f, "{header}")?;
             for (k, row) in r.kept.iter().zip(&r.window) {
+                let row = r.loaded.query.kept_to_json(row);
                 writeln!(f, "{}", serde_json::json!({"t": k.time, "row": row}))?;
             }
             let f = f.into_inner().map_err(|e| e.into_error())?;
@@ -364,7 +365,8 @@ pub struct StateReport {
 }
 
 impl RuleRun {
-    fn push(&mut self, time: i64, bytes: usize, row: Map<String, Value>, limits: &Limits) {
+    fn push(&mut self, time: i64, row: KeptRow, limits: &Limits) {
+        let bytes = row.json_len();
         // Rows older than any window still to run are of no use: drop the new row if it is
         // one, and make room by evicting those already kept.
         if let Some(next) = self.next_run {
@@ -512,8 +514,8 @@ impl RuleRun {
                 });
             match v {
                 Some((t, row)) => {
-                    let bytes = json_len(&row);
-                    self.push(t, bytes, row, limits);
+                    let row = self.loaded.query.kept_from_json(&row);
+                    self.push(t, row, limits);
                 }
                 None => bad += 1,
             }
@@ -526,29 +528,6 @@ impl RuleRun {
         }
         Ok(self.window.len())
     }
-}
-
-/// The size a kept row counts against `max_window_bytes`: about its length as JSON (names,
-/// strings, 8 bytes a number), without serializing it.
-fn json_len(row: &Map<String, Value>) -> usize {
-    fn value_len(v: &Value) -> usize {
-        match v {
-            Value::Null | Value::Bool(_) => 5,
-            Value::Number(_) => 8,
-            Value::String(s) => s.len() + 2,
-            Value::Array(a) => 2 + a.iter().map(|v| value_len(v) + 1).sum::<usize>(),
-            Value::Object(o) => {
-                2 + o
-                    .iter()
-                    .map(|(k, v)| k.len() + 4 + value_len(v))
-                    .sum::<usize>()
-            }
-        }
-    }
-    2 + row
-        .iter()
-        .map(|(k, v)| k.len() + 4 + value_len(v))
-        .sum::<usize>()
 }
 
 /// A file name for a rule id: letters, digits, `-` and `_` kept, the rest as `_`.
