@@ -81,6 +81,16 @@ impl<'a> Env<'a, '_> {
                 }
                 let mut found = false;
                 for item in list {
+                    // A constant scalar compares as it is (`undyn` keeps it).
+                    if let CExpr::Const(c) = item
+                        && !matches!(c, Value::Dynamic(_))
+                    {
+                        if in_eq(&l, c, *ci) {
+                            found = true;
+                            break;
+                        }
+                        continue;
+                    }
                     let v = self.eval(item);
                     match v {
                         Value::Dynamic(ref d) if d.is_array() => {

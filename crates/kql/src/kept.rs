@@ -25,8 +25,9 @@ use crate::value::{Type, Value, coerce};
 pub struct KeptRow {
     /// Entries in column order: the column's place (`u16`), a tag, the value.
     bytes: Box<[u8]>,
-    /// The values kept as JSON (an entry with the tag [`JSON`] holds an index here).
-    json: Vec<Json>,
+    /// The values kept as JSON (an entry with the tag [`JSON`] holds an index here); none
+    /// mostly.
+    json: Option<Box<Vec<Json>>>,
     /// The row's size as JSON, as [`KeptRow::json_len`] counts it.
     json_len: usize,
 }
@@ -169,7 +170,7 @@ impl KeptRow {
         }
         KeptRow {
             bytes: bytes.into_boxed_slice(),
-            json,
+            json: (!json.is_empty()).then(|| Box::new(json)),
             json_len,
         }
     }
@@ -211,7 +212,7 @@ impl KeptRow {
         }
         KeptRow {
             bytes: bytes.into_boxed_slice(),
-            json,
+            json: (!json.is_empty()).then(|| Box::new(json)),
             json_len,
         }
     }
@@ -319,7 +320,7 @@ impl<'a> Iterator for Entries<'a> {
             DATETIME => Entry::Native(Value::DateTime(i64::from_le_bytes(self.take()?))),
             _ => {
                 let k = u32::from_le_bytes(self.take()?) as usize;
-                Entry::Json(self.row.json.get(k)?)
+                Entry::Json(self.row.json.as_ref()?.get(k)?)
             }
         };
         Some((place, e))
