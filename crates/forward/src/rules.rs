@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mcas_rules::{Engine, Prefixes, RuleStats, Table};
-use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::batch::{Batch, Route};
@@ -45,7 +44,11 @@ const LATENESS: Duration = Duration::from_secs(1);
 /// What the observers and the pipeline send to the rules thread.
 enum Msg {
     /// A row rule number `rule` kept, with its `TimeGenerated` (ticks).
-    Kept { rule: usize, time: i64, row: String },
+    Kept {
+        rule: usize,
+        time: i64,
+        row: mcas_kql::KeptRow,
+    },
     /// A row rule number `rule` kept while its window was full: only its time is handed
     /// over, to be counted as dropped at the bound.
     Dropped { rule: usize, time: i64 },
@@ -81,14 +84,9 @@ impl std::fmt::Debug for RulesObserver {
 impl RulesObserver {
     /// Hands a kept row over, or only its time when its rule's window is full (`row` is
     /// `None`: the prefix kept the row, and no row was built).
-    fn send(&self, rule: usize, time: i64, row: Option<Map<String, Value>>) {
+    fn send(&self, rule: usize, time: i64, row: Option<mcas_kql::KeptRow>) {
         let msg = match row {
-            // Written here, on the worker that built it: the rules thread keeps the text.
-            Some(row) => Msg::Kept {
-                rule,
-                time,
-                row: Value::Object(row).to_string(),
-            },
+            Some(row) => Msg::Kept { rule, time, row },
             None => Msg::Dropped { rule, time },
         };
         match self.tx.try_send(msg) {
@@ -259,7 +257,7 @@ impl crate::metrics::Section for RulesMetrics {
             (
                 "rule_window_bytes",
                 "gauge",
-                "Bytes in the rule's window (its rows as JSON text).",
+                "Bytes in the rule's window (its rows' size as JSON).",
                 |s| s.window_bytes,
             ),
             (
@@ -624,7 +622,7 @@ fn rules_thread(
         // Take what the workers kept, then look at the clock.
         loop {
             match rx.try_recv() {
-                Ok(Msg::Kept { rule, time, row }) => engine.keep_json(rule, time, row),
+                Ok(Msg::Kept { rule, time, row }) => engine.keep(rule, time, row),
                 Ok(Msg::Dropped { rule, time }) => engine.dropped(rule, time),
                 Ok(Msg::Stop) | Err(TryRecvError::Disconnected) => {
                     stop = true;

@@ -81,6 +81,16 @@ impl<'a> Env<'a, '_> {
                 }
                 let mut found = false;
                 for item in list {
+                    // A constant scalar compares as it is (`undyn` keeps it).
+                    if let CExpr::Const(c) = item
+                        && !matches!(c, Value::Dynamic(_))
+                    {
+                        if in_eq(&l, c, *ci) {
+                            found = true;
+                            break;
+                        }
+                        continue;
+                    }
                     let v = self.eval(item);
                     match v {
                         Value::Dynamic(ref d) if d.is_array() => {
@@ -405,6 +415,21 @@ impl<'a> Env<'a, '_> {
         } else {
             let vals: Vec<Value<'a>> = args.iter().map(|a| self.eval(a)).collect();
             f(&vals, re)
+        }
+    }
+
+    /// Output column `c` once the stages ran: as [`run`] gives it, a computed value borrowed
+    /// from its slot.
+    pub(crate) fn output(&self, c: &crate::compile::Col) -> Value<'_> {
+        let v = match c.slot {
+            crate::compile::Slot::Input(i) => self.eval_input(i),
+            crate::compile::Slot::Computed(i) => {
+                self.slots.get(i).map_or(Value::Null, Value::reborrow)
+            }
+        };
+        match (c.ty, v) {
+            (Type::String, Value::Null) => Value::String(Cow::Borrowed("")),
+            (_, v) => v,
         }
     }
 

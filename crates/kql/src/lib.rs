@@ -42,6 +42,7 @@ mod compile;
 mod error;
 mod eval;
 mod functions;
+mod kept;
 mod layout;
 mod parser;
 mod print;
@@ -50,11 +51,10 @@ mod time;
 mod value;
 mod xml;
 
-use std::borrow::Cow;
-
 use serde_json::{Map, Value as Json};
 
 pub use error::{Error, ErrorKind};
+pub use kept::KeptRow;
 pub use value::{Type, Value};
 
 /// Which KQL a query is compiled as.
@@ -206,13 +206,7 @@ pub trait Row {
 /// objects and arrays `dynamic`, `null` is null.
 impl Row for Map<String, Json> {
     fn get(&self, column: &str) -> Option<Value<'_>> {
-        let v = Map::get(self, column)?;
-        Some(match v {
-            Json::Null => Value::Null,
-            Json::String(s) => Value::String(Cow::Borrowed(s)),
-            Json::Array(_) | Json::Object(_) => Value::Dynamic(Cow::Borrowed(v)),
-            other => value::json_scalar(other),
-        })
+        Map::get(self, column).map(kept::json_value)
     }
 }
 
@@ -531,6 +525,48 @@ impl Query {
         })
     }
 
+    /// [`Query::run_at`], the output row packed as a kept row of a window: no output row
+    /// built, and slots on the stack for a query with few computed columns.
+    pub(crate) fn run_kept(&self, row: &dyn Row, now: i64) -> Option<KeptRow> {
+        const STACK: usize = 8;
+        let null = |_| Value::Null;
+        let reads = self.binding(row).map(|b| &*b.reads);
+        let mut stack: [Value<'_>; STACK];
+        let mut heap: Vec<Value<'_>>;
+        let slots: &mut [Value<'_>] = match self.plan.slots {
+            0 => &mut [],
+            n if n <= STACK => {
+                stack = std::array::from_fn(null);
+                &mut stack[..n]
+            }
+            n => {
+                heap = vec![Value::Null; n];
+                &mut heap
+            }
+        };
+        if !eval::run_stages(&self.plan, row, reads, slots, now) {
+            return None;
+        }
+        let env = eval::Env {
+            plan: &self.plan,
+            row,
+            reads,
+            slots,
+            now,
+        };
+        let cols = &self.plan.output;
+        if cols.len() <= STACK {
+            let mut values: [Value<'_>; STACK] = std::array::from_fn(null);
+            for (v, c) in values.iter_mut().zip(cols) {
+                *v = env.output(c);
+            }
+            Some(KeptRow::build(&self.output, &values[..cols.len()]))
+        } else {
+            let values: Vec<Value<'_>> = cols.iter().map(|c| env.output(c)).collect();
+            Some(KeptRow::build(&self.output, &values))
+        }
+    }
+
     /// Whether [`Query::run`] keeps `row`, without building the output row. The clock is
     /// read only when the query uses it. A query that only has `where`s over the row's
     /// columns allocates nothing.
@@ -755,6 +791,60 @@ impl TableQuery {
     /// values in Azure's JSON formats, see [`Value::to_json`]).
     pub fn run_window(&self, rows: &[Map<String, Json>], now: i64) -> Vec<Map<String, Json>> {
         self.inner.run_window(rows, now)
+    }
+
+    /// [`TableQuery::row_prefix`], the kept row packed ([`KeptRow`]): what a window on the
+    /// stream keeps. Nothing is built for a row the prefix drops, and a kept row is one
+    /// allocation, with no value formatted.
+    ///
+    /// ```
+    /// use mcas_kql::{Schema, TableQuery, Type};
+    /// use serde_json::json;
+    ///
+    /// let schema = Schema::new([
+    ///     ("TimeGenerated", Type::DateTime),
+    ///     ("SourceIP", Type::String),
+    ///     ("DestinationPort", Type::Int),
+    /// ]);
+    /// let q = TableQuery::compile(
+    ///     "CommonSecurityLog | where DestinationPort < 1024 | summarize count() by SourceIP",
+    ///     &schema,
+    /// )?;
+    /// let rows = [
+    ///     json!({"TimeGenerated": "2024-05-01T10:00:00Z", "SourceIP": "10.0.0.9", "DestinationPort": 22}),
+    ///     json!({"TimeGenerated": "2024-05-01T10:00:01Z", "SourceIP": "10.0.0.9", "DestinationPort": 8080}),
+    /// ];
+    /// let window: Vec<_> = rows
+    ///     .iter()
+    ///     .filter_map(|r| q.row_prefix_kept(r.as_object()?, 0))
+    ///     .collect();
+    /// assert_eq!(window.len(), 1);
+    /// // Only the column the rest of the query reads is kept.
+    /// assert_eq!(json!(q.kept_to_json(&window[0])), json!({"SourceIP": "10.0.0.9"}));
+    /// assert_eq!(json!(q.run_window_kept(&window, 0)), json!([{"SourceIP": "10.0.0.9", "count_": 1}]));
+    /// # Ok::<(), mcas_kql::Error>(())
+    /// ```
+    pub fn row_prefix_kept(&self, row: &dyn Row, now: i64) -> Option<KeptRow> {
+        self.inner.row_prefix_kept(row, now)
+    }
+
+    /// [`TableQuery::run_window`] over kept rows of [`TableQuery::row_prefix_kept`]: the
+    /// same result as over the JSON objects they stand for.
+    pub fn run_window_kept(&self, rows: &[KeptRow], now: i64) -> Vec<Map<String, Json>> {
+        self.inner.run_window_kept(rows, now)
+    }
+
+    /// The JSON object a kept row of this query stands for: what
+    /// [`TableQuery::row_prefix`] gives for the same row.
+    pub fn kept_to_json(&self, row: &KeptRow) -> Map<String, Json> {
+        row.to_json(self.inner.kept_cols())
+    }
+
+    /// A kept row of this query from the JSON object it stands for (a window's row as saved):
+    /// members that are not the kept row's columns are left out (a window run does not read
+    /// them).
+    pub fn kept_from_json(&self, row: &Map<String, Json>) -> KeptRow {
+        KeptRow::from_json(self.inner.kept_cols(), row)
     }
 
     /// The result's columns and types, known at compile time. A type the compiler cannot

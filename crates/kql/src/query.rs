@@ -17,6 +17,7 @@ use serde_json::{Map, Value as Json};
 use crate::ast::{self, Assign, Expr, ExprKind, JoinKind, Let, Operator, Pipeline, Source};
 use crate::error::{Error, ErrorKind};
 use crate::eval::compare;
+use crate::kept::KeptRow;
 use crate::value::{Type, Value, coerce};
 use crate::{Dialect, Row, Schema};
 
@@ -70,6 +71,26 @@ fn index_of(cols: &[(String, Type)]) -> HashMap<String, usize> {
         .enumerate()
         .map(|(i, (n, _))| (n.clone(), i))
         .collect()
+}
+
+/// The rows of a window: JSON objects, or kept rows standing for them.
+#[derive(Clone, Copy)]
+enum Window<'w> {
+    Json(&'w [Map<String, Json>]),
+    Kept(&'w [KeptRow]),
+}
+
+/// A kept row read by column name as the JSON object it stands for, with the places of the
+/// columns it keeps.
+struct KeptView<'r> {
+    index: &'r HashMap<String, usize>,
+    row: &'r KeptRow,
+}
+
+impl Row for KeptView<'_> {
+    fn get(&self, column: &str) -> Option<Value<'_>> {
+        Some(self.row.entry(*self.index.get(column)?)?.raw())
+    }
 }
 
 /// A one-row query compiled against a table's columns, and how to run it on every row.
@@ -1096,44 +1117,110 @@ impl Compiled {
         })))
     }
 
+    /// The columns of a kept row: the table's in shared mode, else the output of the prefix
+    /// `row_prefix` runs.
+    pub(crate) fn kept_cols(&self) -> &[(String, Type)] {
+        if self.shared() {
+            return &self.table_schema;
+        }
+        match (&self.narrow, self.sources.first()) {
+            (Some(q), _) => q.output_schema(),
+            (None, Some(s)) => s.prefix.output_schema(),
+            (None, None) => &[],
+        }
+    }
+
+    /// [`Compiled::row_prefix`], the kept row packed.
+    pub(crate) fn row_prefix_kept(&self, row: &dyn Row, now: i64) -> Option<KeptRow> {
+        if !self.shared() {
+            let prefix = match &self.narrow {
+                Some(q) => q,
+                None => &self.sources.first()?.prefix,
+            };
+            return prefix.run_kept(row, now);
+        }
+        if !self.sources.iter().any(|s| s.prefix.passes_at(row, now)) {
+            return None;
+        }
+        let values: Vec<Value<'_>> = self
+            .table_schema
+            .iter()
+            .map(|(n, t)| row.get(n).map_or(Value::Null, |v| coerce(v, *t)))
+            .collect();
+        Some(KeptRow::build(&self.table_schema, &values))
+    }
+
+    pub(crate) fn run_window_kept(&self, window: &[KeptRow], now: i64) -> Vec<Map<String, Json>> {
+        self.run_main(Window::Kept(window), now)
+    }
+
     /// The rows of a source over the window: its prefix's output columns.
-    fn source_table(&self, source: usize, window: &[Map<String, Json>], now: i64) -> Table {
+    fn source_table(&self, source: usize, window: Window<'_>, now: i64) -> Table {
         let Some(s) = self.sources.get(source) else {
             return Table::default();
         };
         let cols = s.prefix.output_schema().to_vec();
-        let rows = if self.shared() {
-            window
-                .iter()
-                .filter_map(|r| {
-                    s.prefix
-                        .run_at(r, now)
-                        .map(|o| o.values.into_iter().map(Value::into_owned).collect())
-                })
-                .collect()
-        } else {
-            window
+        // A column the rest does not read is not looked up.
+        let read = |i: usize| self.keep.as_ref().is_none_or(|k| k[i]);
+        let absent = |t: Type| {
+            if t == Type::String {
+                Value::String(Cow::Borrowed(""))
+            } else {
+                Value::Null
+            }
+        };
+        let run = |r: &dyn Row| {
+            s.prefix
+                .run_at(r, now)
+                .map(|o| o.values.into_iter().map(Value::into_owned).collect())
+        };
+        let rows = match window {
+            Window::Json(window) if self.shared() => window.iter().filter_map(|r| run(r)).collect(),
+            Window::Kept(window) if self.shared() => {
+                let index = index_of(&self.table_schema);
+                window
+                    .iter()
+                    .filter_map(|row| run(&KeptView { index: &index, row }))
+                    .collect()
+            }
+            Window::Json(window) => window
                 .iter()
                 .map(|r| {
                     cols.iter()
                         .enumerate()
-                        .map(|(i, (n, t))| {
-                            // A column the rest does not read is not looked up.
-                            let read = self.keep.as_ref().is_none_or(|k| k[i]);
-                            match Row::get(r, n).filter(|_| read) {
-                                Some(v) => coerce(v, *t).into_owned(),
-                                None if *t == Type::String => Value::String(Cow::Borrowed("")),
-                                None => Value::Null,
-                            }
+                        .map(|(i, (n, t))| match Row::get(r, n).filter(|_| read(i)) {
+                            Some(v) => coerce(v, *t).into_owned(),
+                            None => absent(*t),
                         })
                         .collect()
                 })
-                .collect()
+                .collect(),
+            Window::Kept(window) => {
+                // Each kept column's place among the prefix's output columns.
+                let places: Vec<Option<usize>> = self
+                    .kept_cols()
+                    .iter()
+                    .map(|(n, _)| cols.iter().position(|c| c.0 == *n).filter(|&i| read(i)))
+                    .collect();
+                window
+                    .iter()
+                    .map(|r| {
+                        let mut values: Vec<Value<'static>> =
+                            cols.iter().map(|(_, t)| absent(*t)).collect();
+                        for (k, e) in r.entries() {
+                            if let Some(&Some(i)) = places.get(k) {
+                                values[i] = e.value(cols[i].1).into_owned();
+                            }
+                        }
+                        values
+                    })
+                    .collect()
+            }
         };
         Table { cols, rows }
     }
 
-    fn run_pipe(&self, pipe: &Pipe, window: &[Map<String, Json>], now: i64) -> Table {
+    fn run_pipe(&self, pipe: &Pipe, window: Window<'_>, now: i64) -> Table {
         let mut t = self.source_table(pipe.source, window, now);
         for step in &pipe.steps {
             t = self.run_step(step, t, window, now);
@@ -1146,6 +1233,10 @@ impl Compiled {
         window: &[Map<String, Json>],
         now: i64,
     ) -> Vec<Map<String, Json>> {
+        self.run_main(Window::Json(window), now)
+    }
+
+    fn run_main(&self, window: Window<'_>, now: i64) -> Vec<Map<String, Json>> {
         let t = self.run_pipe(&self.main, window, now);
         t.rows
             .iter()
@@ -1159,7 +1250,7 @@ impl Compiled {
             .collect()
     }
 
-    fn run_step(&self, step: &Step, t: Table, window: &[Map<String, Json>], now: i64) -> Table {
+    fn run_step(&self, step: &Step, t: Table, window: Window<'_>, now: i64) -> Table {
         match step {
             Step::Rows(q) => Table {
                 rows: q.run(&t, now),

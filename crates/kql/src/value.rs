@@ -152,7 +152,11 @@ impl<'a> Value<'a> {
     }
 
     /// A dynamic scalar (string, number, bool) as the matching Kusto value; other values as they are.
+    #[inline]
     pub(crate) fn undyn(self) -> Value<'a> {
+        if !matches!(self, Value::Dynamic(_)) {
+            return self;
+        }
         match self {
             Value::Dynamic(Cow::Borrowed(j)) => json_scalar(j),
             Value::Dynamic(Cow::Owned(j)) => match j {
@@ -342,7 +346,25 @@ pub(crate) fn parse_guid(s: &str) -> Option<u128> {
 /// Converts a value read from a row to the column's declared type (a datetime column given as
 /// an ISO string, an `int` column given as a JSON integer, ...). Values that do not convert
 /// become null.
+#[inline]
 pub(crate) fn coerce<'a>(v: Value<'a>, ty: Type) -> Value<'a> {
+    // A value of the type already (or null) is its own conversion.
+    match (ty, &v) {
+        (_, Value::Null)
+        | (Type::String, Value::String(_))
+        | (Type::Long, Value::Long(_))
+        | (Type::Int, Value::Int(_))
+        | (Type::Real | Type::Decimal, Value::Real(_))
+        | (Type::Bool, Value::Bool(_))
+        | (Type::DateTime, Value::DateTime(_))
+        | (Type::Timespan, Value::Timespan(_))
+        | (Type::Guid, Value::Guid(_))
+        | (Type::Dynamic, Value::Dynamic(_)) => v,
+        _ => convert(v, ty),
+    }
+}
+
+fn convert(v: Value<'_>, ty: Type) -> Value<'_> {
     match (ty, v) {
         (_, Value::Null) => Value::Null,
         (Type::Dynamic, Value::Dynamic(d)) => Value::Dynamic(d),

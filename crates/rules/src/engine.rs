@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use mcas_kql::KeptRow;
 use serde_json::{Map, Value};
 
 use crate::TICKS_PER_SECOND;
@@ -113,14 +114,13 @@ struct Kept {
 struct RuleRun {
     loaded: Arc<LoadedRule>,
     tables: Vec<Table>,
-    /// The kept rows, and beside them their times and sizes: in `TimeGenerated` order at
-    /// each evaluation (between two, rows are appended as they come).
-    /// Each row as JSON text: a few hundred bytes, where a `Map` of the same row took about
-    /// a kilobyte; evaluations parse the rows they run on.
-    window: VecDeque<Box<str>>,
+    /// The kept rows, packed ([`KeptRow`]), and beside them their times and sizes: in
+    /// `TimeGenerated` order at each evaluation (between two, rows are appended as they
+    /// come).
+    window: VecDeque<KeptRow>,
     kept: VecDeque<Kept>,
     /// Rows kept since the last [`RuleRun::settle`], in arrival order.
-    pending: Vec<(Kept, Box<str>)>,
+    pending: Vec<(Kept, KeptRow)>,
     /// A row of the window is older than one before it: sort before evaluating.
     unsorted: bool,
     window_bytes: usize,
@@ -230,16 +230,9 @@ impl Engine {
     /// A row that rule number `rule` (in load order) kept with its row prefix
     /// ([`Prefixes::run`]), with its `TimeGenerated`: it goes to the rule's window unless the
     /// window is at its bound (then it is counted as dropped). An unknown rule is ignored.
-    pub fn keep(&mut self, rule: usize, time_generated: i64, row: Map<String, Value>) {
-        self.keep_json(rule, time_generated, Value::Object(row).to_string());
-    }
-
-    /// [`keep`](Engine::keep) for a row already written as JSON (an object, as
-    /// `serde_json` writes the row [`Prefixes::run`] gives), so that the thread that built the
-    /// row writes it and frees it.
-    pub fn keep_json(&mut self, rule: usize, time_generated: i64, row: String) {
+    pub fn keep(&mut self, rule: usize, time_generated: i64, row: KeptRow) {
         if let Some(r) = self.rules.get_mut(rule) {
-            r.push(time_generated, row.into_boxed_str(), &self.limits);
+            r.push(time_generated, row, &self.limits);
         }
     }
 
@@ -376,7 +369,8 @@ impl Engine {
             writeln!(f, "{header}")?;
             let pending = r.pending.iter().map(|(k, row)| (k, row));
             for (k, row) in r.kept.iter().zip(&r.window).chain(pending) {
-                writeln!(f, "{{\"t\":{},\"row\":{row}}}", k.time)?;
+                let row = r.loaded.query.kept_to_json(row);
+                writeln!(f, "{}", serde_json::json!({"t": k.time, "row": row}))?;
             }
             let f = f.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
@@ -446,7 +440,7 @@ impl Prefixes {
         table: Table,
         row: &dyn mcas_kql::Row,
         now: i64,
-        mut keep: impl FnMut(usize, Map<String, Value>),
+        mut keep: impl FnMut(usize, KeptRow),
     ) {
         self.run_with(
             table,
@@ -469,7 +463,7 @@ impl Prefixes {
         row: &dyn mcas_kql::Row,
         now: i64,
         wanted: impl Fn(usize) -> bool,
-        mut keep: impl FnMut(usize, Option<Map<String, Value>>),
+        mut keep: impl FnMut(usize, Option<KeptRow>),
     ) {
         for (i, (loaded, tables)) in self.rules.iter().enumerate() {
             if !tables.contains(&table) {
@@ -497,8 +491,8 @@ pub struct StateReport {
 }
 
 impl RuleRun {
-    fn push(&mut self, time: i64, row: Box<str>, limits: &Limits) {
-        let bytes = row.len();
+    fn push(&mut self, time: i64, row: KeptRow, limits: &Limits) {
+        let bytes = row.json_len();
         // Rows older than any window still to run are of no use: drop the new row if it is
         // one, and make room by evicting those already kept.
         if let Some(next) = self.next_run {
@@ -544,7 +538,7 @@ impl RuleRun {
         if !self.unsorted {
             return;
         }
-        let mut rows: Vec<(Kept, Box<str>)> =
+        let mut rows: Vec<(Kept, KeptRow)> =
             self.kept.drain(..).zip(self.window.drain(..)).collect();
         rows.sort_by_key(|(k, _)| k.time);
         for (k, row) in rows {
@@ -609,17 +603,14 @@ impl RuleRun {
         // The window's rows before `now` (later ones wait for the next evaluation): a
         // contiguous run, as rows are kept in time order.
         let end = self.kept.partition_point(|k| k.time < now);
-        let rows: Vec<Map<String, Value>> = self.window.make_contiguous()[..end]
-            .iter()
-            .filter_map(|text| serde_json::from_str(text).ok())
-            .collect();
+        let rows = &self.window.make_contiguous()[..end];
         let dropped = self
             .dropped
             .iter()
             .filter(|(s, _)| *s < now)
             .map(|(_, n)| n)
             .sum::<u64>();
-        let results = self.loaded.query.run_window(&rows, now);
+        let results = self.loaded.query.run_window(rows, now);
         let triggered = rule.triggers(results.len() as u64);
         let suppressed = self.suppressed_until.is_some_and(|t| now < t);
         let mut alerts = Vec::new();
@@ -726,7 +717,8 @@ impl RuleRun {
                 });
             match v {
                 Some((t, row)) => {
-                    self.push(t, Value::Object(row).to_string().into_boxed_str(), limits);
+                    let row = self.loaded.query.kept_from_json(&row);
+                    self.push(t, row, limits);
                 }
                 None => bad += 1,
             }

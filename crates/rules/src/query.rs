@@ -4,6 +4,7 @@
 //! The query dialect is `mcas_kql::TableQuery`; this module maps its tables to the stream's
 //! tables and its errors to rule load errors.
 
+use mcas_kql::KeptRow;
 use serde_json::{Map, Value};
 
 /// The tables a rule can read on the stream.
@@ -132,12 +133,8 @@ impl RuleQuery {
     }
 
     /// The row-level prefix on one streamed row: the row to keep, or `None`.
-    pub(crate) fn row_prefix(
-        &self,
-        row: &dyn mcas_kql::Row,
-        now: i64,
-    ) -> Option<Map<String, Value>> {
-        self.query.row_prefix(row, now)
+    pub(crate) fn row_prefix(&self, row: &dyn mcas_kql::Row, now: i64) -> Option<KeptRow> {
+        self.query.row_prefix_kept(row, now)
     }
 
     /// Whether the row-level prefix keeps `row`, without building the row to keep.
@@ -146,12 +143,18 @@ impl RuleQuery {
     }
 
     /// The rest of the query over the kept rows of a window.
-    pub(crate) fn run_window(
-        &self,
-        rows: &[Map<String, Value>],
-        now: i64,
-    ) -> Vec<Map<String, Value>> {
-        self.query.run_window(rows, now)
+    pub(crate) fn run_window(&self, rows: &[KeptRow], now: i64) -> Vec<Map<String, Value>> {
+        self.query.run_window_kept(rows, now)
+    }
+
+    /// A kept row as the JSON object it stands for (the saved state).
+    pub(crate) fn kept_to_json(&self, row: &KeptRow) -> Map<String, Value> {
+        self.query.kept_to_json(row)
+    }
+
+    /// A kept row from its JSON object (a restored state).
+    pub(crate) fn kept_from_json(&self, row: &Map<String, Value>) -> KeptRow {
+        self.query.kept_from_json(row)
     }
 }
 
