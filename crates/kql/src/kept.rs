@@ -27,7 +27,7 @@ pub struct KeptRow {
     bytes: Box<[u8]>,
     /// The values kept as JSON (an entry with the tag [`JSON`] holds an index here); none
     /// mostly.
-    json: Option<Box<Vec<Json>>>,
+    json: Option<Box<[Json]>>,
     /// The row's size as JSON, as [`KeptRow::json_len`] counts it.
     json_len: usize,
 }
@@ -170,7 +170,7 @@ impl KeptRow {
         }
         KeptRow {
             bytes: bytes.into_boxed_slice(),
-            json: (!json.is_empty()).then(|| Box::new(json)),
+            json: (!json.is_empty()).then(|| json.into_boxed_slice()),
             json_len,
         }
     }
@@ -212,7 +212,7 @@ impl KeptRow {
         }
         KeptRow {
             bytes: bytes.into_boxed_slice(),
-            json: (!json.is_empty()).then(|| Box::new(json)),
+            json: (!json.is_empty()).then(|| json.into_boxed_slice()),
             json_len,
         }
     }
