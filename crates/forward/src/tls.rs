@@ -32,6 +32,10 @@ pub(crate) fn acceptor(cfg: &ListenConfig) -> anyhow::Result<tokio_rustls::TlsAc
     let (Some(cert), Some(key_path)) = (&cfg.cert, &cfg.key) else {
         bail!("protocol = \"tls\" needs `cert` and `key`");
     };
+    #[allow(
+        deprecated,
+        reason = "the ring provider is chosen on purpose: no C toolchain or cmake for aws-lc; rustls 0.23.48 deprecates it for lacking post-quantum key exchange"
+    )]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

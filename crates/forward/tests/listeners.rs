@@ -75,6 +75,10 @@ async fn tls_send(
     identity: Option<&(CertificateDer<'static>, PrivateKeyDer<'static>)>,
     line: &str,
 ) -> std::io::Result<()> {
+    #[allow(
+        deprecated,
+        reason = "the ring provider is chosen on purpose: no C toolchain or cmake for aws-lc; rustls 0.23.48 deprecates it for lacking post-quantum key exchange"
+    )]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.ca_der.clone()).unwrap();

@@ -254,6 +254,10 @@ async fn tls_connect(
     tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
     Vec<u8>,
 ) {
+    #[allow(
+        deprecated,
+        reason = "the ring provider is chosen on purpose: no C toolchain or cmake for aws-lc; rustls 0.23.48 deprecates it for lacking post-quantum key exchange"
+    )]
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.clone()).unwrap();
