@@ -5,7 +5,10 @@
 # loopback in a private directory, sends the corpus with `loadgen`, and takes events/s from the
 # first byte sent to the last row delivered, and the receiver's peak RSS (VmHWM). Each
 # measurement is repeated RUNS times; the script prints one JSON line per run, one per median,
-# and a table of ratios. Results also go to $OUT/results.jsonl.
+# and a table of ratios. Results also go to $OUT/results.jsonl. Each run also records the CPU
+# seconds (user + system) of the receiver (`cpu_s`) and of the process beside it
+# (`emulator_cpu_s`: the emulator, or mcas-forward behind a relay), and mcas-forward's metrics
+# at the end of the run in $OUT/runs/<system>-<case>-<run>/metrics.txt.
 #
 # Systems:
 #   file       mcas-forward, output kind "file" (CommonSecurityLog rows as JSON lines)
@@ -22,6 +25,7 @@
 #              (file output); loadgen sends to the relay
 #   relay-relp the same relay with omrelp (window 1024) into mcas-forward's RELP listener, which
 #              answers each message only once it is fdatasync'd in the file
+#              (the relay listens on the LF port only: run the relay systems with case tcp-lf-1)
 #
 # The peers run in the foreground with private configs (scripts/bench-e2e/); the system's own
 # syslog service is never started or reconfigured. rsyslog is installed with apt-get (service
@@ -36,6 +40,7 @@
 #   UDP_RATE=100000 (messages/s offered on UDP)   TIMEOUT=300 (s per run)
 #   OUT=target/bench-e2e   PEERS_DIR=target/peers   PORT_BASE=25140
 #   SKIP_BUILD=1 (use existing release binaries)   NO_INSTALL=1 (do not apt-get)
+#   CARGO_TARGET_DIR (where the release binaries are built and taken from; default target/)
 #   FWD=path (another mcas-forward binary, e.g. a build of an older commit, for before/after)
 set -euo pipefail
 
@@ -60,7 +65,7 @@ PORT_METRICS=$((PORT_BASE + 4))
 PORT_FWD=$((PORT_BASE + 5))
 PORT_FWD_RELP=$((PORT_BASE + 6))
 PORT_RELP=$((PORT_BASE + 7))
-REL=$ROOT/target/release
+REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
 FWD=${FWD:-$REL/mcas-forward}
 EMU=$REL/azure-emulator
 LOADGEN=$REL/loadgen
@@ -162,6 +167,14 @@ stop_pid() { # pid
 }
 
 peak_rss_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# CPU seconds (user + system, all threads) a process has used so far.
+cpu_s() {
+    local t
+    t=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null) || t=""
+    [ -z "$t" ] && { echo null; return; }
+    awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'
+}
 
 # The eight rules of the file-rules system (the same as `cargo bench --bench rules`).
 BENCH_RULES=(
@@ -274,7 +287,7 @@ unparsed_rows() { # system dir
 }
 
 measure() { # system case run
-    local sys=$1 case=$2 run=$3 dir rss emu_rss json unparsed
+    local sys=$1 case=$2 run=$3 dir rss emu_rss cpu emu_cpu json unparsed
     dir=$OUT/runs/$sys-$case-$run
     rm -rf "$dir"
     mkdir -p "$dir"
@@ -289,14 +302,20 @@ measure() { # system case run
     # shellcheck disable=SC2046
     json=$("$LOADGEN" --file "$OUT/corpus/$CORPUS.log" $(case_args "$case") \
         $(wait_args "$sys" "$dir") --timeout "$TIMEOUT" --idle 10 --label "$sys/$case") || true
+    # mcas-forward's own counters at the end of the run (kept with the run's logs).
+    case $sys in syslog-ng | rsyslog) ;; *)
+        curl -s --max-time 2 "http://127.0.0.1:$PORT_METRICS/metrics" > "$dir/metrics.txt" || true ;;
+    esac
     rss=$(peak_rss_kb "$SYS_PID")
+    cpu=$(cpu_s "$SYS_PID")
     emu_rss=null
-    [ -n "$EMU_PID" ] && emu_rss=$(peak_rss_kb "$EMU_PID")
+    emu_cpu=null
+    [ -n "$EMU_PID" ] && emu_rss=$(peak_rss_kb "$EMU_PID") && emu_cpu=$(cpu_s "$EMU_PID")
     stop_pid "$SYS_PID"
     [ -n "$EMU_PID" ] && stop_pid "$EMU_PID"
     unparsed=$(unparsed_rows "$sys" "$dir")
     [ -z "$json" ] && json='{"complete":false,"eps":0}'
-    local line="{\"kind\":\"run\",\"system\":\"$sys\",\"case\":\"$case\",\"run\":$run,\"peak_rss_kb\":${rss:-0},\"emulator_peak_rss_kb\":$emu_rss,\"unparsed_rows\":${unparsed:-null},${json#\{}"
+    local line="{\"kind\":\"run\",\"system\":\"$sys\",\"case\":\"$case\",\"run\":$run,\"peak_rss_kb\":${rss:-0},\"emulator_peak_rss_kb\":$emu_rss,\"cpu_s\":$cpu,\"emulator_cpu_s\":$emu_cpu,\"unparsed_rows\":${unparsed:-null},${json#\{}"
     echo "$line" | tee -a "$RESULTS"
     # The JSON outputs are large (about 1 KB a row): keep only the logs.
     rm -rf "$dir/out.json" "$dir/spool" "$dir/persist"

@@ -1408,6 +1408,10 @@ fn tls_send(
     let attempt = || -> Res<()> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(server_ca.cert.der().clone())?;
+        #[allow(
+            deprecated,
+            reason = "the ring provider is chosen on purpose: no C toolchain or cmake for aws-lc; rustls 0.23.48 deprecates it for lacking post-quantum key exchange"
+        )]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?

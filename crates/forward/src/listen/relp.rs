@@ -36,9 +36,18 @@ enum Answer {
     /// The `200 OK`s of a chunk's messages, once the chunk is stored.
     Stored {
         txnrs: Vec<Txnr>,
-        stored: Stored,
+        state: Storing,
         since: Instant,
     },
+}
+
+/// Where a chunk's storing stands.
+#[derive(Debug)]
+enum Storing {
+    /// Not known yet: the receiver resolves once the chunk is stored, or is not.
+    Waiting(Stored),
+    /// Known: true when every message of the chunk is stored.
+    Settled(bool),
 }
 
 /// Why a session stops reading.
@@ -132,8 +141,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             }
             r = front(&mut answers) => {
                 // The front chunk is settled: take_ready answers it (or ends the session).
-                if let Some(Answer::Stored { stored, .. }) = answers.front_mut() {
-                    *stored = settled(r);
+                if let Some(Answer::Stored { state, .. }) = answers.front_mut() {
+                    *state = Storing::Settled(r == Ok(true));
                 }
             }
             r = tokio::time::timeout(limit, rd.read_buf(&mut buf)), if reading => {
@@ -180,21 +189,15 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Waits until the front answer's chunk is settled; pending for ever when the front is
-/// ready or there is none (the loop answers those without waiting).
+/// ready, settled, or there is none (the loop answers those without waiting).
 async fn front(answers: &mut VecDeque<Answer>) -> Result<bool, ()> {
     match answers.front_mut() {
-        Some(Answer::Stored { stored, .. }) => stored.await.map_err(|_| ()),
+        Some(Answer::Stored {
+            state: Storing::Waiting(stored),
+            ..
+        }) => stored.await.map_err(|_| ()),
         _ => std::future::pending().await,
     }
-}
-
-/// A receiver already holding `r`, so that [`take_ready`] reads the outcome again.
-fn settled(r: Result<bool, ()>) -> Stored {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    if let Ok(ok) = r {
-        let _ = tx.send(ok);
-    }
-    rx
 }
 
 /// Move the ready answers at the front into `out`, in order. An error when a chunk was
@@ -205,16 +208,15 @@ fn take_ready(
     unanswered: &mut usize,
     out: &mut Vec<u8>,
 ) -> Result<(), Ending> {
-    use tokio::sync::oneshot::error::TryRecvError;
     while let Some(front) = answers.front_mut() {
         match front {
             Answer::Ready(bytes) => out.extend_from_slice(bytes),
             Answer::Stored {
                 txnrs,
-                stored,
+                state,
                 since,
-            } => match stored.try_recv() {
-                Ok(true) => {
+            } => match settled(state) {
+                Some(true) => {
                     for &t in txnrs.iter() {
                         relp::encode_ok(t, out);
                     }
@@ -222,8 +224,8 @@ fn take_ready(
                     *unanswered = unanswered.saturating_sub(n);
                     ctx.metrics.relp.answered(n as u64, since.elapsed());
                 }
-                Err(TryRecvError::Empty) => return Ok(()),
-                Ok(false) | Err(TryRecvError::Closed) => {
+                None => return Ok(()),
+                Some(false) => {
                     let lost: usize = answers
                         .iter()
                         .map(|a| match a {
@@ -244,6 +246,23 @@ fn take_ready(
         answers.pop_front();
     }
     Ok(())
+}
+
+/// A chunk's outcome if it is known: true when stored. A receiver that resolves settles
+/// the state, so the outcome is read once.
+fn settled(state: &mut Storing) -> Option<bool> {
+    if let Storing::Waiting(rx) = state {
+        use tokio::sync::oneshot::error::TryRecvError;
+        *state = Storing::Settled(match rx.try_recv() {
+            Ok(ok) => ok,
+            Err(TryRecvError::Empty) => return None,
+            Err(TryRecvError::Closed) => false,
+        });
+    }
+    match state {
+        Storing::Settled(ok) => Some(*ok),
+        Storing::Waiting(_) => None,
+    }
 }
 
 /// Decode the whole frames in `buf` and cut them off. Returns what they asked for in
@@ -410,7 +429,7 @@ async fn send(
     };
     answers.push_back(Answer::Stored {
         txnrs,
-        stored,
+        state: Storing::Waiting(stored),
         since,
     });
     ctx.workers.send(chunk).await.map_err(|()| Ending::Unstored)

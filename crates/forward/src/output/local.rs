@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 use super::{Destination, Sent};
+use crate::ack::Ack;
 use crate::batch::{Batch, Route};
 use crate::config::FileConfig;
 use crate::metrics::{Metrics, OutputMetrics};
@@ -81,6 +82,9 @@ impl Destination for Stdout {
 pub(crate) struct File {
     path: std::path::PathBuf,
     file: std::sync::Mutex<std::fs::File>,
+    /// The same file for fdatasync, which runs on a blocking thread while the next batches
+    /// are written through `file`.
+    sync_fd: Arc<std::fs::File>,
     tables: Tables,
 }
 
@@ -95,9 +99,13 @@ impl File {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot open output.path {}", path.display()))?;
+        let sync_fd = file
+            .try_clone()
+            .with_context(|| format!("cannot open output.path {}", path.display()))?;
         Ok(File {
             path,
             file: std::sync::Mutex::new(file),
+            sync_fd: Arc::new(sync_fd),
             tables,
         })
     }
@@ -117,9 +125,13 @@ impl Destination for File {
     }
 
     fn sync(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        let fd = self.sync_fd.clone();
         Box::pin(async move {
-            let f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            f.sync_data()
+            // The disk's latency is spent on a blocking thread: the runtime's threads keep
+            // reading, mapping and answering (and run_local keeps writing) meanwhile.
+            tokio::task::spawn_blocking(move || fd.sync_data())
+                .await
+                .context("the sync task failed")?
                 .with_context(|| format!("cannot sync {}", self.path.display()))
         })
     }
@@ -144,40 +156,241 @@ impl Destination for File {
 
 /// Write batches to a local destination as they come; returns when the channel closes, or
 /// with the first write error (stdout closed by a pipe reader that went away, a full disk).
+///
+/// Batches that RELP sessions wait on are made durable by group commit: one sync runs at a
+/// time, and the batches written while it runs wait for the next one, which covers all of
+/// them. Writing goes on during a sync, so the sync rate adapts to the disk's latency and
+/// no batch waits for more than the sync in progress and its own.
 pub(crate) async fn run_local(
     dest: Arc<dyn Destination>,
     mut rx: mpsc::Receiver<Batch>,
     metrics: Arc<Metrics>,
     out: Arc<OutputMetrics>,
 ) -> anyhow::Result<()> {
-    let mut acks = Vec::new();
-    while let Some(mut b) = rx.recv().await {
-        // Write every batch already queued, then sync once for all of them: the RELP
-        // sessions waiting on their rows share one fdatasync (group commit).
-        loop {
-            dest.send(b.route, &b.data, b.rows)
-                .await
-                .context("cannot write the output")?;
-            acks.append(&mut b.acks);
-            metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
-            out.delivered(&metrics, b.rows as u64, b.data.len() as u64);
-            match rx.try_recv() {
-                Ok(next) => b = next,
-                Err(_) => break,
+    // The acknowledgements of batches written since the running sync began.
+    let mut written: Vec<Ack> = Vec::new();
+    // The sync in flight and the acknowledgements of the batches written before it began:
+    // those it makes durable.
+    let mut syncing: Option<(BoxFuture<'_, anyhow::Result<()>>, Vec<Ack>)> = None;
+    let mut open = true;
+    loop {
+        if syncing.is_none() && !written.is_empty() {
+            syncing = Some((dest.sync(), std::mem::take(&mut written)));
+        }
+        if !open && syncing.is_none() {
+            return Ok(());
+        }
+        tokio::select! {
+            b = rx.recv(), if open => {
+                let Some(mut b) = b else {
+                    open = false;
+                    continue;
+                };
+                // Write every batch already queued, so the next sync covers all of them.
+                loop {
+                    dest.send(b.route, &b.data, b.rows)
+                        .await
+                        .context("cannot write the output")?;
+                    written.append(&mut b.acks);
+                    metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
+                    out.delivered(&metrics, b.rows as u64, b.data.len() as u64);
+                    match rx.try_recv() {
+                        Ok(next) => b = next,
+                        Err(_) => break,
+                    }
+                }
+            }
+            r = running(&mut syncing) => {
+                r.context("cannot sync the output")?;
+                // A RELP session answers these rows now that they are on disk.
+                if let Some((_, acks)) = syncing.take() {
+                    crate::ack::confirm_all(acks);
+                }
             }
         }
-        if !acks.is_empty() {
-            // A RELP session answers these rows once they are on disk.
-            dest.sync().await.context("cannot sync the output")?;
-            crate::ack::confirm_all(std::mem::take(&mut acks));
-        }
     }
-    Ok(())
+}
+
+/// The running sync's outcome; pending for ever when none runs.
+async fn running(
+    syncing: &mut Option<(BoxFuture<'_, anyhow::Result<()>>, Vec<Ack>)>,
+) -> anyhow::Result<()> {
+    match syncing {
+        Some((sync, _)) => sync.await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A destination whose syncs wait until the test lets each one finish (or fail).
+    #[derive(Debug)]
+    struct Gated {
+        written: std::sync::Mutex<Vec<u8>>,
+        started: std::sync::atomic::AtomicUsize,
+        release: tokio::sync::Semaphore,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Destination for Gated {
+        fn describe(&self) -> String {
+            "gated".to_owned()
+        }
+        fn spooled(&self) -> bool {
+            false
+        }
+        fn stream_name(&self, _route: Route) -> Option<&str> {
+            None
+        }
+        fn send<'a>(
+            &'a self,
+            _route: Route,
+            ndjson: &'a [u8],
+            rows: usize,
+        ) -> BoxFuture<'a, anyhow::Result<Sent>> {
+            self.written.lock().unwrap().extend_from_slice(ndjson);
+            Box::pin(async move {
+                Ok(Sent {
+                    delivered: rows,
+                    ..Sent::default()
+                })
+            })
+        }
+        fn sync(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+            self.started.fetch_add(1, Relaxed);
+            Box::pin(async move {
+                self.release.acquire().await.unwrap().forget();
+                if self.fail.load(Relaxed) {
+                    anyhow::bail!("the disk is gone");
+                }
+                Ok(())
+            })
+        }
+    }
+
+    impl Default for Gated {
+        fn default() -> Gated {
+            Gated {
+                written: std::sync::Mutex::default(),
+                started: std::sync::atomic::AtomicUsize::new(0),
+                release: tokio::sync::Semaphore::new(0),
+                fail: std::sync::atomic::AtomicBool::new(false),
+            }
+        }
+    }
+
+    fn acked(data: &str) -> (Batch, crate::ack::Stored) {
+        let (ack, stored) = Ack::new();
+        let mut b = Batch::unpooled(Route::Csl, data.as_bytes().to_vec(), 1);
+        b.acks.push(ack.share());
+        ack.confirm();
+        (b, stored)
+    }
+
+    /// Lets the output task run until it waits again.
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_written_during_a_sync_is_answered_only_after_the_next_one() {
+        let dest = Arc::new(Gated::default());
+        let metrics = Arc::new(Metrics::default());
+        metrics.pending_rows.fetch_add(2, Relaxed);
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(run_local(
+            dest.clone(),
+            rx,
+            metrics.clone(),
+            metrics.output("archive"),
+        ));
+        let (first, mut first_stored) = acked("{\"n\":1}\n");
+        tx.send(first).await.unwrap();
+        settle().await;
+        assert_eq!(
+            dest.started.load(Relaxed),
+            1,
+            "the first batch is being synced"
+        );
+        let (second, mut second_stored) = acked("{\"n\":2}\n");
+        tx.send(second).await.unwrap();
+        settle().await;
+        // Written while the first sync runs, but not covered by it.
+        assert_eq!(
+            dest.written.lock().unwrap().as_slice(),
+            b"{\"n\":1}\n{\"n\":2}\n"
+        );
+        assert!(
+            first_stored.try_recv().is_err(),
+            "the sync has not finished"
+        );
+        dest.release.add_permits(1);
+        settle().await;
+        assert_eq!(first_stored.try_recv(), Ok(true));
+        assert!(
+            second_stored.try_recv().is_err(),
+            "written during the first sync: waits for the second"
+        );
+        assert_eq!(dest.started.load(Relaxed), 2, "the second sync began");
+        dest.release.add_permits(1);
+        settle().await;
+        assert_eq!(second_stored.try_recv(), Ok(true));
+        drop(tx);
+        task.await.unwrap().unwrap();
+        assert_eq!(dest.started.load(Relaxed), 2);
+        assert_eq!(metrics.pending_rows.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_stops_the_output_and_answers_nothing() {
+        let dest = Arc::new(Gated::default());
+        dest.fail.store(true, Relaxed);
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(run_local(
+            dest.clone(),
+            rx,
+            metrics.clone(),
+            metrics.output("archive"),
+        ));
+        let (first, first_stored) = acked("{\"n\":1}\n");
+        tx.send(first).await.unwrap();
+        settle().await;
+        let (second, second_stored) = acked("{\"n\":2}\n");
+        tx.send(second).await.unwrap();
+        settle().await;
+        dest.release.add_permits(2);
+        let err = task.await.unwrap().unwrap_err();
+        assert!(format!("{err:#}").contains("the disk is gone"), "{err:#}");
+        assert_eq!(first_stored.await, Ok(false));
+        assert_eq!(second_stored.await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn batches_without_acknowledgements_are_never_synced() {
+        let dest = Arc::new(Gated::default());
+        let metrics = Arc::new(Metrics::default());
+        metrics.pending_rows.fetch_add(3, Relaxed);
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(run_local(
+            dest.clone(),
+            rx,
+            metrics.clone(),
+            metrics.output("archive"),
+        ));
+        for i in 0..3 {
+            let data = format!("{{\"n\":{i}}}\n").into_bytes();
+            tx.send(Batch::unpooled(Route::Csl, data, 1)).await.unwrap();
+        }
+        drop(tx);
+        task.await.unwrap().unwrap();
+        assert_eq!(dest.started.load(Relaxed), 0);
+        assert_eq!(dest.written.lock().unwrap().len(), 24);
+    }
 
     #[tokio::test]
     async fn the_file_output_appends_every_batch_and_counts_it() {
