@@ -322,9 +322,7 @@ impl PlaybookRoute {
 pub(crate) struct Rules {
     engine: Engine,
     observer: Arc<RulesObserver>,
-    full: Arc<[AtomicBool]>,
     rx: Receiver<Msg>,
-    tx: SyncSender<Msg>,
     state_dir: PathBuf,
     save_interval: Duration,
     counters: Arc<RulesMetrics>,
@@ -432,17 +430,15 @@ impl Rules {
             prefixes: engine.prefixes(),
             csl: engine.reads(Table::CommonSecurityLog),
             syslog: engine.reads(Table::Syslog),
-            tx: tx.clone(),
+            tx,
             counters: counters.clone(),
-            full: full.clone(),
+            full,
         });
         metrics.add_section(counters.clone());
         Ok(Some(Rules {
             engine,
             observer,
-            full,
             rx,
-            tx,
             state_dir,
             save_interval: rc.save_interval.0,
             counters,
@@ -466,10 +462,8 @@ impl Rules {
     ) -> anyhow::Result<RulesRunning> {
         let Rules {
             engine,
-            observer: _,
-            full,
+            observer,
             rx,
-            tx,
             state_dir,
             save_interval,
             counters,
@@ -477,6 +471,10 @@ impl Rules {
             outbox,
             worker,
         } = self;
+        // The thread publishes the full windows where the observer reads them; the stop
+        // message goes through the observer's queue.
+        let full = observer.full.clone();
+        let tx = observer.tx.clone();
         let sink = Sink {
             alerts,
             metrics,

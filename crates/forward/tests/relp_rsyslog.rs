@@ -20,7 +20,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -156,17 +155,8 @@ action(type="omrelp" target="127.0.0.1" port="{fwd_port}" windowSize="{WINDOW}" 
         ),
     )
     .unwrap();
-    let rs =
-        Command::new(rsyslogd().expect("rsyslogd not found: apt-get install rsyslog rsyslog-relp"))
-            .args(["-n", "-f"])
-            .arg(&conf)
-            .arg("-i")
-            .arg(dir.path().join("rsyslogd.pid"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("rsyslogd.err")).unwrap())
-            .spawn()
-            .expect("start rsyslogd");
-    let _rs = KillOnDrop(rs);
+    let rsyslogd = rsyslogd().expect("rsyslogd not found: apt-get install rsyslog rsyslog-relp");
+    let _rs = start_rsyslogd(&rsyslogd, &conf, dir.path());
     let rs_err = || std::fs::read_to_string(dir.path().join("rsyslogd.err")).unwrap_or_default();
     assert!(
         wait_until_async(Duration::from_secs(20), || {

@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -42,17 +41,8 @@ action(type="omfwd" target="127.0.0.1" port="{fwd_port}" protocol="tcp" TCP_Fram
         ),
     )
     .unwrap();
-    let rs = Command::new(&rsyslogd)
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.path().join("rsyslogd.pid"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("rsyslogd.err")).unwrap())
-        .spawn()
-        .expect("start rsyslogd");
     // Stopped on every path, a failed assertion included.
-    let mut rs = KillOnDrop(rs);
+    let mut rs = start_rsyslogd(&rsyslogd, &conf, dir.path());
     let up = wait_until_async(Duration::from_secs(20), || {
         std::net::TcpStream::connect(("127.0.0.1", relay_port)).is_ok()
     })

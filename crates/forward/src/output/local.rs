@@ -289,6 +289,24 @@ mod tests {
         (b, stored)
     }
 
+    /// `run_local` on `dest`, fed by the returned queue.
+    fn start(
+        dest: Arc<dyn Destination>,
+        metrics: &Arc<Metrics>,
+    ) -> (
+        mpsc::Sender<Batch>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
+        let (tx, rx) = mpsc::channel(4);
+        let task = tokio::spawn(run_local(
+            dest,
+            rx,
+            metrics.clone(),
+            metrics.output("archive"),
+        ));
+        (tx, task)
+    }
+
     /// Lets the output task run until it waits again.
     async fn settle() {
         for _ in 0..50 {
@@ -301,13 +319,7 @@ mod tests {
         let dest = Arc::new(Gated::default());
         let metrics = Arc::new(Metrics::default());
         metrics.pending_rows.fetch_add(2, Relaxed);
-        let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(run_local(
-            dest.clone(),
-            rx,
-            metrics.clone(),
-            metrics.output("archive"),
-        ));
+        let (tx, task) = start(dest.clone(), &metrics);
         let (first, mut first_stored) = acked("{\"n\":1}\n");
         tx.send(first).await.unwrap();
         settle().await;
@@ -350,13 +362,7 @@ mod tests {
         let dest = Arc::new(Gated::default());
         dest.fail.store(true, Relaxed);
         let metrics = Arc::new(Metrics::default());
-        let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(run_local(
-            dest.clone(),
-            rx,
-            metrics.clone(),
-            metrics.output("archive"),
-        ));
+        let (tx, task) = start(dest.clone(), &metrics);
         let (first, first_stored) = acked("{\"n\":1}\n");
         tx.send(first).await.unwrap();
         settle().await;
@@ -375,13 +381,7 @@ mod tests {
         let dest = Arc::new(Gated::default());
         let metrics = Arc::new(Metrics::default());
         metrics.pending_rows.fetch_add(3, Relaxed);
-        let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(run_local(
-            dest.clone(),
-            rx,
-            metrics.clone(),
-            metrics.output("archive"),
-        ));
+        let (tx, task) = start(dest.clone(), &metrics);
         for i in 0..3 {
             let data = format!("{{\"n\":{i}}}\n").into_bytes();
             tx.send(Batch::unpooled(Route::Csl, data, 1)).await.unwrap();
@@ -413,13 +413,7 @@ mod tests {
         assert_eq!(dest.stream_name(Route::Csl), Some("CommonSecurityLog"));
         assert_eq!(dest.stream_name(Route::Syslog), None);
         let metrics = Arc::new(Metrics::default());
-        let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(run_local(
-            dest,
-            rx,
-            metrics.clone(),
-            metrics.output("archive"),
-        ));
+        let (tx, task) = start(dest, &metrics);
         for i in 0..3 {
             metrics.pending_rows.fetch_add(2, Relaxed);
             let data = format!("{{\"n\":{i}}}\n{{\"m\":{i}}}\n").into_bytes();

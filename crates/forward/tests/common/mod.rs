@@ -227,3 +227,18 @@ pub(crate) fn rsyslogd() -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
         .find(|p| p.exists())
 }
+
+/// A private foreground `rsyslogd` on `conf`, its pid file in `dir` and its stderr in
+/// `dir/rsyslogd.err`; killed when dropped, a failed assertion included.
+pub(crate) fn start_rsyslogd(bin: &Path, conf: &Path, dir: &Path) -> KillOnDrop {
+    let child = Command::new(bin)
+        .args(["-n", "-f"])
+        .arg(conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("rsyslogd.err")).expect("rsyslogd.err"))
+        .spawn()
+        .expect("start rsyslogd");
+    KillOnDrop(child)
+}
