@@ -16,6 +16,7 @@ use crate::classify::{Action, Api, RetryPolicy, classify};
 use crate::error::{Error, Kind};
 use crate::limiter::Limiter;
 use crate::observer::SendObserver;
+use crate::prepared::{PreparedBody, PreparedReport};
 use crate::report::{PendingRow, RejectReason, RejectedRow, RetryLater, SendReport};
 
 /// The window a batch's event times must stay within
@@ -142,6 +143,15 @@ enum Outcome {
     RetryLater(Error),
 }
 
+/// What became of one body's requests.
+enum Tried {
+    Delivered,
+    /// Refused for its data, its size or as a whole request (the action says which).
+    Refused(Action, Error),
+    /// The retry budget is spent.
+    Later(Error),
+}
+
 /// The bookkeeping of bisection: which halves are waiting for their sibling's outcome.
 #[derive(Default)]
 struct Narrowing {
@@ -241,13 +251,7 @@ impl Engine {
     pub(crate) async fn run<S: Sender>(&self, sender: &S, rows: &Rows<'_>) -> SendReport {
         let start = Instant::now();
         let mut report = SendReport::default();
-        for (i, why) in rows.invalid() {
-            report.rejected.push(RejectedRow {
-                index: *i,
-                row: rows.get(*i).to_vec(),
-                reason: RejectReason::Invalid(why.clone()),
-            });
-        }
+        reject_invalid(rows, &mut report);
         let packed = pack(rows, &rows.valid_indices(), self.max_body);
         for i in packed.oversize {
             let row = rows.get(i).to_vec();
@@ -266,12 +270,26 @@ impl Engine {
                 row,
             });
         }
-        let mut queue: VecDeque<Job> = packed
+        let queue: VecDeque<Job> = packed
             .batches
             .into_iter()
             .map(|rows| Job::new(rows, false))
             .collect();
-        let mut narrowing = Narrowing::default();
+        self.drive(sender, rows, queue, Narrowing::default(), report, start)
+            .await
+    }
+
+    /// Send `queue`'s jobs (and what their outcomes call for: halves, splits, single rows)
+    /// until every row is delivered, rejected or left for later; completes `report`.
+    async fn drive<S: Sender>(
+        &self,
+        sender: &S,
+        rows: &Rows<'_>,
+        mut queue: VecDeque<Job>,
+        mut narrowing: Narrowing,
+        mut report: SendReport,
+        start: Instant,
+    ) -> SendReport {
         let mut later: Vec<usize> = Vec::new();
         let mut later_error: Option<Error> = None;
         let mut running = FuturesUnordered::new();
@@ -318,13 +336,7 @@ impl Engine {
                 Outcome::Reject(error) => {
                     queue.extend(narrowing.finished(half, None));
                     // Rows refused alone, or by a whole-request refusal.
-                    for i in job.rows {
-                        report.rejected.push(RejectedRow {
-                            index: i,
-                            row: rows.get(i).to_vec(),
-                            reason: RejectReason::Refused(clone_error(&error)),
-                        });
-                    }
+                    reject_job(rows, job, &error, &mut report);
                 }
                 Outcome::RetryLater(error) => {
                     queue.extend(narrowing.finished(half, None));
@@ -380,6 +392,23 @@ impl Engine {
             .map(|&i| rows.get(i).len() + 1)
             .sum::<usize>()
             + 1;
+        let (tried, requests) = self.try_body(sender, &body, raw_len, start).await;
+        match tried {
+            Tried::Delivered => (job, Outcome::Delivered, requests),
+            Tried::Later(error) => (job, Outcome::RetryLater(error), requests),
+            Tried::Refused(action, error) => self.decide(rows, job, action, error, requests),
+        }
+    }
+
+    /// Send one body until it is delivered, refused for its data or setup, or the retry
+    /// budget is spent; returns what happened and the requests it took.
+    async fn try_body<S: Sender>(
+        &self,
+        sender: &S,
+        body: &Body,
+        raw_len: usize,
+        start: Instant,
+    ) -> (Tried, usize) {
         let mut attempts = 0u32;
         let mut requests = 0usize;
         let mut refreshed = false;
@@ -391,7 +420,7 @@ impl Engine {
                 let _permit = self.semaphore.acquire().await;
                 attempts += 1;
                 requests += 1;
-                sender.send(&body).await
+                sender.send(body).await
             };
             if let Some(observer) = &self.observer {
                 match &result {
@@ -418,42 +447,17 @@ impl Engine {
                 Err(error) => (Action::ConfigError, error),
             };
             let delay = match action {
-                Action::Delivered => return (job, Outcome::Delivered, requests),
+                Action::Delivered => return (Tried::Delivered, requests),
                 Action::RefreshToken if !refreshed => {
                     // The sender dropped the refused token; try once more at once.
                     refreshed = true;
                     attempts -= 1;
                     continue;
                 }
-                Action::SplitHalves => {
-                    return self.split_or_reject(job, error, requests);
-                }
-                Action::Bisect if job.rows.len() > 1 => {
-                    return (job, Outcome::Refused(error), requests);
-                }
-                Action::Bisect | Action::RejectRequest => {
-                    tracing::debug!(error = %error, rows = job.rows.len(), "refused by the service; rejected");
-                    return (job, Outcome::Reject(error), requests);
-                }
-                Action::SplitByTime => {
-                    if !job.time_split && job.rows.len() > 1 {
-                        let groups =
-                            split_by_time(rows, &job.rows, &self.time_field, TIME_WINDOW_MILLIS);
-                        if groups.len() > 1 {
-                            tracing::info!(
-                                rows = job.rows.len(),
-                                groups = groups.len(),
-                                "batch spans more than 30 minutes; split by time"
-                            );
-                            let jobs = groups
-                                .into_iter()
-                                .map(|rows| Job::new(rows, true))
-                                .collect();
-                            return (job, Outcome::Split(jobs), requests);
-                        }
-                    }
-                    return self.split_or_reject(job, error, requests);
-                }
+                Action::SplitHalves
+                | Action::Bisect
+                | Action::RejectRequest
+                | Action::SplitByTime => return (Tried::Refused(action, error), requests),
                 Action::RefreshToken | Action::ConfigError => {
                     tracing::error!(error = %error, "configuration or credential refused; retrying slowly");
                     self.retry.config_delay()
@@ -466,12 +470,100 @@ impl Engine {
                 }
             };
             if !self.retry.may_retry(attempts, start.elapsed(), delay) {
-                tracing::warn!(error = %error, rows = job.rows.len(), "retry budget spent; rows returned for later");
-                return (job, Outcome::RetryLater(error), requests);
+                tracing::warn!(error = %error, bytes = raw_len, "retry budget spent; rows returned for later");
+                return (Tried::Later(error), requests);
             }
             tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying");
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// What a job refused for its data (or as a whole request) becomes.
+    fn decide(
+        &self,
+        rows: &Rows<'_>,
+        job: Job,
+        action: Action,
+        error: Error,
+        requests: usize,
+    ) -> (Job, Outcome, usize) {
+        match action {
+            Action::SplitHalves => self.split_or_reject(job, error, requests),
+            Action::Bisect if job.rows.len() > 1 => (job, Outcome::Refused(error), requests),
+            Action::SplitByTime => {
+                if !job.time_split && job.rows.len() > 1 {
+                    let groups =
+                        split_by_time(rows, &job.rows, &self.time_field, TIME_WINDOW_MILLIS);
+                    if groups.len() > 1 {
+                        tracing::info!(
+                            rows = job.rows.len(),
+                            groups = groups.len(),
+                            "batch spans more than 30 minutes; split by time"
+                        );
+                        let jobs = groups
+                            .into_iter()
+                            .map(|rows| Job::new(rows, true))
+                            .collect();
+                        return (job, Outcome::Split(jobs), requests);
+                    }
+                }
+                self.split_or_reject(job, error, requests)
+            }
+            _ => {
+                tracing::debug!(error = %error, rows = job.rows.len(), "refused by the service; rejected");
+                (job, Outcome::Reject(error), requests)
+            }
+        }
+    }
+
+    /// Send a body prepared ahead (see [`crate::PreparedBody`]) as it is. Only when the
+    /// service refuses it for its data or its size is it decompressed and its rows split,
+    /// bisected or sent one by one, as [`Engine::run`] does with rows.
+    pub(crate) async fn run_prepared<S: Sender>(
+        &self,
+        sender: &S,
+        prepared: &PreparedBody,
+    ) -> PreparedReport {
+        let start = Instant::now();
+        let body = Body {
+            bytes: prepared.bytes.clone(),
+            gzipped: prepared.gzipped,
+        };
+        let (tried, requests) = self.try_body(sender, &body, prepared.raw_len, start).await;
+        let (action, error) = match tried {
+            Tried::Delivered => return PreparedReport::Delivered { requests },
+            Tried::Later(error) => return PreparedReport::Later { error, requests },
+            Tried::Refused(action, error) => (action, error),
+        };
+        let ndjson = match prepared.unpack(self.max_body) {
+            Ok(n) => n,
+            Err(why) => return PreparedReport::Corrupt { why, requests },
+        };
+        let rows = Rows::from_ndjson(&ndjson);
+        let mut report = SendReport {
+            requests,
+            ..SendReport::default()
+        };
+        reject_invalid(&rows, &mut report);
+        let job = Job::new(rows.valid_indices(), false);
+        let mut narrowing = Narrowing::default();
+        let mut queue = VecDeque::new();
+        if !job.rows.is_empty() {
+            let (job, outcome, _) = self.decide(&rows, job, action, error, 0);
+            match outcome {
+                Outcome::Split(jobs) => queue.extend(jobs),
+                Outcome::Refused(error) => {
+                    queue.extend(narrowing.finished(None, Some((job, error))))
+                }
+                Outcome::Reject(error) => reject_job(&rows, job, &error, &mut report),
+                // decide never answers these.
+                Outcome::Delivered | Outcome::RetryLater(_) => {}
+            }
+        }
+        let report = self
+            .drive(sender, &rows, queue, narrowing, report, start)
+            .await;
+        PreparedReport::Narrowed(report)
     }
 
     fn split_or_reject(&self, job: Job, error: Error, requests: usize) -> (Job, Outcome, usize) {
@@ -488,6 +580,28 @@ impl Engine {
             tracing::debug!(error = %error, "row refused by the service; rejected");
             (job, Outcome::Reject(error), requests)
         }
+    }
+}
+
+/// Rows that are not JSON objects: rejected without being sent.
+fn reject_invalid(rows: &Rows<'_>, report: &mut SendReport) {
+    for (i, why) in rows.invalid() {
+        report.rejected.push(RejectedRow {
+            index: *i,
+            row: rows.get(*i).to_vec(),
+            reason: RejectReason::Invalid(why.clone()),
+        });
+    }
+}
+
+/// Every row of `job`, refused with `error`.
+fn reject_job(rows: &Rows<'_>, job: Job, error: &Error, report: &mut SendReport) {
+    for i in job.rows {
+        report.rejected.push(RejectedRow {
+            index: i,
+            row: rows.get(i).to_vec(),
+            reason: RejectReason::Refused(clone_error(error)),
+        });
     }
 }
 
@@ -549,6 +663,8 @@ mod tests {
         requests: AtomicUsize,
         code: &'static str,
         sizes: Mutex<Vec<usize>>,
+        /// More rows than this in one request: 413.
+        max_rows: usize,
     }
 
     impl Fake {
@@ -557,6 +673,7 @@ mod tests {
                 requests: AtomicUsize::new(0),
                 code,
                 sizes: Mutex::new(Vec::new()),
+                max_rows: usize::MAX,
             }
         }
     }
@@ -564,8 +681,27 @@ mod tests {
     impl Sender for Fake {
         async fn send(&self, body: &Body) -> Result<Answer, Error> {
             self.requests.fetch_add(1, Ordering::SeqCst);
-            let rows: Vec<serde_json::Value> = serde_json::from_slice(&body.bytes).unwrap();
+            let raw = if body.gzipped {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&body.bytes[..]),
+                    &mut out,
+                )
+                .unwrap();
+                out
+            } else {
+                body.bytes.to_vec()
+            };
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(&raw).unwrap();
             self.sizes.lock().unwrap().push(rows.len());
+            if rows.len() > self.max_rows {
+                return Ok(Answer {
+                    status: 413,
+                    code: None,
+                    message: None,
+                    retry_after: None,
+                });
+            }
             let bad = rows.iter().any(|r| r["bad"] == true);
             Ok(Answer {
                 status: if bad { 400 } else { 204 },
@@ -737,5 +873,80 @@ mod tests {
         assert_eq!(later.rows.len(), 8);
         assert!(later.error.is_config());
         assert_eq!(report.requests, 1);
+    }
+
+    fn prepared(text: &[u8], gzip_level: Option<u32>) -> PreparedBody {
+        let p = crate::prepared::prepare(text, 1_000_000, gzip_level);
+        assert_eq!(p.bodies.len(), 1);
+        p.bodies.into_iter().next().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_prepared_body_goes_out_as_it_is_in_one_request() {
+        let fake = Fake::new("InvalidPayload");
+        let body = prepared(&ndjson(|_| false, 200), Some(3));
+        let r = engine().run_prepared(&fake, &body).await;
+        assert!(
+            matches!(r, PreparedReport::Delivered { requests: 1 }),
+            "{r:?}"
+        );
+        assert_eq!(*fake.sizes.lock().unwrap(), vec![200]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_prepared_body_is_opened_and_bisected() {
+        let fake = Fake::new("InvalidPayload");
+        let body = prepared(&ndjson(|i| i == 17 || i == 150, 200), Some(3));
+        let PreparedReport::Narrowed(report) = engine().run_prepared(&fake, &body).await else {
+            panic!("narrowed down");
+        };
+        assert_eq!(rejected(&report), vec![17, 150]);
+        assert_eq!(report.delivered_rows, 198);
+        assert!(report.retry_later.is_none());
+        assert_eq!(report.requests, fake.requests.load(Ordering::SeqCst));
+        let row: serde_json::Value = serde_json::from_slice(&report.rejected[0].row).unwrap();
+        assert_eq!(row["i"], 17);
+    }
+
+    #[tokio::test]
+    async fn a_prepared_body_too_large_for_the_service_is_split() {
+        let mut fake = Fake::new("InvalidPayload");
+        fake.max_rows = 60;
+        let body = prepared(&ndjson(|_| false, 200), None);
+        let PreparedReport::Narrowed(report) = engine().run_prepared(&fake, &body).await else {
+            panic!("narrowed down");
+        };
+        assert_eq!(report.delivered_rows, 200);
+        assert!(report.rejected.is_empty());
+        // 200 (413), 100 + 100 (413 each), then four quarters of 50.
+        assert_eq!(
+            *fake.sizes.lock().unwrap(),
+            vec![200, 100, 100, 50, 50, 50, 50]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_body_that_cannot_be_opened_is_reported_corrupt() {
+        // A body cut short, as a damaged spool body would be: refused, and not an array.
+        let corrupt = PreparedBody::new(Bytes::from_static(b"[{\"bad\":true},"), false, 1, 15);
+        let r = engine().run_prepared(&FakeAnswer(400), &corrupt).await;
+        assert!(
+            matches!(r, PreparedReport::Corrupt { requests: 1, .. }),
+            "{r:?}"
+        );
+    }
+
+    /// Answers every request with one status.
+    struct FakeAnswer(u16);
+
+    impl Sender for FakeAnswer {
+        async fn send(&self, _body: &Body) -> Result<Answer, Error> {
+            Ok(Answer {
+                status: self.0,
+                code: Some("InvalidPayload".into()),
+                message: None,
+                retry_after: None,
+            })
+        }
     }
 }

@@ -18,6 +18,7 @@ use crate::engine::{Answer, Body, Engine, Sender};
 use crate::error::Error;
 use crate::limiter::{Limiter, RateLimit};
 use crate::observer::SendObserver;
+use crate::prepared::{Prepared, PreparedBody, PreparedReport};
 use crate::report::SendReport;
 
 /// The API version used: the stable `2023-01-01`.
@@ -141,6 +142,23 @@ impl LogsIngestionClient {
     /// Sends prepared [`Rows`].
     pub async fn send_rows(&self, rows: &Rows<'_>) -> SendReport {
         self.inner.engine.run(&self.inner.as_ref(), rows).await
+    }
+
+    /// Packs NDJSON rows into request bodies as a send would, gzip'd at the client's
+    /// level: for a writer that stores them, so that [`send_prepared`](Self::send_prepared)
+    /// later sends each as it is.
+    pub fn prepare_ndjson(&self, ndjson: &[u8]) -> Prepared {
+        let e = &self.inner.engine;
+        crate::prepared::prepare(ndjson, e.max_body, e.gzip_level)
+    }
+
+    /// Sends a body prepared ahead, as it is; it is opened only when the service refuses
+    /// it for its data or size (see [`PreparedReport`]).
+    pub async fn send_prepared(&self, body: &PreparedBody) -> PreparedReport {
+        self.inner
+            .engine
+            .run_prepared(&self.inner.as_ref(), body)
+            .await
     }
 
     /// The request URL (without secrets; safe to log).

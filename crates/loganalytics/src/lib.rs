@@ -93,6 +93,7 @@ mod error;
 mod ingestion;
 mod limiter;
 mod observer;
+mod prepared;
 mod report;
 mod signature;
 
@@ -116,6 +117,7 @@ pub use ingestion::{
 };
 pub use limiter::RateLimit;
 pub use observer::SendObserver;
+pub use prepared::{Prepared, PreparedBody, PreparedReport};
 pub use report::{PendingRow, RejectReason, RejectedRow, RetryLater, SendReport};
 pub use signature::{
     CONTENT_TYPE_JSON, DATA_COLLECTOR_RESOURCE, SharedKey, authorization, signature, string_to_sign,
