@@ -107,6 +107,45 @@ for seed in seeds:
 PY
 }
 
+# spool_batch takes a settings byte (low bit: recompute the header checksum), then a batch
+# file: a few valid v2 files written here from the format's table (mcas-spool's docs).
+seed_spool() {
+    local target=$1
+    mkdir -p "corpus/$target"
+    python3 - "corpus/$target" <<'PY'
+import gzip, hashlib, struct, sys, zlib
+out = sys.argv[1]
+
+def batch(output, route, bodies):
+    output, route = output.encode(), route.encode()
+    header_len = 44 + 2 + len(output) + 2 + len(route) + 25 * len(bodies) + 4
+    head = b"MCASBTCH" + struct.pack("<HHIQQQI", 2, 0, header_len,
+        sum(b[1] for b in bodies), sum(b[2] for b in bodies), sum(len(b[3]) for b in bodies),
+        len(bodies))
+    head += struct.pack("<H", len(output)) + output + struct.pack("<H", len(route)) + route
+    offset = header_len
+    for kind, rows, raw_len, data in bodies:
+        head += struct.pack("<QIIIBI", offset, len(data), raw_len, rows, kind, zlib.crc32(data))
+        offset += len(data)
+    head += struct.pack("<I", zlib.crc32(head))
+    return head + b"".join(b[3] for b in bodies)
+
+rows = b'[{"Message":"a","Severity":3},{"Message":"b","Severity":5}]'
+ndjson = b'{"Message":"a"}\n{"Message":"b"}\n'
+gz = gzip.compress(rows, mtime=0)
+files = [
+    batch("sentinel", "mcas", [(0, 2, len(rows), rows)]),
+    batch("sentinel", "mcas", [(1, 2, len(rows), gz), (2, 2, len(ndjson), ndjson)]),
+    batch("", "", []),
+]
+for setting in (b"\x00", b"\x01"):
+    for f in files:
+        data = setting + f
+        with open(f"{out}/{hashlib.sha1(data).hexdigest()}", "wb") as seedfile:
+            seedfile.write(data)
+PY
+}
+
 cef=../crates/cef/tests/data/cef.jsonl
 syslog=../crates/syslog/tests/data/syslog.jsonl
 csl=../crates/csl/tests/data/csl.jsonl
@@ -128,6 +167,7 @@ find ../crates/rules/tests/data/sentinel ../examples/rules -name '*.yaml' -print
         cp "$f" "corpus/rules_yaml/$(sha1sum "$f" | cut -c1-40)"
     done
 seed_webhook webhook_verify ../crates/webhook/tests/data/vectors.json
+seed_spool spool_batch
 for d in corpus/*/; do
     echo "seeded $(basename "$d"): $(find "$d" -type f | wc -l) inputs"
 done
