@@ -1937,6 +1937,41 @@ fn test_token_overflow(ctx: &Ctx) -> Res<Outcome> {
 /// (`spool_lost`, one per file), nothing wedges, and what is sent afterwards is delivered.
 /// A batch a sender was already retrying from memory may still be delivered: each deleted
 /// file is either delivered whole or counted lost, never both, never neither.
+/// The rows of a spool file, one JSON object a line: a format-2 file's bodies opened (a
+/// file being written, or of neither format, gives nothing).
+fn spooled_rows(file: &[u8]) -> String {
+    if !mcas_spool::is_batch_file(file) {
+        return String::from_utf8_lossy(file).into_owned();
+    }
+    let Ok(batch) = mcas_spool::decode(file) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for b in batch.bodies {
+        let raw = match b.kind {
+            mcas_spool::BodyKind::GzipArray => {
+                let mut raw = Vec::new();
+                let mut dec = flate2::read::GzDecoder::new(b.data);
+                if std::io::Read::read_to_end(&mut dec, &mut raw).is_err() {
+                    continue;
+                }
+                raw
+            }
+            _ => b.data.to_vec(),
+        };
+        if b.kind == mcas_spool::BodyKind::Ndjson {
+            out.push_str(&String::from_utf8_lossy(&raw));
+            continue;
+        }
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&raw).unwrap_or_default();
+        for r in rows {
+            out.push_str(&r.to_string());
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn test_spool_deletion(ctx: &Ctx) -> Res<Outcome> {
     let n = ctx.pick(5_000usize, 50_000);
     let emu = EmulatorSetup::new().start_owned()?;
@@ -1952,10 +1987,11 @@ fn test_spool_deletion(ctx: &Ctx) -> Res<Outcome> {
         let mut out = Vec::new();
         if let Ok(d) = std::fs::read_dir(&spool) {
             for e in d.filter_map(Result::ok) {
-                if !e.file_name().to_string_lossy().ends_with(".ndjson") {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.ends_with(".ndjson") && !name.ends_with(".batch") {
                     continue;
                 }
-                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let text = spooled_rows(&std::fs::read(e.path()).unwrap_or_default());
                 let ids = text
                     .lines()
                     .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

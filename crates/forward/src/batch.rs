@@ -198,11 +198,13 @@ impl Buffers {
             rows,
             acks,
             pool: Some(self.pool.clone()),
+            prepared: false,
         })
     }
 }
 
-/// A closed batch: NDJSON rows for one route.
+/// A closed batch: NDJSON rows for one route or, once prepared for a spooled output, its
+/// spool file (format v2: the request bodies, packed and compressed).
 #[derive(Debug)]
 pub(crate) struct Batch {
     pub(crate) route: Route,
@@ -213,6 +215,8 @@ pub(crate) struct Batch {
     pub(crate) acks: Vec<crate::ack::Ack>,
     /// Where `data` goes back when the batch is dropped (after it was written).
     pub(crate) pool: Option<Arc<BufPool>>,
+    /// True when `data` is a spool file (see [`crate::output::Preparer`]), false for NDJSON.
+    pub(crate) prepared: bool,
 }
 
 #[cfg(test)]
@@ -225,6 +229,7 @@ impl Batch {
             rows,
             acks: Vec::new(),
             pool: None,
+            prepared: false,
         }
     }
 }

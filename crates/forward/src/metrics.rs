@@ -46,11 +46,14 @@ pub(crate) enum DropReason {
     /// Spooled batch files that vanished before they were sent, or could be neither read
     /// nor moved to `quarantine/` (counted in batch files).
     SpoolLost,
+    /// Rows of a spooled request body that the output refused and that could not be opened
+    /// to narrow the refusal down (damaged on disk; the body is kept in `quarantine/`).
+    SpoolCorrupt,
     /// Rows no output takes, under `routing.unmatched = "drop"`.
     Unmatched,
 }
 
-const DROP_REASONS: [(DropReason, &str); 15] = [
+const DROP_REASONS: [(DropReason, &str); 16] = [
     (DropReason::UdpOverflow, "udp_overflow"),
     (DropReason::Oversize, "oversize"),
     (DropReason::SpoolFull, "spool_full"),
@@ -65,6 +68,7 @@ const DROP_REASONS: [(DropReason, &str); 15] = [
     (DropReason::SourceConnectionLimit, "source_connection_limit"),
     (DropReason::UdpKernel, "udp_kernel"),
     (DropReason::SpoolLost, "spool_lost"),
+    (DropReason::SpoolCorrupt, "spool_corrupt"),
     (DropReason::Unmatched, "unmatched"),
 ];
 
@@ -87,6 +91,7 @@ pub(crate) struct Metrics {
     pub(crate) batches: AtomicU64,
     pub(crate) sent_rows: AtomicU64,
     pub(crate) sent_bytes: AtomicU64,
+    pub(crate) sent_uncompressed_bytes: AtomicU64,
     pub(crate) requests: AtomicU64,
     requests_by_status: Box<[AtomicU64]>,
     pub(crate) request_errors: AtomicU64,
@@ -295,6 +300,7 @@ impl Default for Metrics {
             batches: AtomicU64::new(0),
             sent_rows: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
+            sent_uncompressed_bytes: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             requests_by_status: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             request_errors: AtomicU64::new(0),
@@ -447,8 +453,13 @@ impl Metrics {
         );
         counter(
             "sent_bytes_total",
-            "Uncompressed NDJSON bytes delivered.",
+            "Bytes delivered as they were sent: request bodies, compressed where the output compresses (rows a refusal sent one by one, and local outputs' rows, count uncompressed).",
             self.sent_bytes.load(Relaxed),
+        );
+        counter(
+            "sent_uncompressed_bytes_total",
+            "Bytes delivered, uncompressed.",
+            self.sent_uncompressed_bytes.load(Relaxed),
         );
         counter(
             "requests_total",
@@ -620,8 +631,10 @@ pub(crate) struct OutputMetrics {
     pub(crate) name: String,
     /// Rows delivered (2xx, or written by a local output).
     pub(crate) sent_rows: AtomicU64,
-    /// NDJSON bytes of those rows.
+    /// Bytes of those rows as sent (compressed where the output compresses).
     pub(crate) sent_bytes: AtomicU64,
+    /// Their size uncompressed.
+    pub(crate) sent_uncompressed_bytes: AtomicU64,
     /// Rows the output's transformation dropped.
     pub(crate) filtered_rows: AtomicU64,
     /// Rows the output refused for good (dead-lettered).
@@ -643,6 +656,7 @@ impl OutputMetrics {
             name: name.to_owned(),
             sent_rows: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
+            sent_uncompressed_bytes: AtomicU64::new(0),
             filtered_rows: AtomicU64::new(0),
             rejected_rows: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -654,14 +668,17 @@ impl OutputMetrics {
         }
     }
 
-    /// Rows delivered now: counted here and in the totals.
-    pub(crate) fn delivered(&self, total: &Metrics, rows: u64, bytes: u64) {
+    /// Rows delivered now, `raw` bytes uncompressed and `wire` bytes as sent: counted here
+    /// and in the totals.
+    pub(crate) fn delivered(&self, total: &Metrics, rows: u64, raw: u64, wire: u64) {
         let now = jiff::Timestamp::now().as_second().max(0) as u64;
         for (c, v) in [
             (&self.sent_rows, rows),
             (&total.sent_rows, rows),
-            (&self.sent_bytes, bytes),
-            (&total.sent_bytes, bytes),
+            (&self.sent_bytes, wire),
+            (&total.sent_bytes, wire),
+            (&self.sent_uncompressed_bytes, raw),
+            (&total.sent_uncompressed_bytes, raw),
         ] {
             c.fetch_add(v, Relaxed);
         }
@@ -717,7 +734,7 @@ impl Metrics {
             return;
         }
         type Get = fn(&OutputMetrics) -> u64;
-        let series: [(&str, &str, &str, Get); 10] = [
+        let series: [(&str, &str, &str, Get); 11] = [
             (
                 "output_sent_rows_total",
                 "counter",
@@ -727,8 +744,14 @@ impl Metrics {
             (
                 "output_sent_bytes_total",
                 "counter",
-                "Uncompressed NDJSON bytes delivered, by output.",
+                "Bytes delivered as they were sent (compressed where the output compresses), by output.",
                 |o| o.sent_bytes.load(Relaxed),
+            ),
+            (
+                "output_sent_uncompressed_bytes_total",
+                "counter",
+                "Bytes delivered uncompressed, by output.",
+                |o| o.sent_uncompressed_bytes.load(Relaxed),
             ),
             (
                 "output_filtered_rows_total",

@@ -13,6 +13,7 @@ use crate::batch::{Batch, BufPool, Buffers, Fate, Route};
 use crate::deadletter::DeadLetter;
 use crate::frames::Chunk;
 use crate::metrics::Metrics;
+use crate::output::OutputTx;
 use crate::route::Outcome;
 
 /// Batch limits.
@@ -32,7 +33,7 @@ pub(crate) struct Limits {
 pub(crate) async fn worker(
     mut rx: mpsc::Receiver<Chunk>,
     routers: Arc<crate::reload::RouterCell>,
-    out: Arc<[mpsc::Sender<Batch>]>,
+    out: Arc<[OutputTx]>,
     dead: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
     limits: Limits,
@@ -121,7 +122,7 @@ pub(crate) async fn worker(
 /// Close every open batch and flush the dead-letter file. False when the output stage is gone.
 async fn close_all(
     bufs: &mut Buffers,
-    out: &[mpsc::Sender<Batch>],
+    out: &[OutputTx],
     metrics: &Metrics,
     dead: &DeadLetter,
 ) -> bool {
@@ -142,17 +143,22 @@ async fn close(
     bufs: &mut Buffers,
     i: usize,
     route: Route,
-    out: &[mpsc::Sender<Batch>],
+    out: &[OutputTx],
     metrics: &Metrics,
 ) -> bool {
-    let Some(batch) = bufs.take(i, route) else {
+    let Some(mut batch) = bufs.take(i, route) else {
         return true;
     };
     let Some(out) = out.get(i) else {
         return false;
     };
     count_closed(metrics, &batch);
-    out.send(batch).await.is_ok()
+    // A spooled output's batch becomes its spool file here, on this worker's thread: the
+    // compression of every output runs on every worker.
+    if let Some(p) = &out.prepare {
+        p.prepare(&mut batch);
+    }
+    out.tx.send(batch).await.is_ok()
 }
 
 /// Count a batch handed to an output stage: pending until the stage has stored (or

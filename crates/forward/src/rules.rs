@@ -566,6 +566,7 @@ impl Sink {
                     rows: alerts.len(),
                     acks: Vec::new(),
                     pool: None,
+                    prepared: false,
                 };
                 crate::pipeline::count_closed(&self.metrics, &batch);
                 if out.blocking_send(batch).is_ok() {

@@ -281,9 +281,14 @@ impl Pipeline {
         {
             described.push(format!("{name}: {}", dest.describe()));
             let (batch_tx, batch_rx) = mpsc::channel(n_workers * 2);
-            batch_txs.push(batch_tx);
             match spool {
                 Some(Spooled { spool, left }) => {
+                    let cell = output::DestinationCell::new(dest.clone());
+                    let preparer = output::Preparer::new(&name, cell.clone());
+                    batch_txs.push(output::OutputTx {
+                        tx: batch_tx,
+                        prepare: Some(preparer.clone()),
+                    });
                     let (q_tx, q_rx) = mpsc::unbounded_channel();
                     for s in left {
                         let _ = q_tx.send(s);
@@ -293,8 +298,8 @@ impl Pipeline {
                         batch_rx,
                         q_tx.clone(),
                         metrics.clone(),
+                        preparer,
                     ));
-                    let cell = output::DestinationCell::new(dest.clone());
                     reloader.destination(&name, cell.clone());
                     let send = Arc::new(output::spooled::SpooledSend {
                         dest: cell,
@@ -318,6 +323,10 @@ impl Pipeline {
                     });
                 }
                 None => {
+                    batch_txs.push(output::OutputTx {
+                        tx: batch_tx,
+                        prepare: None,
+                    });
                     local.push(tokio::spawn(output::local::run_local(
                         dest.clone(),
                         batch_rx,
@@ -333,7 +342,7 @@ impl Pipeline {
             .iter()
             .zip(&batch_txs)
             .filter(|(o, _)| o.table == crate::config::Table::Alerts)
-            .map(|(_, tx)| tx.clone())
+            .map(|(_, o)| o.tx.clone())
             .collect();
         let rules = match rules.map(|r| r.start(alert_txs, metrics.clone())) {
             Some(Ok(r)) => Some(r),
@@ -343,7 +352,7 @@ impl Pipeline {
             }
             None => None,
         };
-        let batch_txs: Arc<[mpsc::Sender<crate::batch::Batch>]> = batch_txs.into();
+        let batch_txs: Arc<[output::OutputTx]> = batch_txs.into();
 
         let limits = Limits {
             flush_interval: cfg.pipeline.flush_interval.0,

@@ -1,8 +1,11 @@
-//! The durable spool: one NDJSON file per batch, written to a temporary name, fsync'd (per
+//! The durable spool: one file per batch, written to a temporary name, fsync'd (per
 //! policy) and renamed, then deleted after the output acknowledged it.
 //!
-//! File names are `<20-digit sequence>.<route>.ndjson`; the sequence gives the resend order at
-//! start-up. A `*.tmp` file is a write that a crash interrupted: it was never acknowledged
+//! A batch file holds the request bodies that will be sent, packed and compressed by the
+//! worker that closed the batch ([`mcas_spool`]'s format 2): file names are
+//! `<20-digit sequence>.<route>.batch`. Files of the first format (NDJSON rows, named
+//! `….ndjson`) that an earlier version left are still read and sent. The sequence gives
+//! the resend order at start-up. A `*.tmp` file is a write that a crash interrupted: it was never acknowledged
 //! to anyone and is removed at start-up.
 //!
 //! The directory belongs to one process at a time: [`Spool::open`] takes an exclusive lock on
@@ -32,15 +35,35 @@ pub(crate) struct Spooled {
     pub(crate) route: Route,
     pub(crate) path: PathBuf,
     pub(crate) len: u64,
+    pub(crate) format: Format,
 }
 
 impl Spooled {
-    fn new(seq: u64, route: Route, path: PathBuf, len: u64) -> Spooled {
+    fn new(seq: u64, route: Route, path: PathBuf, len: u64, format: Format) -> Spooled {
         Spooled {
             seq,
             route,
             path,
             len,
+            format,
+        }
+    }
+}
+
+/// What a batch file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// The first format: NDJSON rows (`.ndjson`), packed and compressed at send time.
+    Ndjson,
+    /// Format 2: the request bodies ([`mcas_spool`], `.batch`), sent as they are.
+    Batch,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Ndjson => "ndjson",
+            Format::Batch => "batch",
         }
     }
 }
@@ -123,7 +146,7 @@ impl Spool {
                 let _ = std::fs::remove_file(entry.path());
                 continue;
             }
-            let Some((seq, route)) = parse_name(name) else {
+            let Some((seq, route, format)) = parse_name(name) else {
                 continue;
             };
             let meta = match entry.metadata() {
@@ -138,7 +161,7 @@ impl Spool {
                 continue;
             }
             bytes += meta.len();
-            let s = Spooled::new(seq, route, entry.path(), meta.len());
+            let s = Spooled::new(seq, route, entry.path(), meta.len(), format);
             if seq <= MAX_SEQ {
                 left.push(s);
             } else {
@@ -253,6 +276,11 @@ impl Spool {
     pub(crate) async fn store(self: &Arc<Self>, batch: Batch) -> anyhow::Result<Spooled> {
         let len = batch.data.len() as u64;
         let route = batch.route;
+        let format = if batch.prepared {
+            Format::Batch
+        } else {
+            Format::Ndjson
+        };
         let mut batch = batch;
         let mut pause = std::time::Duration::from_millis(500);
         loop {
@@ -265,7 +293,7 @@ impl Spool {
                     batch.rows
                 ));
             };
-            let path = self.dir.join(file_name(seq, route));
+            let path = self.dir.join(file_name(seq, route, format));
             let tmp = self.dir.join(format!("{seq:020}.{}.tmp", route.as_str()));
             let fsync = self.fsync;
             let dir = self.dir.clone();
@@ -282,7 +310,7 @@ impl Spool {
                 Ok((Ok(()), _)) => {
                     self.metrics.spool_write_failing.store(false, Relaxed);
                     self.metrics.spool_written.fetch_add(1, Relaxed);
-                    return Ok(Spooled::new(seq, route, path, len));
+                    return Ok(Spooled::new(seq, route, path, len, format));
                 }
                 Ok((Err(e), back)) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     // A file already has this name (not one of ours: we never reuse a
@@ -355,7 +383,7 @@ impl Spool {
     }
 
     /// A queued file vanished: release it, count it, say so.
-    fn lost(&self, s: &Spooled, err: &std::io::Error) {
+    fn lost(&self, s: &Spooled, err: &dyn std::fmt::Display) {
         self.metrics.count_drop(DropReason::SpoolLost, 1);
         tracing::error!(
             file = %s.path.display(),
@@ -367,7 +395,9 @@ impl Spool {
     }
 
     /// Move an unreadable file out of the way, into the quarantine directory.
-    async fn quarantine(&self, s: &Spooled, err: &std::io::Error) {
+    /// Move a batch file that cannot be sent to [`QUARANTINE_DIR`]: released from the
+    /// accounting, counted and logged with `err`, never sent.
+    pub(crate) async fn quarantine(&self, s: &Spooled, err: &(dyn std::fmt::Display + Sync)) {
         let qdir = self.dir.join(QUARANTINE_DIR);
         let from = s.path.clone();
         let moved = tokio::task::spawn_blocking(move || {
@@ -401,7 +431,7 @@ impl Spool {
                     quarantined = %to.display(),
                     bytes = s.len,
                     error = %err,
-                    "a spooled batch file cannot be read: moved to quarantine, it will not be sent"
+                    "a spooled batch file cannot be read or is damaged: moved to quarantine, it will not be sent"
                 );
                 self.account(-(s.len as i64), -1);
             }
@@ -421,6 +451,37 @@ impl Spool {
     }
 
     /// Shutdown: let the batches still in memory through, over the cap if need be.
+    /// Keep a body of `s` that the service refused and that cannot be opened (damaged on
+    /// disk) in [`QUARANTINE_DIR`], as `<file name>.body<index>`, and count it. Its rows are
+    /// not recoverable; the rest of the file goes on.
+    pub(crate) fn quarantine_body(&self, s: &Spooled, index: usize, data: &[u8], why: &str) {
+        let qdir = self.dir.join(QUARANTINE_DIR);
+        let name = s
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "batch".to_owned());
+        let to = qdir.join(format!("{name}.body{index}"));
+        let kept = std::fs::create_dir_all(&qdir).and_then(|()| std::fs::write(&to, data));
+        self.metrics.spool_quarantined.fetch_add(1, Relaxed);
+        match kept {
+            Ok(()) => tracing::error!(
+                file = %s.path.display(),
+                quarantined = %to.display(),
+                body = index,
+                error = why,
+                "a spooled request body was refused and cannot be opened: kept in quarantine, its rows are not sent"
+            ),
+            Err(e) => tracing::error!(
+                file = %s.path.display(),
+                body = index,
+                error = why,
+                write_error = %e,
+                "a spooled request body was refused and cannot be opened, nor kept in quarantine: its rows are not sent"
+            ),
+        }
+    }
+
     pub(crate) fn drain(&self) {
         self.draining.store(true, Relaxed);
         self.space.notify_waiters();
@@ -568,7 +629,7 @@ fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
 /// changes: its name can never be taken by a new batch, whose numbers stay far below it.
 fn renumber(dir: &Path, s: &mut Spooled, mut next: u64) -> anyhow::Result<u64> {
     loop {
-        let to = dir.join(file_name(next, s.route));
+        let to = dir.join(file_name(next, s.route, s.format));
         let after = next.checked_add(1).context("the spool sequence is spent")?;
         match rename_noreplace(&s.path, &to) {
             Ok(()) => {
@@ -625,17 +686,20 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
-fn file_name(seq: u64, route: Route) -> String {
-    format!("{seq:020}.{}.ndjson", route.as_str())
+fn file_name(seq: u64, route: Route, format: Format) -> String {
+    format!("{seq:020}.{}.{}", route.as_str(), format.extension())
 }
 
-fn parse_name(name: &str) -> Option<(u64, Route)> {
-    let rest = name.strip_suffix(".ndjson")?;
+fn parse_name(name: &str) -> Option<(u64, Route, Format)> {
+    let (rest, format) = match name.strip_suffix(".batch") {
+        Some(rest) => (rest, Format::Batch),
+        None => (name.strip_suffix(".ndjson")?, Format::Ndjson),
+    };
     let (seq, route) = rest.split_once('.')?;
     if seq.len() != 20 {
         return None;
     }
-    Some((seq.parse().ok()?, Route::from_str(route)?))
+    Some((seq.parse().ok()?, Route::from_str(route)?, format))
 }
 
 #[cfg(test)]
@@ -741,7 +805,7 @@ mod tests {
         let rows = |tag: &str| (0..4).map(|i| row(tag, i)).collect::<String>();
         for seq in 0..5u64 {
             std::fs::write(
-                d.path().join(file_name(seq, Route::Csl)),
+                d.path().join(file_name(seq, Route::Csl, Format::Ndjson)),
                 rows(&format!("old{seq}")),
             )
             .unwrap();
@@ -804,7 +868,7 @@ mod tests {
         let m = Arc::new(Metrics::default());
         let (s, _) = Spool::open(d.path(), &cfg(1 << 20, WhenFull::Block), m).unwrap();
         // A file appears under the name the next batch would take.
-        let taken = d.path().join(file_name(1, Route::Csl));
+        let taken = d.path().join(file_name(1, Route::Csl, Format::Ndjson));
         std::fs::write(&taken, b"precious\n").unwrap();
         let w = Arc::new(s).write(batch(10)).await.unwrap().unwrap();
         assert_ne!(w.path, taken);
@@ -936,10 +1000,27 @@ mod spooler_tests {
     async fn feed(spool: Arc<Spool>, n: usize, size: usize) -> Vec<Spooled> {
         let (tx, rx) = mpsc::channel(2);
         let (q_tx, mut q_rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(run_spooler(spool, rx, q_tx, Arc::new(Metrics::default())));
+        let dest = crate::output::local::Stdout::new(crate::output::local::Tables {
+            csl: true,
+            syslog: true,
+        });
+        let preparer = crate::output::Preparer::new(
+            "test",
+            crate::output::DestinationCell::new(Arc::new(dest)),
+        );
+        let writer = tokio::spawn(run_spooler(
+            spool,
+            rx,
+            q_tx,
+            Arc::new(Metrics::default()),
+            preparer,
+        ));
         for i in 0..n {
             let data = vec![b'a' + (i % 26) as u8; size];
-            tx.send(Batch::unpooled(Route::Csl, data, 3)).await.unwrap();
+            // Taken as a spool file already: these tests are about the writer.
+            let mut b = Batch::unpooled(Route::Csl, data, 3);
+            b.prepared = true;
+            tx.send(b).await.unwrap();
         }
         drop(tx);
         writer.await.unwrap();

@@ -184,7 +184,7 @@ async fn a_dropping_where_cuts_the_ingested_rows_and_bytes_and_counts_the_drop()
         .await
     );
     let sent = |fwd: &Forwarder| {
-        fwd.metric("mcas_forward_output_sent_bytes_total{output=\"default\"}")
+        fwd.metric("mcas_forward_output_sent_uncompressed_bytes_total{output=\"default\"}")
             .unwrap()
     };
     let ratio = sent(filtered) / sent(&fwds[0].1);

@@ -193,7 +193,7 @@ pub(crate) async fn run_local(
                         .context("cannot write the output")?;
                     written.append(&mut b.acks);
                     metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
-                    out.delivered(&metrics, b.rows as u64, b.data.len() as u64);
+                    out.delivered(&metrics, b.rows as u64, b.data.len() as u64, b.data.len() as u64);
                     match rx.try_recv() {
                         Ok(next) => b = next,
                         Err(_) => break,

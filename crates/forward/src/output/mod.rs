@@ -33,6 +33,17 @@ pub(crate) struct Sent {
     pub(crate) retry_rows: usize,
     /// The error that stopped the retries, for logs.
     pub(crate) last_error: Option<String>,
+    /// A prepared body: the bytes of the delivered requests as they went out (compressed),
+    /// and their size uncompressed. Zero for NDJSON sends, whose delivered size is taken
+    /// from the rows ([`Sent::delivered_bytes`]).
+    pub(crate) wire_bytes: usize,
+    pub(crate) raw_bytes: usize,
+    /// A prepared body not delivered within the retry budget: it stays as it is, to send
+    /// again (its rows are not in `retry`).
+    pub(crate) keep: bool,
+    /// A prepared body refused by the service that cannot be opened to narrow the refusal
+    /// down (damaged on disk): why. Its rows cannot be recovered.
+    pub(crate) corrupt: Option<String>,
 }
 
 impl Sent {
@@ -80,6 +91,33 @@ pub(crate) trait Destination: Send + Sync + std::fmt::Debug + 'static {
         rows: usize,
     ) -> BoxFuture<'a, anyhow::Result<Sent>>;
 
+    /// Pack a closed batch's NDJSON rows into the request bodies its spool file holds
+    /// (called on the worker that closed the batch, so compression runs on every core).
+    /// None: the file holds the NDJSON as one body, packed at send time.
+    fn prepare(&self, route: Route, ndjson: &[u8]) -> Option<Vec<Part>> {
+        let _ = (route, ndjson);
+        None
+    }
+
+    /// Deliver a body that [`Destination::prepare`] built, as it is. The default opens it
+    /// and sends its rows.
+    fn send_prepared<'a>(
+        &'a self,
+        route: Route,
+        body: mcas_loganalytics::PreparedBody,
+    ) -> BoxFuture<'a, anyhow::Result<Sent>> {
+        Box::pin(async move {
+            let rows = body.rows();
+            match body.unpack(mcas_loganalytics::batch::LOGS_INGESTION_MAX_BODY) {
+                Ok(ndjson) => self.send(route, &ndjson, rows).await,
+                Err(why) => Ok(Sent {
+                    corrupt: Some(why),
+                    ..Sent::default()
+                }),
+            }
+        })
+    }
+
     /// Make what `send` wrote durable (a local output's file: fdatasync), for the RELP
     /// sessions that answer only then. Outputs with nothing to sync (stdout, the network
     /// outputs, whose spool is synced) do nothing.
@@ -115,6 +153,124 @@ impl DestinationCell {
     pub(crate) fn set(&self, d: Arc<dyn Destination>) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = d;
     }
+}
+
+/// One request body of a spool file.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) kind: mcas_spool::BodyKind,
+    pub(crate) rows: usize,
+    /// Its size uncompressed.
+    pub(crate) raw_len: usize,
+    /// The bytes as stored and sent.
+    pub(crate) data: bytes::Bytes,
+}
+
+impl Part {
+    /// NDJSON rows, sent through the row path.
+    pub(crate) fn ndjson(data: bytes::Bytes, rows: usize) -> Part {
+        Part {
+            kind: mcas_spool::BodyKind::Ndjson,
+            rows,
+            raw_len: data.len(),
+            data,
+        }
+    }
+
+    /// The parts of a prepared set of bodies: the bodies, then the rows none can hold.
+    pub(crate) fn of_prepared(p: mcas_loganalytics::Prepared) -> Vec<Part> {
+        let mut parts: Vec<Part> = p
+            .bodies
+            .into_iter()
+            .map(|b| Part {
+                kind: if b.is_gzipped() {
+                    mcas_spool::BodyKind::GzipArray
+                } else {
+                    mcas_spool::BodyKind::Array
+                },
+                rows: b.rows(),
+                raw_len: b.raw_len(),
+                data: b.bytes().clone(),
+            })
+            .collect();
+        if p.unpacked_rows > 0 {
+            parts.push(Part::ndjson(p.unpacked.into(), p.unpacked_rows));
+        }
+        parts
+    }
+
+    /// A body of a spool file as it is stored: `file` is the whole file `b` points into.
+    pub(crate) fn stored(b: &mcas_spool::Body<'_>, file: &bytes::Bytes) -> Part {
+        Part {
+            kind: b.kind,
+            rows: b.rows as usize,
+            raw_len: b.raw_len as usize,
+            data: file.slice_ref(b.data),
+        }
+    }
+
+    fn as_body(&self) -> mcas_spool::Body<'_> {
+        mcas_spool::Body {
+            kind: self.kind,
+            rows: u32::try_from(self.rows).unwrap_or(u32::MAX),
+            raw_len: u32::try_from(self.raw_len).unwrap_or(u32::MAX),
+            data: &self.data,
+        }
+    }
+}
+
+/// The spool file of `parts`, for output `name`'s `route`.
+pub(crate) fn spool_file(name: &str, route: Route, parts: &[Part]) -> Vec<u8> {
+    let bodies: Vec<mcas_spool::Body<'_>> = parts.iter().map(Part::as_body).collect();
+    mcas_spool::encode(name, route.as_str(), &bodies)
+}
+
+/// Turns a spooled output's closed batches into their spool files.
+#[derive(Debug, Clone)]
+pub(crate) struct Preparer {
+    name: Arc<str>,
+    dest: DestinationCell,
+}
+
+impl Preparer {
+    pub(crate) fn new(name: &str, dest: DestinationCell) -> Preparer {
+        Preparer {
+            name: name.into(),
+            dest,
+        }
+    }
+
+    /// Replace `batch`'s NDJSON with its spool file (once); the NDJSON buffer goes back
+    /// to its pool.
+    pub(crate) fn prepare(&self, batch: &mut crate::batch::Batch) {
+        if batch.prepared {
+            return;
+        }
+        let parts = self
+            .dest
+            .current()
+            .prepare(batch.route, &batch.data)
+            .unwrap_or_else(|| {
+                vec![Part::ndjson(
+                    bytes::Bytes::copy_from_slice(&batch.data),
+                    batch.rows,
+                )]
+            });
+        let file = spool_file(&self.name, batch.route, &parts);
+        let ndjson = std::mem::replace(&mut batch.data, file);
+        if let Some(pool) = &batch.pool {
+            pool.put(ndjson);
+        }
+        batch.prepared = true;
+    }
+}
+
+/// Where a worker hands an output's closed batches.
+#[derive(Debug, Clone)]
+pub(crate) struct OutputTx {
+    pub(crate) tx: tokio::sync::mpsc::Sender<crate::batch::Batch>,
+    /// A spooled output's: batches become spool files on the worker.
+    pub(crate) prepare: Option<Preparer>,
 }
 
 /// The route whose stream is `name` at `dest`.

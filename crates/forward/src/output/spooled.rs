@@ -10,14 +10,16 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::Destination;
+use super::Part;
 #[cfg(test)]
 use super::Sent;
 use crate::batch::Batch;
 #[cfg(test)]
 use crate::batch::Route;
 use crate::deadletter::{DeadLetter, EntryOut};
+use crate::metrics::DropReason;
 use crate::metrics::{Metrics, OutputMetrics};
-use crate::spool::{ReadOutcome, Spool, Spooled};
+use crate::spool::{Format, ReadOutcome, Spool, Spooled};
 
 /// Spool files written (and fsync'd) at once. Each fsync costs a fixed latency (a journal
 /// commit) on top of the bytes; overlapping a few of them lets the disk group the commits,
@@ -31,11 +33,15 @@ pub(crate) const SPOOL_WRITES_IN_FLIGHT: usize = 4;
 /// writes then run up to [`SPOOL_WRITES_IN_FLIGHT`] at once, and each batch is queued for
 /// sending only once its own write is durable. Returns when the channel is closed and every
 /// write has finished.
+///
+/// A batch that comes as NDJSON (the alert rules' batches; the workers prepare theirs) is
+/// turned into its spool file here first, off the runtime's threads.
 pub(crate) async fn run_spooler(
     spool: Arc<Spool>,
     mut rx: mpsc::Receiver<Batch>,
     queue: mpsc::UnboundedSender<Spooled>,
     metrics: Arc<Metrics>,
+    preparer: super::Preparer,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(SPOOL_WRITES_IN_FLIGHT));
     let mut writes = tokio::task::JoinSet::new();
@@ -46,6 +52,22 @@ pub(crate) async fn run_spooler(
             break;
         };
         let rows = b.rows as u64;
+        if !b.prepared {
+            let p = preparer.clone();
+            b = match tokio::task::spawn_blocking(move || {
+                p.prepare(&mut b);
+                b
+            })
+            .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    metrics.pending_rows.fetch_sub(rows, Relaxed);
+                    tracing::error!(rows, error = %e, "preparing a batch failed; batch lost");
+                    continue;
+                }
+            };
+        }
         // RELP sessions waiting on this batch: confirmed once its file is durable; a batch
         // dropped or lost fails them (the shares are dropped unconfirmed).
         let acks = std::mem::take(&mut b.acks);
@@ -264,71 +286,210 @@ async fn send_one(
         ReadOutcome::Gone => return Ok(true),
         ReadOutcome::Retry(e) => return Err(e),
     };
+    match s.format {
+        Format::Ndjson => send_ndjson(dest, out, spool, s, dead, metrics, data).await,
+        Format::Batch => send_bodies(dest, out, spool, s, dead, metrics, data).await,
+    }
+}
+
+/// A file of the first format: NDJSON rows, packed and compressed by the client.
+async fn send_ndjson(
+    dest: Arc<dyn Destination>,
+    out: &OutputMetrics,
+    spool: &Spool,
+    s: &mut Spooled,
+    dead: &DeadLetter,
+    metrics: &Metrics,
+    data: Vec<u8>,
+) -> anyhow::Result<bool> {
     // A network destination answers every row; Err is a local failure, retried later.
     let sent = dest.send(s.route, &data, 0).await?;
     if sent.delivered > 0 {
-        out.delivered(
-            metrics,
-            sent.delivered as u64,
-            sent.delivered_bytes(data.len()) as u64,
-        );
+        let bytes = sent.delivered_bytes(data.len()) as u64;
+        out.delivered(metrics, sent.delivered as u64, bytes, bytes);
     }
-    if !sent.rejected.is_empty() {
-        out.rejected_rows
-            .fetch_add(sent.rejected.len() as u64, Relaxed);
-        let stream = dest.stream_name(s.route);
-        let now = jiff::Timestamp::now();
-        let mut lines = Vec::new();
-        for (row, reason) in &sent.rejected {
-            let raw = String::from_utf8_lossy(row).into_owned();
-            let e = match serde_json::value::RawValue::from_string(raw.clone()) {
-                Ok(rv) => serde_json::to_writer(
-                    &mut lines,
-                    &EntryOut {
-                        time: now,
-                        reason,
-                        stream,
-                        row: Some(&rv),
-                        peer: None,
-                        raw: None,
-                    },
-                ),
-                Err(_) => serde_json::to_writer(
-                    &mut lines,
-                    &EntryOut {
-                        time: now,
-                        reason,
-                        stream,
-                        row: None,
-                        peer: None,
-                        raw: Some(&raw),
-                    },
-                ),
-            };
-            if e.is_ok() {
-                lines.push(b'\n');
-            }
-        }
-        dead.write_lines(&lines, sent.rejected.len() as u64);
-        dead.flush();
-        tracing::warn!(rows = sent.rejected.len(), file = %dead.path().display(), "rows rejected by the output were dead-lettered");
-    }
+    dead_letter(dest.as_ref(), s, dead, &sent.rejected);
+    out.rejected_rows
+        .fetch_add(sent.rejected.len() as u64, Relaxed);
     if sent.retry_rows == 0 {
         spool.remove(s);
         dest.delivered(spool.bytes() == 0);
         return Ok(true);
     }
-    metrics.set_reachable(out, false);
-    tracing::warn!(
-        output = %out.name,
-        rows = sent.retry_rows,
-        error = sent.last_error.as_deref().unwrap_or("transient failure"),
-        "output unavailable; rows stay spooled and will be retried"
-    );
+    unavailable(out, metrics, sent.retry_rows, sent.last_error.as_deref());
     if sent.retry.len() != data.len() {
         spool.rewrite(s, &sent.retry)?;
     }
     Ok(false)
+}
+
+/// A file of format 2: each request body goes out as it is, all at once (the client's
+/// in-flight limit paces them). What is left (bodies not delivered within the retry
+/// budget, rows left over from a narrowed refusal) is written back in place of the file.
+async fn send_bodies(
+    dest: Arc<dyn Destination>,
+    out: &OutputMetrics,
+    spool: &Spool,
+    s: &mut Spooled,
+    dead: &DeadLetter,
+    metrics: &Metrics,
+    data: Vec<u8>,
+) -> anyhow::Result<bool> {
+    let data = bytes::Bytes::from(data);
+    let file = match mcas_spool::decode(&data) {
+        Ok(f) => f,
+        Err(e) => {
+            spool.quarantine(s, &e).await;
+            return Ok(true);
+        }
+    };
+    let route = s.route;
+    let sends = file.bodies.iter().map(|b| {
+        let dest = dest.clone();
+        let part = data.slice_ref(b.data);
+        let (kind, rows, raw_len) = (b.kind, b.rows as usize, b.raw_len as usize);
+        async move {
+            match kind {
+                mcas_spool::BodyKind::Ndjson => dest.send(route, &part, rows).await,
+                _ => {
+                    let gz = kind == mcas_spool::BodyKind::GzipArray;
+                    let body = mcas_loganalytics::PreparedBody::new(part, gz, rows, raw_len);
+                    dest.send_prepared(route, body).await
+                }
+            }
+        }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let mut left: Vec<Part> = Vec::new();
+    let mut retry_rows = 0usize;
+    let mut last_error = None;
+    let mut failure = None;
+    let (mut rows, mut raw, mut wire) = (0u64, 0u64, 0u64);
+    for (i, (b, r)) in file.bodies.iter().zip(results).enumerate() {
+        let sent = match r {
+            Ok(sent) => sent,
+            Err(e) => {
+                // A local failure: the body stays as it is.
+                left.push(Part::stored(b, &data));
+                retry_rows += b.rows as usize;
+                failure = Some(e);
+                continue;
+            }
+        };
+        if sent.delivered > 0 {
+            rows += sent.delivered as u64;
+            if sent.wire_bytes > 0 {
+                raw += sent.raw_bytes as u64;
+                wire += sent.wire_bytes as u64;
+            } else {
+                // Rows sent through the row path: their uncompressed size on both counts.
+                let n = if b.kind == mcas_spool::BodyKind::Ndjson {
+                    sent.delivered_bytes(b.data.len())
+                } else {
+                    sent.delivered_bytes(b.raw_len as usize)
+                };
+                raw += n as u64;
+                wire += n as u64;
+            }
+        }
+        dead_letter(dest.as_ref(), s, dead, &sent.rejected);
+        out.rejected_rows
+            .fetch_add(sent.rejected.len() as u64, Relaxed);
+        if let Some(why) = &sent.corrupt {
+            spool.quarantine_body(s, i, b.data, why);
+            metrics.count_drop(DropReason::SpoolCorrupt, u64::from(b.rows));
+        }
+        if sent.keep {
+            left.push(Part::stored(b, &data));
+        } else if sent.retry_rows > 0 {
+            left.push(Part::ndjson(sent.retry.into(), sent.retry_rows));
+        }
+        retry_rows += sent.retry_rows;
+        if sent.last_error.is_some() {
+            last_error = sent.last_error;
+        }
+    }
+    if rows > 0 {
+        out.delivered(metrics, rows, raw, wire);
+    }
+    if left.is_empty() {
+        spool.remove(s);
+        dest.delivered(spool.bytes() == 0);
+        return Ok(true);
+    }
+    unavailable(out, metrics, retry_rows, last_error.as_deref());
+    if left.len() != file.bodies.len()
+        || left
+            .iter()
+            .zip(&file.bodies)
+            .any(|(l, b)| l.rows != b.rows as usize)
+    {
+        let name = file.output.to_owned();
+        spool.rewrite(s, &super::spool_file(&name, route, &left))?;
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(false),
+    }
+}
+
+/// The output is failing: what is left stays spooled.
+fn unavailable(out: &OutputMetrics, metrics: &Metrics, rows: usize, error: Option<&str>) {
+    metrics.set_reachable(out, false);
+    tracing::warn!(
+        output = %out.name,
+        rows,
+        error = error.unwrap_or("transient failure"),
+        "output unavailable; rows stay spooled and will be retried"
+    );
+}
+
+/// Dead-letter the rows the output refused for good, with their reasons.
+fn dead_letter(
+    dest: &dyn Destination,
+    s: &Spooled,
+    dead: &DeadLetter,
+    rejected: &[(Vec<u8>, String)],
+) {
+    if rejected.is_empty() {
+        return;
+    }
+    let stream = dest.stream_name(s.route);
+    let now = jiff::Timestamp::now();
+    let mut lines = Vec::new();
+    for (row, reason) in rejected {
+        let raw = String::from_utf8_lossy(row).into_owned();
+        let e = match serde_json::value::RawValue::from_string(raw.clone()) {
+            Ok(rv) => serde_json::to_writer(
+                &mut lines,
+                &EntryOut {
+                    time: now,
+                    reason,
+                    stream,
+                    row: Some(&rv),
+                    peer: None,
+                    raw: None,
+                },
+            ),
+            Err(_) => serde_json::to_writer(
+                &mut lines,
+                &EntryOut {
+                    time: now,
+                    reason,
+                    stream,
+                    row: None,
+                    peer: None,
+                    raw: Some(&raw),
+                },
+            ),
+        };
+        if e.is_ok() {
+            lines.push(b'\n');
+        }
+    }
+    dead.write_lines(&lines, rejected.len() as u64);
+    dead.flush();
+    tracing::warn!(rows = rejected.len(), file = %dead.path().display(), "rows rejected by the output were dead-lettered");
 }
 
 #[cfg(test)]
@@ -390,8 +551,9 @@ mod sender_tests {
         Spooled {
             seq,
             route: Route::Csl,
-            path: std::path::PathBuf::from(format!("{seq:020}.csl.ndjson")),
+            path: std::path::PathBuf::from(format!("{seq:020}.csl.batch")),
             len: 1,
+            format: Format::Batch,
         }
     }
 
