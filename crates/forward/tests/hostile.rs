@@ -285,7 +285,15 @@ async fn big_messages_are_bounded_by_the_byte_budget() {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
         s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut msg = b"<134>2024-05-08T16:07:11Z fw01 CEF:0|V|P|1|1|big|5|msg=".to_vec();
-        msg.resize(4 << 20, b'x');
+        // Letters that do not compress away: the spool holds gzip'd bodies, and a message of
+        // one repeated byte would take almost none of its 1 MiB.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        while msg.len() < 4 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            msg.push(b'a' + (x % 26) as u8);
+        }
         msg.push(b'\n');
         let mut sent = 0;
         for _ in 0..200 {
