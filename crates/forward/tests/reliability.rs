@@ -18,10 +18,20 @@ use serde_json::Value;
 
 const CSL: &str = "CommonSecurityLog";
 
+/// An event of about `pad` bytes more than its header. The padding is letters that do not
+/// compress away: the spool holds gzip'd bodies, and these tests fill it.
 fn line(id: usize, pad: usize) -> String {
+    let mut x = (id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let msg: String = (0..pad)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
     format!(
-        "<134>2024-05-08T16:07:11Z fw01 CEF:0|Vendor|Product|1.0|100|event|5|externalId=ev-{id} src=10.0.0.1 msg={}\n",
-        "x".repeat(pad)
+        "<134>2024-05-08T16:07:11Z fw01 CEF:0|Vendor|Product|1.0|100|event|5|externalId=ev-{id} src=10.0.0.1 msg={msg}\n"
     )
 }
 
@@ -31,16 +41,22 @@ fn ids(rows: &[Value]) -> Vec<usize> {
         .collect()
 }
 
-/// Spool files and the rows they hold.
+/// Spool files and the rows they hold (a batch file's header counts them; a file of the
+/// first format has one row a line).
 fn spooled_rows(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".ndjson"))
                 .map(|e| {
-                    std::fs::read(e.path())
-                        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-                        .unwrap_or(0)
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let data = std::fs::read(e.path()).unwrap_or_default();
+                    if name.ends_with(".batch") {
+                        mcas_spool::decode(&data).map_or(0, |f| f.rows as usize)
+                    } else if name.ends_with(".ndjson") {
+                        data.iter().filter(|&&c| c == b'\n').count()
+                    } else {
+                        0
+                    }
                 })
                 .sum()
         })
