@@ -33,7 +33,9 @@
 # `apt-get download` + `dpkg -x` into $PEERS_DIR.
 #
 # Environment (all optional):
-#   RUNS=5  LINES=200000  SEED=20241128  CORPUS=mcas|mixed
+#   RUNS=5  LINES=1000000  SEED=20241128  CORPUS=mcas|mixed
+#   QUICK=1 (LINES=200000 unless LINES is given: a quick run, where start-up and the tail weigh
+#     more in the figure)
 #   CASES="tcp-lf-1 tcp-octet-1 tcp-lf-8 tcp-octet-8 udp" (also relp-1: the test kit's RELP
 #     client, window 1024, into mcas-forward's RELP listener; systems file and file-4 only)
 #   SYSTEMS="file li-count li-full syslog-ng rsyslog"
@@ -42,12 +44,29 @@
 #   SKIP_BUILD=1 (use existing release binaries)   NO_INSTALL=1 (do not apt-get)
 #   CARGO_TARGET_DIR (where the release binaries are built and taken from; default target/)
 #   FWD=path (another mcas-forward binary, e.g. a build of an older commit, for before/after)
+#   EMU=path LOADGEN=path GEN_CORPUS=path (other azure-emulator, loadgen, gen-corpus binaries)
+#
+# The corpus is generated once per (CORPUS, LINES, SEED) into $OUT/corpus/<corpus>-<lines>-<seed>.log
+# and reused by later runs; it is generated again when gen-corpus is newer than the file.
+#
+# Soak (SOAK=1): mcas-forward as in li-count (logs-ingestion into `azure-emulator --count-only`)
+# receives SOAK_EVENTS messages over TCP (LF, 1 connection) at a steady SOAK_RATE a second,
+# loadgen going through a SOAK_LINES-line corpus as often as needed. The forwarder's VmRSS is
+# sampled every second into $OUT/soak/rss.tsv; once the rows are delivered (or SOAK_TIMEOUT
+# passes) the harness waits up to SOAK_DRAIN s for the spool to be empty, and prints one JSON
+# line (also in $OUT/soak/result.json): sent, delivered, lost, duplicates, the spool at the end,
+# the RSS peaks of the first and the last fifth of the samples (by time) and their ratio, and
+# pass: every message delivered, none twice, the spool empty, ratio <= SOAK_MAX_RATIO. The exit
+# status is 0 on a pass, 1 otherwise.
+#   SOAK_EVENTS=10000000  SOAK_RATE=100000  SOAK_LINES=200000  SOAK_MAX_RATIO=1.1
+#   SOAK_TIMEOUT=SOAK_EVENTS/SOAK_RATE+300 (s, from the first byte to the last row)
+#   SOAK_IDLE=60 (s without a new row before giving up)  SOAK_DRAIN=120
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TPL=$ROOT/scripts/bench-e2e
 RUNS=${RUNS:-5}
-LINES=${LINES:-200000}
+if [ -n "${QUICK:-}" ]; then LINES=${LINES:-200000}; else LINES=${LINES:-1000000}; fi
 SEED=${SEED:-20241128}
 CORPUS=${CORPUS:-mcas}
 CASES=${CASES:-"tcp-lf-1 tcp-octet-1 tcp-lf-8 tcp-octet-8 udp"}
@@ -67,8 +86,19 @@ PORT_FWD_RELP=$((PORT_BASE + 6))
 PORT_RELP=$((PORT_BASE + 7))
 REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
 FWD=${FWD:-$REL/mcas-forward}
-EMU=$REL/azure-emulator
-LOADGEN=$REL/loadgen
+EMU=${EMU:-$REL/azure-emulator}
+LOADGEN=${LOADGEN:-$REL/loadgen}
+GEN_CORPUS=${GEN_CORPUS:-$REL/gen-corpus}
+SOAK=${SOAK:-}
+SOAK_EVENTS=${SOAK_EVENTS:-10000000}
+SOAK_RATE=${SOAK_RATE:-100000}
+SOAK_LINES=${SOAK_LINES:-200000}
+SOAK_MAX_RATIO=${SOAK_MAX_RATIO:-1.1}
+SOAK_TIMEOUT=${SOAK_TIMEOUT:-$((SOAK_EVENTS / (SOAK_RATE > 0 ? SOAK_RATE : 1) + 300))}
+SOAK_IDLE=${SOAK_IDLE:-60}
+SOAK_DRAIN=${SOAK_DRAIN:-120}
+# The soak runs the li-count system alone (what is built, and no peers to install).
+[ -n "$SOAK" ] && SYSTEMS=li-count
 SNG_ROOT=$PEERS_DIR/syslog-ng
 RESULTS=$OUT/results.jsonl
 
@@ -300,7 +330,7 @@ measure() { # system case run
         return 1
     fi
     # shellcheck disable=SC2046
-    json=$("$LOADGEN" --file "$OUT/corpus/$CORPUS.log" $(case_args "$case") \
+    json=$("$LOADGEN" --file "$CORPUS_FILE" $(case_args "$case") \
         $(wait_args "$sys" "$dir") --timeout "$TIMEOUT" --idle 10 --label "$sys/$case") || true
     # mcas-forward's own counters at the end of the run (kept with the run's logs).
     case $sys in syslog-ng | rsyslog) ;; *)
@@ -323,13 +353,149 @@ measure() { # system case run
 
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 
+# The corpus of `lines` lines (CORPUS, SEED), generated once into $OUT/corpus and reused while
+# it is newer than gen-corpus; prints its path.
+corpus_file() { # lines
+    local f=$OUT/corpus/$CORPUS-$1-$SEED.log tmp
+    if [ ! -s "$f" ] || [ "$GEN_CORPUS" -nt "$f" ]; then
+        log "generating the $CORPUS corpus: $1 lines, seed $SEED"
+        tmp=$OUT/corpus/tmp.$$
+        rm -rf "$tmp"
+        mkdir -p "$tmp"
+        "$GEN_CORPUS" --lines "$1" --seed "$SEED" --out-dir "$tmp" --only "$CORPUS" >&2
+        mv "$tmp/$CORPUS.log" "$f"
+        rmdir "$tmp"
+    fi
+    echo "$f"
+}
+
+# An unlabelled sample of mcas-forward's metrics (Prometheus text in `file`), or null.
+metric() { # name file
+    awk -v n="mcas_forward_$1" '$1 == n {v = $2} END {print (v == "" ? "null" : v)}' "$2" 2>/dev/null || echo null
+}
+
+# The sum of mcas_forward_dropped_total over its reasons.
+dropped_sum() { # file
+    awk '$1 ~ /^mcas_forward_dropped_total[{]/ {s += $2} END {print s + 0}' "$1" 2>/dev/null || echo null
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# ---------------------------------------------------------------- soak
+
+# One line a second, "<seconds since the start>\t<VmRSS in kB>", while `pid` lives.
+sample_rss() { # pid
+    local pid=$1 start=$EPOCHREALTIME rss
+    printf 't_s\trss_kb\n'
+    while rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) && [ -n "$rss" ]; do
+        awk -v now="$EPOCHREALTIME" -v t0="$start" -v r="$rss" 'BEGIN {printf "%.3f\t%s\n", now - t0, r}'
+        sleep 1
+    done
+}
+
+# The peak RSS of the first and of the last fifth of the samples, by time: "first last count".
+rss_fifths() { # rss.tsv
+    awk -F'\t' 'NR > 1 && $2 != "" {t[++n] = $1; r[n] = $2}
+        END {
+            if (n == 0) { print 0, 0, 0; exit }
+            span = t[n] - t[1]; a = t[1] + span / 5; b = t[n] - span / 5
+            for (i = 1; i <= n; i++) {
+                if (t[i] <= a && r[i] + 0 > f) f = r[i] + 0
+                if (t[i] >= b && r[i] + 0 > l) l = r[i] + 0
+            }
+            print f + 0, l + 0, n
+        }' "$1"
+}
+
+soak() {
+    local dir=$OUT/soak corpus json sampler emu_cpu
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    corpus=$(corpus_file "$SOAK_LINES")
+    for p in $PORT_LF $PORT_OCTET $PORT_EMU $PORT_METRICS; do wait_port_free "$p" || true; done
+    EMU_PID=""
+    SYS_PID=""
+    if ! start_system li-count "$dir"; then
+        [ -n "$SYS_PID" ] && stop_pid "$SYS_PID"
+        [ -n "$EMU_PID" ] && stop_pid "$EMU_PID"
+        return 1
+    fi
+    log "soak: $SOAK_EVENTS events at $SOAK_RATE/s over TCP (about $((SOAK_EVENTS / (SOAK_RATE > 0 ? SOAK_RATE : 1))) s), timeout $SOAK_TIMEOUT s"
+    sample_rss "$SYS_PID" > "$dir/rss.tsv" &
+    sampler=$!
+    json=$("$LOADGEN" --file "$corpus" --proto tcp --framing lf --connections 1 \
+        --target "127.0.0.1:$PORT_LF" --rate "$SOAK_RATE" --count "$SOAK_EVENTS" \
+        $(wait_args li-count "$dir") --timeout "$SOAK_TIMEOUT" --idle "$SOAK_IDLE" \
+        --label soak) || true
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    [ -z "$json" ] && json='{"complete":false}'
+
+    # Delivery is over (or given up): wait for the spool to be empty, within SOAK_DRAIN.
+    local deadline=$((SECONDS + SOAK_DRAIN)) spool_bytes spool_files
+    while :; do
+        curl -s --max-time 2 "http://127.0.0.1:$PORT_METRICS/metrics" > "$dir/metrics.txt" || true
+        spool_bytes=$(metric spool_bytes "$dir/metrics.txt")
+        spool_files=$(metric spool_files "$dir/metrics.txt")
+        [ "$spool_bytes" = 0 ] && [ "$spool_files" = 0 ] && break
+        [ $SECONDS -ge $deadline ] && break
+        sleep 1
+    done
+    local delivered sent send_s complete hwm cpu received fwd_rows dropped
+    delivered=$(curl -s --max-time 2 "http://127.0.0.1:$PORT_EMU/_emulator/tables/CommonSecurityLog/count" | field count) || true
+    [ -z "$delivered" ] && delivered=$(echo "$json" | field delivered)
+    sent=$(echo "$json" | field sent)
+    send_s=$(echo "$json" | field send_s)
+    complete=false
+    case $json in *'"complete":true'*) complete=true ;; esac
+    received=$(metric received_total "$dir/metrics.txt")
+    fwd_rows=$(metric sent_rows_total "$dir/metrics.txt")
+    dropped=$(dropped_sum "$dir/metrics.txt")
+    hwm=$(peak_rss_kb "$SYS_PID")
+    cpu=$(cpu_s "$SYS_PID")
+    emu_cpu=$(cpu_s "$EMU_PID")
+    stop_pid "$SYS_PID"
+    stop_pid "$EMU_PID"
+
+    local first last samples
+    read -r first last samples < <(rss_fifths "$dir/rss.tsv")
+    local line
+    line=$(awk -v events="$SOAK_EVENTS" -v rate="$SOAK_RATE" -v lines="$SOAK_LINES" \
+        -v sent="${sent:-0}" -v send_s="${send_s:-0}" -v delivered="${delivered:-0}" \
+        -v complete="$complete" -v sb="$spool_bytes" -v sf="$spool_files" \
+        -v received="$received" -v fwd_rows="$fwd_rows" -v dropped="$dropped" \
+        -v first="$first" -v last="$last" -v samples="$samples" -v hwm="${hwm:-0}" \
+        -v cpu="$cpu" -v emu_cpu="$emu_cpu" -v max_ratio="$SOAK_MAX_RATIO" \
+        -v date="$(date -u +%FT%TZ)" 'BEGIN {
+            lost = sent - delivered; dup = delivered - sent
+            if (lost < 0) lost = 0
+            if (dup < 0) dup = 0
+            ratio = (first > 0 ? last / first : 0)
+            why = ""
+            if (sent != events) why = why ",not_all_sent"
+            if (complete != "true") why = why ",incomplete"
+            if (lost > 0) why = why ",lost"
+            if (dup > 0) why = why ",duplicates"
+            if (sb != "0" || sf != "0") why = why ",spool_not_empty"
+            if (first <= 0 || ratio > max_ratio) why = why ",rss_grew"
+            printf "{\"kind\":\"soak\",\"date\":\"%s\",\"events\":%d,\"rate\":%d,\"corpus_lines\":%d,", date, events, rate, lines
+            printf "\"sent\":%d,\"send_s\":%.3f,\"send_eps\":%.0f,\"delivered\":%d,\"lost\":%d,\"duplicates\":%d,", sent, send_s, (send_s > 0 ? sent / send_s : 0), delivered, lost, dup
+            printf "\"complete\":%s,\"received\":%s,\"forwarder_sent_rows\":%s,\"dropped\":%s,", complete, received, fwd_rows, dropped
+            printf "\"spool_bytes\":%s,\"spool_files\":%s,\"rss_samples\":%d,", sb, sf, samples
+            printf "\"rss_first_fifth_peak_kb\":%d,\"rss_last_fifth_peak_kb\":%d,\"rss_ratio\":%.3f,", first, last, ratio
+            printf "\"peak_rss_kb\":%d,\"cpu_s\":%s,\"emulator_cpu_s\":%s,", hwm, cpu, emu_cpu
+            printf "\"pass\":%s,\"failed\":\"%s\"}\n", (why == "" ? "true" : "false"), substr(why, 2)
+        }')
+    echo "$line" | tee "$dir/result.json"
+    echo "loadgen: $json" >&2
+    case $line in *'"pass":true'*) return 0 ;; *) return 1 ;; esac
+}
 
 # ---------------------------------------------------------------- main
 
 main() {
     mkdir -p "$OUT/corpus" "$OUT/runs"
-    : > "$RESULTS"
+    [ -z "$SOAK" ] && : > "$RESULTS"
     install_peers
     if [ -z "${SKIP_BUILD:-}" ]; then
         log "building release binaries"
@@ -339,7 +505,11 @@ main() {
         # shellcheck disable=SC2086
         (cd "$ROOT" && cargo build --release $pkgs >&2)
     fi
-    "$REL/gen-corpus" --lines "$LINES" --seed "$SEED" --out-dir "$OUT/corpus" --only "$CORPUS" >&2
+    if [ -n "$SOAK" ]; then
+        soak
+        return
+    fi
+    CORPUS_FILE=$(corpus_file "$LINES")
     local host cpu
     host=$(uname -srm)
     cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)

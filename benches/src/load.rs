@@ -55,16 +55,77 @@ pub fn frame(lines: &[&[u8]], framing: Framing) -> Vec<u8> {
     let total: usize = lines.iter().map(|l| l.len() + 8).sum();
     let mut out = Vec::with_capacity(total);
     for line in lines {
-        if framing == Framing::Octet {
-            out.extend_from_slice(line.len().to_string().as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(line);
-        } else {
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
+        frame_into(&mut out, line, framing);
     }
     out
+}
+
+/// Appends one message, framed, to `out`.
+fn frame_into(out: &mut Vec<u8>, line: &[u8], framing: Framing) {
+    if framing == Framing::Octet {
+        out.extend_from_slice(line.len().to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(line);
+    } else {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+}
+
+/// The `i`-th of `n` nearly equal shares of `total` (the first `total % n` shares get one
+/// more), so that the shares add up to `total`.
+pub fn share(total: u64, n: usize, i: usize) -> u64 {
+    let n = n.max(1) as u64;
+    let i = i as u64;
+    total / n + u64::from(i < total % n)
+}
+
+/// When the `sent`-th message is due at `rate` messages per second, counted from the start
+/// of sending (zero when `rate` is 0: unpaced).
+pub fn due(sent: u64, rate: u64) -> Duration {
+    if rate == 0 {
+        return Duration::ZERO;
+    }
+    let secs = sent / rate;
+    let rest = sent % rate;
+    // rest < rate, so rest * 1e9 / rate fits and is below 1e9.
+    let nanos = u128::from(rest) * 1_000_000_000 / u128::from(rate);
+    Duration::new(secs, u32::try_from(nanos).unwrap_or(999_999_999))
+}
+
+/// Sleeps until the `sent`-th message is due (see [`due`]); returns at once when late.
+fn pace(start: Instant, sent: u64, rate: u64) {
+    let due = due(sent, rate);
+    let now = start.elapsed();
+    if due > now {
+        std::thread::sleep(due - now);
+    }
+}
+
+/// Messages written between two looks at the clock when pacing: 1 ms worth at `rate`
+/// (everything at once when unpaced).
+fn pace_slice(rate: u64) -> u64 {
+    if rate == 0 {
+        u64::MAX
+    } else {
+        (rate / 1000).max(1)
+    }
+}
+
+/// Shuts the write side of `sock` down and drains it until the peer closes or `linger`
+/// passes (a listener that keeps the connection open is fine).
+fn finish_tcp(mut sock: TcpStream, linger: Duration) -> io::Result<()> {
+    sock.shutdown(std::net::Shutdown::Write)?;
+    sock.set_read_timeout(Some(linger.max(Duration::from_millis(1))))?;
+    let mut sink = [0u8; 4096];
+    let deadline = Instant::now() + linger;
+    while Instant::now() < deadline {
+        match sock.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Writes `stream` (already framed, `messages` messages) over one TCP
@@ -85,18 +146,7 @@ pub fn send_tcp(
     }
     sock.flush()?;
     let seconds = start.elapsed().as_secs_f64();
-    sock.shutdown(std::net::Shutdown::Write)?;
-    // Drain until the peer closes or `linger` passes; a listener that keeps
-    // the connection open is fine.
-    sock.set_read_timeout(Some(linger.max(Duration::from_millis(1))))?;
-    let mut sink = [0u8; 4096];
-    let deadline = Instant::now() + linger;
-    while Instant::now() < deadline {
-        match sock.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    finish_tcp(sock, linger)?;
     Ok(SendReport {
         messages,
         bytes: stream.len() as u64,
@@ -104,6 +154,56 @@ pub fn send_tcp(
         seconds,
     })
 }
+
+/// Writes `count` messages over one TCP connection to `addr`, taking `lines` in turn and
+/// starting again from the first when they run out, framing them as it goes (so a small
+/// corpus makes a long run without being copied). At most `rate` messages a second when
+/// `rate` is not 0: the `n`-th message is not written before `n / rate` seconds, and a
+/// receiver that holds the connection back is caught up with afterwards. Ends like
+/// [`send_tcp`].
+pub fn send_tcp_cycle(
+    addr: SocketAddr,
+    lines: &[&[u8]],
+    framing: Framing,
+    count: u64,
+    rate: u64,
+    linger: Duration,
+) -> io::Result<SendReport> {
+    require_loopback(addr)?;
+    if lines.is_empty() && count > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no messages to send",
+        ));
+    }
+    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    sock.set_nodelay(true)?;
+    let slice = pace_slice(rate);
+    let mut buf = Vec::with_capacity(CHUNK + 70_000);
+    let mut next = lines.iter().cycle();
+    let mut report = SendReport::default();
+    let start = Instant::now();
+    while report.messages < count {
+        buf.clear();
+        let mut n = 0u64;
+        while report.messages + n < count && n < slice && buf.len() < CHUNK {
+            let Some(line) = next.next() else { break };
+            frame_into(&mut buf, line, framing);
+            n += 1;
+        }
+        sock.write_all(&buf)?;
+        report.messages += n;
+        report.bytes += buf.len() as u64;
+        pace(start, report.messages, rate);
+    }
+    sock.flush()?;
+    report.seconds = start.elapsed().as_secs_f64();
+    finish_tcp(sock, linger)?;
+    Ok(report)
+}
+
+/// The most bytes [`send_tcp_cycle`] frames before it writes.
+const CHUNK: usize = 256 * 1024;
 
 /// Sends `lines` over one RELP session to `addr` with at most `window` messages
 /// unanswered (the test kit's client), and returns once every message is answered and
@@ -132,18 +232,32 @@ pub fn send_relp(addr: SocketAddr, lines: &[&[u8]], window: usize) -> io::Result
 /// Sends one datagram per message to `addr`, at most `rate` messages per
 /// second (0: as fast as the socket takes them).
 pub fn send_udp(addr: SocketAddr, lines: &[&[u8]], rate: u64) -> io::Result<SendReport> {
+    send_udp_cycle(addr, lines, lines.len() as u64, rate)
+}
+
+/// [`send_udp`] for `count` messages, taking `lines` in turn and starting again from the
+/// first when they run out.
+pub fn send_udp_cycle(
+    addr: SocketAddr,
+    lines: &[&[u8]],
+    count: u64,
+    rate: u64,
+) -> io::Result<SendReport> {
     require_loopback(addr)?;
+    if lines.is_empty() && count > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no messages to send",
+        ));
+    }
     let sock = UdpSocket::bind((addr.ip(), 0))?;
     sock.connect(addr)?;
     let mut report = SendReport::default();
     let start = Instant::now();
     // Pace in slices of 1 ms worth of messages.
-    let slice = if rate == 0 {
-        u64::MAX
-    } else {
-        (rate / 1000).max(1)
-    };
-    for (i, line) in lines.iter().enumerate() {
+    let slice = pace_slice(rate);
+    let counts = usize::try_from(count).unwrap_or(usize::MAX);
+    for (i, line) in lines.iter().cycle().take(counts).enumerate() {
         if line.len() > 65_000 {
             report.skipped += 1;
             continue;
@@ -157,11 +271,7 @@ pub fn send_udp(addr: SocketAddr, lines: &[&[u8]], rate: u64) -> io::Result<Send
         }
         let sent = i as u64 + 1;
         if rate != 0 && sent.is_multiple_of(slice) {
-            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-            let now = start.elapsed();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
+            pace(start, sent, rate);
         }
     }
     report.seconds = start.elapsed().as_secs_f64();
@@ -330,6 +440,106 @@ mod tests {
         assert_eq!(report.messages, 2);
         assert_eq!(report.bytes, 8);
         assert_eq!(reader.join().expect("join"), b"one\ntwo\n");
+    }
+
+    #[test]
+    fn shares_add_up_and_differ_by_one_at_most() {
+        let shares: Vec<u64> = (0..3).map(|i| share(10, 3, i)).collect();
+        assert_eq!(shares, vec![4, 3, 3]);
+        assert_eq!(share(10_000_000, 1, 0), 10_000_000);
+        assert_eq!((0..8).map(|i| share(5, 8, i)).sum::<u64>(), 5);
+        assert_eq!(share(7, 0, 0), 7);
+    }
+
+    #[test]
+    fn due_spreads_messages_over_the_second() {
+        assert_eq!(due(0, 100_000), Duration::ZERO);
+        assert_eq!(due(100, 100_000), Duration::from_millis(1));
+        assert_eq!(due(250_000, 100_000), Duration::from_millis(2500));
+        assert_eq!(due(10_000_000, 100_000), Duration::from_secs(100));
+        assert_eq!(due(1, 3), Duration::from_nanos(333_333_333));
+        assert_eq!(due(u64::MAX, 0), Duration::ZERO);
+        assert_eq!(pace_slice(100_000), 100);
+        assert_eq!(pace_slice(10), 1);
+    }
+
+    /// Accepts one connection on a fresh loopback port and returns everything read from it.
+    fn one_connection() -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).expect("read");
+            got
+        });
+        (addr, reader)
+    }
+
+    #[test]
+    fn tcp_cycle_starts_again_from_the_first_line() {
+        let lines: Vec<&[u8]> = vec![b"a", b"bc", b"def"];
+        let (addr, reader) = one_connection();
+        let report =
+            send_tcp_cycle(addr, &lines, Framing::Lf, 7, 0, Duration::from_secs(2)).expect("send");
+        assert_eq!((report.messages, report.bytes), (7, 20));
+        assert_eq!(reader.join().expect("join"), b"a\nbc\ndef\na\nbc\ndef\na\n");
+
+        let (addr, reader) = one_connection();
+        let report = send_tcp_cycle(addr, &lines, Framing::Octet, 4, 0, Duration::from_secs(2))
+            .expect("send");
+        assert_eq!((report.messages, report.bytes), (4, 15));
+        assert_eq!(reader.join().expect("join"), b"1 a2 bc3 def1 a");
+    }
+
+    #[test]
+    fn tcp_cycle_paced_sends_every_message_once() {
+        // 2,500 messages at 1,000,000/s: slices of 1,000 messages, the last one partial.
+        let owned: Vec<Vec<u8>> = (0..7).map(|i| format!("m{i}").into_bytes()).collect();
+        let lines: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let (addr, reader) = one_connection();
+        let report = send_tcp_cycle(
+            addr,
+            &lines,
+            Framing::Lf,
+            2500,
+            1_000_000,
+            Duration::from_secs(2),
+        )
+        .expect("send");
+        assert_eq!(report.messages, 2500);
+        let got = reader.join().expect("join");
+        let want: Vec<u8> = (0..2500)
+            .flat_map(|i| format!("m{}\n", i % 7).into_bytes())
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(report.bytes, want.len() as u64);
+    }
+
+    #[test]
+    fn cycles_refuse_an_empty_corpus() {
+        // Refused before connecting: nothing listens on this port.
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let err = send_tcp_cycle(addr, &[], Framing::Lf, 1, 0, Duration::ZERO).expect_err("empty");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let err = send_udp_cycle(rx.local_addr().expect("addr"), &[], 1, 0).expect_err("empty");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn udp_cycle_starts_again_from_the_first_line() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let lines: Vec<&[u8]> = vec![b"a", b"bc"];
+        let report = send_udp_cycle(rx.local_addr().expect("addr"), &lines, 3, 0).expect("send");
+        assert_eq!((report.messages, report.bytes), (3, 4));
+        let mut buf = [0u8; 16];
+        for want in [&b"a"[..], b"bc", b"a"] {
+            let n = rx.recv(&mut buf).expect("recv");
+            assert_eq!(&buf[..n], want);
+        }
     }
 
     #[test]

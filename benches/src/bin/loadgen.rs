@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! loadgen --target 127.0.0.1:5140 [--proto tcp|udp|relp] [--framing lf|octet] [--window N]
-//!         [--connections N] [--rate EPS] [--file PATH | --corpus mcas|mixed]
+//!         [--connections N] [--rate EPS] [--count N] [--file PATH | --corpus mcas|mixed]
 //!         [--lines N] [--seed S] [--wait-file PATH | --wait-http ADDR/PATH]
 //!         [--wait-field NAME] [--expect N] [--timeout SECS] [--idle SECS]
 //!         [--label TEXT]
@@ -14,7 +14,12 @@
 //! `--timeout`, or when the count has not moved for `--idle` seconds. Without a wait
 //! option it measures the send alone. UDP is paced (`--rate`, default 100000
 //! messages/s) so the figure is not about kernel drops; the report says what
-//! was sent. RELP (`--proto relp`) keeps `--window` messages (default 1024) unanswered
+//! was sent. TCP is sent as fast as the receiver reads unless `--rate` is given: then
+//! each connection writes its share of the rate in slices of 1 ms worth of messages
+//! (a steady load, for soak runs). `--count N` sends N messages in all (TCP and UDP),
+//! going through the corpus again from its first line as often as needed, so a long
+//! run needs no larger corpus; each connection cycles through its own part of it.
+//! RELP (`--proto relp`) keeps `--window` messages (default 1024) unanswered
 //! per connection and ends each session only once every message is answered.
 
 use std::net::SocketAddr;
@@ -40,7 +45,10 @@ struct Args {
     window: usize,
     framing: Framing,
     connections: usize,
-    rate: u64,
+    /// Messages per second, all connections together; `None`: UDP at 100000, TCP unpaced.
+    rate: Option<u64>,
+    /// Messages to send in all; `None`: the corpus once.
+    count: Option<u64>,
     file: Option<PathBuf>,
     corpus: String,
     lines: usize,
@@ -61,7 +69,8 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         window: 1024,
         framing: Framing::Lf,
         connections: 1,
-        rate: 100_000,
+        rate: None,
+        count: None,
         file: None,
         corpus: "mcas".into(),
         lines: corpus::DEFAULT_LINES,
@@ -95,7 +104,8 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
                 }
             }
             "--connections" => a.connections = v()?.parse::<usize>()?.max(1),
-            "--rate" => a.rate = v()?.parse()?,
+            "--rate" => a.rate = Some(v()?.parse()?),
+            "--count" => a.count = Some(v()?.parse()?),
             "--file" => a.file = Some(v()?.into()),
             "--corpus" => a.corpus = v()?,
             "--lines" => a.lines = v()?.parse()?,
@@ -120,6 +130,9 @@ fn parse() -> Result<Args, Box<dyn std::error::Error>> {
         }
     }
     load::require_loopback(a.target)?;
+    if a.relp && (a.rate.is_some() || a.count.is_some()) {
+        return Err("--rate and --count are for tcp and udp".into());
+    }
     Ok(a)
 }
 
@@ -161,12 +174,16 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
         _ => count()?,
     };
 
-    // Frame before the clock starts: the figure is about the receiver.
-    let framed: Vec<Vec<u8>> = if a.udp || a.relp {
+    // Paced or repeated TCP is framed as it goes; otherwise frame before the clock starts:
+    // the figure is about the receiver.
+    let cycle = !a.udp && !a.relp && (a.rate.is_some() || a.count.is_some());
+    let framed: Vec<Vec<u8>> = if a.udp || a.relp || cycle {
         Vec::new()
     } else {
         parts.iter().map(|p| load::frame(p, a.framing)).collect()
     };
+    let n = parts.len();
+    let total_rate = a.rate.unwrap_or(if a.udp { 100_000 } else { 0 });
     let start = Instant::now();
     let reports: Vec<std::io::Result<SendReport>> = std::thread::scope(|s| {
         let handles: Vec<_> = parts
@@ -174,14 +191,21 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
             .enumerate()
             .map(|(i, part)| {
                 let framed = &framed;
-                let (udp, relp, rate, target) = (a.udp, a.relp, a.rate, a.target);
-                let per_conn_rate = rate / parts.len() as u64;
+                let (udp, relp, target, framing) = (a.udp, a.relp, a.target, a.framing);
+                // A connection's share of the rate, never 0 (unpaced) when a rate is set.
+                let rate = match load::share(total_rate, n, i) {
+                    0 if total_rate > 0 => 1,
+                    r => r,
+                };
+                let count = a.count.map_or(part.len() as u64, |c| load::share(c, n, i));
                 let window = a.window;
                 s.spawn(move || {
                     if relp {
                         load::send_relp(target, part, window)
                     } else if udp {
-                        load::send_udp(target, part, per_conn_rate)
+                        load::send_udp_cycle(target, part, count, rate)
+                    } else if cycle {
+                        load::send_tcp_cycle(target, part, framing, count, rate, Duration::ZERO)
                     } else {
                         load::send_tcp(target, &framed[i], part.len() as u64, Duration::ZERO)
                     }
@@ -224,7 +248,7 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let elapsed = at.as_secs_f64().max(1e-9);
     let complete = delivered >= expect;
     println!(
-        "{{\"label\":\"{}\",\"proto\":\"{}\",\"framing\":\"{}\",\"connections\":{},\"sent\":{},\"skipped\":{},\"bytes\":{},\"send_s\":{:.3},\"expected\":{},\"delivered\":{},\"elapsed_s\":{:.3},\"eps\":{:.0},\"complete\":{}}}",
+        "{{\"label\":\"{}\",\"proto\":\"{}\",\"framing\":\"{}\",\"connections\":{},\"rate\":{},\"sent\":{},\"skipped\":{},\"bytes\":{},\"send_s\":{:.3},\"expected\":{},\"delivered\":{},\"elapsed_s\":{:.3},\"eps\":{:.0},\"complete\":{}}}",
         a.label.replace(['"', '\\'], "_"),
         if a.udp {
             "udp"
@@ -240,6 +264,11 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
             (false, Framing::Octet) => "octet",
         },
         parts.len(),
+        if total_rate == 0 {
+            "null".to_owned()
+        } else {
+            total_rate.to_string()
+        },
         total.messages,
         total.skipped,
         total.bytes,
