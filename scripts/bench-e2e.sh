@@ -7,7 +7,8 @@
 # measurement is repeated RUNS times; the script prints one JSON line per run, one per median,
 # and a table of ratios. Results also go to $OUT/results.jsonl. Each run also records the CPU
 # seconds (user + system) of the receiver (`cpu_s`) and of the process beside it
-# (`emulator_cpu_s`: the emulator, or mcas-forward behind a relay), and mcas-forward's metrics
+# (`emulator_cpu_s`: the emulator, or mcas-forward behind a relay), the bytes the receiver wrote
+# to files (`write_bytes`, from /proc/PID/io: its spool, for li-count), and mcas-forward's metrics
 # at the end of the run in $OUT/runs/<system>-<case>-<run>/metrics.txt.
 #
 # Systems:
@@ -206,6 +207,11 @@ cpu_s() {
     awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'
 }
 
+# Bytes a process has written to files so far (`write_bytes` of /proc/PID/io: page-cache pages
+# it dirtied, whether or not they reach the disk before the file is deleted): for mcas-forward
+# with a network output, its spool writes.
+disk_write_bytes() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io" 2>/dev/null || echo null; }
+
 # The eight rules of the file-rules system (the same as `cargo bench --bench rules`).
 BENCH_RULES=(
     "crates/rules/tests/data/sentinel/Solutions/CiscoASA/Analytic Rules/CiscoASA-ThreatDetectionMessage.yaml"
@@ -338,6 +344,7 @@ measure() { # system case run
     esac
     rss=$(peak_rss_kb "$SYS_PID")
     cpu=$(cpu_s "$SYS_PID")
+    wbytes=$(disk_write_bytes "$SYS_PID")
     emu_rss=null
     emu_cpu=null
     [ -n "$EMU_PID" ] && emu_rss=$(peak_rss_kb "$EMU_PID") && emu_cpu=$(cpu_s "$EMU_PID")
@@ -345,7 +352,7 @@ measure() { # system case run
     [ -n "$EMU_PID" ] && stop_pid "$EMU_PID"
     unparsed=$(unparsed_rows "$sys" "$dir")
     [ -z "$json" ] && json='{"complete":false,"eps":0}'
-    local line="{\"kind\":\"run\",\"system\":\"$sys\",\"case\":\"$case\",\"run\":$run,\"peak_rss_kb\":${rss:-0},\"emulator_peak_rss_kb\":$emu_rss,\"cpu_s\":$cpu,\"emulator_cpu_s\":$emu_cpu,\"unparsed_rows\":${unparsed:-null},${json#\{}"
+    local line="{\"kind\":\"run\",\"system\":\"$sys\",\"case\":\"$case\",\"run\":$run,\"peak_rss_kb\":${rss:-0},\"emulator_peak_rss_kb\":$emu_rss,\"cpu_s\":$cpu,\"write_bytes\":${wbytes:-null},\"emulator_cpu_s\":$emu_cpu,\"unparsed_rows\":${unparsed:-null},${json#\{}"
     echo "$line" | tee -a "$RESULTS"
     # The JSON outputs are large (about 1 KB a row): keep only the logs.
     rm -rf "$dir/out.json" "$dir/spool" "$dir/persist"
