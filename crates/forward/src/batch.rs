@@ -215,7 +215,7 @@ pub(crate) struct Batch {
     pub(crate) acks: Vec<crate::ack::Ack>,
     /// Where `data` goes back when the batch is dropped (after it was written).
     pub(crate) pool: Option<Arc<BufPool>>,
-    /// True when `data` is a spool file (see [`crate::output::Preparer`]), false for NDJSON.
+    /// True when `data` is a spool file (the output stage's `Preparer` made it), false for NDJSON.
     pub(crate) prepared: bool,
 }
 
