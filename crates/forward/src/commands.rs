@@ -59,7 +59,7 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
     }
     println!("{source}: configuration OK");
     for l in &cfg.listen {
-        println!("  listen {} {}", l.protocol, l.address);
+        println!("  listen {} {}", l.protocol, l.place());
     }
     for l in lines {
         println!("{l}");
@@ -106,6 +106,10 @@ fn validate_output(
             .filter(|a| a.kind == crate::config::AuthKind::ClientSecret)
             .and_then(|a| a.resolve_client_secret().err()),
         OutputKind::DataCollector(c) => c.resolve_shared_key().err(),
+        OutputKind::Kafka(c) => match c.client.sasl {
+            Some(crate::config::Sasl::Plain) => c.client.connection_string("output").err(),
+            _ => None,
+        },
         OutputKind::Stdout(_) | OutputKind::File(_) => None,
     };
     let dest = crate::output::build(with_placeholders, Arc::new(Metrics::default()))?;

@@ -29,6 +29,9 @@ pub(crate) struct Chunk {
     /// Set by a RELP session: the chunk's messages are answered only once every batch
     /// holding their rows is durable ([`crate::ack`]).
     pub(crate) ack: Option<crate::ack::Ack>,
+    /// Set by a Kafka listener when the messages are rows a collector already mapped (of
+    /// this route, as JSON objects): they skip parsing and mapping.
+    pub(crate) rows: Option<crate::batch::Route>,
 }
 
 /// A decoder for one TCP/TLS connection.

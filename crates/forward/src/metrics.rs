@@ -141,6 +141,8 @@ pub(crate) struct Metrics {
     pub(crate) config_last_reload_success: AtomicU64,
     /// The RELP listeners' series.
     pub(crate) relp: RelpMetrics,
+    /// The Kafka outputs' and listeners' series.
+    pub(crate) kafka: KafkaMetrics,
     /// Series of other parts (the alert rules), rendered after the rest.
     sections: std::sync::Mutex<Vec<Arc<dyn Section>>>,
 }
@@ -267,6 +269,109 @@ impl RelpMetrics {
     }
 }
 
+/// The Kafka outputs' (collectors') and listeners' (shippers') counters.
+#[derive(Debug, Default)]
+pub(crate) struct KafkaMetrics {
+    /// Records handed to the producer.
+    pub(crate) produced: AtomicU64,
+    /// Records the brokers acknowledged (`acks=all`).
+    pub(crate) acknowledged: AtomicU64,
+    /// Records not acknowledged within the retry budget: their batch stays in the spool.
+    pub(crate) retries: AtomicU64,
+    /// Records refused for good (too large): dead-lettered.
+    pub(crate) refused: AtomicU64,
+    /// Records read by the listeners.
+    pub(crate) consumed: AtomicU64,
+    /// Of those, rows a collector had already mapped.
+    pub(crate) consumed_rows: AtomicU64,
+    /// Offset commits that succeeded, and failed.
+    pub(crate) commits: AtomicU64,
+    pub(crate) commit_errors: AtomicU64,
+    /// Partition assignments and revocations of the consumer groups.
+    pub(crate) rebalances: AtomicU64,
+    /// Records read again because storing them failed (the listener went back to them).
+    pub(crate) rewinds: AtomicU64,
+    /// Consumer lag by (topic, partition), from the client's statistics.
+    pub(crate) lag: std::sync::Mutex<std::collections::BTreeMap<(String, i32), i64>>,
+}
+
+impl KafkaMetrics {
+    fn render(&self, out: &mut String) {
+        let mut line = |name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP mcas_forward_kafka_{name} {help}\n# TYPE mcas_forward_kafka_{name} {kind}\nmcas_forward_kafka_{name} {v}"
+            );
+        };
+        for (name, help, v) in [
+            (
+                "produced_total",
+                "Records handed to the Kafka producer.",
+                &self.produced,
+            ),
+            (
+                "acknowledged_total",
+                "Records the brokers acknowledged with acks=all.",
+                &self.acknowledged,
+            ),
+            (
+                "retries_total",
+                "Records not acknowledged within the retry budget; their batch stays in the spool and is sent again.",
+                &self.retries,
+            ),
+            (
+                "refused_total",
+                "Records refused for good (larger than a record may be): dead-lettered.",
+                &self.refused,
+            ),
+            (
+                "consumed_total",
+                "Records read by the Kafka listeners.",
+                &self.consumed,
+            ),
+            (
+                "consumed_rows_total",
+                "Records read that were rows a collector had already mapped.",
+                &self.consumed_rows,
+            ),
+            (
+                "commits_total",
+                "Offset commits of durable records that succeeded.",
+                &self.commits,
+            ),
+            (
+                "commit_errors_total",
+                "Offset commits that failed (the next commit covers them).",
+                &self.commit_errors,
+            ),
+            (
+                "rebalances_total",
+                "Partition assignments and revocations seen by the Kafka listeners.",
+                &self.rebalances,
+            ),
+            (
+                "rewinds_total",
+                "Times a Kafka listener went back to read records again because storing them failed.",
+                &self.rewinds,
+            ),
+        ] {
+            line(name, "counter", help, v.load(Relaxed));
+        }
+        let lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(
+            out,
+            "# HELP mcas_forward_kafka_consumer_lag Records in a partition not yet read by this listener's group, from the client's statistics.\n# TYPE mcas_forward_kafka_consumer_lag gauge"
+        );
+        for ((topic, partition), v) in lag.iter() {
+            let _ = writeln!(
+                out,
+                "mcas_forward_kafka_consumer_lag{{topic=\"{}\",partition=\"{partition}\"}} {v}",
+                escape_label(topic)
+            );
+        }
+    }
+}
+
 /// The deadline that closed a TCP/TLS connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timeout {
@@ -331,6 +436,7 @@ impl Default for Metrics {
             config_reloads_ok: AtomicU64::new(0),
             config_reloads_error: AtomicU64::new(0),
             relp: RelpMetrics::default(),
+            kafka: KafkaMetrics::default(),
             sections: std::sync::Mutex::new(Vec::new()),
             config_last_reload_success: AtomicU64::new(0),
         }
@@ -507,6 +613,7 @@ impl Metrics {
             self.spool_quarantined.load(Relaxed),
         );
         self.relp.render(&mut out);
+        self.kafka.render(&mut out);
         let _ = writeln!(
             out,
             "# HELP mcas_forward_dropped_total Events, rows or connections dropped, by reason.\n# TYPE mcas_forward_dropped_total counter"

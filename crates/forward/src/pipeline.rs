@@ -67,7 +67,10 @@ pub(crate) async fn worker(
                 let ack = chunk.ack.take();
                 let mut dead_lettered = false;
                 for msg in &chunk.msgs {
-                    let outcome = router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead);
+                    let outcome = match chunk.rows {
+                        None => router.process(chunk.listener, msg, chunk.received_at, &mut bufs, &dead),
+                        Some(route) => router.process_row(route, msg, chunk.received_at, &mut bufs, &dead),
+                    };
                     if outcome != Outcome::Routed {
                         dead_lettered |= outcome == Outcome::DeadLettered;
                         continue;

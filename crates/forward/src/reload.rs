@@ -351,9 +351,24 @@ pub(crate) struct ListenPlan {
 }
 
 /// A listener's identity: its protocol and address.
+/// A running listener: its slot, its key, and its `[[listen]]` table.
+type LiveListener = (usize, String, toml::Value);
+
 fn listen_key(entry: &toml::Value) -> String {
     let get = |k: &str| entry.get(k).and_then(toml::Value::as_str).unwrap_or("");
-    format!("{} {}", get("protocol"), get("address"))
+    // A Kafka listener has no address: its group and topics name it.
+    let topics: Vec<&str> = entry
+        .get("topics")
+        .and_then(toml::Value::as_array)
+        .map(|t| t.iter().filter_map(toml::Value::as_str).collect())
+        .unwrap_or_default();
+    format!(
+        "{} {}{}{}",
+        get("protocol"),
+        get("address"),
+        get("group"),
+        topics.join(",")
+    )
 }
 
 impl Listeners {
@@ -403,7 +418,7 @@ impl Listeners {
             .and_then(toml::Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let (live, mut by_index): (Vec<(usize, String, toml::Value)>, Vec<ListenConfig>) = {
+        let (live, mut by_index, metrics): (Vec<LiveListener>, Vec<ListenConfig>, Arc<Metrics>) = {
             let inner = self.lock();
             if inner.workers.is_none() {
                 anyhow::bail!("the forwarder is stopping");
@@ -417,6 +432,7 @@ impl Listeners {
                     .map(|(i, s)| (i, listen_key(&s.entry), s.entry.clone()))
                     .collect(),
                 inner.slots.iter().map(|s| s.cfg.clone()).collect(),
+                inner.metrics.clone(),
             )
         };
         let mut plan = ListenPlan {
@@ -438,7 +454,7 @@ impl Listeners {
                     listen.push(running.clone());
                 }
                 None => {
-                    let bound = crate::listen::bind(cfg).await?;
+                    let bound = crate::listen::bind(cfg, &metrics).await?;
                     plan.applied.push(format!("listen[{key}] added"));
                     by_index.push(cfg.clone());
                     listen.push(entry.clone());
@@ -466,7 +482,7 @@ impl Listeners {
         for (cfg, entry, bound) in plan.add {
             let index = inner.slots.len();
             let stop = CancellationToken::new();
-            tracing::info!(protocol = %cfg.protocol, address = %crate::listen::local_addr(&bound).map_or(cfg.address, |a| a), "listening (added by a reload)");
+            tracing::info!(protocol = %cfg.protocol, address = %crate::listen::local_addr(&bound).map_or_else(|| cfg.place(), |a| a.to_string()), "listening (added by a reload)");
             let task = tokio::spawn(crate::listen::run(
                 index,
                 cfg.clone(),
@@ -485,7 +501,7 @@ impl Listeners {
         }
         for i in plan.remove {
             if let Some(s) = inner.slots.get_mut(i) {
-                tracing::info!(protocol = %s.cfg.protocol, address = %s.cfg.address, "listener removed by a reload: closed");
+                tracing::info!(protocol = %s.cfg.protocol, address = %s.cfg.place(), "listener removed by a reload: closed");
                 s.live = false;
                 s.stop.cancel();
             }

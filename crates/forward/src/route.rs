@@ -206,6 +206,53 @@ impl Router {
         }
     }
 
+    /// Append a row a collector already mapped (a Kafka record it marked) to every output
+    /// of the row's table. The collector ran the chain (`where`, `transform`, rules): the
+    /// row is taken as it is. A record that is not one JSON object on one line is
+    /// dead-lettered, as is a row no output here takes.
+    pub(crate) fn process_row(
+        &self,
+        route: Route,
+        msg: &Msg,
+        received_at: jiff::Timestamp,
+        bufs: &mut Buffers,
+        dead: &DeadLetter,
+    ) -> Outcome {
+        let row = msg.data.trim_ascii();
+        let one_object = row.len() >= 2
+            && row.first() == Some(&b'{')
+            && row.last() == Some(&b'}')
+            && memchr::memchr2(b'\n', b'\r', row).is_none();
+        let fates = bufs.fates_mut();
+        fates.clear();
+        if !one_object {
+            fates.resize(self.outputs.len(), Fate::Skipped);
+            dead.unroutable(received_at, MAPPED_NOT_A_ROW, msg.peer, &msg.data);
+            return Outcome::DeadLettered;
+        }
+        for (i, o) in self.outputs.iter().enumerate() {
+            let takes =
+                (o.table == route && o.takes_rows) || (route == Route::Syslog && o.also_syslog);
+            let fate = if takes {
+                self.append_row(bufs, i, route, o.finish, |out| out.extend_from_slice(row));
+                Fate::Appended(route)
+            } else {
+                Fate::Skipped
+            };
+            bufs.fates_mut().push(fate);
+        }
+        if bufs.fates().iter().all(|f| *f == Fate::Skipped) {
+            return match self.no_output(bufs, UNMATCHED) {
+                Ok(()) => Outcome::Unmatched,
+                Err(reason) => {
+                    dead.unroutable(received_at, reason, msg.peer, &msg.data);
+                    Outcome::DeadLettered
+                }
+            };
+        }
+        Outcome::Routed
+    }
+
     /// The chain, stage by stage: parse the syslog header, classify the body, map it to a
     /// row, route it to the outputs (each output's `where`, then its `transform`), show it
     /// to the observers, append it to the batch buffers of the outputs that take it. The
@@ -439,6 +486,10 @@ pub(crate) fn from_config(
 /// The dead-letter reason of a plain syslog message when no output takes Syslog rows.
 pub(crate) const UNROUTABLE_PLAIN: &str = "not CEF, and output.syslog_stream is not set";
 /// The dead-letter reason of a row whose table some output takes, but no `where` matched.
+/// The dead-letter reason of a record marked as a mapped row that is not one.
+pub(crate) const MAPPED_NOT_A_ROW: &str =
+    "a record marked as a mapped row is not one JSON object on one line";
+
 pub(crate) const UNMATCHED: &str = "no output takes this row (no `where` matched)";
 
 /// Stage 3 for plain syslog: the parsed header's fields, or the raw line as the message.

@@ -131,7 +131,7 @@ impl Pipeline {
         let stop_all = CancellationToken::new();
         let mut bound = Vec::with_capacity(cfg.listen.len());
         for l in &cfg.listen {
-            bound.push(listen::bind(l).await?);
+            bound.push(listen::bind(l, &metrics).await?);
         }
         listen::check_open_file_limit(&cfg.listen);
         // The metrics endpoint comes up only once every listener is bound, so a supervisor
@@ -386,7 +386,7 @@ impl Pipeline {
         let mut started = Vec::with_capacity(bound.len());
         for (i, (b, l)) in bound.into_iter().zip(cfg.listen.iter()).enumerate() {
             let addr = listen::local_addr(&b);
-            tracing::info!(protocol = %l.protocol, address = %addr.map_or(l.address, |a| a), "listening");
+            tracing::info!(protocol = %l.protocol, address = %addr.map_or_else(|| l.place(), |a| a.to_string()), "listening");
             // Its own token, so that a reload can close it alone.
             let stop = stop_listeners.child_token();
             started.push((l.clone(), stop.clone()));

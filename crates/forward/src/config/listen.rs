@@ -13,6 +13,9 @@ pub(crate) enum Protocol {
     Relp,
     /// RELP over TLS (implicit from connect, as rsyslog's `tls="on"`).
     RelpTls,
+    /// Records read from Kafka topics (a shipper): raw syslog lines, or rows a collector
+    /// already mapped. No socket of its own.
+    Kafka,
 }
 
 impl Protocol {
@@ -35,6 +38,7 @@ impl fmt::Display for Protocol {
             Protocol::Tls => "tls",
             Protocol::Relp => "relp",
             Protocol::RelpTls => "relp-tls",
+            Protocol::Kafka => "kafka",
         })
     }
 }
@@ -136,6 +140,8 @@ impl RelpConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListenConfig {
     pub(crate) protocol: Protocol,
+    /// The socket address; a Kafka listener has none (its brokers are in `brokers`).
+    #[serde(default = "no_address")]
     pub(crate) address: SocketAddr,
     #[serde(default)]
     pub(crate) framing: FramingConfig,
@@ -177,6 +183,91 @@ pub(crate) struct ListenConfig {
     /// TCP/TLS: once a frame has begun, it must complete within this time.
     #[serde(default = "default_frame_timeout")]
     pub(crate) frame_timeout: DurationStr,
+    /// Kafka: the connection and what to read (see [`KafkaListen`]).
+    #[serde(default)]
+    pub(crate) brokers: Vec<String>,
+    #[serde(default)]
+    pub(crate) topics: Vec<String>,
+    #[serde(default)]
+    pub(crate) group: Option<String>,
+    #[serde(default)]
+    pub(crate) start: Option<KafkaStart>,
+    #[serde(default)]
+    pub(crate) partitions: Option<Vec<i32>>,
+    #[serde(default)]
+    pub(crate) commit_interval: Option<DurationStr>,
+    #[serde(default)]
+    pub(crate) sasl: Option<Sasl>,
+    #[serde(default)]
+    pub(crate) connection_string_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) connection_string_env: Option<String>,
+    #[serde(default)]
+    pub(crate) tls: Option<bool>,
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) auth: Option<AuthConfig>,
+}
+
+/// What `address` is when a table has none: no listener may bind it (port 0 on every
+/// interface is nothing a sender could be told).
+pub(crate) fn no_address() -> SocketAddr {
+    SocketAddr::from(([0u16; 8], 0))
+}
+
+impl ListenConfig {
+    /// A Kafka listener's settings.
+    pub(crate) fn kafka(&self) -> KafkaListen {
+        KafkaListen {
+            client: KafkaClient {
+                brokers: self.brokers.clone(),
+                sasl: self.sasl,
+                connection_string_file: self.connection_string_file.clone(),
+                connection_string_env: self.connection_string_env.clone(),
+                tls: self.tls,
+                ca_file: self.ca_file.clone(),
+                auth: self.auth.clone(),
+                placeholder: None,
+            },
+            topics: self.topics.clone(),
+            group: self.group.clone().unwrap_or_default(),
+            start: self.start.unwrap_or_default(),
+            partitions: self.partitions.clone(),
+            commit_interval: self
+                .commit_interval
+                .unwrap_or_else(default_kafka_commit_interval),
+        }
+    }
+
+    /// Where it listens, for messages: the address, or a Kafka listener's group and topics.
+    pub(crate) fn place(&self) -> String {
+        if self.protocol == Protocol::Kafka {
+            format!(
+                "group {} topics {}",
+                self.group.as_deref().unwrap_or(""),
+                self.topics.join(",")
+            )
+        } else {
+            self.address.to_string()
+        }
+    }
+
+    /// Whether any Kafka key is set.
+    fn has_kafka_keys(&self) -> bool {
+        !self.brokers.is_empty()
+            || !self.topics.is_empty()
+            || self.group.is_some()
+            || self.start.is_some()
+            || self.partitions.is_some()
+            || self.commit_interval.is_some()
+            || self.sasl.is_some()
+            || self.connection_string_file.is_some()
+            || self.connection_string_env.is_some()
+            || self.tls.is_some()
+            || self.ca_file.is_some()
+            || self.auth.is_some()
+    }
 }
 
 impl ListenConfig {
@@ -219,7 +310,37 @@ pub(super) fn default_frame_timeout() -> DurationStr {
 impl ListenConfig {
     /// The checks of `listen[i]`.
     pub(super) fn validate(&self, i: usize) -> anyhow::Result<()> {
-        let at = format!("listen[{i}] ({} {})", self.protocol, self.address);
+        let at = format!("listen[{i}] ({} {})", self.protocol, self.place());
+        if self.protocol == Protocol::Kafka {
+            if self.address != no_address() {
+                bail!("{at}: a Kafka listener has no `address`; its brokers are in `brokers`");
+            }
+            if self.cert.is_some() || self.key.is_some() || self.client_ca.is_some() {
+                bail!(
+                    "{at}: `cert`, `key` and `client_ca` are for listeners that accept TLS; a Kafka listener's TLS is `tls` and `ca_file`"
+                );
+            }
+            if self.framing != FramingConfig::Auto || self.receive_buffer_bytes.is_some() {
+                bail!(
+                    "{at}: `framing` and `receive_buffer_bytes` do not apply to Kafka, whose records are messages"
+                );
+            }
+            if !self.allow.is_empty() {
+                bail!("{at}: `allow` does not apply to Kafka (the brokers are who we read from)");
+            }
+            if let Some(tz) = &self.timezone {
+                parse_timezone(tz).with_context(|| format!("{at}: timezone"))?;
+            }
+            return self.kafka().validate(&format!("listen[{i}]"));
+        }
+        if self.address == no_address() {
+            bail!("listen[{i}] ({}): needs `address`", self.protocol);
+        }
+        if self.has_kafka_keys() {
+            bail!(
+                "{at}: brokers, topics, group, start, partitions, commit_interval, sasl, connection strings, tls, ca_file and auth are for protocol = \"kafka\""
+            );
+        }
         if self.protocol.is_tls() && (self.cert.is_none() || self.key.is_none()) {
             bail!(
                 "{at}: protocol = \"{}\" needs both `cert` and `key` (PEM files)",
@@ -276,7 +397,8 @@ pub(super) fn check_unique_addresses(listen: &[ListenConfig]) -> anyhow::Result<
     for (i, a) in listen.iter().enumerate() {
         for b in &listen[i + 1..] {
             let same_kind = (a.protocol == Protocol::Udp) == (b.protocol == Protocol::Udp);
-            if same_kind && a.address == b.address {
+            let kafka = a.protocol == Protocol::Kafka || b.protocol == Protocol::Kafka;
+            if same_kind && !kafka && a.address == b.address {
                 bail!(
                     "two listeners use {} {}: each address may be used once per transport",
                     a.protocol,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
+mod kafka;
 mod listen;
 mod mapping;
 mod output;
@@ -20,6 +21,7 @@ mod rules;
 mod storage;
 mod values;
 
+pub(crate) use kafka::*;
 pub(crate) use listen::*;
 pub(crate) use mapping::*;
 pub(crate) use output::*;
@@ -181,6 +183,14 @@ impl Config {
                     if o.resolve_shared_key().is_err() {
                         o.shared_key = Some(Secret("AAAA".to_owned()));
                         o.shared_key_file = None;
+                    }
+                }
+                OutputKind::Kafka(o) => {
+                    let c = &mut o.client;
+                    if c.sasl == Some(Sasl::Plain) && c.connection_string("output").is_err() {
+                        c.placeholder = Some(Secret(
+                            "Endpoint=sb://placeholder.servicebus.windows.net/".to_owned(),
+                        ));
                     }
                 }
                 OutputKind::Stdout(_) | OutputKind::File(_) => {}

@@ -110,6 +110,8 @@ pub(crate) enum OutputKind {
     DataCollector(DataCollectorConfig),
     Stdout(StdoutConfig),
     File(FileConfig),
+    /// Rows produced to a Kafka topic (a collector); see [`KafkaOutputConfig`].
+    Kafka(KafkaOutputConfig),
 }
 
 /// `kind = "logs-ingestion"`: the Azure Monitor Logs Ingestion API.
@@ -169,6 +171,7 @@ enum KindName {
     DataCollector,
     Stdout,
     File,
+    Kafka,
 }
 
 /// `[output]` as written: the keys of every kind, so that a type error is reported with its
@@ -214,6 +217,26 @@ struct RawOutput {
     retry_budget: Option<DurationStr>,
     #[serde(default)]
     auth: Option<AuthConfig>,
+    #[serde(default)]
+    brokers: Option<Vec<String>>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    key: Option<KafkaKey>,
+    #[serde(default)]
+    compression: Option<KafkaCompression>,
+    #[serde(default)]
+    acks: Option<String>,
+    #[serde(default)]
+    sasl: Option<Sasl>,
+    #[serde(default)]
+    connection_string_file: Option<PathBuf>,
+    #[serde(default)]
+    connection_string_env: Option<String>,
+    #[serde(default)]
+    tls: Option<bool>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 impl TryFrom<RawOutput> for OutputConfig {
@@ -225,9 +248,10 @@ impl TryFrom<RawOutput> for OutputConfig {
             KindName::DataCollector => ("data-collector", true),
             KindName::Stdout => ("stdout", false),
             KindName::File => ("file", false),
+            KindName::Kafka => ("kafka", true),
         };
         // Every key that is set, and the kinds that have it.
-        let set: [(&str, bool, &[KindName]); 13] = {
+        let set: [(&str, bool, &[KindName]); 23] = {
             use KindName::*;
             [
                 (
@@ -254,19 +278,41 @@ impl TryFrom<RawOutput> for OutputConfig {
                 (
                     "concurrency",
                     r.concurrency.is_some(),
-                    &[LogsIngestion, DataCollector],
+                    &[LogsIngestion, DataCollector, Kafka],
                 ),
                 (
                     "request_timeout",
                     r.request_timeout.is_some(),
-                    &[LogsIngestion, DataCollector],
+                    &[LogsIngestion, DataCollector, Kafka],
                 ),
                 (
                     "retry_budget",
                     r.retry_budget.is_some(),
-                    &[LogsIngestion, DataCollector],
+                    &[LogsIngestion, DataCollector, Kafka],
                 ),
-                ("auth", r.auth.is_some(), &[LogsIngestion, DataCollector]),
+                (
+                    "auth",
+                    r.auth.is_some(),
+                    &[LogsIngestion, DataCollector, Kafka],
+                ),
+                ("brokers", r.brokers.is_some(), &[Kafka]),
+                ("topic", r.topic.is_some(), &[Kafka]),
+                ("key", r.key.is_some(), &[Kafka]),
+                ("compression", r.compression.is_some(), &[Kafka]),
+                ("acks", r.acks.is_some(), &[Kafka]),
+                ("sasl", r.sasl.is_some(), &[Kafka]),
+                (
+                    "connection_string_file",
+                    r.connection_string_file.is_some(),
+                    &[Kafka],
+                ),
+                (
+                    "connection_string_env",
+                    r.connection_string_env.is_some(),
+                    &[Kafka],
+                ),
+                ("tls", r.tls.is_some(), &[Kafka]),
+                ("ca_file", r.ca_file.is_some(), &[Kafka]),
             ]
         };
         if let Some((key, _, _)) = set
@@ -317,6 +363,36 @@ impl TryFrom<RawOutput> for OutputConfig {
             }),
             KindName::Stdout => OutputKind::Stdout(StdoutConfig {}),
             KindName::File => OutputKind::File(FileConfig { path: r.path }),
+            KindName::Kafka => {
+                if let Some(a) = r.acks.as_deref()
+                    && a != ACKS_ALL
+                {
+                    return Err(format!(
+                        "output.acks = {a:?}: a Kafka output takes only \"all\" (a batch leaves the spool only when every in-sync replica has it)"
+                    ));
+                }
+                OutputKind::Kafka(KafkaOutputConfig {
+                    client: KafkaClient {
+                        brokers: r.brokers.unwrap_or_default(),
+                        sasl: r.sasl,
+                        connection_string_file: r.connection_string_file,
+                        connection_string_env: r.connection_string_env,
+                        tls: r.tls,
+                        ca_file: r.ca_file,
+                        auth: r.auth,
+                        placeholder: None,
+                    },
+                    topic: r.topic.unwrap_or_default(),
+                    key: r.key.unwrap_or_default(),
+                    compression: r.compression.unwrap_or_default(),
+                    concurrency,
+                    // Event Hubs: a request's timeout of 60 s is Microsoft's advice.
+                    request_timeout: r
+                        .request_timeout
+                        .unwrap_or(DurationStr(Duration::from_secs(60))),
+                    retry_budget,
+                })
+            }
         };
         Ok(OutputConfig {
             name: r.name,
@@ -334,7 +410,7 @@ impl OutputKind {
     pub(crate) fn is_network(&self) -> bool {
         matches!(
             self,
-            OutputKind::LogsIngestion(_) | OutputKind::DataCollector(_)
+            OutputKind::LogsIngestion(_) | OutputKind::DataCollector(_) | OutputKind::Kafka(_)
         )
     }
 
@@ -352,6 +428,11 @@ impl OutputKind {
                 request_timeout: c.request_timeout.0,
                 retry_budget: c.retry_budget.0,
             }),
+            OutputKind::Kafka(c) => Some(Delivery {
+                concurrency: c.concurrency,
+                request_timeout: c.request_timeout.0,
+                retry_budget: c.retry_budget.0,
+            }),
             OutputKind::Stdout(_) | OutputKind::File(_) => None,
         }
     }
@@ -361,6 +442,7 @@ impl OutputKind {
         match self {
             OutputKind::LogsIngestion(c) => c.auth.as_ref(),
             OutputKind::DataCollector(c) => c.auth.as_ref(),
+            OutputKind::Kafka(c) => c.client.auth.as_ref(),
             OutputKind::Stdout(_) | OutputKind::File(_) => None,
         }
     }
@@ -652,6 +734,7 @@ impl OutputConfig {
                 }
             }
             OutputKind::Stdout(_) => {}
+            OutputKind::Kafka(o) => o.validate(&self.key())?,
         }
         if let Some(d) = self.kind.delivery() {
             d.validate()?;

@@ -34,6 +34,8 @@ use crate::config::{Cidr, FramingConfig, ListenConfig, OversizeConfig, Protocol,
 use crate::frames::{Chunk, Msg};
 use crate::metrics::{DropReason, Metrics, Timeout};
 
+#[cfg(feature = "kafka")]
+mod kafka;
 mod relp;
 
 /// Messages per chunk handed to a worker.
@@ -112,6 +114,9 @@ impl Workers {
 pub(crate) enum Bound {
     Udp(UdpSocket),
     Tcp(TcpListener, Option<crate::tls::AcceptorCell>),
+    /// A Kafka listener's consumer, created and subscribed (or assigned).
+    #[cfg(feature = "kafka")]
+    Kafka(Box<kafka::Input>),
 }
 
 impl std::fmt::Debug for Bound {
@@ -119,15 +124,31 @@ impl std::fmt::Debug for Bound {
         match self {
             Bound::Udp(s) => f.debug_tuple("Udp").field(s).finish(),
             Bound::Tcp(l, tls) => f.debug_tuple("Tcp").field(l).field(&tls.is_some()).finish(),
+            #[cfg(feature = "kafka")]
+            Bound::Kafka(k) => f.debug_tuple("Kafka").field(k).finish(),
         }
     }
 }
 
 /// Bind every listener first, so configuration errors (address in use, bad certificate)
 /// surface before anything runs.
-pub(crate) async fn bind(cfg: &ListenConfig) -> anyhow::Result<Bound> {
-    let at = || format!("listen {} {}", cfg.protocol, cfg.address);
+pub(crate) async fn bind(cfg: &ListenConfig, metrics: &Arc<Metrics>) -> anyhow::Result<Bound> {
+    let at = || format!("listen {} {}", cfg.protocol, cfg.place());
     match cfg.protocol {
+        #[cfg(feature = "kafka")]
+        Protocol::Kafka => Ok(Bound::Kafka(Box::new(kafka::bind(
+            cfg.kafka(),
+            metrics.clone(),
+            &at(),
+        )?))),
+        #[cfg(not(feature = "kafka"))]
+        Protocol::Kafka => {
+            let _ = metrics;
+            anyhow::bail!(
+                "{}: this mcas-forward was built without Kafka support; build it with `--features kafka`",
+                at()
+            )
+        }
         Protocol::Udp => {
             let domain = socket2::Domain::for_address(cfg.address);
             let s =
@@ -169,6 +190,8 @@ pub(crate) fn acceptor_cell(b: &Bound) -> Option<crate::tls::AcceptorCell> {
     match b {
         Bound::Tcp(_, tls) => tls.clone(),
         Bound::Udp(_) => None,
+        #[cfg(feature = "kafka")]
+        Bound::Kafka(_) => None,
     }
 }
 
@@ -177,6 +200,8 @@ pub(crate) fn local_addr(b: &Bound) -> Option<SocketAddr> {
     match b {
         Bound::Udp(s) => s.local_addr().ok(),
         Bound::Tcp(l, _) => l.local_addr().ok(),
+        #[cfg(feature = "kafka")]
+        Bound::Kafka(_) => None,
     }
 }
 
@@ -411,6 +436,8 @@ pub(crate) async fn run(
     match bound {
         Bound::Udp(sock) => run_udp(ctx, sock).await,
         Bound::Tcp(l, tls) => run_tcp(ctx, l, tls).await,
+        #[cfg(feature = "kafka")]
+        Bound::Kafka(input) => kafka::run(ctx, *input).await,
     }
 }
 
@@ -539,6 +566,7 @@ async fn run_udp(ctx: Arc<Ctx>, sock: UdpSocket) {
             msgs,
             _budget: budget,
             ack: None,
+            rows: None,
         };
         if ctx.workers.try_send(c).is_err() {
             ctx.metrics.count_drop(DropReason::UdpOverflow, n);
@@ -1040,6 +1068,7 @@ async fn flush(ctx: &Ctx, msgs: &mut Vec<Msg>) -> bool {
         msgs: batch,
         _budget: budget,
         ack: None,
+        rows: None,
     };
     ctx.workers.send(chunk).await.is_ok()
 }

@@ -426,6 +426,7 @@ async fn send(
         msgs,
         _budget: budget,
         ack: Some(ack),
+        rows: None,
     };
     answers.push_back(Answer::Stored {
         txnrs,

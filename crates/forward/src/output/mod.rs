@@ -17,6 +17,8 @@ use crate::config::{OutputConfig, OutputKind, Table};
 use crate::metrics::Metrics;
 
 pub(crate) mod azure;
+#[cfg(feature = "kafka")]
+pub(crate) mod kafka;
 pub(crate) mod local;
 pub(crate) mod spooled;
 
@@ -336,6 +338,17 @@ pub(crate) fn build(
         )?),
         OutputKind::Stdout(_) => Arc::new(local::Stdout::new(tables)),
         OutputKind::File(o) => Arc::new(local::File::open(o, tables)?),
+        #[cfg(feature = "kafka")]
+        OutputKind::Kafka(o) => Arc::new(kafka::Kafka::new(
+            o,
+            RouteNames::of(cfg, &o.topic),
+            metrics,
+        )?),
+        #[cfg(not(feature = "kafka"))]
+        OutputKind::Kafka(_) => anyhow::bail!(
+            "{}: this mcas-forward was built without Kafka support; build it with `--features kafka`",
+            cfg.key()
+        ),
     })
 }
 
@@ -346,6 +359,9 @@ pub(crate) type FinishRow = fn(&mut [u8]);
 pub(crate) fn finish_row(kind: &OutputKind) -> Option<FinishRow> {
     match kind {
         OutputKind::DataCollector(_) => Some(azure::rename_time_generated),
-        OutputKind::LogsIngestion(_) | OutputKind::Stdout(_) | OutputKind::File(_) => None,
+        OutputKind::LogsIngestion(_)
+        | OutputKind::Stdout(_)
+        | OutputKind::File(_)
+        | OutputKind::Kafka(_) => None,
     }
 }
