@@ -39,7 +39,7 @@ use crate::metrics::{DropReason, Metrics};
 use crate::output::kafka::{Context as ClientCtx, ROW_HEADER, client_config};
 
 /// Chunks handed to the workers and not yet stored, before the listener stops reading.
-const MAX_PENDING: usize = 256;
+const MAX_PENDING: usize = 64;
 
 /// A chunk not full yet is handed over after this long without a record.
 const LINGER: Duration = Duration::from_millis(2);
