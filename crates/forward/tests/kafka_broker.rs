@@ -62,7 +62,7 @@ fn tansu(port: u16, dir: &std::path::Path) -> KillOnDrop {
             &url,
         ])
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("tansu.err")).unwrap())
+        .stderr(std::fs::File::create(dir.join("tansu.err")).expect("tansu.err"))
         .spawn()
         .expect("start tansu");
     KillOnDrop(child)
@@ -79,7 +79,7 @@ async fn start_shipper(dir: &std::path::Path, cfg: String) -> mcas_testkit::Forw
             .expect("start the shipper")
     })
     .await
-    .unwrap()
+    .expect("the shipper start task")
 }
 
 fn shipper_config(brokers: &str, azure: &str, partitions: &str) -> String {
