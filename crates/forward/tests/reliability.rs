@@ -466,7 +466,8 @@ fn config_errors_are_clear() {
             "[output]\nkind = \"stdout\"\nendpiont = \"x\"\n",
             "unknown field `endpiont`",
         ),
-        ("[output]\nkind = \"kafka\"\n", "unknown variant `kafka`"),
+        ("[output]\nkind = \"splunk\"\n", "unknown variant `splunk`"),
+        ("[output]\nkind = \"kafka\"\n", "Kafka"),
         (
             "[[listen]]\nprotocol = \"tcp\"\naddress = \"localhost\"\n[output]\nkind = \"stdout\"\n",
             "invalid socket address",

@@ -265,3 +265,84 @@ impl KafkaListen {
 pub(super) fn default_kafka_commit_interval() -> DurationStr {
     DurationStr(Duration::from_secs(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Config::parse(text).unwrap_err())
+    }
+
+    const SHIPPER: &str =
+        "[[listen]]\nprotocol = \"kafka\"\nbrokers = [\"127.0.0.1:9092\"]\ntopics = [\"cef\"]\n";
+    const STDOUT: &str = "[output]\nkind = \"stdout\"\n";
+
+    #[test]
+    fn kafka_keys_belong_to_kafka() {
+        let e = err(&format!(
+            "[[listen]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:1\"\ngroup = \"g\"\n{STDOUT}"
+        ));
+        assert!(e.contains("are for protocol = \"kafka\""), "{e}");
+        let e = err(&format!("[[listen]]\nprotocol = \"tcp\"\n{STDOUT}"));
+        assert!(e.contains("needs `address`"), "{e}");
+        let e = err("[output]\nkind = \"stdout\"\ntopic = \"t\"\n");
+        assert!(e.contains("output.topic: not a setting"), "{e}");
+        let e = err("[output]\nkind = \"kafka\"\nacks = \"1\"\n");
+        assert!(e.contains("takes only \"all\""), "{e}");
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn a_kafka_listener_is_checked_key_by_key() {
+        let e = err(&format!("{SHIPPER}{STDOUT}"));
+        assert!(e.contains("needs `group`"), "{e}");
+        let ok = format!("{SHIPPER}group = \"g\"\npartitions = [0, 2]\n{STDOUT}");
+        let c = Config::parse(&ok).unwrap();
+        let k = c.listen[0].kafka();
+        assert_eq!(k.partitions, Some(vec![0, 2]));
+        assert_eq!(k.start, KafkaStart::Earliest);
+        assert_eq!(k.commit_interval.0, Duration::from_secs(1));
+        let e = err(&format!(
+            "{SHIPPER}group = \"g\"\naddress = \"127.0.0.1:1\"\n{STDOUT}"
+        ));
+        assert!(e.contains("has no `address`"), "{e}");
+        let e = err(&format!(
+            "{SHIPPER}group = \"g\"\nsasl = \"plain\"\n{STDOUT}"
+        ));
+        assert!(e.contains("connection_string_file"), "{e}");
+        let e = err(&format!(
+            "{SHIPPER}group = \"g\"\nsasl = \"plain\"\nconnection_string_env = \"X\"\ntls = false\n{STDOUT}"
+        ));
+        assert!(e.contains("in clear"), "{e}");
+        let e = err(&format!(
+            "[[listen]]\nprotocol = \"kafka\"\nbrokers = [\"http://b:1\"]\ntopics = [\"t\"]\ngroup = \"g\"\n{STDOUT}"
+        ));
+        assert!(e.contains("is not \"host:port\""), "{e}");
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn a_kafka_output_has_event_hubs_defaults() {
+        let c = Config::parse(
+            "[output]\nkind = \"kafka\"\nbrokers = [\"ns.servicebus.windows.net:9093\"]\ntopic = \"cef\"\nsasl = \"plain\"\nconnection_string_env = \"EH\"\n",
+        )
+        .unwrap();
+        let OutputKind::Kafka(k) = &c.outputs[0].kind else {
+            panic!("not kafka")
+        };
+        assert!(k.client.uses_tls());
+        assert_eq!(k.compression, KafkaCompression::Gzip);
+        assert_eq!(k.key, KafkaKey::Host);
+        assert_eq!(k.request_timeout.0, Duration::from_secs(60));
+        let e = err("[output]\nkind = \"kafka\"\nbrokers = [\"b:1\"]\ntopic = \"bad topic\"\n");
+        assert!(e.contains("a Kafka topic is"), "{e}");
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    #[test]
+    fn a_build_without_kafka_says_so() {
+        let e = err("[output]\nkind = \"kafka\"\nbrokers = [\"b:1\"]\ntopic = \"t\"\n");
+        assert!(e.contains("--features kafka"), "{e}");
+    }
+}

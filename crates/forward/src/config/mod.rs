@@ -656,10 +656,10 @@ mod tests {
         // Other values are still shown, to help.
         let e = format!(
             "{:#}",
-            Config::parse("[output]\nkind = \"kafka\"\n").unwrap_err()
+            Config::parse("[output]\nkind = \"splunk\"\n").unwrap_err()
         );
         assert!(
-            e.contains("unknown variant `kafka`") && e.contains("output.kind"),
+            e.contains("unknown variant `splunk`") && e.contains("output.kind"),
             "{e}"
         );
     }
