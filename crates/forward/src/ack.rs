@@ -28,6 +28,10 @@ pub(crate) struct Ack {
 #[derive(Debug)]
 struct Shared {
     failed: AtomicBool,
+    /// Whether the waiter is in a hurry (a RELP sender waits for its answers): the batches
+    /// holding the chunk are then closed at once (group commit). A Kafka listener only
+    /// needs the answer to commit, and lets batches close on their own limits.
+    urgent: bool,
     done: std::sync::Mutex<Option<oneshot::Sender<bool>>>,
 }
 
@@ -50,11 +54,23 @@ impl Drop for Shared {
 pub(crate) type Stored = oneshot::Receiver<bool>;
 
 impl Ack {
-    /// A new acknowledgement and the receiver that learns its outcome.
+    /// A new acknowledgement and the receiver that learns its outcome; its batches are
+    /// closed at once (group commit).
     pub(crate) fn new() -> (Ack, Stored) {
+        Ack::with_urgency(true)
+    }
+
+    /// An acknowledgement whose waiter is in no hurry: its batches close on their limits.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn unhurried() -> (Ack, Stored) {
+        Ack::with_urgency(false)
+    }
+
+    fn with_urgency(urgent: bool) -> (Ack, Stored) {
         let (tx, rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             failed: AtomicBool::new(false),
+            urgent,
             done: std::sync::Mutex::new(Some(tx)),
         });
         (
@@ -72,6 +88,11 @@ impl Ack {
             shared: self.shared.clone(),
             confirmed: false,
         }
+    }
+
+    /// Whether its batches are to be closed at once.
+    pub(crate) fn urgent(&self) -> bool {
+        self.shared.urgent
     }
 
     /// True when `other` is a share of the same acknowledgement.

@@ -272,13 +272,14 @@ impl RelpMetrics {
 /// The Kafka outputs' (collectors') and listeners' (shippers') counters.
 #[derive(Debug, Default)]
 pub(crate) struct KafkaMetrics {
-    /// Records handed to the producer.
+    /// Rows handed to the producer, and the records that carry them.
     pub(crate) produced: AtomicU64,
-    /// Records the brokers acknowledged (`acks=all`).
+    pub(crate) records: AtomicU64,
+    /// Rows the brokers acknowledged (`acks=all`).
     pub(crate) acknowledged: AtomicU64,
-    /// Records not acknowledged within the retry budget: their batch stays in the spool.
+    /// Rows not acknowledged within the retry budget: their batch stays in the spool.
     pub(crate) retries: AtomicU64,
-    /// Records refused for good (too large): dead-lettered.
+    /// Rows refused for good (too large): dead-lettered.
     pub(crate) refused: AtomicU64,
     /// Records read by the listeners.
     pub(crate) consumed: AtomicU64,
@@ -306,22 +307,27 @@ impl KafkaMetrics {
         for (name, help, v) in [
             (
                 "produced_total",
-                "Records handed to the Kafka producer.",
+                "Rows handed to the Kafka producer.",
                 &self.produced,
             ),
             (
+                "records_total",
+                "Kafka records produced (each holds one or more rows of one key).",
+                &self.records,
+            ),
+            (
                 "acknowledged_total",
-                "Records the brokers acknowledged with acks=all.",
+                "Rows the brokers acknowledged with acks=all.",
                 &self.acknowledged,
             ),
             (
                 "retries_total",
-                "Records not acknowledged within the retry budget; their batch stays in the spool and is sent again.",
+                "Rows not acknowledged within the retry budget; their batch stays in the spool and is sent again.",
                 &self.retries,
             ),
             (
                 "refused_total",
-                "Records refused for good (larger than a record may be): dead-lettered.",
+                "Rows refused for good (larger than a record may be): dead-lettered.",
                 &self.refused,
             ),
             (
@@ -331,7 +337,7 @@ impl KafkaMetrics {
             ),
             (
                 "consumed_rows_total",
-                "Records read that were rows a collector had already mapped.",
+                "Rows a collector had already mapped, read by the Kafka listeners.",
                 &self.consumed_rows,
             ),
             (
@@ -360,7 +366,7 @@ impl KafkaMetrics {
         let lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(
             out,
-            "# HELP mcas_forward_kafka_consumer_lag Records in a partition not yet read by this listener's group, from the client's statistics.\n# TYPE mcas_forward_kafka_consumer_lag gauge"
+            "# HELP mcas_forward_kafka_consumer_lag Records in a partition past the offset this listener's group committed, from the client's statistics (every 5 s).\n# TYPE mcas_forward_kafka_consumer_lag gauge"
         );
         for ((topic, partition), v) in lag.iter() {
             let _ = writeln!(

@@ -89,13 +89,14 @@ pub(crate) async fn worker(
                     }
                 }
                 if let Some(a) = ack {
+                    let urgent = a.urgent();
                     // The chunk's own share: its rows are now in batches (each holding a
                     // share of its own), filtered or dropped by policy, or dead-lettered,
                     // which counts once the dead-letter file is synced.
                     if !dead_lettered || dead.sync() {
                         a.confirm();
                     }
-                    if !committing && bufs.has_acks() {
+                    if !committing && urgent && bufs.has_acks() {
                         committing = true;
                         commit.as_mut().reset(tokio::time::Instant::now() + limits.commit);
                     }

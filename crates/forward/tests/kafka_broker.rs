@@ -196,7 +196,9 @@ key = "host"
         collector.stderr_text(),
         a.stderr_text()
     );
-    let consumed_before = a.metric("mcas_forward_kafka_consumed_total").unwrap_or(0.0) as u64;
+    let consumed_before = a
+        .metric("mcas_forward_kafka_consumed_rows_total")
+        .unwrap_or(0.0) as u64;
     let status = tokio::task::block_in_place(|| a.kill9()).unwrap();
     assert!(!status.success());
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -226,7 +228,9 @@ key = "host"
         collector.stderr_text(),
         a.stderr_text()
     );
-    let consumed_after = a.metric("mcas_forward_kafka_consumed_total").unwrap_or(0.0) as u64;
+    let consumed_after = a
+        .metric("mcas_forward_kafka_consumed_rows_total")
+        .unwrap_or(0.0) as u64;
     // The files: the records each shipper stored; a's duplicates are what it read again.
     let a_file = numbers(&file_rows(&a_dir.join("rows.ndjson")));
     let b_file = numbers(&file_rows(&b_dir.join("rows.ndjson")));
@@ -234,7 +238,7 @@ key = "host"
     let b_dups: u32 = b_file.values().map(|&k| k - 1).sum();
     let emu_dups: u32 = emu_seen.values().map(|&k| k - 1).sum();
     eprintln!(
-        "Kafka crash test (Tansu, 3 partitions, static assignment): sent {N}, delivered {} distinct, 0 lost; shipper a killed once after {consumed_before} records read, then read {} more; duplicates read again after the kill {reread}; duplicates at the emulator {emu_dups} (spooled batches in flight {}); shipper b duplicates {b_dups}; {:.1} s",
+        "Kafka crash test (Tansu, 3 partitions, static assignment): sent {N}, delivered {} distinct, 0 lost; shipper a killed once after {consumed_before} rows read, then read {} more; rows read again after the kill {reread}; duplicates at the emulator {emu_dups} (spooled batches in flight {}); shipper b duplicates {b_dups}; {:.1} s",
         emu_seen.len(),
         consumed_after,
         emu_dups.saturating_sub(reread),
@@ -243,7 +247,7 @@ key = "host"
     assert_eq!(b_dups, 0, "the shipper not killed read nothing twice");
     assert!(
         u64::from(reread) <= consumed_before,
-        "{reread} records read again, more than the {consumed_before} read before the kill"
+        "{reread} rows read again, more than the {consumed_before} read before the kill"
     );
     assert_eq!(
         a_file.len() + b_file.len(),

@@ -226,6 +226,8 @@ struct RawOutput {
     #[serde(default)]
     compression: Option<KafkaCompression>,
     #[serde(default)]
+    rows_per_record: Option<usize>,
+    #[serde(default)]
     acks: Option<String>,
     #[serde(default)]
     sasl: Option<Sasl>,
@@ -251,7 +253,7 @@ impl TryFrom<RawOutput> for OutputConfig {
             KindName::Kafka => ("kafka", true),
         };
         // Every key that is set, and the kinds that have it.
-        let set: [(&str, bool, &[KindName]); 23] = {
+        let set: [(&str, bool, &[KindName]); 24] = {
             use KindName::*;
             [
                 (
@@ -299,6 +301,7 @@ impl TryFrom<RawOutput> for OutputConfig {
                 ("topic", r.topic.is_some(), &[Kafka]),
                 ("key", r.key.is_some(), &[Kafka]),
                 ("compression", r.compression.is_some(), &[Kafka]),
+                ("rows_per_record", r.rows_per_record.is_some(), &[Kafka]),
                 ("acks", r.acks.is_some(), &[Kafka]),
                 ("sasl", r.sasl.is_some(), &[Kafka]),
                 (
@@ -371,6 +374,9 @@ impl TryFrom<RawOutput> for OutputConfig {
                         "output.acks = {a:?}: a Kafka output takes only \"all\" (a batch leaves the spool only when every in-sync replica has it)"
                     ));
                 }
+                let compression = r.compression.unwrap_or_else(|| {
+                    KafkaCompression::default_for(r.brokers.as_deref().unwrap_or_default())
+                });
                 OutputKind::Kafka(KafkaOutputConfig {
                     client: KafkaClient {
                         brokers: r.brokers.unwrap_or_default(),
@@ -384,7 +390,8 @@ impl TryFrom<RawOutput> for OutputConfig {
                     },
                     topic: r.topic.unwrap_or_default(),
                     key: r.key.unwrap_or_default(),
-                    compression: r.compression.unwrap_or_default(),
+                    compression,
+                    rows_per_record: r.rows_per_record.unwrap_or(DEFAULT_ROWS_PER_RECORD),
                     concurrency,
                     // Event Hubs: a request's timeout of 60 s is Microsoft's advice.
                     request_timeout: r
@@ -734,7 +741,15 @@ impl OutputConfig {
                 }
             }
             OutputKind::Stdout(_) => {}
-            OutputKind::Kafka(o) => o.validate(&self.key())?,
+            OutputKind::Kafka(o) => {
+                if self.table == Table::Alerts {
+                    bail!(
+                        "{}: a Kafka output carries CommonSecurityLog and Syslog rows; alert rows go to a logs-ingestion, data-collector or local output",
+                        self.key()
+                    );
+                }
+                o.validate(&self.key())?
+            }
         }
         if let Some(d) = self.kind.delivery() {
             d.validate()?;
