@@ -148,8 +148,11 @@ impl ConsumerContext for InputCtx {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|(t, p), _| !revoked.contains(&(Arc::from(t.as_str()), *p)));
+        // Sent before the partitions are given up (the client sends requests in order);
+        // not waited for: a commit waited for inside this callback never completes while
+        // the group is rebalancing.
         if commit.count() > 0 {
-            match consumer.commit(&commit, CommitMode::Sync) {
+            match consumer.commit(&commit, CommitMode::Async) {
                 Ok(()) => metrics.kafka.commits.fetch_add(1, Relaxed),
                 Err(e) => {
                     tracing::warn!("kafka: commit before a rebalance failed: {e}");
@@ -209,6 +212,9 @@ pub(crate) fn bind(cfg: KafkaListen, metrics: Arc<Metrics>, at: &str) -> anyhow:
         // Read ahead at most 16 MiB a partition (librdkafka's default is 64 MiB): the
         // records wait in the spool, not in memory.
         .set("queued.max.messages.kbytes", "16384")
+        // Incremental rebalancing: a shipper joining or leaving moves only the partitions
+        // that change hands; the others are read (and committed) on.
+        .set("partition.assignment.strategy", "cooperative-sticky")
         // Microsoft's advice for Event Hubs.
         .set("session.timeout.ms", "30000")
         .set("statistics.interval.ms", "5000");
