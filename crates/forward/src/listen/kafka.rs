@@ -288,6 +288,11 @@ pub(super) async fn run(ctx: Arc<Ctx>, input: Input) {
         offsets,
         cfg,
     } = input;
+    // Shared with the commits, which run on a blocking thread: a commit waits for the group
+    // coordinator, which answers after any rebalance in progress, and reading goes on
+    // meanwhile.
+    let consumer = Arc::new(consumer);
+    let mut committing: Option<tokio::task::JoinHandle<()>> = None;
     let m = &ctx.metrics;
     let max = usize::try_from(ctx.cfg.max_message_bytes.0).unwrap_or(usize::MAX);
     let truncate = ctx.cfg.oversize == OversizeConfig::Truncate;
@@ -319,7 +324,13 @@ pub(super) async fn run(ctx: Arc<Ctx>, input: Input) {
                     rewind(&consumer, &ctx.metrics, done, &mut pending, &mut filling).await;
                 }
             }
-            _ = commit_tick.tick() => commit(&consumer, &offsets, m),
+            _ = commit_tick.tick() => {
+                // One commit at a time; the next tick carries what a slow one did not.
+                if committing.as_ref().is_none_or(tokio::task::JoinHandle::is_finished) {
+                    let (c, o, m) = (consumer.clone(), offsets.clone(), ctx.metrics.clone());
+                    committing = Some(tokio::task::spawn_blocking(move || commit(&c, &o, &m)));
+                }
+            }
             msg = consumer.recv(), if pending.len() < MAX_PENDING => {
                 let msg = match msg {
                     Ok(msg) => msg,
@@ -415,7 +426,11 @@ pub(super) async fn run(ctx: Arc<Ctx>, input: Input) {
             _ => break,
         }
     }
-    commit(&consumer, &offsets, m);
+    if let Some(c) = committing.take() {
+        let _ = c.await;
+    }
+    let (c, o, m) = (consumer.clone(), offsets.clone(), ctx.metrics.clone());
+    let _ = tokio::task::spawn_blocking(move || commit(&c, &o, &m)).await;
 }
 
 /// Hand the chunk being filled to a worker. False when the workers are gone.
@@ -486,14 +501,14 @@ async fn rewind(
 }
 
 /// Commit the durable offsets of the partitions held, and wait for the answer (a round trip
-/// to the group coordinator, once per `commit_interval`), so that the counters say what the
-/// broker took.
+/// to the group coordinator, or longer during a rebalance), so that the counters say what
+/// the broker took. Runs on a blocking thread.
 fn commit(consumer: &StreamConsumer<InputCtx>, offsets: &Mutex<Offsets>, metrics: &Metrics) {
     let tpl = lock(offsets).take(None);
     if tpl.count() == 0 {
         return;
     }
-    let r = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+    let r = consumer.commit(&tpl, CommitMode::Sync);
     match r {
         Ok(()) => {
             metrics.kafka.commits.fetch_add(1, Relaxed);
