@@ -9,15 +9,15 @@
 //! commit); the emulator's duplicates beyond them are spooled batches that were in flight
 //! at the kill.
 //!
-//! Tansu's consumer groups did not assign partitions in our trials, so the shippers use
-//! static assignment (`partitions`); their offsets are still committed under `group`.
+//! Tansu balances groups slowly with the incremental assignor the shippers use (a joining
+//! member waited 18 s for its partitions in a probe), so the shippers use static
+//! assignment (`partitions`); their offsets are still committed under `group`.
 //! Needs the broker binary in `MCAS_FORWARD_TANSU` (`.ci/run` installs it).
 
 #![cfg(feature = "kafka")]
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -29,24 +29,6 @@ const N: usize = 200_000;
 const KILL_AT: usize = 80_000;
 /// The shippers commit this often.
 const COMMIT_INTERVAL: &str = "1s";
-
-fn numbers<'a>(rows: impl IntoIterator<Item = &'a serde_json::Value>) -> HashMap<usize, u32> {
-    let mut seen = HashMap::new();
-    for r in rows {
-        if let Some(n) = r["ExtID"].as_str().and_then(|s| s.parse().ok()) {
-            *seen.entry(n).or_insert(0) += 1;
-        }
-    }
-    seen
-}
-
-fn file_rows(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// The Tansu broker, on `port`, killed when dropped.
 fn tansu(port: u16, dir: &std::path::Path) -> KillOnDrop {
@@ -208,17 +190,9 @@ key = "host"
     });
     writer.join().unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut done = false;
-    while Instant::now() < deadline {
-        if count() >= N && numbers(&emu.rows("CommonSecurityLog")).len() >= N {
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let done = every_number_arrives(&emu, N, Duration::from_secs(240)).await;
     let elapsed = started.elapsed();
-    let emu_seen = numbers(&emu.rows("CommonSecurityLog"));
+    let emu_seen = ext_ids(&emu.rows("CommonSecurityLog"));
     let lost: Vec<usize> = (0..N).filter(|n| !emu_seen.contains_key(n)).collect();
     assert!(
         done && lost.is_empty(),
@@ -232,8 +206,8 @@ key = "host"
         .metric("mcas_forward_kafka_consumed_rows_total")
         .unwrap_or(0.0) as u64;
     // The files: the records each shipper stored; a's duplicates are what it read again.
-    let a_file = numbers(&file_rows(&a_dir.join("rows.ndjson")));
-    let b_file = numbers(&file_rows(&b_dir.join("rows.ndjson")));
+    let a_file = ext_ids(&file_rows(&a_dir.join("rows.ndjson")));
+    let b_file = ext_ids(&file_rows(&b_dir.join("rows.ndjson")));
     let reread: u32 = a_file.values().map(|&k| k - 1).sum();
     let b_dups: u32 = b_file.values().map(|&k| k - 1).sum();
     let emu_dups: u32 = emu_seen.values().map(|&k| k - 1).sum();

@@ -18,7 +18,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -73,25 +72,6 @@ fn pki(dir: &std::path::Path) -> Pki {
         client_cert: write("client.pem", cli.pem()),
         client_key: write("client.key", cli_key.serialize_pem()),
     }
-}
-
-/// How often each number is among `rows`.
-fn numbers<'a>(rows: impl IntoIterator<Item = &'a serde_json::Value>) -> HashMap<usize, u32> {
-    let mut seen = HashMap::new();
-    for r in rows {
-        if let Some(n) = r["ExtID"].as_str().and_then(|s| s.parse().ok()) {
-            *seen.entry(n).or_insert(0) += 1;
-        }
-    }
-    seen
-}
-
-fn file_rows(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 async fn crash_test(tls: bool) {
@@ -204,18 +184,9 @@ action(type="omrelp" target="127.0.0.1" port="{fwd_port}" windowSize="{WINDOW}" 
         });
     }
     writer.join().unwrap();
-    // Every number, checked once a second (the rows are many).
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut done = false;
-    while Instant::now() < deadline {
-        if count() >= N && numbers(&emu.rows("CommonSecurityLog")).len() >= N {
-            done = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let done = every_number_arrives(&emu, N, Duration::from_secs(240)).await;
     let elapsed = started.elapsed();
-    let emu_seen = numbers(&emu.rows("CommonSecurityLog"));
+    let emu_seen = ext_ids(&emu.rows("CommonSecurityLog"));
     let lost: Vec<usize> = (0..N).filter(|n| !emu_seen.contains_key(n)).collect();
     assert!(
         done && lost.is_empty(),
@@ -228,11 +199,11 @@ action(type="omrelp" target="127.0.0.1" port="{fwd_port}" windowSize="{WINDOW}" 
     // Let the file output catch up with the emulator (it is written first, so this is quick).
     let file = dir.path().join("rows.ndjson");
     assert!(
-        wait_until_async(Duration::from_secs(30), || numbers(&file_rows(&file)).len()
+        wait_until_async(Duration::from_secs(30), || ext_ids(&file_rows(&file)).len()
             >= N)
         .await
     );
-    let file_seen = numbers(&file_rows(&file));
+    let file_seen = ext_ids(&file_rows(&file));
     let relp_duplicates: u32 = file_seen.values().map(|&k| k - 1).sum();
     let emu_duplicates: u32 = emu_seen.values().map(|&k| k - 1).sum();
     let spool_duplicates = emu_duplicates.saturating_sub(relp_duplicates);

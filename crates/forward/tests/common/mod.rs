@@ -242,3 +242,40 @@ pub(crate) fn start_rsyslogd(bin: &Path, conf: &Path, dir: &Path) -> KillOnDrop 
         .expect("start rsyslogd");
     KillOnDrop(child)
 }
+
+/// How often each number (the `externalId` the tests send, mapped to `ExtID`) is among
+/// `rows`.
+pub(crate) fn ext_ids<'a>(
+    rows: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> std::collections::HashMap<usize, u32> {
+    let mut seen = std::collections::HashMap::new();
+    for r in rows {
+        if let Some(n) = r["ExtID"].as_str().and_then(|s| s.parse().ok()) {
+            *seen.entry(n).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+/// The JSON rows of a `file` output (lines that do not parse are left out).
+pub(crate) fn file_rows(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Waits up to `limit`, checking once a second (the rows are many), until the emulator's
+/// CommonSecurityLog holds `n` distinct numbers.
+pub(crate) async fn every_number_arrives(emu: &EmulatorHandle, n: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if emu.count("CommonSecurityLog") >= n && ext_ids(&emu.rows("CommonSecurityLog")).len() >= n
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    false
+}
