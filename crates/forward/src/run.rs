@@ -327,12 +327,11 @@ impl Pipeline {
                         tx: batch_tx,
                         prepare: None,
                     });
-                    local.push(tokio::spawn(output::local::run_local(
-                        dest.clone(),
-                        batch_rx,
-                        metrics.clone(),
-                        metrics.output(&name),
-                    )));
+                    let (dest, metrics, out) =
+                        (dest.clone(), metrics.clone(), metrics.output(&name));
+                    local.push(tokio::task::spawn_blocking(move || {
+                        output::local::run_local(dest, batch_rx, metrics, out)
+                    }));
                 }
             }
         }

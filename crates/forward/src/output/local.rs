@@ -1,5 +1,6 @@
 //! The local outputs: JSON lines on stdout or appended to a file, written as each batch
-//! closes (no spool: a failed write stops the forwarder, which says why).
+//! closes, on a thread of their own (no spool: a failed write stops the forwarder, which
+//! says why).
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -82,9 +83,6 @@ impl Destination for Stdout {
 pub(crate) struct File {
     path: std::path::PathBuf,
     file: std::sync::Mutex<std::fs::File>,
-    /// The same file for fdatasync, which runs on a blocking thread while the next batches
-    /// are written through `file`.
-    sync_fd: Arc<std::fs::File>,
     tables: Tables,
 }
 
@@ -99,13 +97,9 @@ impl File {
             .append(true)
             .open(&path)
             .with_context(|| format!("cannot open output.path {}", path.display()))?;
-        let sync_fd = file
-            .try_clone()
-            .with_context(|| format!("cannot open output.path {}", path.display()))?;
         Ok(File {
             path,
             file: std::sync::Mutex::new(file),
-            sync_fd: Arc::new(sync_fd),
             tables,
         })
     }
@@ -125,13 +119,10 @@ impl Destination for File {
     }
 
     fn sync(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        let fd = self.sync_fd.clone();
+        // Called on run_local's own thread: the disk's latency blocks no runtime thread.
         Box::pin(async move {
-            // The disk's latency is spent on a blocking thread: the runtime's threads keep
-            // reading, mapping and answering (and run_local keeps writing) meanwhile.
-            tokio::task::spawn_blocking(move || fd.sync_data())
-                .await
-                .context("the sync task failed")?
+            let f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            f.sync_data()
                 .with_context(|| format!("cannot sync {}", self.path.display()))
         })
     }
@@ -154,71 +145,51 @@ impl Destination for File {
     }
 }
 
-/// Write batches to a local destination as they come; returns when the channel closes, or
-/// with the first write error (stdout closed by a pipe reader that went away, a full disk).
+/// Write batches to a local destination as they come, on a thread of its own (run it with
+/// `spawn_blocking`); returns when the channel closes, or with the first write error
+/// (stdout closed by a pipe reader that went away, a full disk).
 ///
-/// Batches that RELP sessions wait on are made durable by group commit: one sync runs at a
-/// time, and the batches written while it runs wait for the next one, which covers all of
-/// them. Writing goes on during a sync, so the sync rate adapts to the disk's latency and
-/// no batch waits for more than the sync in progress and its own.
-pub(crate) async fn run_local(
+/// Batches that RELP sessions wait on are made durable by group commit: after writing every
+/// batch queued, the thread syncs once, and the batches that arrive meanwhile are written
+/// and synced together next. The sync runs here, so its answer reaches the sessions without
+/// a hand-off to another thread and back, which on a loaded machine costs as much as the
+/// sync itself.
+pub(crate) fn run_local(
     dest: Arc<dyn Destination>,
     mut rx: mpsc::Receiver<Batch>,
     metrics: Arc<Metrics>,
     out: Arc<OutputMetrics>,
 ) -> anyhow::Result<()> {
-    // The acknowledgements of batches written since the running sync began.
+    // Local destinations write without waiting on the runtime; the handle only drives
+    // their futures to the end on this thread.
+    let rt = tokio::runtime::Handle::current();
+    // The acknowledgements of the batches written since the last sync.
     let mut written: Vec<Ack> = Vec::new();
-    // The sync in flight and the acknowledgements of the batches written before it began:
-    // those it makes durable.
-    let mut syncing: Option<(BoxFuture<'_, anyhow::Result<()>>, Vec<Ack>)> = None;
-    let mut open = true;
-    loop {
-        if syncing.is_none() && !written.is_empty() {
-            syncing = Some((dest.sync(), std::mem::take(&mut written)));
-        }
-        if !open && syncing.is_none() {
-            return Ok(());
-        }
-        tokio::select! {
-            b = rx.recv(), if open => {
-                let Some(mut b) = b else {
-                    open = false;
-                    continue;
-                };
-                // Write every batch already queued, so the next sync covers all of them.
-                loop {
-                    dest.send(b.route, &b.data, b.rows)
-                        .await
-                        .context("cannot write the output")?;
-                    written.append(&mut b.acks);
-                    metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
-                    out.delivered(&metrics, b.rows as u64, b.data.len() as u64, b.data.len() as u64);
-                    match rx.try_recv() {
-                        Ok(next) => b = next,
-                        Err(_) => break,
-                    }
-                }
-            }
-            r = running(&mut syncing) => {
-                r.context("cannot sync the output")?;
-                // A RELP session answers these rows now that they are on disk.
-                if let Some((_, acks)) = syncing.take() {
-                    crate::ack::confirm_all(acks);
-                }
+    while let Some(mut b) = rx.blocking_recv() {
+        // Write every batch already queued, so one sync covers all of them.
+        loop {
+            rt.block_on(dest.send(b.route, &b.data, b.rows))
+                .context("cannot write the output")?;
+            written.append(&mut b.acks);
+            metrics.pending_rows.fetch_sub(b.rows as u64, Relaxed);
+            out.delivered(
+                &metrics,
+                b.rows as u64,
+                b.data.len() as u64,
+                b.data.len() as u64,
+            );
+            match rx.try_recv() {
+                Ok(next) => b = next,
+                Err(_) => break,
             }
         }
+        if !written.is_empty() {
+            rt.block_on(dest.sync()).context("cannot sync the output")?;
+            // A RELP session answers these rows now that they are on disk.
+            crate::ack::confirm_all(std::mem::take(&mut written));
+        }
     }
-}
-
-/// The running sync's outcome; pending for ever when none runs.
-async fn running(
-    syncing: &mut Option<(BoxFuture<'_, anyhow::Result<()>>, Vec<Ack>)>,
-) -> anyhow::Result<()> {
-    match syncing {
-        Some((sync, _)) => sync.await,
-        None => std::future::pending().await,
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -289,7 +260,8 @@ mod tests {
         (b, stored)
     }
 
-    /// `run_local` on `dest`, fed by the returned queue.
+    /// `run_local` on `dest`, on a blocking thread as the forwarder runs it, fed by the
+    /// returned queue.
     fn start(
         dest: Arc<dyn Destination>,
         metrics: &Arc<Metrics>,
@@ -298,59 +270,63 @@ mod tests {
         tokio::task::JoinHandle<anyhow::Result<()>>,
     ) {
         let (tx, rx) = mpsc::channel(4);
-        let task = tokio::spawn(run_local(
-            dest,
-            rx,
-            metrics.clone(),
-            metrics.output("archive"),
-        ));
+        let (metrics, out) = (metrics.clone(), metrics.output("archive"));
+        let task = tokio::task::spawn_blocking(move || run_local(dest, rx, metrics, out));
         (tx, task)
     }
 
-    /// Lets the output task run until it waits again.
-    async fn settle() {
-        for _ in 0..50 {
-            tokio::task::yield_now().await;
+    /// Waits (at most 10 s) until `cond` holds; the output's thread runs beside the test.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..10_000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
+        panic!("timed out waiting until {what}");
+    }
+
+    /// Gives the output's thread time to do what it would do next (used before asserting
+    /// that something has not happened).
+    async fn settle() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
     #[tokio::test]
-    async fn a_batch_written_during_a_sync_is_answered_only_after_the_next_one() {
+    async fn a_batch_that_arrives_during_a_sync_is_answered_only_after_the_next_one() {
         let dest = Arc::new(Gated::default());
         let metrics = Arc::new(Metrics::default());
         metrics.pending_rows.fetch_add(2, Relaxed);
         let (tx, task) = start(dest.clone(), &metrics);
         let (first, mut first_stored) = acked("{\"n\":1}\n");
         tx.send(first).await.unwrap();
-        settle().await;
-        assert_eq!(
-            dest.started.load(Relaxed),
-            1,
-            "the first batch is being synced"
-        );
+        until("the first batch is being synced", || {
+            dest.started.load(Relaxed) == 1
+        })
+        .await;
         let (second, mut second_stored) = acked("{\"n\":2}\n");
         tx.send(second).await.unwrap();
         settle().await;
-        // Written while the first sync runs, but not covered by it.
-        assert_eq!(
-            dest.written.lock().unwrap().as_slice(),
-            b"{\"n\":1}\n{\"n\":2}\n"
-        );
+        // The sync runs on the output's thread: the second batch waits for it, unwritten.
+        assert_eq!(dest.written.lock().unwrap().as_slice(), b"{\"n\":1}\n");
         assert!(
             first_stored.try_recv().is_err(),
             "the sync has not finished"
         );
         dest.release.add_permits(1);
-        settle().await;
+        until("the second sync began", || dest.started.load(Relaxed) == 2).await;
         assert_eq!(first_stored.try_recv(), Ok(true));
+        assert_eq!(
+            dest.written.lock().unwrap().as_slice(),
+            b"{\"n\":1}\n{\"n\":2}\n"
+        );
+        settle().await;
         assert!(
             second_stored.try_recv().is_err(),
-            "written during the first sync: waits for the second"
+            "arrived during the first sync: waits for the second"
         );
-        assert_eq!(dest.started.load(Relaxed), 2, "the second sync began");
         dest.release.add_permits(1);
-        settle().await;
-        assert_eq!(second_stored.try_recv(), Ok(true));
+        assert_eq!(second_stored.await, Ok(true));
         drop(tx);
         task.await.unwrap().unwrap();
         assert_eq!(dest.started.load(Relaxed), 2);
@@ -365,10 +341,12 @@ mod tests {
         let (tx, task) = start(dest.clone(), &metrics);
         let (first, first_stored) = acked("{\"n\":1}\n");
         tx.send(first).await.unwrap();
-        settle().await;
+        until("the first batch is being synced", || {
+            dest.started.load(Relaxed) == 1
+        })
+        .await;
         let (second, second_stored) = acked("{\"n\":2}\n");
         tx.send(second).await.unwrap();
-        settle().await;
         dest.release.add_permits(2);
         let err = task.await.unwrap().unwrap_err();
         assert!(format!("{err:#}").contains("the disk is gone"), "{err:#}");

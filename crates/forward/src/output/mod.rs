@@ -122,7 +122,8 @@ pub(crate) trait Destination: Send + Sync + std::fmt::Debug + 'static {
 
     /// Make what `send` wrote durable (a local output's file: fdatasync), for the RELP
     /// sessions that answer only then. Outputs with nothing to sync (stdout, the network
-    /// outputs, whose spool is synced) do nothing.
+    /// outputs, whose spool is synced) do nothing. A local output's `send` and `sync` run
+    /// on its own thread (`local::run_local`) and may block.
     fn sync(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
     }
