@@ -29,6 +29,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// check has passed, and each failure names the key to look at.
 pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<()> {
     let (cfg, source) = Config::load(config)?;
+    let mut notes = Vec::new();
     for (i, l) in cfg.listen.iter().enumerate() {
         if l.protocol.is_tls() {
             crate::tls::acceptor(l).with_context(|| {
@@ -38,9 +39,23 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
                 )
             })?;
         }
+        // A shipper's connection string, read as `run` reads it at start. Offline (the
+        // secret given only to the service) its absence is a note, as an output's is.
+        if l.protocol == crate::config::Protocol::Kafka {
+            let client = l.kafka().client;
+            if client.sasl == Some(crate::config::Sasl::Plain) {
+                if let Err(e) = client.connection_string(&format!("listen[{i}]")) {
+                    if !offline {
+                        return Err(e);
+                    }
+                    notes.push(format!(
+                        "  listen[{i}] connection string: not available ({e:#}); `run` and `validate` online need it"
+                    ));
+                }
+            }
+        }
     }
     let dead_letter = cfg.dead_letter_path()?;
-    let mut notes = Vec::new();
     let mut lines = Vec::new();
     let placeholders = cfg.with_placeholder_secrets();
     for (o, with_placeholders) in cfg.outputs.iter().zip(&placeholders.outputs) {

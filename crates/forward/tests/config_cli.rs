@@ -287,3 +287,60 @@ fn replay_dead_letter_counts_what_fails_again_and_keeps_the_first_reason() {
         "{second}"
     );
 }
+
+/// A shipper's Event Hubs connection string is checked by `validate` as `run` reads it:
+/// online its absence fails naming the key, offline it is a note, and once it is there
+/// neither says anything of it.
+#[cfg(feature = "kafka")]
+#[test]
+fn validate_checks_a_kafka_listeners_connection_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let var = "MCAS_FORWARD_TEST_SHIPPER_CONNECTION_STRING";
+    let p = write(
+        dir.path(),
+        "c.toml",
+        &format!(
+            r#"
+[[listen]]
+protocol = "kafka"
+brokers = ["ns.servicebus.windows.net:9093"]
+topics = ["cef"]
+group = "shippers"
+sasl = "plain"
+connection_string_env = "{var}"
+
+[output]
+kind = "stdout"
+"#
+        ),
+    );
+    let cfg = p.to_str().unwrap();
+    let state = state(dir.path());
+    let unset = [(var, ""), ("XDG_STATE_HOME", state.as_str())];
+    let (code, out, err) = run_cli(&["validate", "--config", cfg], None, &unset);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("listen[0].connection_string_env") && err.contains(var),
+        "{err}"
+    );
+    assert!(!out.contains("configuration OK"), "{out}");
+
+    let (code, out, err) = run_cli(&["validate", "--offline", "--config", cfg], None, &unset);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("configuration OK")
+            && out.contains("listen[0] connection string: not available"),
+        "{out}"
+    );
+
+    let secret =
+        "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=S3cret";
+    let set = [(var, secret), ("XDG_STATE_HOME", state.as_str())];
+    let (code, out, err) = run_cli(&["validate", "--config", cfg], None, &set);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("connection string"), "{out}");
+    assert!(
+        !out.contains("S3cret") && !err.contains("S3cret"),
+        "{out}{err}"
+    );
+}
