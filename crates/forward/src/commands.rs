@@ -43,15 +43,15 @@ pub(crate) fn validate(config: Option<&Path>, offline: bool) -> anyhow::Result<(
         // secret given only to the service) its absence is a note, as an output's is.
         if l.protocol == crate::config::Protocol::Kafka {
             let client = l.kafka().client;
-            if client.sasl == Some(crate::config::Sasl::Plain) {
-                if let Err(e) = client.connection_string(&format!("listen[{i}]")) {
-                    if !offline {
-                        return Err(e);
-                    }
-                    notes.push(format!(
-                        "  listen[{i}] connection string: not available ({e:#}); `run` and `validate` online need it"
-                    ));
+            if client.sasl == Some(crate::config::Sasl::Plain)
+                && let Err(e) = client.connection_string(&format!("listen[{i}]"))
+            {
+                if !offline {
+                    return Err(e);
                 }
+                notes.push(format!(
+                    "  listen[{i}] connection string: not available ({e:#}); `run` and `validate` online need it"
+                ));
             }
         }
     }
