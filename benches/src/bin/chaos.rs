@@ -110,6 +110,7 @@ const TESTS: &[(&str, TestFn)] = &[
     ("slowloris", test_slowloris),
     ("token-overflow", test_token_overflow),
     ("spool-deletion", test_spool_deletion),
+    ("relp-spool-full-kill-9", test_relp_spool_full_kill9),
 ];
 
 fn main() -> ExitCode {
@@ -273,6 +274,8 @@ struct FwdCfg {
     idle_timeout: &'static str,
     /// A TLS listener: (address, cert, key, client CA).
     tls: Option<(SocketAddr, PathBuf, PathBuf, PathBuf)>,
+    /// A RELP listener.
+    relp: Option<SocketAddr>,
     /// The spool directory (default: `spool` in the test's directory).
     spool_dir: Option<PathBuf>,
     /// The dead-letter file (default: `dead-letter.ndjson` in the test's directory).
@@ -301,6 +304,7 @@ impl FwdCfg {
             retry_budget: "10s",
             idle_timeout: "600s",
             tls: None,
+            relp: None,
             spool_dir: None,
             dead_letter: None,
             syslog_stream: true,
@@ -328,6 +332,9 @@ impl FwdCfg {
                 key.display(),
                 ca.display()
             );
+        }
+        if let Some(r) = self.relp {
+            let _ = write!(s, "\n[[listen]]\nprotocol = \"relp\"\naddress = \"{r}\"\n");
         }
         if let Some(u) = self.udp {
             let _ = write!(
@@ -2062,6 +2069,195 @@ fn test_spool_deletion(ctx: &Ctx) -> Res<Outcome> {
         health.contains("\"ready\":true"),
         "not ready after the deletion",
     );
+    drop(fwd);
+    emu.stop();
+    Ok(out)
+}
+
+/// What the RELP sender of [`test_relp_spool_full_kill9`] did.
+#[derive(Debug, Default)]
+struct RelpSent {
+    /// Messages handed to a session for the first time.
+    sent: AtomicU64,
+    /// Sessions broken (by a kill, or anything else).
+    broken: AtomicU64,
+    /// Messages sent again on a new session (unanswered when the last one broke).
+    resent: AtomicU64,
+    /// The most unanswered messages handed back by one broken session.
+    max_resent: AtomicU64,
+}
+
+/// Sends `lines` over RELP (the test kit's client, a window of `window`), resuming on a
+/// new session with what the broken one left unanswered, until all are answered or
+/// `stop` is set.
+fn relp_sender(
+    addr: SocketAddr,
+    lines: Arc<Vec<Vec<u8>>>,
+    window: usize,
+    stop: Arc<AtomicBool>,
+    sent: Arc<RelpSent>,
+) -> std::thread::JoinHandle<std::io::Result<()>> {
+    std::thread::spawn(move || {
+        let mut next = 0;
+        let mut resend: Vec<Vec<u8>> = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(s) = TcpStream::connect(addr) else {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
+            // Answers are withheld while the spool is full: a long wait is no error.
+            s.set_read_timeout(Some(Duration::from_secs(120)))?;
+            let Ok(mut c) = mcas_testkit::relp::Client::open(s, window) else {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
+            let again = std::mem::take(&mut resend);
+            let n_again = again.len() as u64;
+            let mut ok = again.iter().all(|m| c.send(m).is_ok());
+            sent.resent.fetch_add(n_again, Ordering::Relaxed);
+            while ok && next < lines.len() && !stop.load(Ordering::Relaxed) {
+                let line = &lines[next];
+                ok = c.send(line.strip_suffix(b"\n").unwrap_or(line)).is_ok();
+                if ok {
+                    next += 1;
+                    sent.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if ok && next == lines.len() {
+                ok = c.wait_all().is_ok();
+            }
+            if ok {
+                // Everything is answered: a failed close loses nothing.
+                let _ = c.close();
+                return Ok(());
+            }
+            // The session broke: what it did not answer goes again on the next one.
+            sent.broken.fetch_add(1, Ordering::Relaxed);
+            resend = c.into_unanswered();
+            sent.max_resent
+                .fetch_max(resend.len() as u64, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    })
+}
+
+/// RELP into a full spool, with a crash: the output is down, the spool (4 MiB, block)
+/// fills, the forwarder withholds its answers so the sender's window stops it, and it is
+/// killed with `kill -9` while the sender waits. After a restart and the output's return,
+/// every message arrives: 0 lost, and the RELP resends stay within the window.
+fn test_relp_spool_full_kill9(ctx: &Ctx) -> Res<Outcome> {
+    let n = ctx.pick(60_000, 300_000);
+    let down = ctx.pick(12u64, 30);
+    let window = 1024;
+    let emu = EmulatorSetup::new().start_owned()?;
+    emu.set_faults(Faults::none().with_down(Duration::ZERO, Duration::from_secs(down)));
+    let mut cfg = FwdCfg::new(emu.base_url())?;
+    cfg.spool_max = "4MiB".into();
+    cfg.when_full = "block";
+    cfg.relp = Some(free_addr()?);
+    let mut fwd = Fwd::start(ctx, cfg)?;
+    let relp_addr = fwd.cfg.relp.ok_or("no RELP listener")?;
+    let lines = Arc::new(events(n, 17)?);
+    let sent = Arc::new(RelpSent::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = relp_sender(relp_addr, lines.clone(), window, stop.clone(), sent.clone());
+    let start = Instant::now();
+    // Wait until the sender is stalled by withheld answers: the spool full and nothing
+    // sent for a second.
+    let mut peak_spool = 0;
+    let mut last = (0, Instant::now());
+    let mut withheld_max = 0.0f64;
+    loop {
+        if let Ok(m) = fwd.metrics() {
+            peak_spool = peak_spool.max(m.count("mcas_forward_spool_bytes"));
+            withheld_max = withheld_max.max(
+                m.value("mcas_forward_relp_withheld_seconds_max")
+                    .unwrap_or(0.0),
+            );
+        }
+        let now = sent.sent.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        if last.1.elapsed() >= Duration::from_secs(1) || h.is_finished() {
+            break;
+        }
+        if start.elapsed() >= Duration::from_secs(down.saturating_sub(3)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stalled_at = sent.sent.load(Ordering::Relaxed);
+    let stalled = last.1.elapsed() >= Duration::from_secs(1) && (stalled_at as usize) < n;
+    fwd.kill9()?;
+    std::thread::sleep(Duration::from_secs(1));
+    fwd.spawn()?;
+    while !h.is_finished() {
+        if start.elapsed() > Duration::from_secs(down + 240) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if let Ok(m) = fwd.metrics() {
+            withheld_max = withheld_max.max(
+                m.value("mcas_forward_relp_withheld_seconds_max")
+                    .unwrap_or(0.0),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = h.join().map_err(|_| "RELP sender panicked")?;
+    let t = settle(&emu, &fwd, n as u64, 0, Duration::from_secs(120));
+    let ids = stored_ext_ids(&emu)?;
+    let lost = lines
+        .iter()
+        .filter_map(|l| ext_id(l))
+        .filter(|id| !ids.contains_key(String::from_utf8_lossy(id).as_ref()))
+        .count() as u64;
+    let dups: u64 = ids.values().map(|&c| u64::from(c.saturating_sub(1))).sum();
+    let mut out = Outcome::default();
+    out.fig("events", n);
+    out.fig("down_seconds", down);
+    out.fig("window", window);
+    out.fig("peak_spool_bytes", peak_spool);
+    out.fig("sent_when_stalled", stalled_at);
+    out.fig("relp_withheld_seconds_max", format!("{withheld_max:.2}"));
+    out.fig("sessions_broken", sent.broken.load(Ordering::Relaxed));
+    out.fig("relp_resent", sent.resent.load(Ordering::Relaxed));
+    out.fig("distinct_delivered", ids.len());
+    out.fig("lost", lost);
+    out.fig("duplicates", dups);
+    out.check(
+        finished.is_ok(),
+        format!("the RELP sender failed: {finished:?}"),
+    );
+    out.eq(
+        "sent (all of it, eventually)",
+        sent.sent.load(Ordering::Relaxed),
+        n as u64,
+    );
+    out.check(
+        stalled,
+        format!("the sender was never stopped by withheld answers ({stalled_at} of {n} sent)"),
+    );
+    out.check(
+        peak_spool > 0,
+        "the spool never grew while the output was down",
+    );
+    out.eq("lost", lost, 0);
+    out.eq(
+        "sessions broken (one kill)",
+        sent.broken.load(Ordering::Relaxed),
+        1,
+    );
+    out.check(
+        sent.max_resent.load(Ordering::Relaxed) <= window as u64,
+        format!(
+            "{} resent after the kill, more than the window {window}",
+            sent.max_resent.load(Ordering::Relaxed)
+        ),
+    );
+    out.eq("drops under block", t.dropped, 0);
+    out.eq("dead-lettered", t.dead, 0);
     drop(fwd);
     emu.stop();
     Ok(out)

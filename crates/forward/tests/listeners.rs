@@ -13,61 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::AsyncWriteExt as _;
-
-struct Pki {
-    ca_pem: String,
-    server_pem: String,
-    server_key: String,
-    client: (CertificateDer<'static>, PrivateKeyDer<'static>),
-    stranger: (CertificateDer<'static>, PrivateKeyDer<'static>),
-    ca_der: CertificateDer<'static>,
-}
-
-fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    (p.self_signed(&key).unwrap(), key)
-}
-
-fn leaf(
-    names: &[&str],
-    client: bool,
-    ca: &rcgen::Certificate,
-    ca_key: &rcgen::KeyPair,
-) -> (rcgen::Certificate, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut p =
-        rcgen::CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-            .unwrap();
-    p.extended_key_usages = vec![if client {
-        rcgen::ExtendedKeyUsagePurpose::ClientAuth
-    } else {
-        rcgen::ExtendedKeyUsagePurpose::ServerAuth
-    }];
-    (p.signed_by(&key, ca, ca_key).unwrap(), key)
-}
-
-fn pki() -> Pki {
-    let (ca_cert, ca_key) = ca("mcas-forward test CA");
-    let (srv, srv_key) = leaf(&["localhost"], false, &ca_cert, &ca_key);
-    let (cli, cli_key) = leaf(&["sensor-1"], true, &ca_cert, &ca_key);
-    let (other_ca, other_key) = ca("another CA");
-    let (str_cert, str_key) = leaf(&["intruder"], true, &other_ca, &other_key);
-    let der =
-        |k: &rcgen::KeyPair| PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.serialize_der()));
-    Pki {
-        ca_pem: ca_cert.pem(),
-        server_pem: srv.pem(),
-        server_key: srv_key.serialize_pem(),
-        client: (cli.der().clone(), der(&cli_key)),
-        stranger: (str_cert.der().clone(), der(&str_key)),
-        ca_der: ca_cert.der().clone(),
-    }
-}
 
 async fn tls_send(
     port: u16,
@@ -75,24 +22,7 @@ async fn tls_send(
     identity: Option<&(CertificateDer<'static>, PrivateKeyDer<'static>)>,
     line: &str,
 ) -> std::io::Result<()> {
-    #[allow(
-        deprecated,
-        reason = "the ring provider is chosen on purpose: no C toolchain or cmake for aws-lc; rustls 0.23.48 deprecates it for lacking post-quantum key exchange"
-    )]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca_der.clone()).unwrap();
-    let b = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let cfg = match identity {
-        Some((c, k)) => b
-            .with_client_auth_cert(vec![c.clone()], k.clone_key())
-            .unwrap(),
-        None => b.with_no_client_auth(),
-    };
-    let conn = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let conn = tokio_rustls::TlsConnector::from(pki.client_config(identity));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     let mut s = conn
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -121,16 +51,7 @@ fn rows(path: &std::path::Path) -> Vec<serde_json::Value> {
 async fn mutual_tls_accepts_only_clients_of_the_configured_ca() {
     let pki = pki();
     let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str, t: &str| {
-        let f = dir.path().join(n);
-        std::fs::write(&f, t).unwrap();
-        f.display().to_string()
-    };
-    let (ca, cert, key) = (
-        p("ca.pem", &pki.ca_pem),
-        p("server.pem", &pki.server_pem),
-        p("server.key", &pki.server_key),
-    );
+    let (ca, cert, key) = pki.write_server_files(dir.path());
     let cfg = format!(
         r#"
 [[listen]]
@@ -419,15 +340,7 @@ flush_interval = "50ms"
 }
 
 fn tls_config(dir: &std::path::Path, pki: &Pki) -> String {
-    let p = |n: &str, t: &str| {
-        let f = dir.join(n);
-        std::fs::write(&f, t).unwrap();
-        f.display().to_string()
-    };
-    let (cert, key) = (
-        p("server.pem", &pki.server_pem),
-        p("server.key", &pki.server_key),
-    );
+    let (_, cert, key) = pki.write_server_files(dir);
     format!(
         r#"
 [[listen]]

@@ -314,3 +314,60 @@ async fn a_failed_spool_write_sends_no_answer_and_a_later_success_does() {
     assert_eq!(got, 11, "{}", fwd.stderr_text());
     drop(fwd);
 }
+
+/// RELP over TLS from the first byte (`relp-tls`, rsyslog's `tls="on"`) with mutual TLS,
+/// through rustls on the client side: a client of the configured CA has every message
+/// answered once it is on disk; a client of another CA gets no session, and nothing of it
+/// is stored or answered.
+#[test]
+fn relp_tls_answers_clients_of_the_configured_ca_and_refuses_strangers() {
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki.write_server_files(dir.path());
+    let cfg = FILE_CONFIG.replacen(
+        "protocol = \"relp\"",
+        &format!(
+            "protocol = \"relp-tls\"\ncert = \"{cert}\"\nkey = \"{key}\"\nclient_ca = \"{ca}\""
+        ),
+        1,
+    );
+    let fwd = forwarder(dir.path(), &cfg, &[]);
+    let tls = |identity| {
+        let conn = rustls::ClientConnection::new(
+            pki.client_config(identity),
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let s = TcpStream::connect(("127.0.0.1", fwd.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        rustls::StreamOwned::new(conn, s)
+    };
+
+    let mut c = Client::open(tls(Some(&pki.client)), 256).unwrap();
+    for n in 0..5_000 {
+        c.send(&event(n)).unwrap();
+    }
+    c.close().unwrap();
+    // Answered means fdatasync'd: every message is in the file once, without waiting.
+    let rows = dir.path().join("rows.ndjson");
+    let seen = numbers_in(&rows);
+    assert_eq!(seen.len(), 5_000);
+    assert!(seen.values().all(|&k| k == 1), "a message written twice");
+    assert_eq!(
+        fwd.metric("mcas_forward_relp_answered_total"),
+        Some(5_000.0)
+    );
+    assert_eq!(fwd.metric("mcas_forward_relp_sessions_total"), Some(1.0));
+
+    let stranger = Client::open(tls(Some(&pki.stranger)), 16).and_then(|mut c| {
+        c.send(&event(5_000))?;
+        c.wait_all()
+    });
+    assert!(stranger.is_err(), "a stranger's session was answered");
+    assert_eq!(fwd.metric("mcas_forward_relp_sessions_total"), Some(1.0));
+    assert_eq!(
+        fwd.metric("mcas_forward_relp_answered_total"),
+        Some(5_000.0)
+    );
+    assert_eq!(numbers_in(&rows).len(), 5_000);
+}

@@ -18,6 +18,7 @@ use mcas_azure_emulator::EmulatorHandle;
 pub(crate) use mcas_testkit::{
     EmulatorSetup, Forwarder, Launch, Ready, Signal, secret_env, wait_until, wait_until_async,
 };
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mcas-forward");
 
@@ -278,4 +279,100 @@ pub(crate) async fn every_number_arrives(emu: &EmulatorHandle, n: usize, limit: 
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     false
+}
+
+/// A test PKI: a CA, a server certificate for `localhost`, a client certificate of the same
+/// CA and one of another CA (a stranger), for the TLS and RELP-over-TLS listeners.
+pub(crate) struct Pki {
+    pub(crate) ca_pem: String,
+    pub(crate) server_pem: String,
+    pub(crate) server_key: String,
+    pub(crate) client: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    pub(crate) stranger: (CertificateDer<'static>, PrivateKeyDer<'static>),
+    pub(crate) ca_der: CertificateDer<'static>,
+}
+
+fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().expect("the test PKI");
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("the test PKI");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    (p.self_signed(&key).expect("the test PKI"), key)
+}
+
+fn leaf(
+    names: &[&str],
+    client: bool,
+    ca: &rcgen::Certificate,
+    ca_key: &rcgen::KeyPair,
+) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().expect("the test PKI");
+    let mut p =
+        rcgen::CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            .expect("the test PKI");
+    p.extended_key_usages = vec![if client {
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth
+    } else {
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth
+    }];
+    (p.signed_by(&key, ca, ca_key).expect("the test PKI"), key)
+}
+
+pub(crate) fn pki() -> Pki {
+    let (ca_cert, ca_key) = ca("mcas-forward test CA");
+    let (srv, srv_key) = leaf(&["localhost"], false, &ca_cert, &ca_key);
+    let (cli, cli_key) = leaf(&["sensor-1"], true, &ca_cert, &ca_key);
+    let (other_ca, other_key) = ca("another CA");
+    let (str_cert, str_key) = leaf(&["intruder"], true, &other_ca, &other_key);
+    let der =
+        |k: &rcgen::KeyPair| PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.serialize_der()));
+    Pki {
+        ca_pem: ca_cert.pem(),
+        server_pem: srv.pem(),
+        server_key: srv_key.serialize_pem(),
+        client: (cli.der().clone(), der(&cli_key)),
+        stranger: (str_cert.der().clone(), der(&str_key)),
+        ca_der: ca_cert.der().clone(),
+    }
+}
+
+impl Pki {
+    /// A client configuration that trusts the test CA and shows `identity`, if any.
+    pub(crate) fn client_config(
+        &self,
+        identity: Option<&(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+    ) -> std::sync::Arc<rustls::ClientConfig> {
+        #[allow(
+            deprecated,
+            reason = "the ring provider is chosen on purpose: no C toolchain or cmake for aws-lc; rustls 0.23.48 deprecates it for lacking post-quantum key exchange"
+        )]
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).expect("the test PKI");
+        let b = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("the test PKI")
+            .with_root_certificates(roots);
+        std::sync::Arc::new(match identity {
+            Some((c, k)) => b
+                .with_client_auth_cert(vec![c.clone()], k.clone_key())
+                .expect("the test PKI"),
+            None => b.with_no_client_auth(),
+        })
+    }
+
+    /// Write the CA, the server certificate and its key into `dir`; their paths, in that
+    /// order, for a listener's `client_ca`, `cert` and `key`.
+    pub(crate) fn write_server_files(&self, dir: &Path) -> (String, String, String) {
+        let p = |n: &str, t: &str| {
+            let f = dir.join(n);
+            std::fs::write(&f, t).expect("write a test PKI file");
+            f.display().to_string()
+        };
+        (
+            p("ca.pem", &self.ca_pem),
+            p("server.pem", &self.server_pem),
+            p("server.key", &self.server_key),
+        )
+    }
 }
